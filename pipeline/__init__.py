@@ -1,0 +1,15 @@
+"""vpipe: real-time video analytics (YOLO11 + ByteTrack + counting) as a frame-streaming pipeline.
+
+The stages, each a small object with one method, wired by :func:`pipeline.runner.run`::
+
+    io.sources  -> models.Detector -> tracking.ByteTrackTracker -> analytics -> annotators -> io.sinks
+"""
+
+import os
+
+# Ultralytics probes the network when it is imported and downloads weights, fonts and packages on
+# demand. Default to offline before anything imports it; an online user can set YOLO_OFFLINE=0.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+__version__ = "0.1.0"

@@ -1,0 +1,290 @@
+"""Run configuration: YAML sections mapped onto dataclasses, with defaults and strict validation.
+
+Every key is optional. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError`
+naming the file and the key, so a typo never silently falls back to a default.
+
+Example:
+    >>> config = load_config(None, {"lines": [{"name": "a", "start": [0, 10], "end": [100, 10]}]})
+    >>> config.lines[0].end
+    (100.0, 10.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+Point = tuple[float, float]
+
+
+def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
+    """Field metadata: a value must satisfy ``predicate``; ``expected`` says what it should be."""
+    return {"check": (predicate, expected)}
+
+
+@dataclass
+class SourceConfig:
+    """Where frames come from. The CLI's SOURCE argument overrides ``path``."""
+
+    path: str | None = None
+    fps: float = field(default=30.0, metadata=_check(lambda v: v > 0, "a positive number"))
+    """Frame rate for image folders, which carry no timestamps."""
+    max_frames: int | None = field(default=None, metadata=_check(lambda v: v is None or v > 0, "a positive integer"))
+
+
+@dataclass
+class ModelConfig:
+    """The detector. ``weights`` is a path, a file in ``models/``, or an Ultralytics model name."""
+
+    weights: str | None = None
+    """None: ``models/yolo11n.pt`` for detect, the OpenVINO int8 ``yolo11n-seg`` model for segment."""
+    task: str | None = field(default=None, metadata=_check(lambda v: v in ("detect", "segment"), "detect or segment"))
+    """None: the model's own task (detect for the default weights)."""
+    imgsz: int = field(default=640, metadata=_check(lambda v: 32 <= v <= 8192, "an integer from 32 to 8192"))
+    conf: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number between 0 and 1"))
+    """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
+    iou: float = field(default=0.7, metadata=_check(lambda v: 0 < v <= 1, "a number between 0 and 1"))
+    classes: list[str] | None = None
+    """Class names to keep (e.g. [car, truck]); None keeps all."""
+    device: str = field(
+        default="auto",
+        metadata=_check(
+            lambda v: v in ("auto", "cpu", "cuda", "mps") or v.startswith("cuda:") or v.isdigit(),
+            "auto, cpu, cuda, cuda:N or mps",
+        ),
+    )
+
+
+_UNIT = _check(lambda v: 0 <= v <= 1, "a number between 0 and 1")
+
+
+@dataclass
+class TrackerConfig:
+    """ByteTrack parameters (Ultralytics' implementation). Durations are in seconds of video."""
+
+    track_high_thresh: float = field(default=0.25, metadata=_UNIT)
+    track_low_thresh: float = field(default=0.1, metadata=_UNIT)
+    new_track_thresh: float = field(default=0.25, metadata=_UNIT)
+    track_buffer_s: float = field(default=1.0, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """How long a lost track is kept for re-identification; converted to frames with the source FPS."""
+    match_thresh: float = field(default=0.8, metadata=_UNIT)
+    fuse_score: bool = True
+
+
+@dataclass
+class LineConfig:
+    """A counting line in source pixels. Crossing from the negative to the positive side of
+    cross(end - start, anchor - start) is ``in``: for a line drawn left to right, moving down."""
+
+    name: str = field(metadata=_check(lambda v: v.strip() != "", "a non-empty name"))
+    start: Point
+    end: Point
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"start and end are the same point {self.start}")
+
+
+@dataclass
+class ZoneConfig:
+    """A polygon zone in source pixels; objects whose anchor is inside are counted per frame."""
+
+    name: str = field(metadata=_check(lambda v: v.strip() != "", "a non-empty name"))
+    polygon: list[Point] = field(metadata=_check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+
+@dataclass
+class DrawConfig:
+    """What the annotated video shows."""
+
+    boxes: bool = True
+    labels: bool = True
+    masks: bool = True
+    trails: bool = True
+    trail_seconds: float = field(default=1.5, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    trail_thickness: int = field(default=4, metadata=_check(lambda v: 1 <= v <= 32, "an integer from 1 to 32"))
+    mask_opacity: float = field(default=0.45, metadata=_UNIT)
+
+
+@dataclass
+class OutputConfig:
+    """What is written. ``dir`` defaults to ``runs/<source stem>``."""
+
+    dir: str | None = None
+    video: bool = True
+    crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
+    """H.264 quality: lower is better and larger."""
+    preset: str = field(
+        default="veryfast",
+        metadata=_check(
+            lambda v: (
+                v in ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+            ),
+            "an x264 preset such as ultrafast, veryfast or medium",
+        ),
+    )
+
+
+@dataclass
+class Config:
+    """A whole run. ``origin`` names where it came from, for error messages (not a YAML key)."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    lines: list[LineConfig] = field(default_factory=list)
+    zones: list[ZoneConfig] = field(default_factory=list)
+    draw: DrawConfig = field(default_factory=DrawConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    origin: str = field(default="<defaults>", metadata={"internal": True})
+
+    def error(self, key: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` that names this config's origin and ``key``."""
+        return ConfigError(f"{self.origin}: {key}: {message}")
+
+    def validate_geometry(self, width: int, height: int) -> None:
+        """Check that every line and zone point lies inside a ``width`` x ``height`` frame."""
+        named: list[tuple[str, list[Point]]] = [
+            (f"lines[{i}] ({line.name})", [line.start, line.end]) for i, line in enumerate(self.lines)
+        ]
+        named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
+        for key, points in named:
+            for x, y in points:
+                if not (0 <= x <= width and 0 <= y <= height):
+                    raise self.error(key, f"point ({x:g}, {y:g}) is outside the {width}x{height} frame")
+
+
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
+
+    Args:
+        path: A YAML file, or None for the defaults.
+        overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The file is missing or unparsable, or a key or value is invalid.
+    """
+    origin = str(path) if path is not None else "<defaults>"
+    data: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read config file ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{origin}: YAML syntax error{where}: {problem}") from None
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin}: expected a mapping of sections at the top level, got {_describe(data)}")
+    merged = _deep_merge(data, overrides or {})
+    config = _build(Config, merged, origin, "")
+    config.origin = origin
+    _check_unique_names(config)
+    return config
+
+
+def _check_unique_names(config: Config) -> None:
+    for section, items in (("lines", config.lines), ("zones", config.zones)):
+        names = [item.name for item in items]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise config.error(section, f"names must be unique, {', '.join(duplicates)} repeated")
+
+
+def _deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def _build(cls: type, data: Any, origin: str, key: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, checking every key, type and value."""
+    label = key or "top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: {label}: expected a mapping, got {_describe(data)}")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+    for name in data:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+            raise ConfigError(f"{origin}: unknown key '{_join(key, str(name))}'{hint}")
+    kwargs = {}
+    for name, spec in known.items():
+        where = _join(key, name)
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"{origin}: {label}: missing required key '{name}'")
+            continue
+        value = _coerce(data[name], hints[name], origin, where)
+        if "check" in spec.metadata:
+            predicate, expected = spec.metadata["check"]
+            if value is not None and not predicate(value):
+                raise ConfigError(f"{origin}: {where}: expected {expected}, got {data[name]!r}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # cross-field checks in __post_init__
+        raise ConfigError(f"{origin}: {label}: {exc}") from None
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
+    """Return ``value`` as type ``tp`` or raise a ConfigError that says what was expected."""
+    expected_name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin_tp = get_origin(tp)
+    if origin_tp in (Union, types.UnionType):
+        options = [arg for arg in get_args(tp) if arg is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0], origin, where)
+    if is_dataclass(tp):
+        return _build(tp, value, origin, where)
+    if origin_tp is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{origin}: {where}: expected a list, got {_describe(value)}")
+        (item_tp,) = get_args(tp)
+        return [_coerce(item, item_tp, origin, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin_tp is tuple:
+        item_types = get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(item_types):
+            raise ConfigError(f"{origin}: {where}: expected a point [x, y], got {_describe(value)}")
+        return tuple(
+            _coerce(item, t, origin, f"{where}[{i}]") for i, (item, t) in enumerate(zip(value, item_types, strict=True))
+        )
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        raise ConfigError(f"{origin}: {where}: expected {expected_name[tp]}, got {_describe(value)}")
+    return float(value) if tp is float else value

@@ -1,0 +1,168 @@
+"""Output sinks: the annotated H.264 video, the per-frame counts CSV, the events JSONL, the summary.
+
+Every sink writes as it goes and flushes per frame, so a run that dies leaves valid files up to the
+last frame it finished; :meth:`close` is safe to call twice.
+
+Example:
+    >>> with CountsCsvSink("counts.csv", line_names=["main"], zone_names=[]) as sink:  # doctest: +SKIP
+    ...     sink.write(frame_index=0, timestamp_s=0.0, tracks_active=3, line_counts={"main": (1, 0)}, zone_counts={})
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import av
+import numpy as np
+
+
+class _Sink:
+    """Context-manager plumbing shared by the sinks."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class H264VideoSink(_Sink):
+    """Writes BGR frames to a browser-playable H.264 (yuv420p) MP4 with PyAV; no system FFmpeg needed.
+
+    The MP4 is fragmented (a self-contained fragment per keyframe interval), so the file written so
+    far still plays if the process is killed before :meth:`close`.
+
+    Args:
+        path: Output ``.mp4`` file.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        fps: Frame rate; each written frame lasts exactly ``1 / fps``.
+        crf: x264 constant rate factor (quality; lower is better).
+        preset: x264 speed preset.
+    """
+
+    def __init__(
+        self, path: str | Path, width: int, height: int, fps: Fraction, crf: int = 23, preset: str = "veryfast"
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self._container = av.open(
+            str(self.path),
+            mode="w",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+        )
+        stream = self._container.add_stream("libx264", rate=fps)
+        # yuv420p needs even dimensions; odd ones are padded by one black pixel.
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1) / fps
+        gop = max(1, round(float(fps) * 2))
+        stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "bf": "0"}
+        self._stream = stream
+        self._pts = 0
+        self._closed = False
+
+    def write(self, image: np.ndarray) -> None:
+        """Encode one BGR frame of the configured size."""
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, video is {self.width}x{self.height}")
+        if image.shape[:2] != (self._stream.height, self._stream.width):
+            padded = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
+            padded[: self.height, : self.width] = image
+            image = padded
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = self._pts
+        self._pts += 1
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    @property
+    def frames_written(self) -> int:
+        return self._pts
+
+    def close(self) -> None:
+        """Flush the encoder and finalize the file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class CountsCsvSink(_Sink):
+    """One row per frame: ``frame_index,timestamp_s,tracks_active``, ``<line>_in,<line>_out`` per line
+    (cumulative, all classes) and ``<zone>_count`` per zone."""
+
+    def __init__(self, path: str | Path, line_names: Iterable[str], zone_names: Iterable[str]) -> None:
+        self.path = Path(path)
+        self._line_names = list(line_names)
+        self._zone_names = list(zone_names)
+        self._file = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        header = ["frame_index", "timestamp_s", "tracks_active"]
+        for name in self._line_names:
+            header += [f"{name}_in", f"{name}_out"]
+        header += [f"{name}_count" for name in self._zone_names]
+        self._writer.writerow(header)
+        self._file.flush()
+
+    def write(
+        self,
+        frame_index: int,
+        timestamp_s: float,
+        tracks_active: int,
+        line_counts: Mapping[str, tuple[int, int]],
+        zone_counts: Mapping[str, int],
+    ) -> None:
+        """Append one frame's row; ``line_counts`` maps a line to its cumulative (in, out)."""
+        row: list[Any] = [frame_index, f"{timestamp_s:.4f}", tracks_active]
+        for name in self._line_names:
+            row += list(line_counts[name])
+        row += [zone_counts[name] for name in self._zone_names]
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JsonlSink(_Sink):
+    """Appends one JSON object per line and flushes, so every complete line is a valid record."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def write(self, records: Iterable[Mapping[str, Any]]) -> None:
+        wrote = False
+        for record in records:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            wrote = True
+        if wrote:
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON via a temporary file, so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
