@@ -11,5 +11,6 @@ import os
 # demand. Default to offline before anything imports it; an online user can set YOLO_OFFLINE=0.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_VERBOSE", "false")  # its per-model banners would break our progress bar
 
 __version__ = "0.1.0"

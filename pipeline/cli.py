@@ -163,7 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("ultralytics").setLevel(logging.WARNING)  # its per-model banners would break the progress bar
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return _command_run(args)

@@ -61,7 +61,7 @@ class H264VideoSink(_Sink):
         self._container = av.open(
             str(self.path),
             mode="w",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
         )
         stream = self._container.add_stream("libx264", rate=fps)
         # yuv420p needs even dimensions; odd ones are padded by one black pixel.

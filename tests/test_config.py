@@ -1,0 +1,80 @@
+"""Config loading: defaults, overrides, and one clear error per kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
+from tests.conftest import CONFIGS
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_configs_load(path: Path):
+    assert isinstance(load_config(path), Config)
+
+
+def test_example_config_documents_every_key_with_its_default():
+    """configs/example.yaml is the reference: loading it must equal the built-in defaults."""
+    example = load_config(CONFIGS / "example.yaml")
+    example.origin = "<defaults>"
+    assert example == load_config(None)
+
+
+def test_a_config_with_only_lines_is_valid(tmp_path: Path):
+    path = tmp_path / "lines.yaml"
+    path.write_text("lines:\n  - {name: a, start: [0, 10], end: [100, 10]}\n")
+    config = load_config(path)
+    assert config.lines[0].start == (0.0, 10.0)
+    assert config.model.imgsz == 640 and config.tracker.track_buffer_s == 1.0 and config.draw.trail_seconds == 1.5
+
+
+def test_overrides_replace_file_values(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {imgsz: 320, conf: 0.3}\n")
+    config = load_config(path, {"model": {"imgsz": 480}, "source": {"path": "x.mp4"}})
+    assert (config.model.imgsz, config.model.conf, config.source.path) == (480, 0.3, "x.mp4")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: {imgsz: big}", "model.imgsz: expected an integer, got str 'big'"),
+        ("model: {img_size: 320}", "unknown key 'model.img_size' (did you mean 'imgsz'?)"),
+        ("modle: {}", "unknown key 'modle' (did you mean 'model'?)"),
+        ("model: {conf: 1.5}", "model.conf: expected a number between 0 and 1, got 1.5"),
+        ("model: {task: seg}", "model.task: expected detect or segment, got 'seg'"),
+        ("draw: {trails: yes please}", "draw.trails: expected true or false"),
+        ("lines: {name: a}", "lines: expected a list"),
+        ("lines: [{name: a, start: [0, 1]}]", "lines[0]: missing required key 'end'"),
+        ("lines: [{name: a, start: [0, 1, 2], end: [3, 4]}]", "lines[0].start: expected a point [x, y]"),
+        ("lines: [{name: a, start: [5, 5], end: [5, 5]}]", "lines[0]: start and end are the same point"),
+        ("lines: [{name: a, start: [0, 0], end: [1, 1]}, {name: a, start: [0, 0], end: [2, 2]}]", "a repeated"),
+        ("zones: [{name: z, polygon: [[0, 0], [1, 1]]}]", "zones[0].polygon: expected a list of at least 3 points"),
+        ("tracker: {track_buffer_s: -1}", "tracker.track_buffer_s: expected a number of seconds >= 0"),
+        ("- just a list", "expected a mapping of sections at the top level"),
+        ("model: [unclosed", "YAML syntax error at line 2, column 1"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_geometry_is_checked_against_the_frame():
+    config = load_config(None, {"lines": [{"name": "far", "start": [0, 10], "end": [1000, 10]}]})
+    config.validate_geometry(1920, 1080)
+    with pytest.raises(ConfigError, match=r"lines\[0\] \(far\): point \(1000, 10\) is outside the 960x540 frame"):
+        config.validate_geometry(960, 540)

@@ -1,0 +1,132 @@
+"""Exact line-crossing cases on synthetic tracks: no model, the same counter the pipeline uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import supervision as sv
+
+from pipeline.analytics.lines import LineCounter
+
+
+def frame_of(*objects: tuple[int | None, float, float, str]) -> sv.Detections:
+    """Detections whose box bottom-centre (the anchor) is at (x, y); ``track_id`` None means untracked."""
+    xyxy = np.array([[x - 10, y - 20, x + 10, y] for _, x, y, _ in objects], dtype=float).reshape(-1, 4)
+    track_ids = [t for t, _, _, _ in objects]
+    return sv.Detections(
+        xyxy=xyxy,
+        class_id=np.zeros(len(objects), int),
+        tracker_id=None if any(t is None for t in track_ids) else np.array(track_ids, int),
+        data={"class_name": np.array([c for _, _, _, c in objects], dtype=str)},
+    )
+
+
+def feed(counter: LineCounter, path: list[tuple[float, float]], track_id: int = 1, class_name: str = "car") -> list:
+    events = []
+    for frame_index, (x, y) in enumerate(path):
+        events += counter.update(frame_of((track_id, x, y, class_name)), frame_index, frame_index / 30)
+    return events
+
+
+def horizontal() -> LineCounter:
+    return LineCounter("h", start=(100, 200), end=(500, 200))
+
+
+def test_moving_down_across_a_left_to_right_line_is_in():
+    counter = horizontal()
+    events = feed(counter, [(300, 150), (300, 190), (300, 210), (300, 260)])
+    assert [(e.direction, e.frame_index, e.track_id, e.class_name) for e in events] == [("in", 2, 1, "car")]
+    assert counter.crossings_in == {"car": 1} and counter.out_total == 0
+
+
+def test_moving_up_is_out():
+    counter = horizontal()
+    events = feed(counter, [(300, 260), (300, 210), (300, 190)])
+    assert [e.direction for e in events] == ["out"]
+    assert counter.crossings_out == {"car": 1} and counter.in_total == 0
+
+
+def test_line_drawn_right_to_left_flips_direction():
+    counter = LineCounter("r", start=(500, 200), end=(100, 200))
+    assert [e.direction for e in feed(counter, [(300, 150), (300, 250)])] == ["out"]
+
+
+def test_vertical_line_drawn_downward_counts_leftward_motion_as_in():
+    counter = LineCounter("v", start=(320, 0), end=(320, 150))
+    assert [e.direction for e in feed(counter, [(400, 100), (330, 100), (310, 100)])] == ["in"]
+    counter = LineCounter("v", start=(320, 0), end=(320, 150))
+    assert [e.direction for e in feed(counter, [(250, 100), (330, 100)])] == ["out"]
+
+
+def test_diagonal_line():
+    counter = LineCounter("d", start=(0, 0), end=(400, 400))
+    # Below-left of the diagonal is the positive (in) side: cross((400,400), (x,y)) = 400*y - 400*x > 0 for y > x.
+    assert [e.direction for e in feed(counter, [(300, 100), (220, 180), (180, 220)])] == ["in"]
+
+
+def test_jump_over_the_line_between_two_frames_counts():
+    counter = horizontal()
+    assert [e.direction for e in feed(counter, [(300, 20), (300, 380)])] == ["in"]
+
+
+def test_passing_beside_the_segment_end_does_not_count():
+    counter = horizontal()
+    assert feed(counter, [(520, 150), (520, 250)]) == []
+    assert feed(LineCounter("h", (100, 200), (500, 200)), [(80, 150), (90, 250)], track_id=2) == []
+
+
+def test_motion_through_an_end_point_counts():
+    counter = horizontal()
+    assert [e.direction for e in feed(counter, [(500, 150), (500, 250)])] == ["in"]
+
+
+def test_a_track_counts_once_per_direction_even_when_it_jitters():
+    counter = horizontal()
+    path = [(300, 190), (300, 205), (300, 195), (300, 206), (300, 194), (300, 250)]
+    events = feed(counter, path)
+    assert [e.direction for e in events] == ["in", "out"]
+    assert counter.in_total == 1 and counter.out_total == 1
+
+
+def test_resting_on_the_line_then_leaving_counts_by_where_it_came_from_and_went():
+    counter = horizontal()
+    assert [e.direction for e in feed(counter, [(300, 150), (300, 200), (300, 200), (300, 250)])] == ["in"]
+    counter = horizontal()
+    assert feed(counter, [(300, 150), (300, 200), (300, 150)]) == []
+
+
+def test_first_sighting_beyond_the_line_is_not_a_crossing():
+    counter = horizontal()
+    assert feed(counter, [(300, 250), (300, 260)]) == []
+
+
+def test_untracked_detections_never_count():
+    counter = horizontal()
+    for frame_index, y in enumerate([150, 250]):
+        assert counter.update(frame_of((None, 300, y, "car")), frame_index, frame_index / 30) == []
+    assert counter.in_total == 0 and counter.tracks_held == 0
+
+
+def test_several_tracks_and_classes_in_one_frame():
+    counter = horizontal()
+    counter.update(frame_of((1, 200, 150, "car"), (2, 300, 250, "truck"), (3, 400, 150, "bus")), 0, 0.0)
+    events = counter.update(frame_of((1, 200, 250, "car"), (2, 300, 150, "truck"), (3, 400, 160, "bus")), 1, 0.033)
+    assert sorted((e.track_id, e.direction) for e in events) == [(1, "in"), (2, "out")]
+    assert counter.crossings_in == {"car": 1} and counter.crossings_out == {"truck": 1}
+
+
+def test_state_of_vanished_tracks_is_forgotten():
+    counter = LineCounter("h", (100, 200), (500, 200), forget_after_s=1.0)
+    for track_id in range(1, 101):
+        counter.update(frame_of((track_id, 300, 150, "car")), track_id, track_id * 0.1)
+    # Tracks last seen more than 1 s before the latest frame are dropped: 10 frames at 0.1 s remain.
+    assert counter.tracks_held == 11
+    counter.update(frame_of(), 200, 100.0)
+    assert counter.tracks_held == 0
+
+
+def test_a_track_lost_briefly_keeps_its_side():
+    counter = horizontal()
+    counter.update(frame_of((1, 300, 150, "car")), 0, 0.0)
+    counter.update(frame_of(), 1, 0.03)  # missed detection
+    events = counter.update(frame_of((1, 300, 250, "car")), 2, 0.07)
+    assert [e.direction for e in events] == ["in"]

@@ -1,0 +1,83 @@
+"""ByteTrack wrapper: IDs persist across frames, masks follow their boxes, the buffer is in seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import supervision as sv
+
+from pipeline.config import TrackerConfig
+from pipeline.tracking import ByteTrackTracker
+
+
+def boxes(*xs: float, with_masks: bool = False) -> sv.Detections:
+    xyxy = np.array([[x, 100.0, x + 40, 140.0] for x in xs]).reshape(-1, 4)
+    masks = None
+    if with_masks:
+        masks = np.zeros((len(xs), 200, 400), bool)
+        for index, x in enumerate(xs):
+            masks[index, 100:140, int(x) : int(x) + 40] = True
+    return sv.Detections(
+        xyxy=xyxy,
+        mask=masks,
+        confidence=np.full(len(xs), 0.9),
+        class_id=np.full(len(xs), 2),
+        data={"class_name": np.array(["car"] * len(xs))},
+    )
+
+
+def test_ids_persist_for_objects_moving_steadily():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30)
+    ids_by_frame = []
+    for step in range(10):
+        tracked = tracker.update(boxes(10 + 3 * step, 200 + 3 * step))
+        ids_by_frame.append(dict(zip(tracked.xyxy[:, 0].round().astype(int), tracked.tracker_id, strict=True)))
+    first_ids = set(ids_by_frame[0].values())
+    assert len(first_ids) == 2
+    assert all(set(ids.values()) == first_ids for ids in ids_by_frame)
+    assert ids_by_frame[-1][10 + 27] == ids_by_frame[0][10]  # the left object kept its ID
+
+
+def test_masks_and_data_follow_their_detections():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30)
+    tracked = tracker.update(boxes(10, 200, with_masks=True))
+    tracked = tracker.update(boxes(200, 12, with_masks=True))  # same objects, listed in the other order
+    for box, mask in zip(tracked.xyxy, tracked.mask, strict=True):
+        ys, xs = np.nonzero(mask)
+        assert xs.min() == int(box[0])
+    assert list(tracked.data["class_name"]) == ["car", "car"]
+
+
+def test_low_confidence_boxes_do_not_start_tracks():
+    tracker = ByteTrackTracker(TrackerConfig(new_track_thresh=0.5, track_high_thresh=0.5), fps=30)
+    weak = boxes(10)
+    weak.confidence = np.array([0.3])
+    assert len(tracker.update(weak)) == 0
+    assert len(tracker.update(weak)) == 0
+
+
+def lost_then_found(gap_frames: int, track_buffer_s: float, fps: float) -> bool:
+    """Whether an object keeps its ID after being missed for ``gap_frames`` frames."""
+    tracker = ByteTrackTracker(TrackerConfig(track_buffer_s=track_buffer_s), fps=fps)
+    first = tracker.update(boxes(100)).tracker_id[0]
+    tracker.update(boxes(100))
+    for _ in range(gap_frames):
+        tracker.update(boxes())
+    tracker.update(boxes(100))  # a new track is confirmed only on its second frame
+    return tracker.update(boxes(100)).tracker_id[0] == first
+
+
+def test_buffer_is_converted_from_seconds_with_the_real_fps():
+    assert ByteTrackTracker(TrackerConfig(track_buffer_s=0.5), fps=60).buffer_frames == 30
+    assert ByteTrackTracker(TrackerConfig(track_buffer_s=0.5), fps=12.5).buffer_frames == 6
+    # 0.5 s at 12.5 fps is 6 frames: a 5-frame gap is bridged, a 10-frame gap is not.
+    assert lost_then_found(gap_frames=5, track_buffer_s=0.5, fps=12.5)
+    assert not lost_then_found(gap_frames=10, track_buffer_s=0.5, fps=12.5)
+    # The same 10-frame gap at 60 fps is only 1/6 s, inside the buffer.
+    assert lost_then_found(gap_frames=10, track_buffer_s=0.5, fps=60)
+
+
+def test_no_detections_give_empty_tracked_detections_with_the_same_columns():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30)
+    tracked = tracker.update(boxes())
+    assert len(tracked) == 0 and tracked.tracker_id is not None
+    assert "class_name" in tracked.data
