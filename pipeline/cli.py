@@ -24,7 +24,7 @@ outputs (in --output, default runs/<source name>/):
   annotated.mp4   H.264 video with boxes, labels, masks, fading trails, lines and zones
   counts.csv      one row per frame: cumulative crossings per line, objects per zone
   events.jsonl    one JSON object per line crossing
-  summary.json    totals per line, direction and class; zone statistics; speed
+  summary.json    totals per line, direction and class; zone statistics; processing FPS
 
 examples:
   vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml

@@ -1,9 +1,10 @@
 """The detection stage: weight resolution (offline first) and YOLO11 inference to ``sv.Detections``.
 
-Example:
-    >>> detector = Detector(ModelConfig(task="detect"))  # doctest: +SKIP
-    >>> detections = detector(frame.image)  # doctest: +SKIP
-    >>> detections.data["class_name"]  # doctest: +SKIP
+Example::
+
+    detector = Detector(ModelConfig(task="detect"))
+    detections = detector(frame.image)
+    print(detections.data["class_name"])  # e.g. ["car" "truck"]
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_video_timestamps_come_from_the_container(street: Path):
     # street_topdown.mp4 runs at 2997/125 (23.976) fps: frame_index / 30 would be wrong.
     with av.open(str(street)) as container:
         stream = container.streams.video[0]
-        expected = [float((f.pts - 0) * stream.time_base) for _, f in zip(range(50), container.decode(stream))]
+        expected = [float(f.pts * stream.time_base) for _, f in zip(range(50), container.decode(stream), strict=False)]
     source = open_source(str(street), max_frames=50)
     frames = list(source)
     assert [f.frame_index for f in frames] == list(range(50))

@@ -59,5 +59,5 @@ def test_task_mismatch_is_reported():
 def test_unreadable_weights(tmp_path: Path):
     weights = tmp_path / "broken.pt"
     weights.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="broken.pt: cannot load model"):
+    with pytest.raises(ModelError, match=r"broken\.pt: cannot load model"):
         Detector(ModelConfig(weights=str(weights)))

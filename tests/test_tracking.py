@@ -42,7 +42,7 @@ def test_masks_and_data_follow_their_detections():
     tracked = tracker.update(boxes(10, 200, with_masks=True))
     tracked = tracker.update(boxes(200, 12, with_masks=True))  # same objects, listed in the other order
     for box, mask in zip(tracked.xyxy, tracked.mask, strict=True):
-        ys, xs = np.nonzero(mask)
+        _, xs = np.nonzero(mask)
         assert xs.min() == int(box[0])
     assert list(tracked.data["class_name"]) == ["car", "car"]
 

@@ -13,7 +13,9 @@ SQUARE = [(100, 100), (300, 100), (300, 300), (100, 300)]
 def test_counts_objects_whose_anchor_is_inside_per_class():
     zone = ZoneCounter("z", SQUARE)
     # Anchors: inside (car), inside (truck), outside; the last box overlaps the zone but its anchor is below it.
-    count = zone.update(frame_of((1, 150, 200, "car"), (2, 250, 250, "truck"), (3, 50, 200, "car"), (4, 200, 310, "car")))
+    count = zone.update(
+        frame_of((1, 150, 200, "car"), (2, 250, 250, "truck"), (3, 50, 200, "car"), (4, 200, 310, "car"))
+    )
     assert count == 2
     assert zone.count_by_class == {"car": 1, "truck": 1}
 

@@ -3,9 +3,10 @@
 Every sink writes as it goes and flushes per frame, so a run that dies leaves valid files up to the
 last frame it finished; :meth:`close` is safe to call twice.
 
-Example:
-    >>> with CountsCsvSink("counts.csv", line_names=["main"], zone_names=[]) as sink:  # doctest: +SKIP
-    ...     sink.write(frame_index=0, timestamp_s=0.0, tracks_active=3, line_counts={"main": (1, 0)}, zone_counts={})
+Example::
+
+    with CountsCsvSink("counts.csv", line_names=["main"], zone_names=[]) as sink:
+        sink.write(frame_index=0, timestamp_s=0.0, tracks_active=3, line_counts={"main": (1, 0)}, zone_counts={})
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 A source is opened (and fails with a one-line :class:`SourceError`) before anything is written,
 then iterated once. Live sources (webcams, RTSP/HTTP) will implement the same interface.
 
-Example:
-    >>> source = open_source("sample_videos/highway.mp4")  # doctest: +SKIP
-    >>> for frame in source:  # doctest: +SKIP
-    ...     print(frame.frame_index, frame.timestamp_s, frame.image.shape)
+Example::
+
+    source = open_source("sample_videos/highway.mp4")
+    for frame in source:
+        print(frame.frame_index, frame.timestamp_s, frame.image.shape)
 """
 
 from __future__ import annotations

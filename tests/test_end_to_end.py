@@ -1,0 +1,145 @@
+"""The real CLI, the real model, the real clips: what a user gets from ``vpipe run``.
+
+The expected counts come from tests/data/<clip>_ground_truth.yaml, established by watching the
+clips frame by frame (see the ``method`` field there), not from the pipeline's own output.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS, GROUND_TRUTH, run_vpipe
+
+RunResult = tuple[Any, Path]
+
+
+def vpipe_run(out: Path, source: Path, *flags: str | Path) -> RunResult:
+    result = run_vpipe("run", source, "--output", out, "--quiet", *flags)
+    assert result.returncode == 0, result.stderr
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory: pytest.TempPathFactory, highway: Path) -> RunResult:
+    return vpipe_run(tmp_path_factory.mktemp("detect"), highway, "--config", CONFIGS / "traffic.yaml")
+
+
+@pytest.fixture(scope="module")
+def segment_run(tmp_path_factory: pytest.TempPathFactory, highway: Path) -> RunResult:
+    return vpipe_run(tmp_path_factory.mktemp("segment"), highway, "--config", CONFIGS / "segmentation.yaml")
+
+
+@pytest.fixture(scope="module")
+def street_run(tmp_path_factory: pytest.TempPathFactory, street: Path) -> RunResult:
+    return vpipe_run(tmp_path_factory.mktemp("street"), street, "--config", CONFIGS / "street.yaml", "--no-video")
+
+
+def source_timestamps(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(frame.pts * stream.time_base) for frame in container.decode(stream)]
+
+
+def read_outputs(out: Path) -> tuple[list[dict[str, str]], list[dict[str, Any]], dict[str, Any]]:
+    rows = list(csv.DictReader((out / "counts.csv").open()))
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    return rows, events, summary
+
+
+@pytest.mark.parametrize("run_name", ["detect_run", "segment_run"])
+def test_annotated_video_is_h264_with_one_frame_per_source_frame(run_name: str, request, highway: Path):
+    _, out = request.getfixturevalue(run_name)
+    with av.open(str(highway)) as source, av.open(str(out / "annotated.mp4")) as video:
+        src, dst = source.streams.video[0], video.streams.video[0]
+        assert dst.codec_context.name == "h264" and dst.codec_context.pix_fmt == "yuv420p"
+        assert (dst.width, dst.height) == (src.width, src.height)
+        assert dst.average_rate == src.average_rate
+        assert sum(1 for _ in video.decode(dst)) == sum(1 for _ in source.decode(src)) == 335
+
+
+@pytest.mark.parametrize("run_name", ["detect_run", "segment_run"])
+def test_counts_csv_has_one_row_per_frame_with_container_timestamps(run_name: str, request, highway: Path):
+    _, out = request.getfixturevalue(run_name)
+    rows, _, summary = read_outputs(out)
+    assert list(rows[0]) == ["frame_index", "timestamp_s", "tracks_active", "main_in", "main_out"]
+    assert [int(row["frame_index"]) for row in rows] == list(range(335))
+    assert [float(row["timestamp_s"]) for row in rows] == pytest.approx(source_timestamps(highway), abs=1e-4)
+    for column in ("main_in", "main_out"):
+        values = [int(row[column]) for row in rows]
+        assert values == sorted(values), f"{column} is cumulative"
+    assert (int(rows[-1]["main_in"]), int(rows[-1]["main_out"])) == (
+        summary["lines"]["main"]["in_total"],
+        summary["lines"]["main"]["out_total"],
+    )
+    assert max(int(row["tracks_active"]) for row in rows) > 0
+
+
+@pytest.mark.parametrize("run_name", ["detect_run", "segment_run"])
+def test_summary_matches_events(run_name: str, request, highway: Path):
+    _, out = request.getfixturevalue(run_name)
+    rows, events, summary = read_outputs(out)
+    assert summary["status"] == "completed"
+    assert summary["frames"] == 335 and summary["fps"] == pytest.approx(29.97, abs=0.01)
+    assert summary["duration_s"] == pytest.approx(335 * 1001 / 30000, abs=1e-3)
+    assert summary["processing_fps"] > 0 and summary["tracks_total"] > 0
+    assert summary["task"] == ("detect" if run_name == "detect_run" else "segment")
+    for direction in ("in", "out"):
+        by_class = Counter(e["class_name"] for e in events if e["direction"] == direction and e["line"] == "main")
+        assert summary["lines"]["main"][direction] == dict(by_class)
+        assert summary["lines"]["main"][f"{direction}_total"] == sum(by_class.values())
+    for event in events:
+        assert set(event) == {"event", "frame_index", "timestamp_s", "line", "direction", "track_id", "class_name"}
+        assert float(rows[event["frame_index"]]["timestamp_s"]) == pytest.approx(event["timestamp_s"], abs=1e-4)
+    crossings = Counter((e["track_id"], e["direction"]) for e in events)
+    assert max(crossings.values()) == 1, "a track counts at most once per line and direction"
+
+
+def ground_truth(clip: str) -> dict[str, dict[str, Any]]:
+    return yaml.safe_load((GROUND_TRUTH / f"{clip}_ground_truth.yaml").read_text())["lines"]
+
+
+@pytest.mark.parametrize(
+    ("run_name", "clip"), [("detect_run", "highway"), ("segment_run", "highway"), ("street_run", "street_topdown")]
+)
+def test_counts_match_ground_truth_within_one_vehicle(run_name: str, clip: str, request):
+    _, out = request.getfixturevalue(run_name)
+    summary = json.loads((out / "summary.json").read_text())
+    truth = ground_truth(clip)
+    assert set(summary["lines"]) == set(truth)
+    for name, line in truth.items():
+        for direction in ("in", "out"):
+            counted = summary["lines"][name][f"{direction}_total"]
+            assert abs(counted - line[direction]) <= 1, (
+                f"{clip} {name} {direction}: {counted} vs truth {line[direction]}"
+            )
+
+
+def test_no_video_writes_everything_else(street_run: RunResult):
+    _, out = street_run
+    assert not (out / "annotated.mp4").exists()
+    assert {p.name for p in out.iterdir()} == {"counts.csv", "events.jsonl", "summary.json"}
+
+
+def test_image_folder_source(tmp_path: Path, highway: Path):
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    with av.open(str(highway)) as container:
+        for index, frame in zip(range(12), container.decode(video=0), strict=False):
+            frame.to_image().save(frames_dir / f"frame_{index:04d}.jpg")
+    _, out = vpipe_run(
+        tmp_path / "out", Path(f"{frames_dir}/*.jpg"), "--line", "main:150,330,830,330", "--imgsz", "320"
+    )
+    rows, _, summary = read_outputs(out)
+    assert summary["frames"] == len(rows) == 12
+    assert float(rows[6]["timestamp_s"]) == pytest.approx(6 / 30, abs=1e-4)  # source.fps defaults to 30
+    with av.open(str(out / "annotated.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 12
