@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pipeline import __version__
@@ -94,7 +95,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     run.add_argument("--no-video", action="store_true", help="skip writing annotated.mp4 (faster)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+
+    slots = commands.add_parser(
+        "slots",
+        help="write a starter parking slots file (and a PNG to check it) from a grid",
+        description=(
+            "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots, write them as a "
+            "YAML slots file (edit the polygons as needed) and a PNG of the first frame with the slots drawn."
+        ),
+        epilog="example:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
+        "--output configs/slots/lot_topdown.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    slots.add_argument("source", metavar="SOURCE", help="video file, folder of images, or a glob")
+    slots.add_argument("--grid", type=_grid_arg, required=True, metavar="ROWSxCOLS", help="e.g. 2x5")
+    slots.add_argument(
+        "--region", type=_region_arg, metavar="X1,Y1,X2,Y2", help="rectangle to split, in pixels (default: whole frame)"
+    )
+    slots.add_argument(
+        "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
+    )
     return parser
+
+
+def _grid_arg(text: str) -> tuple[int, int]:
+    rows, _, columns = text.lower().partition("x")
+    if not (rows.isdigit() and columns.isdigit() and int(rows) > 0 and int(columns) > 0):
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 2x5, got {text!r}")
+    return int(rows), int(columns)
+
+
+def _region_arg(text: str) -> tuple[float, float, float, float]:
+    try:
+        x1, y1, x2, y2 = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X1,Y1,X2,Y2, got {text!r}") from None
+    if x2 <= x1 or y2 <= y1:
+        raise argparse.ArgumentTypeError(f"expected X1 < X2 and Y1 < Y2, got {text!r}")
+    return x1, y1, x2, y2
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,10 +175,17 @@ def format_summary(summary: dict[str, Any]) -> str:
             by_class = ", ".join(f"{c} {line['in'].get(c, 0)}/{line['out'].get(c, 0)}" for c in classes) or "-"
             rows.append(f"{name:<16}{line['in_total']:>6}{line['out_total']:>6}  {by_class}")
     if summary["zones"]:
-        rows.append(f"{'zone':<16}{'max':>6}{'mean':>8}")
+        rows.append(f"{'zone':<16}{'max':>6}{'mean':>8}{'enters':>8}{'mean dwell s':>14}")
         for name, zone in summary["zones"].items():
-            rows.append(f"{name:<16}{zone['max_count']:>6}{zone['mean_count']:>8.2f}")
-    rows.append(f"outputs: {summary['output_dir']}/ (annotated.mp4, counts.csv, events.jsonl, summary.json)")
+            rows.append(
+                f"{name:<16}{zone['max_count']:>6}{zone['mean_count']:>8.2f}{zone['enters']:>8}{zone['mean_dwell_s']:>14.1f}"
+            )
+    if "parking" in summary:
+        parking = summary["parking"]
+        rows.append(f"parking: {parking['occupied_at_end']} occupied, {parking['free_at_end']} free at the end")
+        for name, slot in parking["slots"].items():
+            rows.append(f"  {name:<14} utilisation {slot['utilisation']:.0%}")
+    rows.append(f"outputs: {summary['output_dir']}/")
     return "\n".join(rows)
 
 
@@ -155,6 +200,38 @@ def _command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_slots(args: argparse.Namespace) -> int:
+    import cv2
+    import yaml
+
+    from pipeline.analytics.parking import grid_slots
+    from pipeline.annotators.overlays import draw_slot_names
+    from pipeline.errors import ConfigError
+    from pipeline.io.sources import open_source
+
+    source = open_source(args.source, max_frames=1)
+    try:
+        first = next(iter(source)).image
+    finally:
+        source.close()
+    region = args.region or (0, 0, source.width, source.height)
+    if region[2] > source.width or region[3] > source.height:
+        raise ConfigError(f"--region {region} reaches outside the {source.width}x{source.height} frame")
+    rows, columns = args.grid
+    slots = grid_slots(region, rows, columns)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"name": name, "polygon": [[round(x, 1), round(y, 1)] for x, y in polygon]} for name, polygon in slots.items()
+    ]
+    header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
+    output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
+    preview = output.with_suffix(".png")
+    cv2.imwrite(str(preview), draw_slot_names(first, slots))
+    print(f"wrote {len(slots)} slots to {output} and a preview to {preview}")
+    return 0
+
+
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the runner finalizes outputs on it, as on Ctrl-C
 
@@ -165,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        return _command_run(args)
+        return _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {exc}", file=sys.stderr)
         return exc.exit_code

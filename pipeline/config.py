@@ -79,14 +79,30 @@ class TrackerConfig:
     fuse_score: bool = True
 
 
+_NAME = _check(lambda v: v.strip() != "", "a non-empty name")
+
+
+@dataclass
+class LaneConfig:
+    """A named sub-segment of a line; crossings are attributed to the lane they pass through."""
+
+    name: str = field(metadata=_NAME)
+    start: Point
+    end: Point
+
+
 @dataclass
 class LineConfig:
     """A counting line in source pixels. Crossing from the negative to the positive side of
     cross(end - start, anchor - start) is ``in``: for a line drawn left to right, moving down."""
 
-    name: str = field(metadata=_check(lambda v: v.strip() != "", "a non-empty name"))
+    name: str = field(metadata=_NAME)
     start: Point
     end: Point
+    min_crossing_distance: float = field(default=6.0, metadata=_check(lambda v: v >= 0, "a number of pixels >= 0"))
+    """How far beyond the line (pixels) an anchor must get for a crossing to count: jitter on the
+    line counts nothing, and crossing back counts only after moving this far back."""
+    lanes: list[LaneConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.start == self.end:
@@ -97,8 +113,50 @@ class LineConfig:
 class ZoneConfig:
     """A polygon zone in source pixels; objects whose anchor is inside are counted per frame."""
 
-    name: str = field(metadata=_check(lambda v: v.strip() != "", "a non-empty name"))
+    name: str = field(metadata=_NAME)
     polygon: list[Point] = field(metadata=_check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+
+@dataclass
+class SlotConfig(ZoneConfig):
+    """A parking slot: a named polygon in source pixels."""
+
+
+@dataclass
+class ParkingConfig:
+    """Parking occupancy. Slots come from ``slots`` and/or a YAML/JSON file of the same list
+    (``slots_file``, relative to the config file); no slots means no parking analytics."""
+
+    slots_file: str | None = None
+    slots: list[SlotConfig] = field(default_factory=list)
+    min_overlap: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
+    """Fraction of a slot one vehicle must cover (its mask when segmenting, else its box)."""
+    debounce_s: float = field(default=2.0, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """A slot's state changes only after the new state has held this long."""
+
+
+_FOUR_POINTS = _check(lambda v: len(v) == 4, "a list of 4 points")
+
+
+@dataclass
+class SpeedConfig:
+    """Ground speed from a perspective calibration: four image points (pixels) and the same four
+    points on the ground (metres). Without them, no speeds are computed."""
+
+    image_points: list[Point] | None = field(default=None, metadata=_FOUR_POINTS)
+    world_points: list[Point] | None = field(default=None, metadata=_FOUR_POINTS)
+    window_s: float = field(default=1.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    """Speeds are smoothed over the track's last ``window_s``."""
+    max_kmh: float = field(default=250.0, metadata=_check(lambda v: v > 0, "a positive number"))
+    """Faster values are rejected as implausible (not clipped)."""
+
+    def __post_init__(self) -> None:
+        if (self.image_points is None) != (self.world_points is None):
+            raise ValueError("image_points and world_points must be given together")
+
+    @property
+    def enabled(self) -> bool:
+        return self.image_points is not None
 
 
 @dataclass
@@ -120,6 +178,8 @@ class OutputConfig:
 
     dir: str | None = None
     video: bool = True
+    plots: bool = True
+    """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
     """H.264 quality: lower is better and larger."""
     preset: str = field(
@@ -142,6 +202,8 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lines: list[LineConfig] = field(default_factory=list)
     zones: list[ZoneConfig] = field(default_factory=list)
+    parking: ParkingConfig = field(default_factory=ParkingConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     origin: str = field(default="<defaults>", metadata={"internal": True})
@@ -155,7 +217,13 @@ class Config:
         named: list[tuple[str, list[Point]]] = [
             (f"lines[{i}] ({line.name})", [line.start, line.end]) for i, line in enumerate(self.lines)
         ]
+        named += [
+            (f"lines[{i}].lanes[{j}] ({lane.name})", [lane.start, lane.end])
+            for i, line in enumerate(self.lines)
+            for j, lane in enumerate(line.lanes)
+        ]
         named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
+        named += [(f"parking.slots[{i}] ({slot.name})", slot.polygon) for i, slot in enumerate(self.parking.slots)]
         for key, points in named:
             for x, y in points:
                 if not (0 <= x <= width and 0 <= y <= height):
@@ -195,12 +263,38 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     merged = _deep_merge(data, overrides or {})
     config = _build(Config, merged, origin, "")
     config.origin = origin
+    if config.parking.slots_file:
+        config.parking.slots += load_slots(_relative_to(config.parking.slots_file, path))
     _check_unique_names(config)
     return config
 
 
+def _relative_to(name: str, config_path: str | Path | None) -> Path:
+    """A path from a config file: relative to the config's folder if it exists there, else as given."""
+    candidate = Path(config_path).parent / name if config_path is not None else Path(name)
+    return candidate if candidate.exists() else Path(name)
+
+
+def load_slots(path: str | Path) -> list[SlotConfig]:
+    """Read a slots file: a YAML (or JSON, which is YAML) list of ``{name, polygon}``.
+
+    Raises:
+        ConfigError: Missing, unparsable or malformed file.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read slots file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: cannot parse slots file ({getattr(exc, 'problem', None) or exc})") from None
+    if isinstance(data, dict) and "slots" in data:
+        data = data["slots"]
+    return _coerce(data, list[SlotConfig], str(path), "slots")
+
+
 def _check_unique_names(config: Config) -> None:
-    for section, items in (("lines", config.lines), ("zones", config.zones)):
+    sections = (("lines", config.lines), ("zones", config.zones), ("parking.slots", config.parking.slots))
+    for section, items in sections:
         names = [item.name for item in items]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -14,12 +14,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.analytics import Analytics
+from pipeline.analytics.heatmap import Heatmap
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import FrameSource, open_source
 from pipeline.models import Detector
@@ -29,6 +32,19 @@ from pipeline.tracking import ByteTrackTracker
 def output_dir_for(config: Config, source: FrameSource) -> Path:
     """``output.dir`` if set, else ``runs/<source name>``."""
     return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
+
+
+class _TrackCount:
+    """Counts distinct track IDs in O(1) memory: ByteTrack issues IDs in increasing order."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._highest = 0
+
+    def update(self, track_ids: np.ndarray | None) -> None:
+        if track_ids is not None and len(track_ids):
+            self.total += int((track_ids > self._highest).sum())
+            self._highest = max(self._highest, int(track_ids.max()))
 
 
 def run(config: Config, progress: bool = True) -> dict[str, Any]:
@@ -53,15 +69,23 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
         stack.callback(source.close)
         config.validate_geometry(source.width, source.height)
         detector = Detector(config.model, origin=config.origin)
-        tracker = ByteTrackTracker(config.tracker, fps=float(source.fps))
+        tracker = ByteTrackTracker(config.tracker, fps=float(source.fps), class_names=detector.names)
         # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
-        analytics = Analytics(config.lines, config.zones, forget_after_s=config.tracker.track_buffer_s + 1.0)
+        analytics = Analytics(
+            config.lines,
+            config.zones,
+            forget_after_s=config.tracker.track_buffer_s + 1.0,
+            parking=config.parking,
+            speed=config.speed,
+        )
         annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
+        heatmap = Heatmap(source.width, source.height)
 
         out_dir = output_dir_for(config, source)
         out_dir.mkdir(parents=True, exist_ok=True)
-        video = (
-            stack.enter_context(
+        video = None
+        if config.output.video:
+            video = stack.enter_context(
                 H264VideoSink(
                     out_dir / "annotated.mp4",
                     source.width,
@@ -71,13 +95,11 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
                     preset=config.output.preset,
                 )
             )
-            if config.output.video
-            else None
-        )
         counts = stack.enter_context(
-            CountsCsvSink(out_dir / "counts.csv", [line.name for line in config.lines], [z.name for z in config.zones])
+            CountsCsvSink(out_dir / "counts.csv", ["frame_index", "timestamp_s", "tracks_active", *analytics.columns])
         )
         events = stack.enter_context(JsonlSink(out_dir / "events.jsonl"))
+        parking_log = stack.enter_context(JsonlSink(out_dir / "parking.jsonl")) if analytics.parking else None
 
         summary: dict[str, Any] = {
             "source": config.source.path,
@@ -94,49 +116,56 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
             "output_dir": str(out_dir),
             "status": "running",
         }
-        tracks_total = 0
-        last_track_id = 0
-        last_timestamp_s = -1.0 / float(source.fps)
+        tracks = _TrackCount()
+        first_frame: np.ndarray | None = None
+        end_s = 0.0
         started = time.perf_counter()
         bar = tqdm(total=source.frame_count, unit="frame", disable=not progress, dynamic_ncols=True, leave=True)
         stack.callback(bar.close)
 
         def finish(status: str, error: str | None = None) -> None:
             elapsed = time.perf_counter() - started
+            if analytics.parking is not None and parking_log is not None:
+                parking_log.write(analytics.parking.finish(end_s))
             summary.update(
-                duration_s=round(last_timestamp_s + 1.0 / float(source.fps), 4) if summary["frames"] else 0.0,
+                duration_s=round(end_s, 4),
                 processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
                 status=status,
-                **analytics.summary(),
-                tracks_total=tracks_total,
+                **analytics.summary(end_s),
+                tracks_total=tracks.total,
             )
             if error:
                 summary["error"] = error
             write_json_atomic(out_dir / "summary.json", summary)
+            if config.output.plots and summary["frames"]:
+                counts.close()  # flushed already; closed so the plot reads a complete file
+                write_counts_plot(counts.path, out_dir / "counts.png")
+                if first_frame is not None:
+                    write_heatmap(heatmap, first_frame, out_dir / "heatmap.png")
 
         try:
             for frame in source:
+                if first_frame is None:
+                    first_frame = frame.image.copy()  # the annotator draws on frame.image
                 tracked = tracker.update(detector(frame.image))
-                crossings = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
-                if tracked.tracker_id is not None and len(tracked):
-                    # IDs are issued in increasing order, so new tracks are the ones above the last seen.
-                    new_ids = tracked.tracker_id[tracked.tracker_id > last_track_id]
-                    tracks_total += len(new_ids)
-                    last_track_id = max(last_track_id, int(tracked.tracker_id.max()))
+                frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+                heatmap.update(tracked)
+                tracks.update(tracked.tracker_id)
                 counts.write(
-                    frame.frame_index,
-                    frame.timestamp_s,
-                    len(tracked),
-                    analytics.line_counts(),
-                    analytics.zone_counts(),
+                    {
+                        "frame_index": frame.frame_index,
+                        "timestamp_s": frame.timestamp_s,
+                        "tracks_active": len(tracked),
+                        **analytics.row(),
+                    }
                 )
-                events.write(crossing.to_record() for crossing in crossings)
+                events.write(event.to_record() for event in frame_events)
+                if parking_log is not None and analytics.parking is not None:
+                    parking_log.write(analytics.parking.pop_intervals())
                 if video is not None:
-                    video.write(
-                        annotator.annotate(frame.image, tracked, frame.timestamp_s, analytics.lines, analytics.zones)
-                    )
+                    video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, analytics))
                 summary["frames"] += 1
-                last_timestamp_s = frame.timestamp_s
+                end_s = frame.timestamp_s + 1.0 / float(source.fps)
                 bar.update()
         except KeyboardInterrupt:
             finish("interrupted")

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,19 +36,58 @@ class _BoxesView:
         return _BoxesView(self.xywh[index], self.conf[index], self.cls[index])
 
 
+class TrackClassVote:
+    """Gives each track the class it was most often detected as over its life so far.
+
+    A car misread as a truck for two frames stays a car, so per-class counts do not flicker.
+    Votes of tracks unseen for more than ``forget_after_frames`` are dropped.
+
+    Example:
+        >>> vote = TrackClassVote(forget_after_frames=30)
+        >>> [vote.update([7], [2])[0] for _ in range(3)] + vote.update([7], [7])
+        [2, 2, 2, 2]
+    """
+
+    def __init__(self, forget_after_frames: int) -> None:
+        self.forget_after_frames = forget_after_frames
+        self._votes: dict[int, Counter[int]] = {}
+        self._last_seen: dict[int, int] = {}
+        self._frame = 0
+
+    @property
+    def tracks_held(self) -> int:
+        return len(self._votes)
+
+    def update(self, track_ids: list[int], class_ids: list[int]) -> list[int]:
+        """Add one frame's votes; returns the majority class of each given track."""
+        self._frame += 1
+        majority = []
+        for track_id, class_id in zip(track_ids, class_ids, strict=True):
+            votes = self._votes.setdefault(track_id, Counter())
+            votes[class_id] += 1
+            self._last_seen[track_id] = self._frame
+            majority.append(votes.most_common(1)[0][0])
+        for track_id in [t for t, seen in self._last_seen.items() if self._frame - seen > self.forget_after_frames]:
+            del self._votes[track_id], self._last_seen[track_id]
+        return majority
+
+
 class ByteTrackTracker:
     """Assigns persistent ``tracker_id`` values to detections, frame by frame.
 
     Only detections matched to a confirmed track are returned, with their own (not Kalman-smoothed)
-    boxes and masks, so drawing and counting see what the model saw.
+    boxes and masks, so drawing and counting see what the model saw. Each track's ``class_id`` (and
+    ``class_name``) is its majority class so far (:class:`TrackClassVote`).
 
     Args:
         config: Thresholds and the lost-track buffer in seconds.
         fps: The source's frame rate, to turn the buffer into frames.
+        class_names: Class id to name, to relabel ``data["class_name"]`` with the voted class.
     """
 
-    def __init__(self, config: TrackerConfig, fps: float) -> None:
+    def __init__(self, config: TrackerConfig, fps: float, class_names: dict[int, str] | None = None) -> None:
         self.buffer_frames = max(1, round(config.track_buffer_s * fps))
+        self.class_names = class_names
         args = SimpleNamespace(
             track_high_thresh=config.track_high_thresh,
             track_low_thresh=config.track_low_thresh,
@@ -57,6 +97,7 @@ class ByteTrackTracker:
             fuse_score=config.fuse_score,
         )
         self._tracker = BYTETracker(args)
+        self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
 
     def update(self, detections: sv.Detections) -> sv.Detections:
         """Track one frame's detections; returns the tracked subset with ``tracker_id`` set."""
@@ -68,4 +109,9 @@ class ByteTrackTracker:
         tracks = tracks.reshape(-1, 8)  # an empty result comes back 1-D
         tracked = detections[tracks[:, 7].astype(int)]  # keeps masks and data columns, even when empty
         tracked.tracker_id = tracks[:, 4].astype(int)
+        if tracked.class_id is not None:
+            voted = self._votes.update(tracked.tracker_id.tolist(), tracked.class_id.tolist())
+            tracked.class_id = np.array(voted, dtype=int)
+            if self.class_names is not None and len(tracked):
+                tracked.data["class_name"] = np.array([self.class_names[c] for c in tracked.class_id.tolist()])
         return tracked

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics.lines import LineCounter
-from pipeline.analytics.zones import ZoneCounter
+from pipeline.analytics import Analytics
 from pipeline.annotators.frame import FrameAnnotator
-from pipeline.config import DrawConfig
+from pipeline.config import DrawConfig, LineConfig, ZoneConfig
 
 
 def one_object() -> sv.Detections:
@@ -24,9 +23,10 @@ def one_object() -> sv.Detections:
     )
 
 
-def draw(config: DrawConfig, show_masks: bool, lines=(), zones=()) -> np.ndarray:
+def draw(config: DrawConfig, show_masks: bool, analytics: Analytics | None = None) -> np.ndarray:
     scene = np.full((200, 300, 3), 100, np.uint8)
-    return FrameAnnotator(config, show_masks=show_masks).annotate(scene, one_object(), 0.0, list(lines), list(zones))
+    analytics = analytics or Analytics([], [], forget_after_s=1.0)
+    return FrameAnnotator(config, show_masks=show_masks).annotate(scene, one_object(), 0.0, analytics)
 
 
 ONLY_MASKS = DrawConfig(boxes=False, labels=False, trails=False)
@@ -55,9 +55,12 @@ def test_box_and_label():
 
 
 def test_lines_and_zones_are_drawn_with_counts():
-    line = LineCounter("main", (10, 180), (290, 180))
-    zone = ZoneCounter("z", [(200, 10), (290, 10), (290, 60), (200, 60)])
-    scene = draw(DrawConfig(masks=False, trails=False, boxes=False, labels=False), False, [line], [zone])
+    analytics = Analytics(
+        [LineConfig("main", (10, 180), (290, 180))],
+        [ZoneConfig("z", [(200, 10), (290, 10), (290, 60), (200, 60)])],
+        1.0,
+    )
+    scene = draw(DrawConfig(masks=False, trails=False, boxes=False, labels=False), False, analytics)
     assert (scene[180, 20] != 100).any()  # on the line
     assert (scene[30, 205] != 100).any()  # zone fill
     assert (scene[120, 20] == 100).all()  # elsewhere untouched

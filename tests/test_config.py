@@ -78,3 +78,25 @@ def test_geometry_is_checked_against_the_frame():
     config.validate_geometry(1920, 1080)
     with pytest.raises(ConfigError, match=r"lines\[0\] \(far\): point \(1000, 10\) is outside the 960x540 frame"):
         config.validate_geometry(960, 540)
+
+
+def test_slots_file_is_read_relative_to_the_config(tmp_path: Path):
+    (tmp_path / "slots").mkdir()
+    (tmp_path / "slots" / "lot.yaml").write_text("- {name: A1, polygon: [[0, 0], [10, 0], [10, 10]]}\n")
+    (tmp_path / "parking.yaml").write_text("parking:\n  slots_file: slots/lot.yaml\n  debounce_s: 1\n")
+    config = load_config(tmp_path / "parking.yaml")
+    assert [(slot.name, slot.polygon[1]) for slot in config.parking.slots] == [("A1", (10.0, 0.0))]
+
+
+def test_bad_slots_file_names_the_file_and_key(tmp_path: Path):
+    (tmp_path / "lot.yaml").write_text("- {name: A1, polygon: [[0, 0], [10, 0]]}\n")
+    (tmp_path / "parking.yaml").write_text("parking:\n  slots_file: lot.yaml\n")
+    with pytest.raises(ConfigError, match=r"lot\.yaml: slots\[0\]\.polygon: expected a list of at least 3 points"):
+        load_config(tmp_path / "parking.yaml")
+
+
+def test_speed_points_come_in_fours_and_together():
+    with pytest.raises(ConfigError, match=r"speed\.image_points: expected a list of 4 points"):
+        load_config(None, {"speed": {"image_points": [[0, 0], [1, 0], [1, 1]], "world_points": [[0, 0]] * 4}})
+    with pytest.raises(ConfigError, match="image_points and world_points must be given together"):
+        load_config(None, {"speed": {"image_points": [[0, 0], [1, 0], [1, 1], [0, 1]]}})

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS, GROUND_TRUTH, run_vpipe
+from pipeline.config import load_slots
+from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
 
 RunResult = tuple[Any, Path]
 
@@ -97,7 +99,17 @@ def test_summary_matches_events(run_name: str, request, highway: Path):
         assert summary["lines"]["main"][direction] == dict(by_class)
         assert summary["lines"]["main"][f"{direction}_total"] == sum(by_class.values())
     for event in events:
-        assert set(event) == {"event", "frame_index", "timestamp_s", "line", "direction", "track_id", "class_name"}
+        assert set(event) == {
+            "event",
+            "frame_index",
+            "timestamp_s",
+            "line",
+            "direction",
+            "track_id",
+            "class_name",
+            "lane",
+            "speed_kmh",
+        }
         assert float(rows[event["frame_index"]]["timestamp_s"]) == pytest.approx(event["timestamp_s"], abs=1e-4)
     crossings = Counter((e["track_id"], e["direction"]) for e in events)
     assert max(crossings.values()) == 1, "a track counts at most once per line and direction"
@@ -126,7 +138,13 @@ def test_counts_match_ground_truth_within_one_vehicle(run_name: str, clip: str, 
 def test_no_video_writes_everything_else(street_run: RunResult):
     _, out = street_run
     assert not (out / "annotated.mp4").exists()
-    assert {p.name for p in out.iterdir()} == {"counts.csv", "events.jsonl", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "counts.csv",
+        "events.jsonl",
+        "summary.json",
+        "counts.png",
+        "heatmap.png",
+    }
 
 
 def test_image_folder_source(tmp_path: Path, highway: Path):
@@ -143,3 +161,51 @@ def test_image_folder_source(tmp_path: Path, highway: Path):
     assert float(rows[6]["timestamp_s"]) == pytest.approx(6 / 30, abs=1e-4)  # source.fps defaults to 30
     with av.open(str(out / "annotated.mp4")) as video:
         assert sum(1 for _ in video.decode(video=0)) == 12
+
+
+def test_plots_are_written(detect_run: RunResult):
+    _, out = detect_run
+    for name in ("counts.png", "heatmap.png"):
+        image = cv2.imread(str(out / name))
+        assert image is not None and image.std() > 5, name
+    heatmap = cv2.imread(str(out / "heatmap.png"))
+    assert heatmap.shape[:2] == (540, 960)
+
+
+@pytest.fixture(scope="module")
+def parking_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return vpipe_run(
+        tmp_path_factory.mktemp("parking"),
+        SAMPLES / "lot_topdown.mp4",
+        "--config",
+        CONFIGS / "parking.yaml",
+        "--no-video",
+    )
+
+
+def test_cars_driving_through_the_lot_never_occupy_a_slot(parking_run: RunResult):
+    """In lot_topdown.mp4 cars only drive through (watched: none stops); the 2 s debounce must hold."""
+    _, out = parking_run
+    rows, events, summary = read_outputs(out)
+    assert {int(row["slots_occupied"]) for row in rows} == {0}
+    assert {int(row["slots_free"]) for row in rows} == {8}
+    assert not [e for e in events if e["event"].startswith("slot_")]
+    assert (out / "parking.jsonl").read_text() == ""
+    assert summary["parking"]["occupied_at_end"] == 0
+    assert all(slot["utilisation"] == 0.0 for slot in summary["parking"]["slots"].values())
+    assert summary["zones"]["lot"]["enters"] == len([e for e in events if e["event"] == "zone_enter"])
+
+
+def test_slots_command_writes_a_loadable_file_and_a_preview(tmp_path: Path):
+    output = tmp_path / "slots.yaml"
+    result = run_vpipe(
+        "slots", SAMPLES / "lot_topdown.mp4", "--grid", "2x3", "--region", "40,60,700,400", "--output", output
+    )
+    assert result.returncode == 0, result.stderr
+    slots = load_slots(output)
+    assert [slot.name for slot in slots] == ["A1", "A2", "A3", "B1", "B2", "B3"]
+    assert slots[4].polygon == [(260.0, 230.0), (480.0, 230.0), (480.0, 400.0), (260.0, 400.0)]
+    preview = cv2.imread(str(output.with_suffix(".png")))
+    assert preview is not None and preview.shape[:2] == (432, 768)
+    bad = run_vpipe("slots", SAMPLES / "lot_topdown.mp4", "--grid", "2x3", "--region", "0,0,900,400")
+    assert bad.returncode == 2 and "outside the 768x432 frame" in bad.stderr

@@ -107,10 +107,11 @@ def test_video_written_so_far_plays_before_close(tmp_path: Path):
 
 
 def test_counts_csv_and_events_are_readable_while_being_written(tmp_path: Path):
-    csv_sink = CountsCsvSink(tmp_path / "counts.csv", ["main"], ["zone"])
+    columns = ["frame_index", "timestamp_s", "tracks_active", "main_in", "main_out", "zone_count"]
+    csv_sink = CountsCsvSink(tmp_path / "counts.csv", columns)
     events = JsonlSink(tmp_path / "events.jsonl")
-    csv_sink.write(0, 0.0, 2, {"main": (0, 0)}, {"zone": 1})
-    csv_sink.write(1, 0.0333, 3, {"main": (1, 0)}, {"zone": 2})
+    csv_sink.write(dict(zip(columns, [0, 0.0, 2, 0, 0, 1], strict=True)))
+    csv_sink.write(dict(zip(columns, [1, 0.0333, 3, 1, 0, 2], strict=True)))
     events.write([{"event": "line_crossing", "frame_index": 1}])
     rows = list(csv.DictReader((tmp_path / "counts.csv").open()))
     assert rows[-1] == {

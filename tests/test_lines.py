@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics.lines import LineCounter
+from pipeline.analytics.lines import Lane, LineCounter
 
 
 def frame_of(*objects: tuple[int | None, float, float, str]) -> sv.Detections:
@@ -27,8 +27,8 @@ def feed(counter: LineCounter, path: list[tuple[float, float]], track_id: int = 
     return events
 
 
-def horizontal() -> LineCounter:
-    return LineCounter("h", start=(100, 200), end=(500, 200))
+def horizontal(min_crossing_distance: float = 0.0) -> LineCounter:
+    return LineCounter("h", start=(100, 200), end=(500, 200), min_crossing_distance=min_crossing_distance)
 
 
 def test_moving_down_across_a_left_to_right_line_is_in():
@@ -79,12 +79,48 @@ def test_motion_through_an_end_point_counts():
     assert [e.direction for e in feed(counter, [(500, 150), (500, 250)])] == ["in"]
 
 
-def test_a_track_counts_once_per_direction_even_when_it_jitters():
-    counter = horizontal()
-    path = [(300, 190), (300, 205), (300, 195), (300, 206), (300, 194), (300, 250)]
-    events = feed(counter, path)
-    assert [e.direction for e in events] == ["in", "out"]
-    assert counter.in_total == 1 and counter.out_total == 1
+JITTER = [(300, 190), (300, 205), (300, 195), (300, 206), (300, 194), (300, 250)]
+
+
+def test_without_hysteresis_jitter_counts_each_direction_once():
+    counter = horizontal(min_crossing_distance=0)
+    assert [e.direction for e in feed(counter, JITTER)] == ["in", "out"]
+
+
+def test_hysteresis_jitter_on_the_line_counts_once():
+    counter = horizontal(min_crossing_distance=10)
+    events = feed(counter, JITTER)
+    assert [(e.direction, e.frame_index) for e in events] == [("in", 5)]
+    assert counter.in_total == 1 and counter.out_total == 0
+
+
+def test_cross_and_return_counts_in_then_out_when_far_enough_each_time():
+    counter = horizontal(min_crossing_distance=10)
+    events = feed(counter, [(300, 150), (300, 230), (300, 150)])
+    assert [(e.direction, e.frame_index) for e in events] == [("in", 1), ("out", 2)]
+
+
+def test_cross_and_return_within_the_hysteresis_counts_nothing():
+    counter = horizontal(min_crossing_distance=10)
+    assert feed(counter, [(300, 150), (300, 205), (300, 208), (300, 150)]) == []
+
+
+def test_a_crossing_is_confirmed_when_the_anchor_gets_far_enough():
+    counter = horizontal(min_crossing_distance=10)
+    events = feed(counter, [(300, 150), (300, 203), (300, 207), (300, 212), (300, 260)])
+    assert [(e.direction, e.frame_index) for e in events] == [("in", 3)]
+
+
+def test_crossing_then_vanishing_before_confirmation_does_not_count():
+    counter = horizontal(min_crossing_distance=10)
+    assert feed(counter, [(300, 190), (300, 204)]) == []
+    assert counter.in_total == 0
+
+
+def test_confirmation_beyond_the_segment_end_still_counts():
+    # Crosses inside the segment, then drifts past its end while getting far enough.
+    counter = horizontal(min_crossing_distance=10)
+    assert [e.direction for e in feed(counter, [(495, 190), (498, 204), (540, 230)])] == ["in"]
 
 
 def test_resting_on_the_line_then_leaving_counts_by_where_it_came_from_and_went():
@@ -122,6 +158,27 @@ def test_state_of_vanished_tracks_is_forgotten():
     assert counter.tracks_held == 11
     counter.update(frame_of(), 200, 100.0)
     assert counter.tracks_held == 0
+
+
+def test_lanes_attribute_each_crossing_to_its_sub_segment():
+    lanes = [Lane("left", (100, 200), (300, 200)), Lane("right", (300, 200), (500, 200))]
+    counter = LineCounter("h", (100, 200), (500, 200), lanes=lanes)
+    counter.update(frame_of((1, 150, 150, "car"), (2, 450, 250, "car"), (3, 350, 150, "car")), 0, 0.0)
+    events = counter.update(frame_of((1, 150, 250, "car"), (2, 450, 150, "car"), (3, 350, 250, "car")), 1, 0.03)
+    assert sorted((e.track_id, e.direction, e.lane) for e in events) == [
+        (1, "in", "left"),
+        (2, "out", "right"),
+        (3, "in", "right"),
+    ]
+    assert counter.lane_counts == {"left": {"in": 1}, "right": {"in": 1, "out": 1}}
+
+
+def test_lane_of_a_diagonal_crossing_is_where_the_motion_meets_the_line():
+    lanes = [Lane("a", (100, 200), (200, 200)), Lane("b", (200, 200), (500, 200))]
+    counter = LineCounter("h", (100, 200), (500, 200), lanes=lanes)
+    # Starts above lane a and ends below lane b: it meets y=200 half way, at x=210, which is in b.
+    events = feed(counter, [(150, 150), (270, 250)])
+    assert [e.lane for e in events] == ["b"]
 
 
 def test_a_track_lost_briefly_keeps_its_side():

@@ -6,7 +6,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.config import TrackerConfig
-from pipeline.tracking import ByteTrackTracker
+from pipeline.tracking import ByteTrackTracker, TrackClassVote
 
 
 def boxes(*xs: float, with_masks: bool = False) -> sv.Detections:
@@ -81,3 +81,28 @@ def test_no_detections_give_empty_tracked_detections_with_the_same_columns():
     tracked = tracker.update(boxes())
     assert len(tracked) == 0 and tracked.tracker_id is not None
     assert "class_name" in tracked.data
+
+
+def test_class_flicker_keeps_the_majority_class():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30, class_names={2: "car", 7: "truck"})
+    seen = []
+    for step, class_id in enumerate([2, 2, 2, 7, 7, 2, 7]):
+        detections = boxes(10 + 2 * step)
+        detections.class_id = np.array([class_id])
+        detections.data["class_name"] = np.array(["car" if class_id == 2 else "truck"])
+        tracked = tracker.update(detections)
+        seen.append((int(tracked.class_id[0]), str(tracked.data["class_name"][0])))
+    assert seen == [(2, "car")] * 7
+
+
+def test_majority_changes_when_the_evidence_does():
+    vote = TrackClassVote(forget_after_frames=10)
+    assert [vote.update([1], [c])[0] for c in [7, 2, 2, 2]] == [7, 7, 2, 2]  # ties keep the first class
+
+
+def test_votes_of_vanished_tracks_are_forgotten():
+    vote = TrackClassVote(forget_after_frames=3)
+    vote.update([1, 2], [2, 2])
+    for _ in range(4):
+        vote.update([2], [2])
+    assert vote.tracks_held == 1

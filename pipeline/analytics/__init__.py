@@ -1,4 +1,4 @@
-"""The analytics stage: line crossings and zone occupancy from tracked detections.
+"""The analytics stage: line crossings, zones and dwell time, parking occupancy, speed.
 
 Pure geometry and per-track state (no drawing, no I/O), so every rule is tested exactly on
 synthetic tracks. :class:`Analytics` runs all configured counters on each frame.
@@ -6,17 +6,32 @@ synthetic tracks. :class:`Analytics` runs all configured counters on each frame.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from statistics import mean
 from typing import Any
 
 import supervision as sv
 
-from pipeline.analytics.events import LineCrossing
-from pipeline.analytics.lines import LineCounter
+from pipeline.analytics.events import Event, LineCrossing, SlotChange, ZoneEnter, ZoneExit
+from pipeline.analytics.lines import Lane, LineCounter
+from pipeline.analytics.parking import ParkingMonitor
+from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.zones import ZoneCounter
-from pipeline.config import LineConfig, ZoneConfig
+from pipeline.config import LineConfig, ParkingConfig, SpeedConfig, ZoneConfig
 
-__all__ = ["Analytics", "LineCounter", "LineCrossing", "ZoneCounter"]
+__all__ = [
+    "Analytics",
+    "Event",
+    "LineCounter",
+    "LineCrossing",
+    "ParkingMonitor",
+    "SlotChange",
+    "SpeedEstimator",
+    "ZoneCounter",
+    "ZoneEnter",
+    "ZoneExit",
+]
 
 
 class Analytics:
@@ -25,7 +40,9 @@ class Analytics:
     Args:
         lines: Counting lines from the config.
         zones: Polygon zones from the config.
-        forget_after_s: How long a vanished track's counting state is kept (at least the tracker's buffer).
+        forget_after_s: How long a vanished track's state is kept (at least the tracker's buffer).
+        parking: Parking slots and their rules; no slots, no parking monitor.
+        speed: Speed calibration; without points, no speeds.
 
     Example:
         >>> analytics = Analytics([LineConfig("main", (0, 100), (200, 100))], [], forget_after_s=2.0)
@@ -33,16 +50,82 @@ class Analytics:
         {'main': (0, 0)}
     """
 
-    def __init__(self, lines: Sequence[LineConfig], zones: Sequence[ZoneConfig], forget_after_s: float) -> None:
-        self.lines = [LineCounter(line.name, line.start, line.end, forget_after_s=forget_after_s) for line in lines]
-        self.zones = [ZoneCounter(zone.name, zone.polygon) for zone in zones]
+    def __init__(
+        self,
+        lines: Sequence[LineConfig],
+        zones: Sequence[ZoneConfig],
+        forget_after_s: float,
+        parking: ParkingConfig | None = None,
+        speed: SpeedConfig | None = None,
+    ) -> None:
+        self.lines = [
+            LineCounter(
+                line.name,
+                line.start,
+                line.end,
+                min_crossing_distance=line.min_crossing_distance,
+                lanes=[Lane(lane.name, lane.start, lane.end) for lane in line.lanes],
+                forget_after_s=forget_after_s,
+            )
+            for line in lines
+        ]
+        self.zones = [ZoneCounter(zone.name, zone.polygon, lost_grace_s=forget_after_s) for zone in zones]
+        self.parking = (
+            ParkingMonitor({slot.name: slot.polygon for slot in parking.slots}, parking.min_overlap, parking.debounce_s)
+            if parking is not None and parking.slots
+            else None
+        )
+        self.speed = (
+            SpeedEstimator(
+                speed.image_points,
+                speed.world_points,
+                window_s=speed.window_s,
+                max_kmh=speed.max_kmh,
+                forget_after_s=forget_after_s,
+            )
+            if speed is not None and speed.image_points is not None and speed.world_points is not None
+            else None
+        )
+        self._line_speeds: dict[tuple[str, str], list[float]] = {}
 
-    def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[LineCrossing]:
+    def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Event]:
         """Update every counter with one frame; returns the frame's events."""
-        events = [event for line in self.lines for event in line.update(detections, frame_index, timestamp_s)]
-        for zone in self.zones:
-            zone.update(detections)
+        speeds = self.speed.update(detections, timestamp_s) if self.speed is not None else {}
+        events: list[Event] = [e for line in self.lines for e in line.update(detections, frame_index, timestamp_s)]
+        events += [e for zone in self.zones for e in zone.update(detections, frame_index, timestamp_s)]
+        if speeds:
+            events = [self._with_speed(event, speeds) for event in events]
+        if self.parking is not None:
+            events += self.parking.update(detections, frame_index, timestamp_s)
         return events
+
+    def _with_speed(self, event: Event, speeds: dict[int, float | None]) -> Event:
+        speed_kmh = speeds.get(getattr(event, "track_id", -1))
+        if speed_kmh is None or not hasattr(event, "speed_kmh"):
+            return event
+        if isinstance(event, LineCrossing):
+            self._line_speeds.setdefault((event.line, event.direction), []).append(speed_kmh)
+        return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
+
+    @property
+    def columns(self) -> list[str]:
+        """The analytics columns of ``counts.csv``: ``<line>_in, <line>_out`` per line, ``<zone>_count``
+        per zone, then ``slots_occupied, slots_free`` with parking."""
+        columns = [f"{line.name}_{direction}" for line in self.lines for direction in ("in", "out")]
+        columns += [f"{zone.name}_count" for zone in self.zones]
+        if self.parking is not None:
+            columns += ["slots_occupied", "slots_free"]
+        return columns
+
+    def row(self) -> dict[str, int]:
+        """The current values of :attr:`columns` (line counts are cumulative, all classes)."""
+        row = {}
+        for line in self.lines:
+            row[f"{line.name}_in"], row[f"{line.name}_out"] = line.in_total, line.out_total
+        row.update({f"{zone.name}_count": zone.count for zone in self.zones})
+        if self.parking is not None:
+            row["slots_occupied"], row["slots_free"] = self.parking.occupied_count, self.parking.free_count
+        return row
 
     def line_counts(self) -> dict[str, tuple[int, int]]:
         """Cumulative (in, out) per line, all classes."""
@@ -52,19 +135,47 @@ class Analytics:
         """Objects inside each zone on the last frame."""
         return {zone.name: zone.count for zone in self.zones}
 
-    def summary(self) -> dict[str, Any]:
-        """The ``lines`` and ``zones`` sections of ``summary.json``."""
-        return {
-            "lines": {
-                line.name: {
-                    "in": dict(sorted(line.crossings_in.items())),
-                    "out": dict(sorted(line.crossings_out.items())),
-                    "in_total": line.in_total,
-                    "out_total": line.out_total,
+    @property
+    def tracks_held(self) -> int:
+        """Per-track states held by all counters (bounded by pruning)."""
+        held = sum(line.tracks_held for line in self.lines) + sum(zone.tracks_held for zone in self.zones)
+        return held + (self.speed.tracks_held if self.speed is not None else 0)
+
+    def summary(self, end_s: float) -> dict[str, Any]:
+        """The analytics sections of ``summary.json``; ``end_s`` is the end of the processed video."""
+        lines = {}
+        for line in self.lines:
+            entry: dict[str, Any] = {
+                "in": dict(sorted(line.crossings_in.items())),
+                "out": dict(sorted(line.crossings_out.items())),
+                "in_total": line.in_total,
+                "out_total": line.out_total,
+            }
+            if line.lanes:
+                entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in line.lane_counts.items()}
+            if self.speed is not None:
+                entry["mean_speed_kmh"] = {
+                    direction: round(mean(values), 2)
+                    if (values := self._line_speeds.get((line.name, direction)))
+                    else None
+                    for direction in ("in", "out")
                 }
-                for line in self.lines
-            },
+            lines[line.name] = entry
+        summary: dict[str, Any] = {
+            "lines": lines,
             "zones": {
-                zone.name: {"max_count": zone.max_count, "mean_count": round(zone.mean_count, 3)} for zone in self.zones
+                zone.name: {
+                    "max_count": zone.max_count,
+                    "mean_count": round(zone.mean_count, 3),
+                    "enters": zone.enters,
+                    "exits": zone.exits,
+                    "mean_dwell_s": round(zone.mean_dwell_s, 3),
+                    "max_dwell_s": round(zone.dwell_max_s, 3),
+                    "inside_at_end": {str(k): v for k, v in zone.dwell_so_far(end_s).items()},
+                }
+                for zone in self.zones
             },
         }
+        if self.parking is not None:
+            summary["parking"] = self.parking.summary(end_s)
+        return summary

@@ -6,21 +6,19 @@ Example:
     >>> detections = sv.Detections(
     ...     xyxy=np.array([[10.0, 10.0, 60.0, 40.0]]), confidence=np.array([0.9]), class_id=np.array([2]),
     ...     tracker_id=np.array([3]), data={"class_name": np.array(["car"])})
-    >>> image = annotator.annotate(np.zeros((120, 160, 3), np.uint8), detections, 0.0, [], [])
+    >>> image = annotator.annotate(np.zeros((120, 160, 3), np.uint8), detections, 0.0, Analytics([], [], 1.0))
     >>> annotator.labels(detections)
     ['#3 car 0.90']
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics.lines import LineCounter, class_names_of
-from pipeline.analytics.zones import ZoneCounter
-from pipeline.annotators.overlays import LineCountAnnotator, ZoneCountAnnotator
+from pipeline.analytics import Analytics
+from pipeline.analytics.lines import class_names_of
+from pipeline.annotators.overlays import LineCountAnnotator, SlotAnnotator, ZoneCountAnnotator
 from pipeline.annotators.trails import FadingTraceAnnotator
 from pipeline.config import DrawConfig
 
@@ -53,6 +51,7 @@ class FrameAnnotator:
         )
         self._lines = LineCountAnnotator()
         self._zones = ZoneCountAnnotator()
+        self._slots = SlotAnnotator()
 
     @staticmethod
     def labels(detections: sv.Detections) -> list[str]:
@@ -77,18 +76,19 @@ class FrameAnnotator:
         scene: np.ndarray,
         detections: sv.Detections,
         timestamp_s: float,
-        lines: Sequence[LineCounter],
-        zones: Sequence[ZoneCounter],
+        analytics: Analytics,
     ) -> np.ndarray:
         """Draw one frame's tracked ``detections`` and the counters' state on ``scene`` (in place)."""
-        self._zones.annotate(scene, zones)
+        self._zones.annotate(scene, analytics.zones)
+        if analytics.parking is not None:
+            self._slots.annotate(scene, analytics.parking)
         if self._masks is not None and detections.mask is not None:
             self._masks.annotate(scene, detections)
         if self._trails is not None:
             self._trails.annotate(scene, detections, timestamp_s)
         if self._boxes is not None:
             self._boxes.annotate(scene, detections)
-        self._lines.annotate(scene, lines)
+        self._lines.annotate(scene, analytics.lines)
         if self._labels is not None:
             self._labels.annotate(scene, detections, labels=self.labels(detections))
         return scene

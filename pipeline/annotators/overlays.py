@@ -18,6 +18,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.lines import LineCounter
+from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.zones import ZoneCounter
 
 
@@ -110,3 +111,58 @@ class ZoneCountAnnotator:
                 background_color=color,
             )
         return scene
+
+
+class SlotAnnotator:
+    """Draws parking slots (red when occupied, green when free) and a free/total counter.
+
+    Args:
+        opacity: Fill opacity of occupied slots.
+        text_scale: Scale of the labels.
+    """
+
+    FREE = sv.Color.from_hex("#2ecc71")
+    OCCUPIED = sv.Color.from_hex("#e74c3c")
+
+    def __init__(self, opacity: float = 0.3, text_scale: float = 0.5) -> None:
+        self.opacity = opacity
+        self.text_scale = text_scale
+
+    def annotate(self, scene: np.ndarray, parking: ParkingMonitor) -> np.ndarray:
+        """Draw every slot in its debounced state on ``scene`` (in place) and return it."""
+        occupied = parking.occupied
+        for name, polygon in parking.polygons.items():
+            points = polygon.round().astype(int)
+            color = self.OCCUPIED if occupied[name] else self.FREE
+            if occupied[name]:
+                sv.draw_filled_polygon(scene, points, color, opacity=self.opacity)
+            sv.draw_polygon(scene, points, color, thickness=2)
+        sv.draw_text(
+            scene,
+            f"free {parking.free_count} / {len(occupied)}",
+            sv.Point(80, 20),
+            text_color=sv.Color.BLACK,
+            text_scale=self.text_scale,
+            text_thickness=1,
+            text_padding=5,
+            background_color=sv.Color.WHITE,
+        )
+        return scene
+
+
+def draw_slot_names(scene: np.ndarray, slots: dict[str, list[tuple[float, float]]]) -> np.ndarray:
+    """Draw slot outlines and names, for checking a slots file by eye (``vpipe slots``)."""
+    for name, polygon in slots.items():
+        points = np.asarray(polygon).round().astype(int)
+        sv.draw_polygon(scene, points, SlotAnnotator.FREE, thickness=2)
+        center = points.mean(axis=0)
+        sv.draw_text(
+            scene,
+            name,
+            sv.Point(float(center[0]), float(center[1])),
+            text_color=sv.Color.BLACK,
+            text_scale=0.5,
+            text_thickness=1,
+            background_color=SlotAnnotator.FREE,
+        )
+    return scene

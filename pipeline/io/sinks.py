@@ -5,8 +5,8 @@ last frame it finished; :meth:`close` is safe to call twice.
 
 Example::
 
-    with CountsCsvSink("counts.csv", line_names=["main"], zone_names=[]) as sink:
-        sink.write(frame_index=0, timestamp_s=0.0, tracks_active=3, line_counts={"main": (1, 0)}, zone_counts={})
+    with CountsCsvSink("counts.csv", ["frame_index", "timestamp_s", "main_in"]) as sink:
+        sink.write({"frame_index": 0, "timestamp_s": 0.0, "main_in": 1})
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -106,36 +106,19 @@ class H264VideoSink(_Sink):
 
 
 class CountsCsvSink(_Sink):
-    """One row per frame: ``frame_index,timestamp_s,tracks_active``, ``<line>_in,<line>_out`` per line
-    (cumulative, all classes) and ``<zone>_count`` per zone."""
+    """One row per frame with fixed columns (see :meth:`pipeline.analytics.Analytics.row`)."""
 
-    def __init__(self, path: str | Path, line_names: Iterable[str], zone_names: Iterable[str]) -> None:
+    def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
         self.path = Path(path)
-        self._line_names = list(line_names)
-        self._zone_names = list(zone_names)
+        self.columns = list(columns)
         self._file = self.path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        header = ["frame_index", "timestamp_s", "tracks_active"]
-        for name in self._line_names:
-            header += [f"{name}_in", f"{name}_out"]
-        header += [f"{name}_count" for name in self._zone_names]
-        self._writer.writerow(header)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
+        self._writer.writeheader()
         self._file.flush()
 
-    def write(
-        self,
-        frame_index: int,
-        timestamp_s: float,
-        tracks_active: int,
-        line_counts: Mapping[str, tuple[int, int]],
-        zone_counts: Mapping[str, int],
-    ) -> None:
-        """Append one frame's row; ``line_counts`` maps a line to its cumulative (in, out)."""
-        row: list[Any] = [frame_index, f"{timestamp_s:.4f}", tracks_active]
-        for name in self._line_names:
-            row += list(line_counts[name])
-        row += [zone_counts[name] for name in self._zone_names]
-        self._writer.writerow(row)
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Append one frame's row (floats with 4 decimals) and flush."""
+        self._writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
         self._file.flush()
 
     def close(self) -> None:

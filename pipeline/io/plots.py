@@ -1,0 +1,62 @@
+"""Run plots: ``counts.png`` (counts over time, from counts.csv) and ``heatmap.png``.
+
+Matplotlib's object API (no pyplot), so nothing global changes and no display is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+
+from pipeline.analytics.heatmap import Heatmap
+
+
+def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
+    """Plot cumulative line counts per direction and zone/parking occupancy against time.
+
+    Returns:
+        False (and writes nothing) when the CSV has no rows or no count columns.
+    """
+    with Path(counts_csv).open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        return False
+    columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
+    line_columns = [c for c in columns if c.endswith(("_in", "_out"))]
+    level_columns = [c for c in columns if c not in line_columns]
+    if not columns:
+        return False
+    time_s = np.array([float(row["timestamp_s"]) for row in rows])
+    panels = [
+        (title, cols) for title, cols in (("cumulative crossings", line_columns), ("objects", level_columns)) if cols
+    ]
+    figure = Figure(figsize=(9, 3.2 * len(panels)), layout="constrained")
+    for index, (title, cols) in enumerate(panels):
+        axes = figure.add_subplot(len(panels), 1, index + 1)
+        for column in cols:
+            axes.step(time_s, [int(row[column]) for row in rows], where="post", label=column)
+        axes.set_title(title)
+        axes.set_xlabel("video time (s)")
+        axes.grid(alpha=0.3)
+        axes.legend(loc="upper left", fontsize="small")
+    figure.savefig(str(path), dpi=100)
+    return True
+
+
+def write_heatmap(heatmap: Heatmap, background: np.ndarray, path: str | Path) -> None:
+    """Overlay the anchors' density (log-scaled, smoothed, colour-mapped) on ``background``."""
+    density = np.log1p(heatmap.counts.astype(np.float32))
+    if density.max() > 0:
+        density /= density.max()
+    density = cv2.resize(density, (heatmap.width, heatmap.height), interpolation=cv2.INTER_LINEAR)
+    density = cv2.GaussianBlur(density, (0, 0), sigmaX=heatmap.cell)
+    if density.max() > 0:
+        density /= density.max()
+    colored = cv2.applyColorMap((density * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (np.clip(density * 1.5, 0, 1) * 0.65)[..., None]
+    image = (background.astype(np.float32) * (1 - alpha) + colored.astype(np.float32) * alpha).astype(np.uint8)
+    cv2.imwrite(str(path), image)
