@@ -82,7 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
     run.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
     run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
-    run.add_argument("--imgsz", type=_positive_int, metavar="PX", help="inference size in pixels (default 640)")
+    run.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx", "openvino"],
+        help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
+    )
+    run.add_argument(
+        "--imgsz", type=_positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
+    )
+    run.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
+    run.add_argument(
+        "--detect-every",
+        type=_positive_int,
+        metavar="N",
+        help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
+    )
     run.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
     run.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
     run.add_argument(
@@ -143,7 +157,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "weights": args.model,
             "task": args.task,
             "device": args.device,
+            "backend": args.backend,
             "imgsz": args.imgsz,
+            "upscale": True if args.upscale else None,
+            "detect_every": args.detect_every,
             "conf": args.conf,
             "classes": [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None,
         }.items()
@@ -166,7 +183,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     rows = [
         f"{summary['status']}: {summary['frames']} frames ({summary['duration_s']:.1f} s of video) "
         f"at {summary['processing_fps']:.1f} FPS, {summary['tracks_total']} tracks, "
-        f"model {summary['model']} ({summary['task']}, {summary['device']})"
+        f"model {summary['model']} ({summary['task']}, {summary['backend']} on {summary['device']}, "
+        f"input {summary['input_size'][1]}x{summary['input_size'][0]})"
     ]
     if summary["lines"]:
         rows.append(f"{'line':<16}{'in':>6}{'out':>6}  by class (in / out)")

@@ -48,7 +48,18 @@ class ModelConfig:
     """None: ``models/yolo11n.pt`` for detect, the OpenVINO int8 ``yolo11n-seg`` model for segment."""
     task: str | None = field(default=None, metadata=_check(lambda v: v in ("detect", "segment"), "detect or segment"))
     """None: the model's own task (detect for the default weights)."""
+    backend: str = field(
+        default="auto",
+        metadata=_check(lambda v: v in ("auto", "torch", "onnx", "openvino"), "auto, torch, onnx or openvino"),
+    )
+    """Inference engine for ``.pt`` weights (exported once and cached); auto: the fastest installed for the
+    device (OpenVINO, then ONNX Runtime, on CPU; PyTorch fp16 on a GPU)."""
     imgsz: int = field(default=640, metadata=_check(lambda v: 32 <= v <= 8192, "an integer from 32 to 8192"))
+    """Long side of the model input; the input keeps the source's aspect ratio."""
+    upscale: bool = False
+    """Allow a source smaller than ``imgsz`` to be upscaled (off: a 320x240 clip runs at 320)."""
+    detect_every: int = field(default=1, metadata=_check(lambda v: 1 <= v <= 30, "an integer from 1 to 30"))
+    """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between."""
     conf: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number between 0 and 1"))
     """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
     iou: float = field(default=0.7, metadata=_check(lambda v: 0 < v <= 1, "a number between 0 and 1"))

@@ -2,6 +2,10 @@
 
 ``source -> Detector -> ByteTrackTracker -> Analytics -> FrameAnnotator -> sinks``
 
+Three threads with small bounded queues between them: decoding, then model + tracking +
+analytics + CSV/JSONL (this thread), then drawing + H.264 encoding; each frame is drawn with a
+frozen snapshot of the counts on that frame.
+
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
 output folder is touched; once running, every sink flushes per frame and is closed on any exit,
 Ctrl-C included, and ``summary.json`` is always written with the run's status.
@@ -9,22 +13,25 @@ Ctrl-C included, and ``summary.json`` is always written with the run's status.
 
 from __future__ import annotations
 
+import resource
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import supervision as sv
 from tqdm import tqdm
 
-from pipeline.analytics import Analytics
+from pipeline.analytics import Analytics, AnalyticsView
 from pipeline.analytics.heatmap import Heatmap
 from pipeline.annotators.frame import FrameAnnotator
+from pipeline.concurrency import BackgroundWorker, PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
-from pipeline.io.sources import FrameSource, open_source
+from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.models import Detector
 from pipeline.tracking import ByteTrackTracker
 
@@ -68,8 +75,11 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
     with ExitStack() as stack:
         stack.callback(source.close)
         config.validate_geometry(source.width, source.height)
-        detector = Detector(config.model, origin=config.origin)
-        tracker = ByteTrackTracker(config.tracker, fps=float(source.fps), class_names=detector.names)
+        detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
+        detect_every = config.model.detect_every
+        tracker = ByteTrackTracker(
+            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every
+        )
         # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
         analytics = Analytics(
             config.lines,
@@ -83,7 +93,7 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
 
         out_dir = output_dir_for(config, source)
         out_dir.mkdir(parents=True, exist_ok=True)
-        video = None
+        drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
         if config.output.video:
             video = stack.enter_context(
                 H264VideoSink(
@@ -95,6 +105,13 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
                     preset=config.output.preset,
                 )
             )
+
+            def draw_and_encode(item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
+                frame, tracked, view = item
+                video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, view))
+
+            # Entered after the video sink, so it is closed (all frames encoded) before the sink.
+            drawing = stack.enter_context(BackgroundWorker(draw_and_encode, maxsize=4))
         counts = stack.enter_context(
             CountsCsvSink(out_dir / "counts.csv", ["frame_index", "timestamp_s", "tracks_active", *analytics.columns])
         )
@@ -113,6 +130,9 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
             "task": detector.task,
             "device": detector.device,
             "imgsz": config.model.imgsz,
+            "backend": detector.backend,
+            "input_size": list(detector.input_size),
+            "detect_every": detect_every,
             "output_dir": str(out_dir),
             "status": "running",
         }
@@ -127,13 +147,20 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             if analytics.parking is not None and parking_log is not None:
                 parking_log.write(analytics.parking.finish(end_s))
+            if drawing is not None:
+                drawing.close()  # the frames in flight are drawn and encoded first
             summary.update(
                 duration_s=round(end_s, 4),
                 processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 status=status,
                 **analytics.summary(end_s),
                 tracks_total=tracks.total,
             )
+            if detector.device.startswith("cuda"):
+                import torch
+
+                summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             if error:
                 summary["error"] = error
             write_json_atomic(out_dir / "summary.json", summary)
@@ -143,11 +170,16 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
                 if first_frame is not None:
                     write_heatmap(heatmap, first_frame, out_dir / "heatmap.png")
 
+        frames = PrefetchIterator(source, maxsize=4)
+        stack.callback(frames.close)
         try:
-            for frame in source:
+            for frame in frames:
                 if first_frame is None:
                     first_frame = frame.image.copy()  # the annotator draws on frame.image
-                tracked = tracker.update(detector(frame.image))
+                if frame.frame_index % detect_every == 0:
+                    tracked = tracker.update(detector(frame.image))
+                else:
+                    tracked = tracker.predict()
                 frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
                 heatmap.update(tracked)
                 tracks.update(tracked.tracker_id)
@@ -162,8 +194,8 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
                 events.write(event.to_record() for event in frame_events)
                 if parking_log is not None and analytics.parking is not None:
                     parking_log.write(analytics.parking.pop_intervals())
-                if video is not None:
-                    video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, analytics))
+                if drawing is not None:
+                    drawing.submit((frame, tracked, analytics.view()))
                 summary["frames"] += 1
                 end_s = frame.timestamp_s + 1.0 / float(source.fps)
                 bar.update()

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from types import SimpleNamespace
 
@@ -58,6 +59,10 @@ class TrackClassVote:
     def tracks_held(self) -> int:
         return len(self._votes)
 
+    def majority(self, track_id: int) -> int:
+        """The track's majority class so far (without adding a vote)."""
+        return self._votes[track_id].most_common(1)[0][0]
+
     def update(self, track_ids: list[int], class_ids: list[int]) -> list[int]:
         """Add one frame's votes; returns the majority class of each given track."""
         self._frame += 1
@@ -83,21 +88,31 @@ class ByteTrackTracker:
         config: Thresholds and the lost-track buffer in seconds.
         fps: The source's frame rate, to turn the buffer into frames.
         class_names: Class id to name, to relabel ``data["class_name"]`` with the voted class.
+        detect_every: Detections arrive every Nth frame; :meth:`predict` covers the frames between,
+            and the lost-track buffer (counted by ByteTrack in updates) is scaled to match.
     """
 
-    def __init__(self, config: TrackerConfig, fps: float, class_names: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig,
+        fps: float,
+        class_names: dict[int, str] | None = None,
+        detect_every: int = 1,
+    ) -> None:
         self.buffer_frames = max(1, round(config.track_buffer_s * fps))
         self.class_names = class_names
         args = SimpleNamespace(
             track_high_thresh=config.track_high_thresh,
             track_low_thresh=config.track_low_thresh,
             new_track_thresh=config.new_track_thresh,
-            track_buffer=self.buffer_frames,
+            track_buffer=max(1, math.ceil(self.buffer_frames / detect_every)),
             match_thresh=config.match_thresh,
             fuse_score=config.fuse_score,
         )
         self._tracker = BYTETracker(args)
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
+        self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        """Box and mask of each track matched on the last update, for :meth:`predict`."""
 
     def update(self, detections: sv.Detections) -> sv.Detections:
         """Track one frame's detections; returns the tracked subset with ``tracker_id`` set."""
@@ -114,4 +129,53 @@ class ByteTrackTracker:
             tracked.class_id = np.array(voted, dtype=int)
             if self.class_names is not None and len(tracked):
                 tracked.data["class_name"] = np.array([self.class_names[c] for c in tracked.class_id.tolist()])
+        masks = tracked.mask if tracked.mask is not None else [None] * len(tracked)
+        self._last_seen = dict(zip(tracked.tracker_id.tolist(), zip(tracked.xyxy, masks, strict=True), strict=True))
         return tracked
+
+    def predict(self) -> sv.Detections:
+        """Advance every track one frame with its motion model, without detections.
+
+        Returns the confirmed tracks at their predicted boxes (masks shifted along), with their
+        voted classes, for frames on which the detector is skipped (``--detect-every``).
+        """
+        tracked = [t for t in self._tracker.tracked_stracks if t.is_activated]
+        self._tracker.multi_predict(tracked + self._tracker.lost_stracks)
+        tracked = [t for t in tracked if t.track_id in self._last_seen]
+        if not tracked:
+            return sv.Detections.empty()
+        xyxy = np.array([t.xyxy for t in tracked], dtype=float)
+        track_ids = np.array([t.track_id for t in tracked], dtype=int)
+        class_ids = np.array([self._votes.majority(int(t)) for t in track_ids], dtype=int)
+        masks = None
+        if all(self._last_seen[int(t)][1] is not None for t in track_ids):
+            masks = np.stack(
+                [
+                    _shifted(self._last_seen[int(t)][1], self._last_seen[int(t)][0], box)
+                    for t, box in zip(track_ids, xyxy, strict=True)
+                ]
+            )
+        data = {}
+        if self.class_names is not None:
+            data["class_name"] = np.array([self.class_names[c] for c in class_ids.tolist()])
+        return sv.Detections(
+            xyxy=xyxy,
+            mask=masks,
+            confidence=np.array([t.score for t in tracked], dtype=float),
+            class_id=class_ids,
+            tracker_id=track_ids,
+            data=data,
+        )
+
+
+def _shifted(mask: np.ndarray, old_box: np.ndarray, new_box: np.ndarray) -> np.ndarray:
+    """``mask`` moved by the displacement of its box's centre (whole pixels, edges cropped)."""
+    dx = round(float(new_box[0] + new_box[2] - old_box[0] - old_box[2]) / 2)
+    dy = round(float(new_box[1] + new_box[3] - old_box[1] - old_box[3]) / 2)
+    height, width = mask.shape
+    shifted = np.zeros_like(mask)
+    if abs(dx) < width and abs(dy) < height:
+        shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = mask[
+            max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+        ]
+    return shifted

@@ -26,7 +26,7 @@ def one_object() -> sv.Detections:
 def draw(config: DrawConfig, show_masks: bool, analytics: Analytics | None = None) -> np.ndarray:
     scene = np.full((200, 300, 3), 100, np.uint8)
     analytics = analytics or Analytics([], [], forget_after_s=1.0)
-    return FrameAnnotator(config, show_masks=show_masks).annotate(scene, one_object(), 0.0, analytics)
+    return FrameAnnotator(config, show_masks=show_masks).annotate(scene, one_object(), 0.0, analytics.view())
 
 
 ONLY_MASKS = DrawConfig(boxes=False, labels=False, trails=False)

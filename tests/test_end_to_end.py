@@ -40,6 +40,13 @@ def segment_run(tmp_path_factory: pytest.TempPathFactory, highway: Path) -> RunR
 
 
 @pytest.fixture(scope="module")
+def strided_run(tmp_path_factory: pytest.TempPathFactory, highway: Path) -> RunResult:
+    return vpipe_run(
+        tmp_path_factory.mktemp("strided"), highway, "--config", CONFIGS / "traffic.yaml", "--detect-every", "2"
+    )
+
+
+@pytest.fixture(scope="module")
 def street_run(tmp_path_factory: pytest.TempPathFactory, street: Path) -> RunResult:
     return vpipe_run(tmp_path_factory.mktemp("street"), street, "--config", CONFIGS / "street.yaml", "--no-video")
 
@@ -120,7 +127,13 @@ def ground_truth(clip: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("run_name", "clip"), [("detect_run", "highway"), ("segment_run", "highway"), ("street_run", "street_topdown")]
+    ("run_name", "clip"),
+    [
+        ("detect_run", "highway"),
+        ("segment_run", "highway"),
+        ("strided_run", "highway"),
+        ("street_run", "street_topdown"),
+    ],
 )
 def test_counts_match_ground_truth_within_one_vehicle(run_name: str, clip: str, request):
     _, out = request.getfixturevalue(run_name)
@@ -209,3 +222,29 @@ def test_slots_command_writes_a_loadable_file_and_a_preview(tmp_path: Path):
     assert preview is not None and preview.shape[:2] == (432, 768)
     bad = run_vpipe("slots", SAMPLES / "lot_topdown.mp4", "--grid", "2x3", "--region", "0,0,900,400")
     assert bad.returncode == 2 and "outside the 768x432 frame" in bad.stderr
+
+
+def test_summary_reports_backend_input_size_and_memory(detect_run: RunResult, strided_run: RunResult):
+    _, out = detect_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == "openvino"  # auto on CPU
+    assert summary["input_size"] == [384, 640]  # 960x540 at imgsz 640, rectangular
+    assert 100 < summary["peak_rss_mb"] < 1536
+    _, strided = strided_run
+    assert json.loads((strided / "summary.json").read_text())["detect_every"] == 2
+    with av.open(str(strided / "annotated.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 335  # every frame is still drawn and written
+
+
+def test_a_small_source_is_not_upscaled(tmp_path: Path, highway: Path):
+    small = tmp_path / "small.mp4"
+    from pipeline.io.sinks import H264VideoSink
+    from pipeline.io.sources import open_source
+
+    with H264VideoSink(small, 320, 240, open_source(str(highway)).fps) as sink:
+        for frame in open_source(str(highway), max_frames=10):
+            sink.write(cv2.resize(frame.image, (320, 240)))
+    _, out = vpipe_run(tmp_path / "out", small, "--no-video")
+    assert json.loads((out / "summary.json").read_text())["input_size"] == [256, 320]
+    _, out = vpipe_run(tmp_path / "up", small, "--no-video", "--upscale")
+    assert json.loads((out / "summary.json").read_text())["input_size"] == [480, 640]

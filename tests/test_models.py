@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import supervision as sv
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, ModelError
-from pipeline.models import REPO_MODELS_DIR, Detector, resolve_weights
+from pipeline.io.sources import open_source
+from pipeline.models import REPO_MODELS_DIR, Detector, exported_model, input_size, resolve_weights, select_backend
+from tests.conftest import SAMPLES
 
 
 def test_defaults_per_task_are_the_bundled_models():
@@ -61,3 +65,53 @@ def test_unreadable_weights(tmp_path: Path):
     weights.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match=r"broken\.pt: cannot load model"):
         Detector(ModelConfig(weights=str(weights)))
+
+
+def test_input_size_keeps_the_aspect_ratio_and_never_upscales():
+    assert input_size(960, 540, 640) == (384, 640)
+    assert input_size(320, 240, 640) == (256, 320)
+    assert input_size(1920, 1080, 1280) == (736, 1280)
+    assert input_size(320, 240, 640, upscale=True) == (480, 640)
+
+
+def test_auto_backend_is_the_fastest_installed_for_the_device():
+    assert select_backend("auto", "cpu") == "openvino"  # measured fastest on CPU here (scripts/benchmark.py)
+    assert select_backend("auto", "cuda:0") == "torch"
+    assert select_backend("onnx", "cpu") == "onnx"
+
+
+@pytest.fixture(scope="module")
+def highway_frames() -> list[np.ndarray]:
+    return [frame.image for frame in open_source(str(SAMPLES / "highway.mp4"), max_frames=40)][::13]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_exported_backends_find_what_pytorch_finds(tmp_path: Path, backend: str, highway_frames: list[np.ndarray]):
+    weights = tmp_path / "yolo11n.pt"
+    shutil.copy(REPO_MODELS_DIR / "yolo11n.pt", weights)
+    config = ModelConfig(weights=str(weights), backend=backend, classes=["car", "truck"], conf=0.25)
+    exported = Detector(config, frame_size=(960, 540))
+    assert (exported.backend, exported.input_size) == (backend, (384, 640))
+    assert ".vpipe-cache" in exported.model_path and "384x640" in exported.model_path
+    reference = Detector(ModelConfig(weights=str(weights), backend="torch", classes=["car", "truck"], conf=0.25))
+    for image in highway_frames:
+        ours, theirs = exported(image), reference(image)
+        confident = theirs[theirs.confidence > 0.5]
+        if len(confident) == 0:
+            continue
+        iou = sv.box_iou_batch(confident.xyxy, ours.xyxy)
+        assert (iou.max(axis=1) > 0.8).all(), f"{backend} missed a box PyTorch found with confidence > 0.5"
+
+
+def test_exports_are_cached_by_content_and_size(tmp_path: Path):
+    weights = tmp_path / "yolo11n.pt"
+    shutil.copy(REPO_MODELS_DIR / "yolo11n.pt", weights)
+    first = exported_model(weights, "onnx", (256, 320))
+    stamp = first.stat().st_mtime_ns
+    assert exported_model(weights, "onnx", (256, 320)) == first
+    assert first.stat().st_mtime_ns == stamp  # reused, not re-exported
+    other = exported_model(weights, "onnx", (384, 640))
+    assert other != first and other.exists()
+    assert sorted(p.name for p in (tmp_path / ".vpipe-cache").iterdir() if p.is_dir()) == sorted(
+        [first.parent.name, other.parent.name]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import supervision as sv
 
 from pipeline.config import TrackerConfig
@@ -106,3 +107,24 @@ def test_votes_of_vanished_tracks_are_forgotten():
     for _ in range(4):
         vote.update([2], [2])
     assert vote.tracks_held == 1
+
+
+def test_predict_carries_tracks_between_detections_with_their_motion():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30, class_names={2: "car"}, detect_every=2)
+    for step in range(0, 12, 2):  # an object moving 4 px per frame, detected every other frame
+        tracked = tracker.update(boxes(10 + 4 * step, with_masks=True))
+        predicted = tracker.predict()
+    assert list(predicted.tracker_id) == list(tracked.tracker_id)
+    # Detected at x = 10 + 4 * 10 = 50 on the last update; one frame later the motion model says ~54.
+    assert predicted.xyxy[0, 0] == pytest.approx(54, abs=1.5)
+    assert list(predicted.data["class_name"]) == ["car"]
+    _, xs = np.nonzero(predicted.mask[0])
+    assert xs.min() == pytest.approx(54, abs=1.5)  # the mask moved with the box
+
+
+def test_predict_without_tracks_is_empty():
+    assert len(ByteTrackTracker(TrackerConfig(), fps=30).predict()) == 0
+
+
+def test_lost_buffer_is_counted_in_detector_frames_when_striding():
+    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3)._tracker.max_frames_lost == 10

@@ -17,11 +17,13 @@ from pipeline.analytics.events import Event, LineCrossing, SlotChange, ZoneEnter
 from pipeline.analytics.lines import Lane, LineCounter
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
+from pipeline.analytics.views import AnalyticsView, LineView, ParkingView, ZoneView
 from pipeline.analytics.zones import ZoneCounter
 from pipeline.config import LineConfig, ParkingConfig, SpeedConfig, ZoneConfig
 
 __all__ = [
     "Analytics",
+    "AnalyticsView",
     "Event",
     "LineCounter",
     "LineCrossing",
@@ -106,6 +108,19 @@ class Analytics:
         if isinstance(event, LineCrossing):
             self._line_speeds.setdefault((event.line, event.direction), []).append(speed_kmh)
         return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
+
+    def view(self) -> AnalyticsView:
+        """A frozen snapshot of what the overlays draw, safe to hand to another thread."""
+        parking = None
+        if self.parking is not None:
+            parking = ParkingView(self.parking.polygons, self.parking.occupied)
+        return AnalyticsView(
+            lines=tuple(
+                LineView(line.name, line.start, line.end, line.in_total, line.out_total) for line in self.lines
+            ),
+            zones=tuple(ZoneView(zone.name, zone.polygon, zone.count) for zone in self.zones),
+            parking=parking,
+        )
 
     @property
     def columns(self) -> list[str]:

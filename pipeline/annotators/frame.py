@@ -6,7 +6,7 @@ Example:
     >>> detections = sv.Detections(
     ...     xyxy=np.array([[10.0, 10.0, 60.0, 40.0]]), confidence=np.array([0.9]), class_id=np.array([2]),
     ...     tracker_id=np.array([3]), data={"class_name": np.array(["car"])})
-    >>> image = annotator.annotate(np.zeros((120, 160, 3), np.uint8), detections, 0.0, Analytics([], [], 1.0))
+    >>> image = annotator.annotate(np.zeros((120, 160, 3), np.uint8), detections, 0.0, AnalyticsView())
     >>> annotator.labels(detections)
     ['#3 car 0.90']
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics import Analytics
 from pipeline.analytics.lines import class_names_of
+from pipeline.analytics.views import AnalyticsView
 from pipeline.annotators.overlays import LineCountAnnotator, SlotAnnotator, ZoneCountAnnotator
 from pipeline.annotators.trails import FadingTraceAnnotator
 from pipeline.config import DrawConfig
@@ -76,7 +76,7 @@ class FrameAnnotator:
         scene: np.ndarray,
         detections: sv.Detections,
         timestamp_s: float,
-        analytics: Analytics,
+        analytics: AnalyticsView,
     ) -> np.ndarray:
         """Draw one frame's tracked ``detections`` and the counters' state on ``scene`` (in place)."""
         self._zones.annotate(scene, analytics.zones)

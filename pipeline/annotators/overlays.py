@@ -2,9 +2,9 @@
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.analytics.lines import LineCounter
+    >>> from pipeline.analytics.views import LineView
     >>> scene = np.zeros((200, 300, 3), np.uint8)
-    >>> scene = LineCountAnnotator().annotate(scene, [LineCounter("main", (10, 100), (290, 100))])
+    >>> scene = LineCountAnnotator().annotate(scene, [LineView("main", (10, 100), (290, 100), 3, 1)])
     >>> bool(scene[100, 150].any())
     True
 """
@@ -17,9 +17,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics.lines import LineCounter
-from pipeline.analytics.parking import ParkingMonitor
-from pipeline.analytics.zones import ZoneCounter
+from pipeline.analytics.views import LineView, ParkingView, ZoneView
 
 
 class LineCountAnnotator:
@@ -36,7 +34,7 @@ class LineCountAnnotator:
         self.thickness = thickness
         self.text_scale = text_scale
 
-    def annotate(self, scene: np.ndarray, lines: Sequence[LineCounter]) -> np.ndarray:
+    def annotate(self, scene: np.ndarray, lines: Sequence[LineView]) -> np.ndarray:
         """Draw ``lines`` with their current totals on ``scene`` (in place) and return it."""
         bgr = self.color.as_bgr()
         for line in lines:
@@ -92,7 +90,7 @@ class ZoneCountAnnotator:
         self.opacity = opacity
         self.text_scale = text_scale
 
-    def annotate(self, scene: np.ndarray, zones: Sequence[ZoneCounter]) -> np.ndarray:
+    def annotate(self, scene: np.ndarray, zones: Sequence[ZoneView]) -> np.ndarray:
         """Draw ``zones`` with their current counts on ``scene`` (in place) and return it."""
         for index, zone in enumerate(zones):
             color = self.palette.by_idx(index)
@@ -128,7 +126,7 @@ class SlotAnnotator:
         self.opacity = opacity
         self.text_scale = text_scale
 
-    def annotate(self, scene: np.ndarray, parking: ParkingMonitor) -> np.ndarray:
+    def annotate(self, scene: np.ndarray, parking: ParkingView) -> np.ndarray:
         """Draw every slot in its debounced state on ``scene`` (in place) and return it."""
         occupied = parking.occupied
         for name, polygon in parking.polygons.items():

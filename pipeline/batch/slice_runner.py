@@ -1,0 +1,259 @@
+"""Runs the pipeline over one slice of a video: a warm-up that is tracked but not counted, then
+the slice's frames, counted and written as ``vpipe run`` writes a whole video.
+
+The stages are those of :func:`pipeline.runner.run` (same detector, tracker, counters, sinks,
+same per-frame step), so a slice counts what a whole-video run counts on its frames. Outputs
+cover the counted frames only: ``counts.csv`` (line counts cumulative from the slice's start),
+``events.jsonl``, ``annotated.mp4``, ``summary.json``, plots. Frame indices and timestamps are
+those of the whole video.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import supervision as sv
+
+from pipeline.analytics import Analytics, AnalyticsView
+from pipeline.analytics.heatmap import Heatmap
+from pipeline.annotators.frame import FrameAnnotator
+from pipeline.batch.slicing import SliceSpec
+from pipeline.batch.tally import SliceTally
+from pipeline.concurrency import BackgroundWorker, PrefetchIterator
+from pipeline.config import Config
+from pipeline.errors import PipelineError, SourceError
+from pipeline.io.plots import write_counts_plot, write_heatmap
+from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.io.sources import Frame, VideoFileSource
+from pipeline.models import Detector
+from pipeline.tracking import ByteTrackTracker
+
+
+class SliceSource(VideoFileSource):
+    """Frames ``[spec.warmup_frame, spec.end_frame)`` of a video file, with the whole video's
+    frame indices and timestamps; decoding starts at the keyframe before the warm-up.
+
+    Args:
+        path: The video file the slice was planned on.
+        spec: The slice.
+
+    Raises:
+        SourceError: The file cannot be opened, or does not hold the frames the plan expects.
+    """
+
+    def __init__(self, path: str | Path, spec: SliceSpec) -> None:
+        super().__init__(path)
+        self.spec = spec
+        self.frame_count = spec.end_frame - spec.warmup_frame
+
+    def _decode_from_warmup(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames from a keyframe at or before the warm-up (from the start if seeking overshoots)."""
+        for target in (self.spec.warmup_pts, self.spec.origin_pts):
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            decoded = self._container.decode(self._stream)
+            first = next(decoded, None)
+            if first is None or first.pts is None or first.pts <= self.spec.warmup_pts:
+                break
+        return itertools.chain([first] if first is not None else [], decoded)
+
+    def __iter__(self) -> Iterator[Frame]:
+        spec, expected, produced = self.spec, self.frame_count or 0, 0
+        try:
+            for decoded in self._decode_from_warmup():
+                if decoded.pts is None or decoded.pts < spec.warmup_pts:
+                    continue
+                if produced == expected or (spec.end_pts is not None and decoded.pts >= spec.end_pts):
+                    break
+                image = decoded.to_ndarray(format="bgr24")
+                yield Frame(image, spec.warmup_frame + produced, spec.seconds(decoded.pts))
+                produced += 1
+        except av.error.FFmpegError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise SourceError(f"{self.path}: decoding failed at frame {spec.warmup_frame + produced} ({reason})") from None
+        if produced != expected:
+            raise SourceError(
+                f"{self.path}: {spec.name} decoded {produced} of its {expected} frames "
+                "(the file changed since it was planned, or it decodes differently than it demuxes); "
+                "run it without --split"
+            )
+
+
+class _TrackIds:
+    """Distinct track IDs seen on counted frames."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def update(self, track_ids: np.ndarray | None) -> None:
+        if track_ids is not None:
+            self.seen.update(int(t) for t in track_ids)
+
+
+def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
+    """Process one slice of ``config.source.path`` and write its outputs to ``config.output.dir``.
+
+    Args:
+        config: A validated config with ``source.path`` and ``output.dir`` set; parking slots are
+            not supported (occupancy intervals span slices).
+        spec: The slice, planned on this file.
+
+    Returns:
+        The slice's summary (as written to ``summary.json``): the fields of a ``vpipe run`` summary
+        with ``frames``, ``lines`` and ``zones`` over the counted frames, plus ``part``,
+        ``start_frame``, ``end_frame``, ``warmup_frames``, ``start_s`` and ``end_s``.
+
+    Raises:
+        PipelineError: Invalid input (found before any output is written) or a source that fails
+            mid-way (outputs are finalized first).
+    """
+    if not config.source.path or not config.output.dir:
+        raise config.error("source.path", "a slice needs source.path and output.dir")
+    if config.parking.slots:
+        raise config.error("parking", "parking slots cannot be split into slices; run without --split")
+    source = SliceSource(config.source.path, spec)
+    with ExitStack() as stack:
+        stack.callback(source.close)
+        config.validate_geometry(source.width, source.height)
+        detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
+        detect_every = config.model.detect_every
+        tracker = ByteTrackTracker(
+            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every
+        )
+        analytics = Analytics(
+            config.lines, config.zones, forget_after_s=config.tracker.track_buffer_s + 1.0, speed=config.speed
+        )
+        tally = SliceTally(
+            [line.name for line in config.lines],
+            [zone.name for zone in config.zones],
+            lanes={line.name: [lane.name for lane in line.lanes] for line in config.lines},
+            with_speed=analytics.speed is not None,
+        )
+        annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
+        heatmap = Heatmap(source.width, source.height)
+
+        out_dir = Path(config.output.dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
+        if config.output.video:
+            video = stack.enter_context(
+                H264VideoSink(
+                    out_dir / "annotated.mp4",
+                    source.width,
+                    source.height,
+                    source.fps,
+                    crf=config.output.crf,
+                    preset=config.output.preset,
+                )
+            )
+
+            def draw_and_encode(item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
+                frame, tracked, view = item
+                video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, view))
+
+            drawing = stack.enter_context(BackgroundWorker(draw_and_encode, maxsize=4))
+        counts = stack.enter_context(
+            CountsCsvSink(out_dir / "counts.csv", ["frame_index", "timestamp_s", "tracks_active", *analytics.columns])
+        )
+        events = stack.enter_context(JsonlSink(out_dir / "events.jsonl"))
+
+        summary: dict[str, Any] = {
+            "source": config.source.path,
+            "part": spec.name,
+            "frames": 0,
+            "warmup_frames": 0,
+            "start_frame": spec.start_frame,
+            "end_frame": spec.start_frame,
+            "start_s": None,
+            "end_s": None,
+            "fps": round(float(source.fps), 4),
+            "width": source.width,
+            "height": source.height,
+            "duration_s": 0.0,
+            "processing_fps": 0.0,
+            "model": detector.weights,
+            "task": detector.task,
+            "device": detector.device,
+            "imgsz": config.model.imgsz,
+            "backend": detector.backend,
+            "input_size": list(detector.input_size),
+            "detect_every": detect_every,
+            "output_dir": str(out_dir),
+            "status": "running",
+        }
+        tracks = _TrackIds()
+        first_frame: np.ndarray | None = None
+        end_s = 0.0
+        started = time.perf_counter()
+
+        def finish(status: str, error: str | None = None) -> None:
+            elapsed = time.perf_counter() - started
+            if drawing is not None:
+                drawing.close()
+            inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in analytics.zones}
+            summary.update(
+                duration_s=round(end_s - (summary["start_s"] or 0.0), 4) if summary["frames"] else 0.0,
+                processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+                status=status,
+                **tally.summary(inside),
+                tracks_total=len(tracks.seen),
+            )
+            if error:
+                summary["error"] = error
+            write_json_atomic(out_dir / "summary.json", summary)
+            if config.output.plots and summary["frames"]:
+                counts.close()
+                write_counts_plot(counts.path, out_dir / "counts.png")
+                if first_frame is not None:
+                    write_heatmap(heatmap, first_frame, out_dir / "heatmap.png")
+
+        frames = PrefetchIterator(source, maxsize=4)
+        stack.callback(frames.close)
+        try:
+            for frame in frames:
+                counted = frame.frame_index >= spec.start_frame
+                if counted and first_frame is None:
+                    first_frame = frame.image.copy()
+                if frame.frame_index % detect_every == 0:
+                    tracked = tracker.update(detector(frame.image))
+                else:
+                    tracked = tracker.predict()
+                frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+                if not counted:  # warm-up: the tracker and counters learn, nothing is counted or written
+                    summary["warmup_frames"] += 1
+                    continue
+                tally.add(frame_events, analytics.zone_counts())
+                heatmap.update(tracked)
+                tracks.update(tracked.tracker_id)
+                counts.write(
+                    {
+                        "frame_index": frame.frame_index,
+                        "timestamp_s": frame.timestamp_s,
+                        "tracks_active": len(tracked),
+                        **analytics.row(),
+                        **tally.line_columns(),
+                    }
+                )
+                events.write(event.to_record() for event in frame_events)
+                if drawing is not None:
+                    drawing.submit((frame, tracked, analytics.view()))
+                if summary["start_s"] is None:
+                    summary["start_s"] = round(frame.timestamp_s, 4)
+                summary["frames"] += 1
+                summary["end_frame"] = frame.frame_index + 1
+                end_s = frame.timestamp_s + 1.0 / float(source.fps)
+                summary["end_s"] = round(end_s, 4)
+        except KeyboardInterrupt:
+            finish("interrupted")
+        except PipelineError as exc:
+            finish("failed", str(exc))
+            raise
+        else:
+            finish("completed")
+        return summary

@@ -1,0 +1,178 @@
+"""Merging summaries: slices into a video, videos into ``batch_summary.csv`` / ``batch_summary.json``.
+
+Counts add up exactly (per line, direction, class and lane); zone statistics are combined
+(``max_count`` the largest, ``mean_count`` weighted by frames, dwell times weighted by exits).
+Speeds stay in each item's own ``summary.json``.
+
+Example:
+    >>> a = {"main": {"in": {"car": 2}, "out": {}, "in_total": 2, "out_total": 0}}
+    >>> b = {"main": {"in": {"car": 1, "bus": 1}, "out": {"car": 1}, "in_total": 2, "out_total": 1}}
+    >>> merge_lines([a, b])["main"]
+    {'in': {'bus': 1, 'car': 3}, 'out': {'car': 1}, 'in_total': 4, 'out_total': 1}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_COPIED_FIELDS = ("fps", "width", "height", "model", "task", "device", "imgsz", "backend", "input_size", "detect_every")
+
+
+def merge_lines(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up ``lines`` sections: counts per direction and class, totals, lanes."""
+    merged: dict[str, Any] = {}
+    for lines in parts:
+        for name, line in lines.items():
+            entry = merged.setdefault(name, {"in": Counter(), "out": Counter(), "lanes": {}})
+            for direction in ("in", "out"):
+                entry[direction].update(line.get(direction, {}))
+            for lane, counts in line.get("lanes", {}).items():
+                entry["lanes"].setdefault(lane, Counter()).update(counts)
+    result = {}
+    for name, entry in merged.items():
+        result[name] = {
+            "in": dict(sorted(entry["in"].items())),
+            "out": dict(sorted(entry["out"].items())),
+            "in_total": sum(entry["in"].values()),
+            "out_total": sum(entry["out"].values()),
+        }
+        if entry["lanes"]:
+            result[name]["lanes"] = {lane: {"in": c["in"], "out": c["out"]} for lane, c in entry["lanes"].items()}
+    return result
+
+
+def merge_zones(parts: Sequence[tuple[Mapping[str, Any], int]]) -> dict[str, Any]:
+    """Combine ``zones`` sections given with each part's frame count, in time order."""
+    merged: dict[str, Any] = {}
+    for zones, frames in parts:
+        for name, zone in zones.items():
+            entry = merged.setdefault(name, {"max_count": 0, "count_sum": 0.0, "frames": 0, "enters": 0, "exits": 0})
+            entry["max_count"] = max(entry["max_count"], zone["max_count"])
+            entry["count_sum"] += zone["mean_count"] * frames
+            entry["frames"] += frames
+            entry["enters"] += zone["enters"]
+            entry["dwell_sum"] = entry.get("dwell_sum", 0.0) + zone["mean_dwell_s"] * zone["exits"]
+            entry["exits"] += zone["exits"]
+            entry["max_dwell_s"] = max(entry.get("max_dwell_s", 0.0), zone["max_dwell_s"])
+            entry["inside_at_end"] = zone.get("inside_at_end", {})
+    return {
+        name: {
+            "max_count": entry["max_count"],
+            "mean_count": round(entry["count_sum"] / entry["frames"], 3) if entry["frames"] else 0.0,
+            "enters": entry["enters"],
+            "exits": entry["exits"],
+            "mean_dwell_s": round(entry["dwell_sum"] / entry["exits"], 3) if entry["exits"] else 0.0,
+            "max_dwell_s": round(entry["max_dwell_s"], 3),
+            "inside_at_end": entry["inside_at_end"],
+        }
+        for name, entry in merged.items()
+    }
+
+
+def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A whole video's summary from its slices' summaries (in time order, all completed).
+
+    ``processing_fps`` is frames over the slices' summed processing time (warm-ups included), the
+    rate one worker would have had.
+    """
+    frames = sum(s["frames"] for s in summaries)
+    busy_s = sum(s["frames"] / s["processing_fps"] for s in summaries if s["processing_fps"])
+    first = summaries[0] if summaries else {}
+    return {
+        "frames": frames,
+        **{key: first[key] for key in _COPIED_FIELDS if key in first},
+        "duration_s": round(sum(s["duration_s"] for s in summaries), 4),
+        "processing_fps": round(frames / busy_s, 2) if busy_s else 0.0,
+        "lines": merge_lines([s["lines"] for s in summaries]),
+        "zones": merge_zones([(s["zones"], s["frames"]) for s in summaries]),
+    }
+
+
+@dataclass
+class VideoOutcome:
+    """Where one input video stands after a batch.
+
+    Attributes:
+        video: Relative path.
+        input: Local path or URL.
+        output_dir: Its output folder.
+        status: ``completed``, ``failed`` (the video or one of its slices failed) or ``pending``.
+        error: Why it failed (with the slice's name when a slice failed).
+        summary: Its summary when completed: ``vpipe run``'s, or the slices merged.
+        parts: For a split video, one entry per slice: name, status, frames, error.
+    """
+
+    video: str
+    input: str
+    output_dir: str
+    status: str
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        summary = self.summary or {}
+        return {
+            "video": self.video,
+            "input": self.input,
+            "output_dir": self.output_dir,
+            "status": self.status,
+            "error": self.error,
+            "frames": summary.get("frames", 0),
+            "duration_s": summary.get("duration_s", 0.0),
+            "processing_fps": summary.get("processing_fps", 0.0),
+            "parts": self.parts,
+            "lines": summary.get("lines", {}),
+            "zones": summary.get("zones", {}),
+        }
+
+
+def batch_csv(outcomes: Sequence[VideoOutcome]) -> str:
+    """``batch_summary.csv``: one row per video, with counts per line, direction and class.
+
+    Columns: ``video, status, frames, duration_s, processing_fps, slices, output_dir, error``, then
+    per line ``<line>_in, <line>_out`` and ``<line>_<direction>_<class>`` for every class seen.
+    """
+    lines: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        for name, line in (outcome.summary or {}).get("lines", {}).items():
+            lines.setdefault(name, set()).update(line["in"], line["out"])
+    count_columns = [f"{name}_{d}" for name in lines for d in ("in", "out")]
+    count_columns += [f"{name}_{d}_{cls}" for name, classes in lines.items() for d in ("in", "out") for cls in sorted(classes)]
+    base = ["video", "status", "frames", "duration_s", "processing_fps", "slices", "output_dir", "error"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=base + count_columns, lineterminator="\n")
+    writer.writeheader()
+    for outcome in outcomes:
+        record = outcome.to_record()
+        row: dict[str, Any] = {key: record.get(key) for key in base}
+        row["slices"], row["error"] = len(outcome.parts), outcome.error or ""
+        for name, classes in lines.items():
+            line = record["lines"].get(name)
+            for direction in ("in", "out"):
+                row[f"{name}_{direction}"] = line[f"{direction}_total"] if line else ""
+                for cls in sorted(classes):
+                    row[f"{name}_{direction}_{cls}"] = line[direction].get(cls, 0) if line else ""
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def batch_json(outcomes: Sequence[VideoOutcome], header: Mapping[str, Any]) -> dict[str, Any]:
+    """``batch_summary.json``: the run's settings, totals over completed videos, and every video."""
+    completed = [o for o in outcomes if o.status == "completed" and o.summary is not None]
+    statuses = Counter(o.status for o in outcomes)
+    return {
+        **header,
+        "videos_total": len(outcomes),
+        "completed": statuses["completed"],
+        "failed": statuses["failed"],
+        "pending": statuses["pending"],
+        "frames": sum(o.summary["frames"] for o in completed if o.summary),
+        "lines": merge_lines([o.summary["lines"] for o in completed if o.summary]),
+        "videos": [o.to_record() for o in outcomes],
+    }

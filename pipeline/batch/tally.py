@@ -1,0 +1,126 @@
+"""Counting what a slice counts: events and zone occupancy of its counted frames only.
+
+The counters of :class:`pipeline.analytics.Analytics` run over the warm-up too (that is the point
+of it), so their totals include events a slice must not count. :class:`SliceTally` keeps its own
+totals from the events emitted on counted frames, in the same shape as ``summary.json``.
+
+Example:
+    >>> from pipeline.analytics.events import LineCrossing
+    >>> tally = SliceTally(["main"], [], lanes={"main": []})
+    >>> tally.add([LineCrossing(120, 4.0, "main", "in", 7, "car")], zone_counts={})
+    >>> tally.line_columns()
+    {'main_in': 1, 'main_out': 0}
+    >>> tally.summary()["lines"]["main"]["in"]
+    {'car': 1}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from statistics import mean
+from typing import Any
+
+from pipeline.analytics.events import Event, LineCrossing, ZoneEnter, ZoneExit
+
+
+class _LineTally:
+    def __init__(self, lanes: Sequence[str]) -> None:
+        self.counts: dict[str, Counter[str]] = {"in": Counter(), "out": Counter()}
+        self.lanes: dict[str, Counter[str]] = {lane: Counter() for lane in lanes}
+        self.speeds: dict[str, list[float]] = {"in": [], "out": []}
+
+    def add(self, crossing: LineCrossing) -> None:
+        self.counts[crossing.direction][crossing.class_name] += 1
+        if crossing.lane is not None and crossing.lane in self.lanes:
+            self.lanes[crossing.lane][crossing.direction] += 1
+        if crossing.speed_kmh is not None:
+            self.speeds[crossing.direction].append(crossing.speed_kmh)
+
+    def summary(self, with_speed: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "in": dict(sorted(self.counts["in"].items())),
+            "out": dict(sorted(self.counts["out"].items())),
+            "in_total": sum(self.counts["in"].values()),
+            "out_total": sum(self.counts["out"].values()),
+        }
+        if self.lanes:
+            entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in self.lanes.items()}
+        if with_speed:
+            entry["mean_speed_kmh"] = {d: round(mean(v), 2) if v else None for d, v in self.speeds.items()}
+        return entry
+
+
+class _ZoneTally:
+    def __init__(self) -> None:
+        self.max_count = 0
+        self.count_sum = 0
+        self.frames = 0
+        self.enters = 0
+        self.dwells: list[float] = []
+
+    def add_frame(self, count: int) -> None:
+        self.max_count = max(self.max_count, count)
+        self.count_sum += count
+        self.frames += 1
+
+    def summary(self, inside_at_end: Mapping[str, float]) -> dict[str, Any]:
+        return {
+            "max_count": self.max_count,
+            "mean_count": round(self.count_sum / self.frames, 3) if self.frames else 0.0,
+            "enters": self.enters,
+            "exits": len(self.dwells),
+            "mean_dwell_s": round(mean(self.dwells), 3) if self.dwells else 0.0,
+            "max_dwell_s": round(max(self.dwells), 3) if self.dwells else 0.0,
+            "inside_at_end": dict(inside_at_end),
+        }
+
+
+class SliceTally:
+    """Line and zone totals over a slice's counted frames.
+
+    Args:
+        lines: Line names, in config order.
+        zones: Zone names, in config order.
+        lanes: Lane names per line.
+        with_speed: Whether speed calibration is on (adds ``mean_speed_kmh`` per line).
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[str],
+        zones: Sequence[str],
+        lanes: Mapping[str, Sequence[str]],
+        with_speed: bool = False,
+    ) -> None:
+        self._lines = {name: _LineTally(lanes.get(name, ())) for name in lines}
+        self._zones = {name: _ZoneTally() for name in zones}
+        self._with_speed = with_speed
+
+    def add(self, events: Iterable[Event], zone_counts: Mapping[str, int]) -> None:
+        """Add one counted frame: the events it emitted and the objects in each zone."""
+        for event in events:
+            if isinstance(event, LineCrossing):
+                self._lines[event.line].add(event)
+            elif isinstance(event, ZoneEnter):
+                self._zones[event.zone].enters += 1
+            elif isinstance(event, ZoneExit):
+                self._zones[event.zone].dwells.append(event.dwell_s)
+        for name, count in zone_counts.items():
+            self._zones[name].add_frame(count)
+
+    def line_columns(self) -> dict[str, int]:
+        """Cumulative ``<line>_in`` / ``<line>_out`` since the slice's first counted frame."""
+        columns = {}
+        for name, line in self._lines.items():
+            columns[f"{name}_in"] = sum(line.counts["in"].values())
+            columns[f"{name}_out"] = sum(line.counts["out"].values())
+        return columns
+
+    def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
+        """``lines`` and ``zones`` sections shaped like those of ``summary.json``."""
+        inside = inside_at_end or {}
+        return {
+            "lines": {name: line.summary(self._with_speed) for name, line in self._lines.items()},
+            "zones": {name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
+        }

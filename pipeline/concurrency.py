@@ -1,0 +1,148 @@
+"""Pipelining helpers: run a stage on its own thread behind a small bounded queue.
+
+Decoding (PyAV), inference (OpenVINO/ONNX Runtime/PyTorch), drawing (OpenCV) and encoding (x264)
+release the GIL, so the end-to-end rate approaches the slowest stage rather than their sum. The
+queues are bounded, so memory stays flat however long the run.
+
+Example:
+    >>> results = []
+    >>> with BackgroundWorker(results.append, maxsize=2) as worker:
+    ...     for item in PrefetchIterator(range(5), maxsize=2):
+    ...         worker.submit(item * 10)
+    >>> results
+    [0, 10, 20, 30, 40]
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+T = TypeVar("T")
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class PrefetchIterator(Generic[T]):
+    """Iterates ``source`` on a background thread, ``maxsize`` items ahead.
+
+    An exception raised by ``source`` is re-raised in the consumer at the point it happened.
+
+    Args:
+        source: Any iterable (e.g. a frame source).
+        maxsize: How many items may wait in the queue.
+        drop_oldest: When the queue is full, discard its oldest item instead of waiting (the
+            latest-frame policy for live feeds); :attr:`dropped` counts them.
+    """
+
+    def __init__(self, source: Iterable[T], maxsize: int = 4, drop_oldest: bool = False) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._drop_oldest = drop_oldest
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, args=(source,), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            if self._drop_oldest and item is not _END and not isinstance(item, _Failure):
+                try:
+                    self._queue.put_nowait(item)
+                    return
+                except queue.Full:
+                    try:
+                        self._queue.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+                    continue
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self, source: Iterable[T]) -> None:
+        try:
+            for item in source:
+                if self._stop.is_set():
+                    return
+                self._put(item)
+        except BaseException as error:  # handed to the consumer thread
+            self._put(_Failure(error))
+        self._put(_END)
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Stop the producer (it finishes the item it is reading) and wait for it."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class BackgroundWorker(Generic[T]):
+    """Calls ``handle(item)`` for each submitted item, in order, on a background thread.
+
+    :meth:`submit` blocks while ``maxsize`` items wait. An exception in ``handle`` is re-raised by
+    the next :meth:`submit` or by :meth:`close`. Use it as a context manager: leaving the block
+    processes everything submitted, then stops the thread.
+    """
+
+    def __init__(self, handle: Callable[[T], object], maxsize: int = 4) -> None:
+        self._handle = handle
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if self._error is None:
+                try:
+                    self._handle(item)  # type: ignore[arg-type]
+                except BaseException as error:  # handed to the submitting thread
+                    self._error = error
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, item: T) -> None:
+        self._raise_pending()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Finish every submitted item, stop the thread and re-raise a pending error."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_END)
+            self._thread.join()
+        self._raise_pending()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,285 @@
+"""End-to-end speed of vpipe against Ultralytics' own counting loop and the model's own limit.
+
+For every clip and task, three measurements, each in its own process, alternated for several
+repetitions (median and min-max reported):
+
+1. baseline: Ultralytics ``solutions.ObjectCounter`` with ``tracker="bytetrack.yaml"``, reading with
+   OpenCV and writing the annotated video with OpenCV, as its docs show;
+2. limit: decode (PyAV) + inference alone with our fastest backend at our input size;
+3. ours: ``vpipe run`` end to end with all outputs.
+
+Same clip, same weights, same imgsz and classes. Counts of ours and of the baseline are compared
+with the hand-counted ground truth in ``tests/data`` (totals over lines and directions, since
+ObjectCounter has one region and its own in/out convention).
+
+Usage::
+
+    python scripts/benchmark.py                       # all clips, detect and segment, 3 repetitions
+    python scripts/benchmark.py --clips highway --tasks detect --repeats 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+VEHICLES = ["car", "motorcycle", "bus", "truck"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    video: Path
+    config: Path
+    ground_truth: str | None
+    """Name of tests/data/<name>_ground_truth.yaml, if the clip was counted by hand."""
+    baseline_line: tuple[tuple[float, float], tuple[float, float]] | None
+    """The single line ObjectCounter counts on (it has one region)."""
+
+
+def clips(work: Path) -> dict[str, Clip]:
+    """The sample clips, plus a 320x240 version of the street clip made on the fly."""
+    samples, configs = REPO / "sample_videos", REPO / "configs"
+    small_video, small_config = _small_street_clip(work)
+    return {
+        "highway": Clip(samples / "highway.mp4", configs / "traffic.yaml", "highway", ((150, 330), (830, 330))),
+        "street": Clip(
+            samples / "street_topdown.mp4", configs / "street.yaml", "street_topdown", ((320, 0), (320, 340))
+        ),
+        "street_320x240": Clip(small_video, small_config, "street_topdown", ((160, 0), (160, 226.7))),
+        "lot": Clip(samples / "lot_topdown.mp4", configs / "parking.yaml", None, None),
+    }
+
+
+def _small_street_clip(work: Path) -> tuple[Path, Path]:
+    """street_topdown.mp4 resized to 320x240, with its config's lines scaled to match."""
+    import av
+    import cv2
+    import yaml
+
+    video, config = work / "street_320x240.mp4", work / "street_320x240.yaml"
+    if not video.exists():
+        from pipeline.io.sinks import H264VideoSink
+        from pipeline.io.sources import open_source
+
+        source = open_source(str(REPO / "sample_videos" / "street_topdown.mp4"))
+        with H264VideoSink(video, 320, 240, source.fps, crf=18) as sink:
+            for frame in source:
+                sink.write(cv2.resize(frame.image, (320, 240), interpolation=cv2.INTER_AREA))
+        av.open(str(video)).close()
+    data = yaml.safe_load((REPO / "configs" / "street.yaml").read_text())
+    sx, sy = 320 / 640, 240 / 360
+    for line in data["lines"]:
+        line["start"] = [line["start"][0] * sx, line["start"][1] * sy]
+        line["end"] = [line["end"][0] * sx, line["end"][1] * sy]
+    config.write_text(yaml.safe_dump(data))
+    return video, config
+
+
+def weights_for(task: str) -> Path:
+    """The same .pt weights for all three measurements (ours exports them to its backend)."""
+    return REPO / "models" / ("yolo11n.pt" if task == "detect" else "yolo11n-seg.pt")
+
+
+def ground_truth_total(name: str | None) -> int | None:
+    if name is None:
+        return None
+    import yaml
+
+    lines = yaml.safe_load((REPO / "tests" / "data" / f"{name}_ground_truth.yaml").read_text())["lines"]
+    return sum(line["in"] + line["out"] for line in lines.values())
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# --- workers: each runs in its own process and prints one JSON line -------------------------------
+
+
+def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+    import cv2
+    from ultralytics import solutions
+
+    capture = cv2.VideoCapture(str(clip.video))
+    width, height, fps = int(capture.get(3)), int(capture.get(4)), capture.get(5)
+    writer = cv2.VideoWriter(str(out / "baseline.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    counter = solutions.ObjectCounter(
+        show=False,
+        region=list(clip.baseline_line) if clip.baseline_line else [(0, 0), (width, 0), (width, height), (0, height)],
+        model=str(weights_for(task)),
+        tracker="bytetrack.yaml",
+        classes=[2, 3, 5, 7],
+        imgsz=imgsz,
+        device=device,
+        verbose=False,
+    )
+    frames = 0
+    started = time.perf_counter()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(counter(frame).plot_im)
+        frames += 1
+    elapsed = time.perf_counter() - started
+    writer.release()
+    return {"fps": frames / elapsed, "frames": frames, "count": counter.in_count + counter.out_count}
+
+
+def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+    from pipeline.config import ModelConfig
+    from pipeline.io.sources import open_source
+    from pipeline.models import Detector
+
+    source = open_source(str(clip.video))
+    detector = Detector(
+        ModelConfig(weights=str(weights_for(task)), imgsz=imgsz, classes=VEHICLES, device=device),
+        frame_size=(source.width, source.height),
+    )
+    frames = 0
+    started = time.perf_counter()
+    for frame in source:
+        detector(frame.image)
+        frames += 1
+    return {"fps": frames / (time.perf_counter() - started), "frames": frames, "backend": detector.backend}
+
+
+def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
+        "--model", str(weights_for(task)), "--task", task, "--imgsz", str(imgsz), "--device", device,
+        "--output", str(out / "ours"), "--quiet",
+    ]  # fmt: skip
+    subprocess.run(command, cwd=REPO, check=True)
+    summary = json.loads((out / "ours" / "summary.json").read_text())
+    count = sum(line["in_total"] + line["out_total"] for line in summary["lines"].values())
+    return {
+        "fps": summary["processing_fps"],
+        "frames": summary["frames"],
+        "count": count,
+        "peak_rss_mb": summary["peak_rss_mb"],
+        "backend": summary["backend"],
+        "input_size": summary["input_size"],
+    }
+
+
+WORKERS = {"baseline": worker_baseline, "limit": worker_limit}
+
+
+def measure(kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path) -> dict[str, Any]:
+    """One measurement in a fresh process."""
+    clip = clips(work)[clip_name]
+    with tempfile.TemporaryDirectory(dir=work) as out:
+        if kind == "ours":
+            return run_ours(clip, task, imgsz, device, Path(out))
+        command = [
+            sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--tasks", task,
+            "--imgsz", str(imgsz), "--device", device, "--work", str(work), "--worker-out", out,
+        ]  # fmt: skip
+        result = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", default="highway,street_320x240,street,lot", help="comma-separated clip names")
+    parser.add_argument("--tasks", default="detect,segment", help="detect, segment or both")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmark")
+    parser.add_argument("--output", type=Path, default=None, help="benchmark.json (default: in --work)")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    if args.worker:  # inside a measurement process
+        clip = clips(args.work)[args.clips]
+        result = WORKERS[args.worker](clip, args.tasks, args.imgsz, args.device, args.worker_out)
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return 0
+
+    table = []
+    for clip_name in args.clips.split(","):
+        truth = ground_truth_total(clips(args.work)[clip_name].ground_truth)
+        for task in args.tasks.split(","):
+            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "ours": []}
+            for repeat in range(args.repeats):
+                for kind in runs:  # alternate A/B/C so drift in machine load hits all three alike
+                    result = measure(kind, clip_name, task, args.imgsz, args.device, args.work)
+                    runs[kind].append(result)
+                    print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
+            fps = {kind: summarize([r["fps"] for r in results]) for kind, results in runs.items()}
+            row = {
+                "clip": clip_name,
+                "task": task,
+                "fps": fps,
+                "ours_vs_baseline": round(fps["ours"]["median"] / fps["baseline"]["median"], 2),
+                "ours_vs_limit": round(fps["ours"]["median"] / fps["limit"]["median"], 2),
+                "peak_rss_mb": {kind: max(r["peak_rss_mb"] for r in results) for kind, results in runs.items()},
+                "count_ground_truth": truth,
+                "count_ours": runs["ours"][-1].get("count"),
+                "count_baseline": runs["baseline"][-1].get("count"),
+                "backend": runs["ours"][-1]["backend"],
+                "input_size": runs["ours"][-1]["input_size"],
+            }
+            table.append(row)
+    output = args.output or args.work / "benchmark.json"
+    machine = f"{os.cpu_count()} CPUs, {_cpu_name()}, device {args.device}"
+    output.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "results": table}, indent=2) + "\n")
+    print(format_table(table, machine))
+    print(f"written {output}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def format_table(table: list[dict[str, Any]], machine: str) -> str:
+    header = (
+        f"| clip | task | baseline FPS | limit FPS | ours FPS | ours/baseline | ours/limit | peak RSS ours (MB) "
+        f"| count truth / ours / baseline |\n|{'---|' * 9}"
+    )
+    rows = [f"Machine: {machine}. FPS: median (min-max).", header]
+    for row in table:
+        fps = row["fps"]
+        cell = {k: f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})" for k, v in fps.items()}
+        rows.append(
+            f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['ours']} "
+            f"| {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
+            f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
+            f"/ {row['count_baseline']} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
