@@ -10,11 +10,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.io.urls import mask_credentials
 
 DESCRIPTION = """\
 Real-time video analytics: YOLO11 detection or segmentation, ByteTrack tracking, line crossing
@@ -76,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("source", metavar="SOURCE", help="video file, folder of images, or a glob like 'frames/*.jpg'")
+    run.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="video file, image folder or glob ('frames/*.jpg'), webcam index (0), stream URL (rtsp://, rtmp://, "
+        "http(s)://), or a .streams file listing several sources (one model, batched)",
+    )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
     run.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
@@ -106,7 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:X1,Y1,X2,Y2",
         help="counting line in source pixels; repeat for several; replaces the config's lines",
     )
-    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames (per source)")
+    live = run.add_argument_group("live sources")
+    live.add_argument(
+        "--read-policy",
+        choices=["auto", "latest", "all"],
+        help="latest: drop old frames to stay real time; all: process every frame (auto: latest for live feeds)",
+    )
+    live.add_argument("--stall-timeout", type=float, metavar="S", help="seconds without a frame before reconnecting")
+    live.add_argument(
+        "--max-reconnects", type=int, metavar="N", help="give up after N failed reconnects in a row (default: never)"
+    )
+    live.add_argument("--rotate", metavar="PERIOD|SIZE", help="start new output files every 1h, 30m, 500MB, ...")
+    live.add_argument("--show", action="store_true", help="show the annotated video in a window (needs a display)")
+    live.add_argument("--serve", type=int, metavar="PORT", help="live web page with the video and counts on PORT")
+    live.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1: this machine only)")
     run.add_argument("--no-video", action="store_true", help="skip writing annotated.mp4 (faster)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
 
@@ -167,10 +188,17 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None
     }
     overrides: dict[str, Any] = {"source": {"path": args.source}, "model": model}
-    if args.max_frames is not None:
-        overrides["source"]["max_frames"] = args.max_frames
+    source_flags = {
+        "max_frames": args.max_frames,
+        "read_policy": args.read_policy,
+        "stall_timeout_s": args.stall_timeout,
+        "max_reconnects": args.max_reconnects,
+    }
+    overrides["source"].update({key: value for key, value in source_flags.items() if value is not None})
+    if args.rotate is not None:
+        overrides.setdefault("output", {})["rotate"] = args.rotate
     if args.output is not None:
-        overrides["output"] = {"dir": args.output}
+        overrides.setdefault("output", {})["dir"] = args.output
     if args.no_video:
         overrides.setdefault("output", {})["video"] = False
     if args.line:
@@ -209,12 +237,26 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _command_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.runner import run
+    from pipeline.io.sources import read_stream_list
+    from pipeline.runner import run_sources
 
     config = load_config(args.config, overrides_from_args(args))
-    summary = run(config, progress=not args.quiet)
+    specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
+    with ExitStack() as stack:
+        viewers = []
+        if args.serve is not None:
+            from pipeline.io.live_view import LiveView
+
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            print(f"live view: {view.url}", file=sys.stderr)
+            viewers.append(view)
+        if args.show:
+            from pipeline.io.live_view import WindowView
+
+            viewers.append(stack.enter_context(WindowView()))
+        summaries = run_sources(config, specs, progress=not args.quiet, viewers=viewers)
     if not args.quiet:
-        print(format_summary(summary))
+        print("\n\n".join(format_summary(summary) for summary in summaries))
     return 0
 
 
@@ -257,12 +299,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
-        print(f"vpipe: error: {exc}", file=sys.stderr)
+        print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vpipe: interrupted", file=sys.stderr)

@@ -80,14 +80,31 @@ class PrefetchIterator(Generic[T]):
             self._put(_Failure(error))
         self._put(_END)
 
+    done: bool = False
+    """The source has ended (or failed) and everything it produced has been taken."""
+
+    def poll(self, timeout: float = 0.0) -> T | None:
+        """The next item, or None if none arrives within ``timeout`` seconds or the source has ended
+        (then :attr:`done` is set). The source's exception, if it failed, is raised here."""
+        if self.done:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _END:
+            self.done = True
+            return None
+        if isinstance(item, _Failure):
+            self.done = True
+            raise item.error
+        return item  # type: ignore[return-value]
+
     def __iter__(self) -> Iterator[T]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item  # type: ignore[misc]
+        while not self.done:
+            item = self.poll(timeout=3600)
+            if item is not None:
+                yield item
 
     def close(self) -> None:
         """Stop the producer (it finishes the item it is reading) and wait for it."""

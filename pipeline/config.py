@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -38,6 +39,15 @@ class SourceConfig:
     fps: float = field(default=30.0, metadata=_check(lambda v: v > 0, "a positive number"))
     """Frame rate for image folders, which carry no timestamps."""
     max_frames: int | None = field(default=None, metadata=_check(lambda v: v is None or v > 0, "a positive integer"))
+    read_policy: str = field(
+        default="auto", metadata=_check(lambda v: v in ("auto", "latest", "all"), "auto, latest or all")
+    )
+    """latest: drop old frames so processing never lags a live feed; all: process every frame;
+    auto: latest for webcams and streams, all for files and images."""
+    stall_timeout_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    """Live sources: seconds without a frame before reconnecting."""
+    max_reconnects: int | None = field(default=None, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+    """Live sources: failed attempts in a row before giving up (exit code 2); null: retry forever."""
 
 
 @dataclass
@@ -189,6 +199,10 @@ class OutputConfig:
 
     dir: str | None = None
     video: bool = True
+    rotate: str | None = field(
+        default=None, metadata=_check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
+    )
+    """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
     plots: bool = True
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
@@ -217,11 +231,49 @@ class Config:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    coordinates: str = field(
+        default="pixels", metadata=_check(lambda v: v in ("pixels", "normalized"), "pixels or normalized")
+    )
+    """Units of lines, zones, slots and speed image points: source pixels, or 0..1 of the frame's width
+    and height (normalized: they follow the source through a change of resolution)."""
     origin: str = field(default="<defaults>", metadata={"internal": True})
 
     def error(self, key: str, message: str) -> ConfigError:
         """A :class:`ConfigError` that names this config's origin and ``key``."""
         return ConfigError(f"{self.origin}: {key}: {message}")
+
+    def in_pixels(self, width: int, height: int) -> Config:
+        """This config with normalized geometry turned into pixels of a ``width`` x ``height`` frame
+        (itself when it is in pixels already)."""
+        if self.coordinates == "pixels":
+            return self
+        self.validate_geometry(1, 1)
+
+        def scale(point: Point) -> Point:
+            return (point[0] * width, point[1] * height)
+
+        lines = [
+            replace(
+                line,
+                start=scale(line.start),
+                end=scale(line.end),
+                lanes=[replace(lane, start=scale(lane.start), end=scale(lane.end)) for lane in line.lanes],
+            )
+            for line in self.lines
+        ]
+        zones = [replace(zone, polygon=[scale(p) for p in zone.polygon]) for zone in self.zones]
+        slots = [replace(slot, polygon=[scale(p) for p in slot.polygon]) for slot in self.parking.slots]
+        speed = self.speed
+        if speed.image_points is not None:
+            speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
+        return replace(
+            self,
+            lines=lines,
+            zones=zones,
+            parking=replace(self.parking, slots=slots),
+            speed=speed,
+            coordinates="pixels",
+        )
 
     def validate_geometry(self, width: int, height: int) -> None:
         """Check that every line and zone point lies inside a ``width`` x ``height`` frame."""
@@ -238,7 +290,30 @@ class Config:
         for key, points in named:
             for x, y in points:
                 if not (0 <= x <= width and 0 <= y <= height):
-                    raise self.error(key, f"point ({x:g}, {y:g}) is outside the {width}x{height} frame")
+                    frame = (
+                        "0..1 (coordinates: normalized)"
+                        if self.coordinates == "normalized"
+                        else f"the {width}x{height} frame"
+                    )
+                    raise self.error(key, f"point ({x:g}, {y:g}) is outside {frame}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "kb": 1e3, "mb": 1e6, "gb": 1e9}
+
+
+def parse_rotation(text: str) -> tuple[str, float] | None:
+    """Parse a rotation spec: ``("time", seconds)`` for 30s/10m/1h/1d, ``("size", bytes)`` for 500KB/100MB/2GB."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", text)
+    if not match or match[2].lower() not in _UNITS or float(match[1]) <= 0:
+        return None
+    kind = "size" if match[2].lower().endswith("b") else "time"
+    return kind, float(match[1]) * _UNITS[match[2].lower()]
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a duration such as ``90s``, ``10m`` or ``1h``; None if it is not one."""
+    parsed = parse_rotation(text)
+    return parsed[1] if parsed and parsed[0] == "time" else None
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -1,24 +1,29 @@
-"""Wires the stages together and runs them over one source.
+"""Wires the stages together and runs them over one or several sources.
 
 ``source -> Detector -> ByteTrackTracker -> Analytics -> FrameAnnotator -> sinks``
 
-Three threads with small bounded queues between them: decoding, then model + tracking +
-analytics + CSV/JSONL (this thread), then drawing + H.264 encoding; each frame is drawn with a
-frozen snapshot of the counts on that frame.
+Each source is read on its own thread into a small bounded queue (keeping only the newest frames
+for live feeds); the main thread batches the frames of all sources into one inference call, then
+each source's :class:`SourceRun` tracks, counts and writes its own CSV/JSONL; drawing and H.264
+encoding run on one more thread per source, with a frozen snapshot of that frame's counts. A slow
+or dead camera does not stall the others.
 
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
-output folder is touched; once running, every sink flushes per frame and is closed on any exit,
+output folders are touched; once running, every sink flushes per frame and is closed on any exit,
 Ctrl-C included, and ``summary.json`` is always written with the run's status.
 """
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import supervision as sv
 from tqdm import tqdm
@@ -27,18 +32,48 @@ from pipeline.analytics import Analytics, AnalyticsView
 from pipeline.analytics.heatmap import Heatmap
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker, PrefetchIterator
-from pipeline.config import Config
-from pipeline.errors import PipelineError
+from pipeline.config import Config, parse_rotation
+from pipeline.errors import PipelineError, SourceError
 from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
+from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
 from pipeline.tracking import ByteTrackTracker
+
+log = logging.getLogger(__name__)
+
+SUMMARY_REFRESH_S = 30.0
+"""How often (wall clock) a long run rewrites summary.json, so it is current while running."""
+
+
+class FrameViewer(Protocol):
+    """Something that shows annotated frames live (``--serve``, ``--show``)."""
+
+    def publish(
+        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
+    ) -> None: ...
 
 
 def output_dir_for(config: Config, source: FrameSource) -> Path:
     """``output.dir`` if set, else ``runs/<source name>``."""
     return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
+
+
+def segment_path(path: Path, index: int) -> Path:
+    """``counts.csv`` for the first segment of a rotated output, then ``counts.0001.csv``, ..."""
+    return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
+
+
+def _counts_of(view: AnalyticsView) -> dict[str, Any]:
+    """The counts a live view shows for one frame (like a counts.csv row)."""
+    counts: dict[str, Any] = {}
+    for line in view.lines:
+        counts[f"{line.name}_in"], counts[f"{line.name}_out"] = line.in_total, line.out_total
+    counts.update({f"{zone.name}_count": zone.count for zone in view.zones})
+    if view.parking is not None:
+        counts["slots_free"] = view.parking.free_count
+    return counts
 
 
 class _TrackCount:
@@ -54,72 +89,66 @@ class _TrackCount:
             self._highest = max(self._highest, int(track_ids.max()))
 
 
-def run(config: Config, progress: bool = True) -> dict[str, Any]:
-    """Process ``config.source.path`` end to end and write the outputs.
+class SourceRun:
+    """Everything one source needs after the model: tracking, analytics, drawing and its outputs.
 
     Args:
-        config: A validated run config; ``source.path`` must be set.
-        progress: Show a progress bar (frames, FPS, ETA) on stderr.
-
-    Returns:
-        The run summary, as written to ``summary.json``. ``status`` is ``completed`` or
-        ``interrupted`` (Ctrl-C / SIGTERM; outputs are valid up to the last frame).
-
-    Raises:
-        PipelineError: Invalid input, found before any output is written, or a source that fails
-            mid-run (outputs are finalized first).
+        config: The run config, geometry in this source's pixels.
+        source: The opened source.
+        detector: The shared detector (for class names, task and the summary).
+        out_dir: This source's output folder.
+        viewers: Live views to publish annotated frames to.
+        follow_resolution: The geometry was given normalized, so it can follow the source through a
+            change of resolution (with pixel geometry such a change stops this source).
     """
-    if not config.source.path:
-        raise config.error("source.path", "no source given (pass SOURCE on the command line)")
-    source = open_source(config.source.path, fps=config.source.fps, max_frames=config.source.max_frames)
-    with ExitStack() as stack:
-        stack.callback(source.close)
-        config.validate_geometry(source.width, source.height)
-        detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
-        detect_every = config.model.detect_every
-        tracker = ByteTrackTracker(
-            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every
+
+    def __init__(
+        self,
+        config: Config,
+        source: FrameSource,
+        detector: Detector,
+        out_dir: Path,
+        viewers: Sequence[FrameViewer] = (),
+        follow_resolution: bool = False,
+    ) -> None:
+        self.config = config
+        self.follow_resolution = follow_resolution
+        self.source = source
+        self.name = source.name
+        self.out_dir = out_dir
+        self.viewers = list(viewers)
+        self.detect_every = config.model.detect_every
+        self.size = (source.width, source.height)
+        self.video_size = self.size
+        """The annotated video keeps the first resolution, whatever the source does later."""
+        self._new_tracker = lambda: ByteTrackTracker(
+            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=self.detect_every
         )
+        self.tracker = self._new_tracker()
         # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
-        analytics = Analytics(
+        self.analytics = Analytics(
             config.lines,
             config.zones,
             forget_after_s=config.tracker.track_buffer_s + 1.0,
             parking=config.parking,
             speed=config.speed,
         )
-        annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
-        heatmap = Heatmap(source.width, source.height)
-
-        out_dir = output_dir_for(config, source)
+        self.annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
+        self.heatmap = Heatmap(source.width, source.height)
+        self.tracks = _TrackCount()
+        self.rotation = parse_rotation(config.output.rotate) if config.output.rotate else None
+        self._segment = 0
+        self._segment_started_s = 0.0
+        self._stack = ExitStack()
         out_dir.mkdir(parents=True, exist_ok=True)
-        drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
-        if config.output.video:
-            video = stack.enter_context(
-                H264VideoSink(
-                    out_dir / "annotated.mp4",
-                    source.width,
-                    source.height,
-                    source.fps,
-                    crf=config.output.crf,
-                    preset=config.output.preset,
-                )
-            )
-
-            def draw_and_encode(item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
-                frame, tracked, view = item
-                video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, view))
-
-            # Entered after the video sink, so it is closed (all frames encoded) before the sink.
-            drawing = stack.enter_context(BackgroundWorker(draw_and_encode, maxsize=4))
-        counts = stack.enter_context(
-            CountsCsvSink(out_dir / "counts.csv", ["frame_index", "timestamp_s", "tracks_active", *analytics.columns])
-        )
-        events = stack.enter_context(JsonlSink(out_dir / "events.jsonl"))
-        parking_log = stack.enter_context(JsonlSink(out_dir / "parking.jsonl")) if analytics.parking else None
-
-        summary: dict[str, Any] = {
-            "source": config.source.path,
+        self._open_outputs()
+        self._first_frame: np.ndarray | None = None
+        self._end_s = 0.0
+        self._started = time.perf_counter()
+        self._last_refresh = time.monotonic()
+        self.finished = False
+        self.summary: dict[str, Any] = {
+            "source": source.display_name,
             "frames": 0,
             "fps": round(float(source.fps), 4),
             "width": source.width,
@@ -132,78 +161,303 @@ def run(config: Config, progress: bool = True) -> dict[str, Any]:
             "imgsz": config.model.imgsz,
             "backend": detector.backend,
             "input_size": list(detector.input_size),
-            "detect_every": detect_every,
+            "detect_every": self.detect_every,
             "output_dir": str(out_dir),
             "status": "running",
+            "frames_dropped": 0,
+            "reconnects": 0,
         }
-        tracks = _TrackCount()
-        first_frame: np.ndarray | None = None
-        end_s = 0.0
-        started = time.perf_counter()
-        bar = tqdm(total=source.frame_count, unit="frame", disable=not progress, dynamic_ncols=True, leave=True)
-        stack.callback(bar.close)
 
-        def finish(status: str, error: str | None = None) -> None:
-            elapsed = time.perf_counter() - started
-            if analytics.parking is not None and parking_log is not None:
-                parking_log.write(analytics.parking.finish(end_s))
-            if drawing is not None:
-                drawing.close()  # the frames in flight are drawn and encoded first
-            summary.update(
-                duration_s=round(end_s, 4),
-                processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                status=status,
-                **analytics.summary(end_s),
-                tracks_total=tracks.total,
-            )
-            if detector.device.startswith("cuda"):
-                import torch
+    # --- outputs ---------------------------------------------------------------------------------
 
-                summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            if error:
-                summary["error"] = error
-            write_json_atomic(out_dir / "summary.json", summary)
-            if config.output.plots and summary["frames"]:
-                counts.close()  # flushed already; closed so the plot reads a complete file
-                write_counts_plot(counts.path, out_dir / "counts.png")
-                if first_frame is not None:
-                    write_heatmap(heatmap, first_frame, out_dir / "heatmap.png")
-
-        frames = PrefetchIterator(source, maxsize=4)
-        stack.callback(frames.close)
-        try:
-            for frame in frames:
-                if first_frame is None:
-                    first_frame = frame.image.copy()  # the annotator draws on frame.image
-                if frame.frame_index % detect_every == 0:
-                    tracked = tracker.update(detector(frame.image))
-                else:
-                    tracked = tracker.predict()
-                frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
-                heatmap.update(tracked)
-                tracks.update(tracked.tracker_id)
-                counts.write(
-                    {
-                        "frame_index": frame.frame_index,
-                        "timestamp_s": frame.timestamp_s,
-                        "tracks_active": len(tracked),
-                        **analytics.row(),
-                    }
+    def _open_outputs(self) -> None:
+        """Open this segment's files (all of them, so a rotation never splits a frame's records)."""
+        stack = self._stack = ExitStack()
+        index = self._segment
+        self.video: H264VideoSink | None = None
+        self.drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
+        if self.config.output.video:
+            self.video = stack.enter_context(
+                H264VideoSink(
+                    segment_path(self.out_dir / "annotated.mp4", index),
+                    *self.video_size,
+                    self.source.fps,
+                    crf=self.config.output.crf,
+                    preset=self.config.output.preset,
                 )
-                events.write(event.to_record() for event in frame_events)
-                if parking_log is not None and analytics.parking is not None:
-                    parking_log.write(analytics.parking.pop_intervals())
-                if drawing is not None:
-                    drawing.submit((frame, tracked, analytics.view()))
-                summary["frames"] += 1
-                end_s = frame.timestamp_s + 1.0 / float(source.fps)
-                bar.update()
-        except KeyboardInterrupt:
-            finish("interrupted")
-        except PipelineError as exc:
-            finish("failed", str(exc))
-            raise
+            )
+        if self.video is not None or self.viewers:
+            # Entered after the video sink, so it is drained (all frames encoded) before the sink closes.
+            self.drawing = stack.enter_context(BackgroundWorker(self._draw, maxsize=4))
+        columns = ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
+        self.counts = stack.enter_context(CountsCsvSink(segment_path(self.out_dir / "counts.csv", index), columns))
+        self.events = stack.enter_context(JsonlSink(segment_path(self.out_dir / "events.jsonl", index)))
+        self.parking_log = None
+        if self.analytics.parking is not None:
+            self.parking_log = stack.enter_context(JsonlSink(segment_path(self.out_dir / "parking.jsonl", index)))
+
+    def _rotate_if_due(self, timestamp_s: float) -> None:
+        if self.rotation is None:
+            return
+        kind, limit = self.rotation
+        if kind == "time":
+            due = timestamp_s - self._segment_started_s >= limit
         else:
-            finish("completed")
+            due = any(p.exists() and p.stat().st_size >= limit for p in self._segment_files())
+        if due:
+            self._stack.close()
+            self._segment += 1
+            self._segment_started_s = timestamp_s
+            self._open_outputs()
+
+    def _segment_files(self) -> list[Path]:
+        names = ["annotated.mp4", "counts.csv", "events.jsonl"]
+        return [segment_path(self.out_dir / name, self._segment) for name in names]
+
+    def _draw(self, item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
+        frame, tracked, view = item
+        image = self.annotator.annotate(frame.image, tracked, frame.timestamp_s, view)
+        if self.video is not None:
+            video_size = (self.video.width, self.video.height)
+            if image.shape[1::-1] != video_size:  # the source changed resolution: the video keeps its size
+                image = cv2.resize(image, video_size, interpolation=cv2.INTER_AREA)
+            self.video.write(image)
+        counts = _counts_of(view)
+        for viewer in self.viewers:
+            viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, counts)
+
+    # --- per frame ---------------------------------------------------------------------------------
+
+    def needs_detection(self, frame: Frame) -> bool:
+        return frame.frame_index % self.detect_every == 0
+
+    def process(self, frame: Frame, detections: sv.Detections | None) -> None:
+        """Track, count, write and queue for drawing one frame (``detections`` None: a skipped frame)."""
+        if frame.image.shape[1::-1] != self.size and self._first_frame is not None:
+            self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
+        if self._first_frame is None:
+            self._first_frame = frame.image.copy()  # the annotator draws on frame.image
+        self._rotate_if_due(frame.timestamp_s)
+        tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
+        frame_events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+        self.heatmap.update(tracked)
+        self.tracks.update(tracked.tracker_id)
+        self.counts.write(
+            {
+                "frame_index": frame.frame_index,
+                "timestamp_s": frame.timestamp_s,
+                "tracks_active": len(tracked),
+                **self.analytics.row(),
+            }
+        )
+        self.events.write(event.to_record() for event in frame_events)
+        if self.parking_log is not None and self.analytics.parking is not None:
+            self.parking_log.write(self.analytics.parking.pop_intervals())
+        if self.drawing is not None:
+            self.drawing.submit((frame, tracked, self.analytics.view()))
+        self.summary["frames"] += 1
+        self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
+        if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
+            self._last_refresh = time.monotonic()
+            write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
+
+    def record_source_events(self, records: list[dict[str, Any]], frame_index: int) -> None:
+        """Write the source's connection events (disconnects, reconnects) to events.jsonl."""
+        if records:
+            self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
+            self.events.write({**record, "frame_index": frame_index} for record in records)
+
+    def _resolution_changed(self, width: int, height: int) -> None:
+        old_width, old_height = self.size
+        has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
+        if has_geometry and not self.follow_resolution:
+            raise SourceError(
+                f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
+                "lines and zones are in pixels: give them with 'coordinates: normalized' to follow such changes"
+            )
+        log.warning("%s: resolution changed to %dx%d; geometry rescaled", self.source.display_name, width, height)
+        self.analytics.rescale(width / old_width, height / old_height)
+        self.tracker = self._new_tracker()  # boxes at another scale cannot match the old tracks
+        self.size = (width, height)
+        self.events.write([{"event": "resolution_changed", "width": width, "height": height}])
+
+    # --- end -----------------------------------------------------------------------------------------
+
+    def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self._started
+        summary = dict(self.summary)
+        summary.update(
+            duration_s=round(self._end_s, 4),
+            processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            status=status,
+            **self.analytics.summary(self._end_s),
+            tracks_total=self.tracks.total,
+        )
+        if error:
+            summary["error"] = mask_credentials(error)
         return summary
+
+    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
+        """Flush and close every output, write summary.json and the plots; returns the summary."""
+        if self.finished:
+            return self.summary
+        self.finished = True
+        self.summary["frames_dropped"] = frames_dropped
+        try:
+            if self.parking_log is not None and self.analytics.parking is not None:
+                self.parking_log.write(self.analytics.parking.finish(self._end_s))
+        finally:
+            self._stack.close()  # the frames in flight are drawn and encoded first
+        self.summary = self._summary(status, error)
+        write_json_atomic(self.out_dir / "summary.json", self.summary)
+        if self.config.output.plots and self.summary["frames"]:
+            write_counts_plot(self.counts.path, self.out_dir / "counts.png")
+            if self._first_frame is not None:
+                write_heatmap(self.heatmap, self._first_frame, self.out_dir / "heatmap.png")
+        return self.summary
+
+
+def _unique_names(sources: Sequence[FrameSource]) -> list[str]:
+    names: list[str] = []
+    for source in sources:
+        name, suffix = source.name, 2
+        while name in names:
+            name, suffix = f"{source.name}_{suffix}", suffix + 1
+        names.append(name)
+    return names
+
+
+def run_sources(
+    config: Config, specs: Sequence[str], progress: bool = True, viewers: Sequence[FrameViewer] = ()
+) -> list[dict[str, Any]]:
+    """Process several sources with one model: frames are batched across sources for inference.
+
+    With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
+    to ``<output.dir or runs/streams>/<source name>/``.
+
+    Returns:
+        One summary per source, as written to their ``summary.json``.
+
+    Raises:
+        PipelineError: Invalid input (before anything is written), or a source that failed for
+            good mid-run (after every output is finalized; the other sources run to their end).
+    """
+    if not specs:
+        raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    with ExitStack() as stack:
+        sources: list[FrameSource] = []
+        for spec in specs:
+            source = open_source(
+                spec,
+                fps=config.source.fps,
+                max_frames=config.source.max_frames,
+                stall_timeout_s=config.source.stall_timeout_s,
+                max_reconnects=config.source.max_reconnects,
+            )
+            stack.callback(source.close)
+            sources.append(source)
+        source_configs = [config.in_pixels(s.width, s.height) for s in sources]
+        for source_config, source in zip(source_configs, sources, strict=True):
+            source_config.validate_geometry(source.width, source.height)
+        largest = max(sources, key=lambda s: s.width * s.height)
+        detector = Detector(config.model, frame_size=(largest.width, largest.height), origin=config.origin)
+
+        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
+        runs = []
+        for name, source, source_config in zip(_unique_names(sources), sources, source_configs, strict=True):
+            source.name = name
+            out_dir = output_dir_for(config, source) if len(sources) == 1 else base / name
+            normalized = config.coordinates == "normalized"
+            runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
+        for run in runs:
+            stack.callback(run.finish, "failed", "stopped by an error")  # no-op after a normal finish
+
+        readers = []
+        for source in sources:
+            policy = config.source.read_policy
+            latest = policy == "latest" or (policy == "auto" and source.live)
+            reader = PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
+            stack.callback(reader.close)
+            readers.append(reader)
+
+        total = sum(s.frame_count or 0 for s in sources) if all(s.frame_count for s in sources) else None
+        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True))
+        failures: list[str] = []
+        try:
+            _loop(runs, readers, detector, bar, failures)
+        except KeyboardInterrupt:
+            for run, reader in zip(runs, readers, strict=True):
+                run.finish("interrupted", frames_dropped=reader.dropped)
+        else:
+            for run, reader in zip(runs, readers, strict=True):
+                run.finish("completed", frames_dropped=reader.dropped)
+        summaries = [run.summary for run in runs]
+    if failures:
+        raise SourceError("; ".join(failures))
+    return summaries
+
+
+def _loop(
+    runs: list[SourceRun], readers: list[PrefetchIterator[Frame]], detector: Detector, bar: tqdm, failures: list[str]
+) -> None:
+    """Until every source ends: take the frames that are ready, detect them in one batch, process."""
+    active = list(range(len(runs)))
+    while active:
+        ready: list[tuple[int, Frame]] = []
+        for index in list(active):
+            try:
+                frame = readers[index].poll(timeout=0 if ready or len(active) > 1 else 0.1)
+            except PipelineError as exc:
+                failures.append(str(exc))
+                runs[index].finish("failed", str(exc), frames_dropped=readers[index].dropped)
+                active.remove(index)
+                continue
+            if frame is None:
+                if readers[index].done:
+                    active.remove(index)
+                continue
+            ready.append((index, frame))
+        if not ready:
+            if active:
+                time.sleep(0.005)
+            continue
+        to_detect = [(index, frame) for index, frame in ready if runs[index].needs_detection(frame)]
+        detections = dict(
+            zip(
+                [index for index, _ in to_detect],
+                detector.detect_batch([frame.image for _, frame in to_detect]) if to_detect else [],
+                strict=True,
+            )
+        )
+        for index, frame in ready:
+            run = runs[index]
+            try:
+                run.record_source_events(run.source.drain_events(), frame.frame_index)
+                run.process(frame, detections.get(index))
+            except PipelineError as exc:
+                failures.append(str(exc))
+                run.finish("failed", str(exc), frames_dropped=readers[index].dropped)
+                active.remove(index)
+        bar.update(len(ready))
+
+
+def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> dict[str, Any]:
+    """Process ``config.source.path`` end to end and write the outputs.
+
+    Args:
+        config: A validated run config; ``source.path`` must be set.
+        progress: Show a progress bar (frames, FPS, ETA) on stderr.
+        viewers: Live views (``--serve``, ``--show``) to publish annotated frames to.
+
+    Returns:
+        The run summary, as written to ``summary.json``. ``status`` is ``completed`` or
+        ``interrupted`` (Ctrl-C / SIGTERM; outputs are valid up to the last frame).
+
+    Raises:
+        PipelineError: Invalid input, found before any output is written, or a source that fails
+            mid-run (outputs are finalized first).
+    """
+    if not config.source.path:
+        raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    return run_sources(config, [config.source.path], progress=progress, viewers=viewers)[0]

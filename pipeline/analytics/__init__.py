@@ -109,6 +109,12 @@ class Analytics:
             self._line_speeds.setdefault((event.line, event.direction), []).append(speed_kmh)
         return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution by (sx, sy); every count and state is kept."""
+        for counter in [*self.lines, *self.zones, self.parking, self.speed]:
+            if counter is not None:
+                counter.rescale(sx, sy)
+
     def view(self) -> AnalyticsView:
         """A frozen snapshot of what the overlays draw, safe to hand to another thread."""
         parking = None

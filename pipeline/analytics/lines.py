@@ -220,6 +220,19 @@ class LineCounter:
         state.counted.add(crossing[0])
         return crossing
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution: scale the geometry and the tracks' last
+        positions by (sx, sy); counts are kept."""
+
+        def scale(p: Point) -> Point:
+            return (p[0] * sx, p[1] * sy)
+
+        self.start, self.end = scale(self.start), scale(self.end)
+        self._length = math.dist(self.start, self.end)
+        self.lanes = [Lane(lane.name, scale(lane.start), scale(lane.end)) for lane in self.lanes]
+        for state in self._tracks.values():
+            state.point = scale(state.point)
+
     def _forget_stale(self, now_s: float) -> None:
         stale = [tid for tid, state in self._tracks.items() if now_s - state.last_seen_s > self.forget_after_s]
         for track_id in stale:

@@ -92,6 +92,13 @@ class ParkingMonitor:
         cv2.fillPoly(mask, [np.round(points - (x0, y0)).astype(np.int32)], 1)
         return _Slot(name, points, int(x0), int(y0), mask.astype(bool))
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution; slot states, intervals and times are kept."""
+        for index, slot in enumerate(self._slots):
+            fresh = self._make_slot(slot.name, [(x * sx, y * sy) for x, y in slot.polygon])
+            slot.polygon, slot.x0, slot.y0, slot.mask = fresh.polygon, fresh.x0, fresh.y0, fresh.mask
+            self._slots[index] = slot
+
     @property
     def slot_names(self) -> list[str]:
         return [slot.name for slot in self._slots]

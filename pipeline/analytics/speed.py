@@ -64,6 +64,10 @@ class SpeedEstimator:
         self.speeds: dict[int, float | None] = {}
         """Latest speed per track (None while unknown or implausible)."""
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution: the same ground, seen at another pixel scale."""
+        self.homography = self.homography @ np.diag([1 / sx, 1 / sy, 1.0])
+
     @property
     def tracks_held(self) -> int:
         return len(self._history)

@@ -83,6 +83,11 @@ class ZoneCounter:
         """Visits in progress (bounded: vanished tracks are closed after ``lost_grace_s``)."""
         return len(self._visits)
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution; visits and statistics are kept."""
+        self.polygon = self.polygon * (sx, sy)
+        self._zone = sv.PolygonZone(self.polygon.round().astype(int), triggering_anchors=(sv.Position.BOTTOM_CENTER,))
+
     def dwell_so_far(self, now_s: float) -> dict[int, float]:
         """Tracks inside (or briefly lost inside) and their dwell time up to ``now_s``."""
         return {track_id: round(now_s - visit.entered_s, 4) for track_id, visit in self._visits.items()}
