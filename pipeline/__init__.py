@@ -13,4 +13,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_VERBOSE", "false")  # its per-model banners would break our progress bar
 
+# OpenCV must be loaded before PyAV: with PyAV's FFmpeg libraries loaded first, cv2.imshow (--show)
+# hangs silently. Everything here uses OpenCV anyway.
+import cv2  # noqa: F401
+
 __version__ = "0.1.0"

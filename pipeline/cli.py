@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipeline import __version__
+from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     slots.add_argument(
         "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
     )
+    add_batch_parser(commands)
     return parser
 
 
@@ -302,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        if args.command == "batch":
+            return command_batch(args)
         return _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from statistics import mean
 from typing import Any
 
 import supervision as sv
@@ -88,7 +87,8 @@ class Analytics:
             if speed is not None and speed.image_points is not None and speed.world_points is not None
             else None
         )
-        self._line_speeds: dict[tuple[str, str], list[float]] = {}
+        # Running (sum, count) of crossing speeds per (line, direction): constant memory however long the run.
+        self._line_speeds: dict[tuple[str, str], tuple[float, int]] = {}
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Event]:
         """Update every counter with one frame; returns the frame's events."""
@@ -106,7 +106,8 @@ class Analytics:
         if speed_kmh is None or not hasattr(event, "speed_kmh"):
             return event
         if isinstance(event, LineCrossing):
-            self._line_speeds.setdefault((event.line, event.direction), []).append(speed_kmh)
+            total, count = self._line_speeds.get((event.line, event.direction), (0.0, 0))
+            self._line_speeds[(event.line, event.direction)] = (total + speed_kmh, count + 1)
         return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
 
     def rescale(self, sx: float, sy: float) -> None:
@@ -175,12 +176,8 @@ class Analytics:
             if line.lanes:
                 entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in line.lane_counts.items()}
             if self.speed is not None:
-                entry["mean_speed_kmh"] = {
-                    direction: round(mean(values), 2)
-                    if (values := self._line_speeds.get((line.name, direction)))
-                    else None
-                    for direction in ("in", "out")
-                }
+                speeds = {d: self._line_speeds.get((line.name, d), (0.0, 0)) for d in ("in", "out")}
+                entry["mean_speed_kmh"] = {d: round(s / n, 2) if n else None for d, (s, n) in speeds.items()}
             lines[line.name] = entry
         summary: dict[str, Any] = {
             "lines": lines,

@@ -44,6 +44,7 @@ class ItemRecord:
         error: Why it failed (one line).
         elapsed_s: Wall time of the last attempt on its worker.
         summary: The item's summary (as in its ``summary.json``) when completed.
+        started_at: When the last attempt started on its worker (seconds since the epoch).
     """
 
     id: str
@@ -56,6 +57,7 @@ class ItemRecord:
     error: str | None = None
     elapsed_s: float = 0.0
     summary: dict[str, Any] | None = None
+    started_at: float | None = None
 
     def is_current(self, identity: dict[str, Any], fingerprint: str) -> bool:
         """Whether this record was made from the same input bytes with the same settings."""

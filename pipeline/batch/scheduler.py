@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from types import ModuleType, TracebackType
 from typing import Any
 
 from pipeline.errors import PipelineError
 
 RAY_MISSING = "vpipe batch needs Ray: pip install 'vpipe[cluster]'"
+LOCAL_OBJECT_STORE_BYTES = 500_000_000
+"""Tasks exchange small summaries, not frames: a local Ray needs little shared memory."""
 
 
 def import_ray(local: bool) -> ModuleType:
@@ -54,16 +57,26 @@ class RaySession:
         self.address = address
 
     def __enter__(self) -> RaySession:
-        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             if self.address is None:
-                self._ray.init(address="local", include_dashboard=False, **options)
+                self._ray.init(
+                    address="local", include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options
+                )
             else:
                 self._ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"--ray-address {self.address}" if self.address else "local Ray"
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PipelineError(f"{where}: cannot start or connect to Ray ({reason})") from None
+            if self.address is None:
+                raise PipelineError(f"cannot start Ray on this machine ({reason})") from None
+            raise PipelineError(
+                f"--ray-address {self.address}: cannot connect to Ray ({reason}); is the cluster up and reachable? "
+                "If it uses token authentication, set RAY_AUTH_MODE=token"
+            ) from None
+        for sig, handler in handlers.items():  # Ray's core installs its own (it exits without cleaning up)
+            if callable(handler):
+                signal.signal(sig, handler)
         return self
 
     def __exit__(
@@ -75,9 +88,9 @@ class RaySession:
         """``function`` as a Ray task needing ``num_cpus`` / ``num_gpus`` per call, without Ray retries."""
         return self._ray.remote(function).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
 
-    @property
-    def total_cpus(self) -> float:
-        return float(self._ray.cluster_resources().get("CPU", 0.0))
+
+TaskKey = tuple[str, str]
+"""What a task is, for its submitter: ``(kind, name)``, e.g. ``("item", "cam1/a.mp4")``."""
 
 
 class TaskPool:
@@ -91,13 +104,13 @@ class TaskPool:
     def __init__(self, ray: ModuleType, max_in_flight: int | None = None) -> None:
         self._ray = ray
         self._max = max_in_flight
-        self._queued: deque[tuple[Hashable, Any, tuple[Any, ...]]] = deque()
-        self._running: dict[Any, Hashable] = {}
+        self._queued: deque[tuple[TaskKey, Any, tuple[Any, ...]]] = deque()
+        self._running: dict[Any, TaskKey] = {}
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._running)
 
-    def submit(self, key: Hashable, remote_function: Any, *args: Any) -> None:
+    def submit(self, key: TaskKey, remote_function: Any, *args: Any) -> None:
         """Queue ``remote_function.remote(*args)``; it starts when a slot is free."""
         self._queued.append((key, remote_function, args))
         self._start_queued()
@@ -107,7 +120,7 @@ class TaskPool:
             key, function, args = self._queued.popleft()
             self._running[function.remote(*args)] = key
 
-    def wait(self, timeout_s: float) -> list[tuple[Hashable, Any]]:
+    def wait(self, timeout_s: float) -> list[tuple[TaskKey, Any]]:
         """Results of the tasks that finished within ``timeout_s``: ``(key, value)``, where the value
         is the Ray error (worker or node lost, task cancelled) if the task itself did not return."""
         if not self._running:

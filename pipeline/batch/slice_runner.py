@@ -76,7 +76,9 @@ class SliceSource(VideoFileSource):
                 produced += 1
         except av.error.FFmpegError as exc:
             reason = str(exc) or type(exc).__name__
-            raise SourceError(f"{self.path}: decoding failed at frame {spec.warmup_frame + produced} ({reason})") from None
+            raise SourceError(
+                f"{self.path}: decoding failed at frame {spec.warmup_frame + produced} ({reason})"
+            ) from None
         if produced != expected:
             raise SourceError(
                 f"{self.path}: {spec.name} decoded {produced} of its {expected} frames "

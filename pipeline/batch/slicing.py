@@ -79,9 +79,7 @@ class SliceSpec:
         return cls(**record)
 
 
-def plan_slices(
-    pts: Sequence[int], time_base: Fraction, split_s: Fraction, overlap_s: Fraction
-) -> list[SliceSpec]:
+def plan_slices(pts: Sequence[int], time_base: Fraction, split_s: Fraction, overlap_s: Fraction) -> list[SliceSpec]:
     """Cut a video into slices from its frames' timestamps.
 
     Args:

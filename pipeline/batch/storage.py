@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import os
 import posixpath
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -218,6 +217,11 @@ class OutputFolder:
         """The local path or URL of ``relative`` (``/``-separated) inside the folder."""
         return f"{self.location}/{relative}" if self.remote else str(Path(self.location, relative))
 
+    def exists(self, relative: str) -> bool:
+        if self.remote:
+            return bool(self._fs.exists(posixpath.join(self._root, relative)))
+        return Path(self.location, relative).exists()
+
     def read_text(self, relative: str) -> str | None:
         """A file's text, or None if it does not exist."""
         if self.remote:
@@ -238,9 +242,3 @@ class OutputFolder:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-
-
-def remove_local_tree(path: str) -> None:
-    """Delete a local folder if it exists (URLs are left alone)."""
-    if not is_url(path):
-        shutil.rmtree(path, ignore_errors=True)

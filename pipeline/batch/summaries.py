@@ -143,7 +143,9 @@ def batch_csv(outcomes: Sequence[VideoOutcome]) -> str:
         for name, line in (outcome.summary or {}).get("lines", {}).items():
             lines.setdefault(name, set()).update(line["in"], line["out"])
     count_columns = [f"{name}_{d}" for name in lines for d in ("in", "out")]
-    count_columns += [f"{name}_{d}_{cls}" for name, classes in lines.items() for d in ("in", "out") for cls in sorted(classes)]
+    count_columns += [
+        f"{name}_{d}_{cls}" for name, classes in lines.items() for d in ("in", "out") for cls in sorted(classes)
+    ]
     base = ["video", "status", "frames", "duration_s", "processing_fps", "slices", "output_dir", "error"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=base + count_columns, lineterminator="\n")

@@ -54,6 +54,7 @@ class ItemResult:
         error: One line saying why it failed.
         retryable: Whether another attempt may succeed (False for bad input).
         elapsed_s: Wall time on the worker.
+        started_at: When the worker started it (seconds since the epoch).
     """
 
     id: str
@@ -62,6 +63,7 @@ class ItemResult:
     error: str | None = None
     retryable: bool = False
     elapsed_s: float = 0.0
+    started_at: float | None = None
 
     @property
     def frames(self) -> int:
@@ -108,7 +110,7 @@ def process_item(task: ItemTask) -> ItemResult:
     from pipeline.batch.slice_runner import run_slice
     from pipeline.runner import run
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), round(time.time(), 3)
     try:
         _limit_threads(task.threads)
         with local_input(task.input.url) as path, local_output(task.output) as out_dir:
@@ -125,10 +127,10 @@ def process_item(task: ItemTask) -> ItemResult:
         return ItemResult(
             task.id, "failed", error=_describe(exc), retryable=True, elapsed_s=time.perf_counter() - started
         )
-    elapsed = time.perf_counter() - started
+    timing = {"elapsed_s": time.perf_counter() - started, "started_at": started_at}
     if summary.get("status") != "completed":
-        return ItemResult(task.id, "failed", summary, f"run {summary.get('status')}", retryable=True, elapsed_s=elapsed)
-    return ItemResult(task.id, "completed", summary, elapsed_s=elapsed)
+        return ItemResult(task.id, "failed", summary, f"run {summary.get('status')}", retryable=True, **timing)
+    return ItemResult(task.id, "completed", summary, **timing)
 
 
 def plan_video(video: InputFile, split_s: Fraction, overlap_s: Fraction, max_frames: int | None) -> PlanResult:

@@ -1,0 +1,266 @@
+"""Command line: ``vpipe batch PATTERN --config YAML --output DIR [flags]`` (also ``python -m pipeline.batch``).
+
+:func:`add_batch_parser` adds the ``batch`` subcommand to vpipe's parser; :func:`command_batch`
+runs it and returns the exit code: 0 every video completed, 1 some failed (listed), 2 bad input
+(raised as :class:`~pipeline.errors.PipelineError`), 130 interrupted (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.batch.durations import parse_duration
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
+    from pipeline.batch.job import BatchReport, BatchRequest
+
+BATCH_EPILOG = """\
+Each video (or, with --split, each slice of one) is a Ray task running the same pipeline as
+vpipe run. Outputs go to DIR/<relative path without suffix>/ (slices in part-NNNN/ below it), with
+DIR/batch_summary.csv (one row per video), DIR/batch_summary.json and DIR/batch_manifest.jsonl.
+Rerunning the same command skips what finished (same input size and mtime, same settings) and
+retries what failed.
+
+examples:
+  vpipe batch "archive/**/*.mp4" --config configs/traffic.yaml --output runs/archive
+  vpipe batch "archive/**/*.mp4" --config configs/traffic.yaml --output runs/archive --ray-address auto
+  vpipe batch "s3://city/cams/**/*.mp4" -c configs/traffic.yaml -o s3://city/counts --split 10m --num-gpus 0.25
+
+exit codes: 0 all videos completed, 1 some failed (listed at the end), 2 bad input, 130 interrupted"""
+
+
+def _duration(text: str) -> Fraction:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_duration(text: str) -> Fraction:
+    value = _duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above zero, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def _resource(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _line(text: str) -> dict[str, Any]:
+    name, _, coords = text.partition(":")
+    try:
+        x1, y1, x2, y2 = (float(value) for value in coords.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME:x1,y1,x2,y2, got {text!r}") from None
+    if not name:
+        raise argparse.ArgumentTypeError(f"the line needs a name: NAME:x1,y1,x2,y2, got {text!r}")
+    return {"name": name, "start": [x1, y1], "end": [x2, y2]}
+
+
+def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``batch`` to vpipe's subcommands (the object ``add_subparsers`` returned)."""
+    batch = commands.add_parser(
+        "batch",
+        help="process many videos (a glob, a folder, s3://...) on Ray, resumable",
+        description="Run the pipeline over every video PATTERN matches, as Ray tasks, locally or on a cluster.",
+        epilog=BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("pattern", metavar="PATTERN", help="glob ('archive/**/*.mp4'), folder, file, or such a URL")
+    batch.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml)")
+    batch.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder (local or URL)")
+    cluster = batch.add_argument_group("cluster")
+    cluster.add_argument(
+        "--ray-address", metavar="ADDR", help="Ray cluster to use: auto, HOST:PORT (default: start Ray here)"
+    )
+    cluster.add_argument("--workers", type=_positive_int, metavar="N", help="process at most N items at once")
+    cluster.add_argument("--num-cpus", type=_resource, default=1.0, metavar="C", help="CPUs per item (default 1)")
+    cluster.add_argument(
+        "--num-gpus", type=_resource, default=0.0, metavar="G", help="GPUs per item, e.g. 0.25 (default 0)"
+    )
+    cluster.add_argument(
+        "--split",
+        type=_positive_duration,
+        metavar="DUR",
+        help="cut videos into slices of DUR (10m, 90s, 1h) run in parallel",
+    )
+    cluster.add_argument(
+        "--overlap",
+        type=_duration,
+        default=Fraction(5),
+        metavar="DUR",
+        help="tracker warm-up before each slice (default 5s)",
+    )
+    cluster.add_argument(
+        "--retries",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="retry an item failing for a reason other than bad input (default 2)",
+    )
+    model = batch.add_argument_group("pipeline (as in vpipe run)")
+    model.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
+    model.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
+    model.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
+    model.add_argument(
+        "--imgsz", type=_positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
+    )
+    model.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
+    model.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
+    model.add_argument(
+        "--line", type=_line, action="append", metavar="NAME:X1,Y1,X2,Y2", help="counting line; repeatable"
+    )
+    model.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop each video after N frames")
+    model.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
+    batch.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report (failures still listed)")
+    return batch
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Map the pipeline flags onto the config's nested structure; unset flags leave the config alone."""
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    model = {
+        key: value
+        for key, value in {
+            "weights": args.model,
+            "task": args.task,
+            "device": args.device,
+            "imgsz": args.imgsz,
+            "conf": args.conf,
+            "classes": classes,
+        }.items()
+        if value is not None
+    }
+    overrides: dict[str, Any] = {"model": model}
+    if args.max_frames is not None:
+        overrides["source"] = {"max_frames": args.max_frames}
+    if args.no_video:
+        overrides["output"] = {"video": False}
+    if args.line:
+        overrides["lines"] = args.line
+    return overrides
+
+
+def build_request(args: argparse.Namespace) -> BatchRequest:
+    """Validate the arguments and load the config into a :class:`~pipeline.batch.job.BatchRequest`.
+
+    Raises:
+        PipelineError: A bad config, or settings that cannot work together.
+    """
+    from pipeline.batch.job import BatchRequest
+    from pipeline.batch.storage import is_url
+    from pipeline.config import load_config
+
+    config = load_config(args.config, config_overrides(args))
+    if args.split is not None and config.parking.slots:
+        raise config.error("parking", "parking slots cannot be split into slices (occupancy spans them); drop --split")
+    if args.num_cpus <= 0:
+        raise PipelineError(f"--num-cpus: expected a number above zero, got {args.num_cpus:g}")
+    if args.num_gpus == 0 and config.model.device == "auto":
+        config.model.device = "cpu"  # no GPU reserved for the task: do not take one unasked
+    weights = config.model.weights
+    if weights and Path(weights).exists():  # workers run elsewhere (another folder, another node)
+        config.model.weights = str(Path(weights).absolute())
+    return BatchRequest(
+        pattern=args.pattern if is_url(args.pattern) else str(Path(args.pattern).expanduser()),
+        output=args.output,
+        config=config,
+        split_s=args.split,
+        overlap_s=args.overlap,
+        ray_address=args.ray_address,
+        workers=args.workers,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        retries=args.retries,
+        progress=not args.quiet,
+    )
+
+
+def format_report(report: BatchReport) -> str:
+    """The end-of-batch report: video counts, this run's throughput, where the summaries are."""
+    statuses = {s: sum(1 for o in report.outcomes if o.status == s) for s in ("completed", "failed", "pending")}
+    rows = [
+        f"{len(report.outcomes)} videos: {statuses['completed']} completed, {statuses['failed']} failed, "
+        f"{statuses['pending']} pending; this run: {report.items_finished} items, {report.frames} frames "
+        f"in {report.wall_s:.1f} s ({report.frames_per_s:.1f} frames/s)"
+    ]
+    if report.interrupted:
+        rows.append("interrupted: rerun the same command to resume (finished items are kept)")
+    rows.append(f"outputs: {', '.join(report.summary_files)}")
+    return "\n".join(rows)
+
+
+def format_failures(report: BatchReport) -> str:
+    """One line per failed video and why."""
+    return "\n".join(f"failed: {outcome.video}: {outcome.error}" for outcome in report.failed)
+
+
+def command_batch(args: argparse.Namespace) -> int:
+    """Run ``vpipe batch``; returns 0 (all completed), 1 (some failed) or 130 (interrupted).
+
+    Raises:
+        PipelineError: Ray is missing, bad config, no inputs, Ray unreachable (exit code 2).
+    """
+    from pipeline.batch.job import BatchJob
+    from pipeline.batch.scheduler import import_ray
+
+    ray = import_ray(local=args.ray_address is None)
+    request = build_request(args)
+    report = BatchJob(request, ray).run()
+    if not args.quiet:
+        print(format_report(report))
+    if report.failed:
+        print(format_failures(report), file=sys.stdout if not args.quiet else sys.stderr)
+    if report.interrupted:
+        return 130
+    return 1 if report.failed else 0
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # finished items are in the manifest; the summaries are written on the way out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipeline.batch PATTERN ...``: the same as ``vpipe batch PATTERN ...``."""
+    from pipeline.cli import _Parser
+
+    parser = _Parser(prog="vpipe", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_batch_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return command_batch(args)
+    except PipelineError as exc:
+        print(f"vpipe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vpipe: interrupted", file=sys.stderr)
+        return 130
