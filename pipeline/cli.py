@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
+from pipeline.cli_args import line_arg, positive_int
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -43,28 +44,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _line_arg(text: str) -> dict[str, Any]:
-    """Parse ``NAME:x1,y1,x2,y2``."""
-    name, _, coords = text.partition(":")
-    try:
-        x1, y1, x2, y2 = (float(value) for value in coords.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME:x1,y1,x2,y2, got {text!r}") from None
-    if not name:
-        raise argparse.ArgumentTypeError(f"the line needs a name: NAME:x1,y1,x2,y2, got {text!r}")
-    return {"name": name, "start": [x1, y1], "end": [x2, y2]}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
     )
     run.add_argument(
-        "--imgsz", type=_positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
+        "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
     )
     run.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
     run.add_argument(
         "--detect-every",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
     )
@@ -109,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
     run.add_argument(
         "--line",
-        type=_line_arg,
+        type=line_arg,
         action="append",
         metavar="NAME:X1,Y1,X2,Y2",
         help="counting line in source pixels; repeat for several; replaces the config's lines",
     )
-    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames (per source)")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (per source)")
     live = run.add_argument_group("live sources")
     live.add_argument(
         "--read-policy",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.batch.durations import parse_duration
+from pipeline.cli_args import line_arg, positive_int
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -51,12 +52,6 @@ def _positive_duration(text: str) -> Fraction:
     return value
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
@@ -71,17 +66,6 @@ def _resource(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
-
-
-def _line(text: str) -> dict[str, Any]:
-    name, _, coords = text.partition(":")
-    try:
-        x1, y1, x2, y2 = (float(value) for value in coords.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME:x1,y1,x2,y2, got {text!r}") from None
-    if not name:
-        raise argparse.ArgumentTypeError(f"the line needs a name: NAME:x1,y1,x2,y2, got {text!r}")
-    return {"name": name, "start": [x1, y1], "end": [x2, y2]}
 
 
 def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
@@ -100,7 +84,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
     cluster.add_argument(
         "--ray-address", metavar="ADDR", help="Ray cluster to use: auto, HOST:PORT (default: start Ray here)"
     )
-    cluster.add_argument("--workers", type=_positive_int, metavar="N", help="process at most N items at once")
+    cluster.add_argument("--workers", type=positive_int, metavar="N", help="process at most N items at once")
     cluster.add_argument("--num-cpus", type=_resource, default=1.0, metavar="C", help="CPUs per item (default 1)")
     cluster.add_argument(
         "--num-gpus", type=_resource, default=0.0, metavar="G", help="GPUs per item, e.g. 0.25 (default 0)"
@@ -130,14 +114,14 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
     model.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
     model.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
     model.add_argument(
-        "--imgsz", type=_positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
+        "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
     )
     model.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
     model.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
     model.add_argument(
-        "--line", type=_line, action="append", metavar="NAME:X1,Y1,X2,Y2", help="counting line; repeatable"
+        "--line", type=line_arg, action="append", metavar="NAME:X1,Y1,X2,Y2", help="counting line; repeatable"
     )
-    model.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop each video after N frames")
+    model.add_argument("--max-frames", type=positive_int, metavar="N", help="stop each video after N frames")
     model.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (faster)")
     batch.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report (failures still listed)")
     return batch

@@ -1,0 +1,33 @@
+"""Argument types shared by vpipe's subcommands (``run``, ``batch``): each parses one flag's text
+or raises ``argparse.ArgumentTypeError`` with what was expected.
+
+Example:
+    >>> line_arg("gate:0,10,100,10")
+    {'name': 'gate', 'start': [0.0, 10.0], 'end': [100.0, 10.0]}
+    >>> positive_int("3")
+    3
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def line_arg(text: str) -> dict[str, Any]:
+    """Parse ``NAME:x1,y1,x2,y2`` into a ``lines`` config entry."""
+    name, _, coords = text.partition(":")
+    try:
+        x1, y1, x2, y2 = (float(value) for value in coords.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME:x1,y1,x2,y2, got {text!r}") from None
+    if not name:
+        raise argparse.ArgumentTypeError(f"the line needs a name: NAME:x1,y1,x2,y2, got {text!r}")
+    return {"name": name, "start": [x1, y1], "end": [x2, y2]}
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer > 0."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
