@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
-from pipeline.cli_args import line_arg, positive_int
+from pipeline.cli_args import line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -153,21 +153,9 @@ def _region_arg(text: str) -> tuple[float, float, float, float]:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Map CLI flags onto the config's nested structure; unset flags leave the config alone."""
-    model = {
-        key: value
-        for key, value in {
-            "weights": args.model,
-            "task": args.task,
-            "device": args.device,
-            "backend": args.backend,
-            "imgsz": args.imgsz,
-            "upscale": True if args.upscale else None,
-            "detect_every": args.detect_every,
-            "conf": args.conf,
-            "classes": [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None,
-        }.items()
-        if value is not None
-    }
+    model = model_overrides(args)
+    run_only = {"backend": args.backend, "upscale": True if args.upscale else None, "detect_every": args.detect_every}
+    model.update({key: value for key, value in run_only.items() if value is not None})
     overrides: dict[str, Any] = {"source": {"path": args.source}, "model": model}
     source_flags = {
         "max_frames": args.max_frames,

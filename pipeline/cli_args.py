@@ -31,3 +31,18 @@ def positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``model`` config section from the model flags every subcommand has (``--model``, ``--task``,
+    ``--device``, ``--imgsz``, ``--conf``, ``--classes``); unset flags are left out."""
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    values = {
+        "weights": args.model,
+        "task": args.task,
+        "device": args.device,
+        "imgsz": args.imgsz,
+        "conf": args.conf,
+        "classes": classes,
+    }
+    return {key: value for key, value in values.items() if value is not None}

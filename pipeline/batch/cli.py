@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.batch.durations import parse_duration
-from pipeline.cli_args import line_arg, positive_int
+from pipeline.cli_args import line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -129,20 +129,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Map the pipeline flags onto the config's nested structure; unset flags leave the config alone."""
-    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
-    model = {
-        key: value
-        for key, value in {
-            "weights": args.model,
-            "task": args.task,
-            "device": args.device,
-            "imgsz": args.imgsz,
-            "conf": args.conf,
-            "classes": classes,
-        }.items()
-        if value is not None
-    }
-    overrides: dict[str, Any] = {"model": model}
+    overrides: dict[str, Any] = {"model": model_overrides(args)}
     if args.max_frames is not None:
         overrides["source"] = {"max_frames": args.max_frames}
     if args.no_video:
