@@ -3,10 +3,10 @@
 ``source -> Detector -> ByteTrackTracker -> Analytics -> FrameAnnotator -> sinks``
 
 Each source is read on its own thread into a small bounded queue (keeping only the newest frames
-for live feeds); the main thread batches the frames of all sources into one inference call, then
-each source's :class:`SourceRun` tracks, counts and writes its own CSV/JSONL; drawing and H.264
-encoding run on one more thread per source, with a frozen snapshot of that frame's counts. A slow
-or dead camera does not stall the others.
+for live feeds); a detection thread batches the frames of all sources into one inference call,
+while the main thread has each source's :class:`SourceRun` track, count and write its own
+CSV/JSONL for the previous batch; drawing and H.264 encoding run on one more thread per source,
+with a frozen snapshot of that frame's counts. A slow or dead camera does not stall the others.
 
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
 output folders are touched; once running, every sink flushes per frame and is closed on any exit,
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import resource
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,6 +161,7 @@ class SourceRun:
             "device": detector.device,
             "imgsz": config.model.imgsz,
             "backend": detector.backend,
+            "precision": detector.precision,
             "input_size": list(detector.input_size),
             "detect_every": self.detect_every,
             "output_dir": str(out_dir),
@@ -398,48 +400,83 @@ def run_sources(
     return summaries
 
 
+class _DetectionStage:
+    """Takes the frames that are ready from every source and detects them in one batch, on its own
+    thread, so inference overlaps the main thread's tracking, counting and writing.
+
+    Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples, or
+    ``(source index, None, error)`` for a source that failed. :meth:`stop_source` drops a source
+    (the consumer failed it); :meth:`close` ends the iteration.
+    """
+
+    def __init__(self, readers: list[PrefetchIterator[Frame]], runs: list[SourceRun], detector: Detector) -> None:
+        self.readers = readers
+        self.runs = runs
+        self.detector = detector
+        self._stopped: set[int] = set()
+        self._closed = threading.Event()
+
+    def stop_source(self, index: int) -> None:
+        self._stopped.add(index)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __iter__(self) -> Iterator[list[tuple[int, Frame | None, sv.Detections | PipelineError | None]]]:
+        active = list(range(len(self.readers)))
+        while active and not self._closed.is_set():
+            active = [index for index in active if index not in self._stopped]
+            batch: list[tuple[int, Frame | None, sv.Detections | PipelineError | None]] = []
+            ready: list[tuple[int, Frame]] = []
+            for index in list(active):
+                reader = self.readers[index]
+                try:
+                    frame = reader.poll(timeout=0 if ready or len(active) > 1 else 0.1)
+                except PipelineError as exc:
+                    batch.append((index, None, exc))
+                    active.remove(index)
+                    continue
+                if frame is None:
+                    if reader.done:
+                        active.remove(index)
+                    continue
+                ready.append((index, frame))
+            to_detect = [frame for index, frame in ready if self.runs[index].needs_detection(frame)]
+            detected = iter(self.detector.detect_batch([frame.image for frame in to_detect]) if to_detect else [])
+            for index, frame in ready:
+                batch.append((index, frame, next(detected) if self.runs[index].needs_detection(frame) else None))
+            if batch:
+                yield batch
+            elif active:
+                time.sleep(0.005)
+
+
 def _loop(
     runs: list[SourceRun], readers: list[PrefetchIterator[Frame]], detector: Detector, bar: tqdm, failures: list[str]
 ) -> None:
-    """Until every source ends: take the frames that are ready, detect them in one batch, process."""
-    active = list(range(len(runs)))
-    while active:
-        ready: list[tuple[int, Frame]] = []
-        for index in list(active):
-            try:
-                frame = readers[index].poll(timeout=0 if ready or len(active) > 1 else 0.1)
-            except PipelineError as exc:
-                failures.append(str(exc))
-                runs[index].finish("failed", str(exc), frames_dropped=readers[index].dropped)
-                active.remove(index)
-                continue
-            if frame is None:
-                if readers[index].done:
-                    active.remove(index)
-                continue
-            ready.append((index, frame))
-        if not ready:
-            if active:
-                time.sleep(0.005)
-            continue
-        to_detect = [(index, frame) for index, frame in ready if runs[index].needs_detection(frame)]
-        detections = dict(
-            zip(
-                [index for index, _ in to_detect],
-                detector.detect_batch([frame.image for _, frame in to_detect]) if to_detect else [],
-                strict=True,
-            )
-        )
-        for index, frame in ready:
-            run = runs[index]
-            try:
-                run.record_source_events(run.source.drain_events(), frame.frame_index)
-                run.process(frame, detections.get(index))
-            except PipelineError as exc:
-                failures.append(str(exc))
-                run.finish("failed", str(exc), frames_dropped=readers[index].dropped)
-                active.remove(index)
-        bar.update(len(ready))
+    """Until every source ends: detection batches come from their own thread; track, count, write."""
+    stage = _DetectionStage(readers, runs, detector)
+    batches = PrefetchIterator(stage, maxsize=2)
+    try:
+        for batch in batches:
+            for index, frame, result in batch:
+                run = runs[index]
+                if run.finished:
+                    continue
+                try:
+                    if isinstance(result, PipelineError):
+                        raise result
+                    assert frame is not None
+                    run.record_source_events(run.source.drain_events(), frame.frame_index)
+                    run.process(frame, result)
+                except PipelineError as exc:
+                    failures.append(str(exc))
+                    run.finish("failed", str(exc), frames_dropped=readers[index].dropped)
+                    stage.stop_source(index)
+            bar.update(sum(frame is not None for _, frame, _ in batch))
+    finally:
+        stage.close()
+        batches.close()
 
 
 def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> dict[str, Any]:
