@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
     )
     run.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "int8"],
+        help="OpenVINO export precision; int8 is quantized once and cached (default auto: int8 on a CPU with VNNI/AMX)",
+    )
+    run.add_argument(
+        "--calibration",
+        metavar="SOURCE",
+        help="video, folder or glob to calibrate int8 on (default: models/calibration/)",
+    )
+    run.add_argument(
         "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
     )
     run.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
@@ -154,7 +164,13 @@ def _region_arg(text: str) -> tuple[float, float, float, float]:
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Map CLI flags onto the config's nested structure; unset flags leave the config alone."""
     model = model_overrides(args)
-    run_only = {"backend": args.backend, "upscale": True if args.upscale else None, "detect_every": args.detect_every}
+    run_only = {
+        "backend": args.backend,
+        "precision": args.precision,
+        "calibration": args.calibration,
+        "upscale": True if args.upscale else None,
+        "detect_every": args.detect_every,
+    }
     model.update({key: value for key, value in run_only.items() if value is not None})
     overrides: dict[str, Any] = {"source": {"path": args.source}, "model": model}
     source_flags = {
@@ -180,7 +196,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     rows = [
         f"{summary['status']}: {summary['frames']} frames ({summary['duration_s']:.1f} s of video) "
         f"at {summary['processing_fps']:.1f} FPS, {summary['tracks_total']} tracks, "
-        f"model {summary['model']} ({summary['task']}, {summary['backend']} on {summary['device']}, "
+        f"model {summary['model']} ({summary['task']}, {summary['backend']} {summary['precision']} "
+        f"on {summary['device']}, "
         f"input {summary['input_size'][1]}x{summary['input_size'][0]})"
     ]
     if summary["lines"]:

@@ -64,6 +64,14 @@ class ModelConfig:
     )
     """Inference engine for ``.pt`` weights (exported once and cached); auto: the fastest installed for the
     device (OpenVINO, then ONNX Runtime, on CPU; PyTorch fp16 on a GPU)."""
+    precision: str = field(
+        default="auto", metadata=_check(lambda v: v in ("auto", "fp32", "int8"), "auto, fp32 or int8")
+    )
+    """Weights/activations for an OpenVINO export of ``.pt`` weights; int8 is quantized once (NNCF) and
+    cached. auto: int8 on a CPU with int8 dot-product instructions (VNNI/AMX), else fp32."""
+    calibration: str | None = None
+    """Frames to calibrate int8 on (video, folder or glob; your own footage is best); None: the
+    bundled ``models/calibration/`` (48 frames of traffic scenes)."""
     imgsz: int = field(default=640, metadata=_check(lambda v: 32 <= v <= 8192, "an integer from 32 to 8192"))
     """Long side of the model input; the input keeps the source's aspect ratio."""
     upscale: bool = False

@@ -8,7 +8,9 @@ repetitions (median and min-max reported):
 2. limit: decode (PyAV) + inference alone with our fastest backend at our input size;
 3. ours: ``vpipe run`` end to end with all outputs.
 
-Same clip, same weights, same imgsz and classes. Counts of ours and of the baseline are compared
+Same clip, same weights, same imgsz and classes. Limit and ours run the same export: with
+``--precision auto`` (the default) that is int8 OpenVINO on a CPU with VNNI/AMX, quantized from the
+same ``.pt``; ``--precision fp32`` measures the fp32 export instead. Counts of ours and of the baseline are compared
 with the hand-counted ground truth in ``tests/data`` (totals over lines and directions, since
 ObjectCounter has one region and its own in/out convention).
 
@@ -16,6 +18,7 @@ Usage::
 
     python scripts/benchmark.py                       # all clips, detect and segment, 3 repetitions
     python scripts/benchmark.py --clips highway --tasks detect --repeats 5 --device cuda
+    python scripts/benchmark.py --clips highway --tasks detect --precision fp32
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def peak_rss_mb() -> float:
 # --- workers: each runs in its own process and prints one JSON line -------------------------------
 
 
-def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
     import cv2
     from ultralytics import solutions
 
@@ -142,14 +145,14 @@ def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path) -
     return {"fps": frames / elapsed, "frames": frames, "count": counter.in_count + counter.out_count}
 
 
-def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
     from pipeline.config import ModelConfig
     from pipeline.io.sources import open_source
     from pipeline.models import Detector
 
     source = open_source(str(clip.video))
     detector = Detector(
-        ModelConfig(weights=str(weights_for(task)), imgsz=imgsz, classes=VEHICLES, device=device),
+        ModelConfig(weights=str(weights_for(task)), imgsz=imgsz, classes=VEHICLES, device=device, precision=precision),
         frame_size=(source.width, source.height),
     )
     frames = 0
@@ -157,14 +160,19 @@ def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> d
     for frame in source:
         detector(frame.image)
         frames += 1
-    return {"fps": frames / (time.perf_counter() - started), "frames": frames, "backend": detector.backend}
+    return {
+        "fps": frames / (time.perf_counter() - started),
+        "frames": frames,
+        "backend": detector.backend,
+        "precision": detector.precision,
+    }
 
 
-def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[str, Any]:
+def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
         "--model", str(weights_for(task)), "--task", task, "--imgsz", str(imgsz), "--device", device,
-        "--output", str(out / "ours"), "--quiet",
+        "--precision", precision, "--output", str(out / "ours"), "--quiet",
     ]  # fmt: skip
     subprocess.run(command, cwd=REPO, check=True)
     summary = json.loads((out / "ours" / "summary.json").read_text())
@@ -175,6 +183,7 @@ def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[
         "count": count,
         "peak_rss_mb": summary["peak_rss_mb"],
         "backend": summary["backend"],
+        "precision": summary["precision"],
         "input_size": summary["input_size"],
     }
 
@@ -182,15 +191,18 @@ def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path) -> dict[
 WORKERS = {"baseline": worker_baseline, "limit": worker_limit}
 
 
-def measure(kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path) -> dict[str, Any]:
+def measure(
+    kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path, precision: str
+) -> dict[str, Any]:
     """One measurement in a fresh process."""
     clip = clips(work)[clip_name]
     with tempfile.TemporaryDirectory(dir=work) as out:
         if kind == "ours":
-            return run_ours(clip, task, imgsz, device, Path(out))
+            return run_ours(clip, task, imgsz, device, Path(out), precision)
         command = [
             sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--tasks", task,
             "--imgsz", str(imgsz), "--device", device, "--work", str(work), "--worker-out", out,
+            "--precision", precision,
         ]  # fmt: skip
         result = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -207,6 +219,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"], help="for limit and ours")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmark")
     parser.add_argument("--output", type=Path, default=None, help="benchmark.json (default: in --work)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -216,7 +229,7 @@ def main() -> int:
 
     if args.worker:  # inside a measurement process
         clip = clips(args.work)[args.clips]
-        result = WORKERS[args.worker](clip, args.tasks, args.imgsz, args.device, args.worker_out)
+        result = WORKERS[args.worker](clip, args.tasks, args.imgsz, args.device, args.worker_out, args.precision)
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return 0
 
@@ -227,7 +240,7 @@ def main() -> int:
             runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "ours": []}
             for repeat in range(args.repeats):
                 for kind in runs:  # alternate A/B/C so drift in machine load hits all three alike
-                    result = measure(kind, clip_name, task, args.imgsz, args.device, args.work)
+                    result = measure(kind, clip_name, task, args.imgsz, args.device, args.work, args.precision)
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
             fps = {kind: summarize([r["fps"] for r in results]) for kind, results in runs.items()}
@@ -242,6 +255,7 @@ def main() -> int:
                 "count_ours": runs["ours"][-1].get("count"),
                 "count_baseline": runs["baseline"][-1].get("count"),
                 "backend": runs["ours"][-1]["backend"],
+                "precision": {kind: runs[kind][-1]["precision"] for kind in ("limit", "ours")},
                 "input_size": runs["ours"][-1]["input_size"],
             }
             table.append(row)
@@ -266,7 +280,7 @@ def _cpu_name() -> str:
 def format_table(table: list[dict[str, Any]], machine: str) -> str:
     header = (
         f"| clip | task | baseline FPS | limit FPS | ours FPS | ours/baseline | ours/limit | peak RSS ours (MB) "
-        f"| count truth / ours / baseline |\n|{'---|' * 9}"
+        f"| count truth / ours / baseline | ours: backend, precision, input |\n|{'---|' * 10}"
     )
     rows = [f"Machine: {machine}. FPS: median (min-max).", header]
     for row in table:
@@ -276,7 +290,8 @@ def format_table(table: list[dict[str, Any]], machine: str) -> str:
             f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['ours']} "
             f"| {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
             f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
-            f"/ {row['count_baseline']} |"
+            f"/ {row['count_baseline']} | {row['backend']} {row['precision']['ours']} "
+            f"{row['input_size'][1]}x{row['input_size'][0]} |"
         )
     return "\n".join(rows)
 

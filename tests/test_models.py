@@ -8,11 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
+from ultralytics import YOLO
 
 from pipeline.config import ModelConfig
-from pipeline.errors import ConfigError, ModelError
+from pipeline.errors import ConfigError, ModelError, SourceError
 from pipeline.io.sources import open_source
-from pipeline.models import REPO_MODELS_DIR, Detector, exported_model, input_size, resolve_weights, select_backend
+from pipeline.models import (
+    DEFAULT_CALIBRATION,
+    REPO_MODELS_DIR,
+    Detector,
+    OpenVINOBoxes,
+    exported_model,
+    input_size,
+    resolve_weights,
+    select_backend,
+)
+from pipeline.quantization import calibration_images, cpu_has_int8_dot_product, select_precision
 from tests.conftest import SAMPLES
 
 
@@ -85,13 +96,17 @@ def highway_frames() -> list[np.ndarray]:
     return [frame.image for frame in open_source(str(SAMPLES / "highway.mp4"), max_frames=40)][::13]
 
 
-@pytest.mark.parametrize("backend", ["onnx", "openvino"])
-def test_exported_backends_find_what_pytorch_finds(tmp_path: Path, backend: str, highway_frames: list[np.ndarray]):
+@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "int8")])
+def test_exported_backends_find_what_pytorch_finds(
+    tmp_path: Path, backend: str, precision: str, highway_frames: list[np.ndarray]
+):
     weights = tmp_path / "yolo11n.pt"
     shutil.copy(REPO_MODELS_DIR / "yolo11n.pt", weights)
-    config = ModelConfig(weights=str(weights), backend=backend, classes=["car", "truck"], conf=0.25)
+    config = ModelConfig(
+        weights=str(weights), backend=backend, precision=precision, classes=["car", "truck"], conf=0.25
+    )
     exported = Detector(config, frame_size=(960, 540))
-    assert (exported.backend, exported.input_size) == (backend, (384, 640))
+    assert (exported.backend, exported.precision, exported.input_size) == (backend, precision, (384, 640))
     assert ".vpipe-cache" in exported.model_path and "384x640" in exported.model_path
     reference = Detector(ModelConfig(weights=str(weights), backend="torch", classes=["car", "truck"], conf=0.25))
     for image in highway_frames:
@@ -115,3 +130,59 @@ def test_exports_are_cached_by_content_and_size(tmp_path: Path):
     assert sorted(p.name for p in (tmp_path / ".vpipe-cache").iterdir() if p.is_dir()) == sorted(
         [first.parent.name, other.parent.name]
     )
+
+
+def test_openvino_boxes_equal_ultralytics_predictor_on_the_same_export(highway_frames: list[np.ndarray]):
+    config = ModelConfig(backend="openvino", precision="fp32", classes=["car", "truck", "bus"], conf=0.1)
+    detector = Detector(config, frame_size=(960, 540))
+    assert isinstance(detector._boxes_only, OpenVINOBoxes)
+    predictor = YOLO(detector.model_path, task="detect")
+    for image in highway_frames:
+        ours = detector(image)
+        theirs = sv.Detections.from_ultralytics(
+            predictor.predict(image, imgsz=detector.input_size, conf=0.1, iou=0.7, classes=[2, 7, 5], verbose=False)[0]
+        )
+        assert len(ours) == len(theirs) > 0
+        order_ours, order_theirs = np.argsort(-ours.confidence), np.argsort(-theirs.confidence)
+        assert (ours.class_id[order_ours] == theirs.class_id[order_theirs]).all()
+        assert list(ours.data["class_name"][order_ours]) == list(theirs.data["class_name"][order_theirs])
+        assert np.abs(ours.xyxy[order_ours] - theirs.xyxy[order_theirs]).max() < 1.0  # pixels
+        assert np.abs(ours.confidence[order_ours] - theirs.confidence[order_theirs]).max() < 0.01
+
+
+def test_int8_needs_openvino_and_auto_follows_the_cpu(tmp_path: Path):
+    with pytest.raises(ModelError, match="int8 needs the openvino backend"):
+        select_precision("int8", "onnx", "cpu")
+    assert select_precision("auto", "torch", "cuda:0") == "fp32"
+    assert select_precision("fp32", "openvino", "cpu") == "fp32"
+    vnni, plain = tmp_path / "vnni", tmp_path / "plain"
+    vnni.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert cpu_has_int8_dot_product(vnni) and not cpu_has_int8_dot_product(plain)
+    assert not cpu_has_int8_dot_product(tmp_path / "missing")
+    expected = "int8" if cpu_has_int8_dot_product() else "fp32"
+    assert select_precision("auto", "openvino", "cpu") == expected
+
+
+def test_int8_exports_are_cached_per_calibration_set(tmp_path: Path):
+    weights = tmp_path / "yolo11n.pt"
+    shutil.copy(REPO_MODELS_DIR / "yolo11n.pt", weights)
+    fp32 = exported_model(weights, "openvino", (256, 320))
+    generic = exported_model(weights, "openvino", (256, 320), "int8")
+    assert generic != fp32 and "int8-default" in str(generic)
+    stamp = next(generic.glob("*.bin")).stat().st_mtime_ns
+    assert exported_model(weights, "openvino", (256, 320), "int8") == generic
+    assert next(generic.glob("*.bin")).stat().st_mtime_ns == stamp  # reused, not quantized again
+    own = exported_model(weights, "openvino", (256, 320), "int8", calibration=str(SAMPLES / "highway.mp4"))
+    assert own not in (generic, fp32) and own.exists()
+    # int8 weights: the quantized model is much smaller than the fp32 one
+    assert next(own.glob("*.bin")).stat().st_size < 0.5 * next(fp32.glob("*.bin")).stat().st_size
+
+
+def test_calibration_frames_come_from_the_given_source():
+    frames = calibration_images(str(SAMPLES / "highway.mp4"), limit=10)
+    assert len(frames) == 10 and frames[0].shape == (540, 960, 3)
+    bundled = calibration_images(str(DEFAULT_CALIBRATION))
+    assert len(bundled) == len(list(DEFAULT_CALIBRATION.glob("*.jpg"))) >= 40
+    with pytest.raises(SourceError):
+        calibration_images(str(SAMPLES / "missing.mp4"))

@@ -184,6 +184,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
             "device": detector.device,
             "imgsz": config.model.imgsz,
             "backend": detector.backend,
+            "precision": detector.precision,
             "input_size": list(detector.input_size),
             "detect_every": detect_every,
             "output_dir": str(out_dir),
