@@ -81,6 +81,10 @@ class ModelConfig:
     conf: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number between 0 and 1"))
     """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
     iou: float = field(default=0.7, metadata=_check(lambda v: 0 < v <= 1, "a number between 0 and 1"))
+    agnostic_nms: bool = True
+    """One box per object whatever its class: a car also scored as a truck must not become a second
+    track (and a second count); the track's class is its majority vote. Off: Ultralytics' per-class
+    NMS (keeps e.g. a rider and their motorcycle when their boxes overlap more than ``iou``)."""
     classes: list[str] | None = None
     """Class names to keep (e.g. [car, truck]); None keeps all."""
     device: str = field(

@@ -202,6 +202,7 @@ class OpenVINOBoxes:
         conf: Confidence threshold.
         iou: NMS IoU threshold.
         class_ids: Classes to keep; None keeps all.
+        agnostic: One NMS over all classes (else per class).
     """
 
     def __init__(
@@ -212,6 +213,7 @@ class OpenVINOBoxes:
         conf: float,
         iou: float,
         class_ids: list[int] | None,
+        agnostic: bool = True,
     ) -> None:
         import openvino as ov
 
@@ -221,7 +223,7 @@ class OpenVINOBoxes:
         )
         self.size = size
         self._names = np.array([names[index] for index in range(len(names))])
-        self.conf, self.iou, self.class_ids = conf, iou, class_ids
+        self.conf, self.iou, self.class_ids, self.agnostic = conf, iou, class_ids, agnostic
 
     def __call__(self, image: np.ndarray) -> sv.Detections:
         import torch
@@ -229,7 +231,9 @@ class OpenVINOBoxes:
         from ultralytics.utils.ops import scale_boxes
 
         prediction = self._compiled(letterbox_blob(image, self.size))[0]
-        kept = non_max_suppression(torch.from_numpy(prediction), self.conf, self.iou, self.class_ids)[0]
+        kept = non_max_suppression(
+            torch.from_numpy(prediction), self.conf, self.iou, self.class_ids, agnostic=self.agnostic
+        )[0]
         boxes = scale_boxes(self.size, kept[:, :4], image.shape[:2]).numpy()
         class_id = kept[:, 5].numpy().astype(int)
         return sv.Detections(
@@ -302,7 +306,13 @@ class Detector:
         self._boxes_only: OpenVINOBoxes | None = None
         if is_pt and self.backend == "openvino" and self.task == "detect":
             self._boxes_only = OpenVINOBoxes(
-                Path(self.model_path), self.input_size, self.names, config.conf, config.iou, self.class_ids
+                Path(self.model_path),
+                self.input_size,
+                self.names,
+                config.conf,
+                config.iou,
+                self.class_ids,
+                config.agnostic_nms,
             )
         self._predict_options: dict[str, object] = {}
         if self.backend == "torch" and self.device.startswith("cuda"):
@@ -335,6 +345,7 @@ class Detector:
             conf=self.config.conf,
             iou=self.config.iou,
             classes=self.class_ids,
+            agnostic_nms=self.config.agnostic_nms,
             device=self.device,
             verbose=False,
             **self._predict_options,
