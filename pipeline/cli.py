@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
-from pipeline.cli_args import line_arg, model_overrides, positive_int
+from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -66,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
-    run.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
-    run.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
-    run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
+    add_model_flags(run)
     run.add_argument(
         "--backend",
         choices=["auto", "torch", "onnx", "openvino"],
@@ -84,9 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="video, folder or glob to calibrate int8 on (default: models/calibration/)",
     )
-    run.add_argument(
-        "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
-    )
     run.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
     run.add_argument(
         "--detect-every",
@@ -94,8 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
     )
-    run.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
-    run.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
     run.add_argument(
         "--line",
         type=line_arg,

@@ -1,5 +1,6 @@
-"""Argument types shared by vpipe's subcommands (``run``, ``batch``): each parses one flag's text
-or raises ``argparse.ArgumentTypeError`` with what was expected.
+"""Flags shared by vpipe's subcommands (``run``, ``batch``): the argument types (each parses one
+flag's text or raises ``argparse.ArgumentTypeError`` with what was expected), and the model flags
+with their mapping onto the config.
 
 Example:
     >>> line_arg("gate:0,10,100,10")
@@ -33,8 +34,20 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add the model flags every subcommand has; :func:`model_overrides` maps them onto the config."""
+    parser.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
+    parser.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
+    parser.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
+    )
+    parser.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
+    parser.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
+
+
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``model`` config section from the model flags every subcommand has (``--model``, ``--task``,
+    """The ``model`` config section from the flags :func:`add_model_flags` adds (``--model``, ``--task``,
     ``--device``, ``--imgsz``, ``--conf``, ``--classes``); unset flags are left out."""
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     values = {

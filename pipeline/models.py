@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import supervision as sv
@@ -295,25 +296,26 @@ class Detector:
             self.precision = select_precision(config.precision, self.backend, self.device)
         else:  # an exported model's precision is in its name, if anywhere
             self.precision = "int8" if "int8" in Path(self.weights).name else "fp32"
+        # Our own fixed-size OpenVINO detection export skips Ultralytics' per-call predictor (~2 ms
+        # of Python per frame that contends for the GIL with tracking and drawing).
+        self._boxes_only: OpenVINOBoxes | None = None
         if is_pt and self.backend != "torch":
             weights_pt = self._model.ckpt_path or self.weights
             self.model_path = str(
                 exported_model(weights_pt, self.backend, self.input_size, self.precision, config.calibration)
             )
-            self._model = YOLO(self.model_path, task=self.task)
-        # Our own fixed-size OpenVINO detection export skips Ultralytics' per-call predictor (~2 ms
-        # of Python per frame that contends for the GIL with tracking and drawing).
-        self._boxes_only: OpenVINOBoxes | None = None
-        if is_pt and self.backend == "openvino" and self.task == "detect":
-            self._boxes_only = OpenVINOBoxes(
-                Path(self.model_path),
-                self.input_size,
-                self.names,
-                config.conf,
-                config.iou,
-                self.class_ids,
-                config.agnostic_nms,
-            )
+            if self.backend == "openvino" and self.task == "detect":
+                self._boxes_only = OpenVINOBoxes(
+                    Path(self.model_path),
+                    self.input_size,
+                    self.names,
+                    config.conf,
+                    config.iou,
+                    self.class_ids,
+                    config.agnostic_nms,
+                )
+            else:
+                self._model = YOLO(self.model_path, task=self.task)
         self._predict_options: dict[str, object] = {}
         if self.backend == "torch" and self.device.startswith("cuda"):
             from ultralytics.cfg import DEFAULT_CFG_DICT
@@ -321,6 +323,18 @@ class Detector:
             # fp16 on GPUs; Ultralytics 8.4 renamed `half` to `quantize`.
             self._predict_options = {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
             self.precision = "fp16"
+
+    def describe(self) -> dict[str, Any]:
+        """What ran, for a run's summary: weights, task, device, imgsz, backend, precision, input size."""
+        return {
+            "model": self.weights,
+            "task": self.task,
+            "device": self.device,
+            "imgsz": self.config.imgsz,
+            "backend": self.backend,
+            "precision": self.precision,
+            "input_size": list(self.input_size),
+        }
 
     def _class_ids(self, class_names: list[str] | None, origin: str) -> list[int] | None:
         if class_names is None:

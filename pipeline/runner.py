@@ -156,13 +156,7 @@ class SourceRun:
             "height": source.height,
             "duration_s": 0.0,
             "processing_fps": 0.0,
-            "model": detector.weights,
-            "task": detector.task,
-            "device": detector.device,
-            "imgsz": config.model.imgsz,
-            "backend": detector.backend,
-            "precision": detector.precision,
-            "input_size": list(detector.input_size),
+            **detector.describe(),
             "detect_every": self.detect_every,
             "output_dir": str(out_dir),
             "status": "running",
@@ -441,10 +435,11 @@ class _DetectionStage:
                         active.remove(index)
                     continue
                 ready.append((index, frame))
-            to_detect = [frame for index, frame in ready if self.runs[index].needs_detection(frame)]
-            detected = iter(self.detector.detect_batch([frame.image for frame in to_detect]) if to_detect else [])
-            for index, frame in ready:
-                batch.append((index, frame, next(detected) if self.runs[index].needs_detection(frame) else None))
+            wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
+            images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
+            detected = iter(self.detector.detect_batch(images) if images else [])
+            for (index, frame), want in zip(ready, wanted, strict=True):
+                batch.append((index, frame, next(detected) if want else None))
             if batch:
                 yield batch
             elif active:

@@ -184,6 +184,9 @@ def test_int8_exports_are_cached_per_calibration_set(tmp_path: Path):
 def test_calibration_frames_come_from_the_given_source():
     frames = calibration_images(str(SAMPLES / "highway.mp4"), limit=10)
     assert len(frames) == 10 and frames[0].shape == (540, 960, 3)
+    # spread over the clip (every 33rd of 335 frames), not its first ten
+    every_frame = [frame.image for frame in open_source(str(SAMPLES / "highway.mp4"))]
+    assert all(np.array_equal(image, every_frame[33 * k]) for k, image in enumerate(frames))
     bundled = calibration_images(str(DEFAULT_CALIBRATION))
     assert len(bundled) == len(list(DEFAULT_CALIBRATION.glob("*.jpg"))) >= 40
     with pytest.raises(SourceError):

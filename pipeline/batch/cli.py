@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.batch.durations import parse_duration
-from pipeline.cli_args import line_arg, model_overrides, positive_int
+from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -110,14 +110,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         help="retry an item failing for a reason other than bad input (default 2)",
     )
     model = batch.add_argument_group("pipeline (as in vpipe run)")
-    model.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
-    model.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
-    model.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
-    model.add_argument(
-        "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
-    )
-    model.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
-    model.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
+    add_model_flags(model)
     model.add_argument(
         "--line", type=line_arg, action="append", metavar="NAME:X1,Y1,X2,Y2", help="counting line; repeatable"
     )
