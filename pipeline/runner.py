@@ -16,7 +16,6 @@ Ctrl-C included, and ``summary.json`` is always written with the run's status.
 from __future__ import annotations
 
 import logging
-import resource
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
+from pipeline.memory import peak_rss_mb
 from pipeline.models import Detector
 from pipeline.tracking import ByteTrackTracker
 
@@ -285,7 +285,7 @@ class SourceRun:
         summary.update(
             duration_s=round(self._end_s, 4),
             processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            peak_rss_mb=peak_rss_mb(),
             status=status,
             **self.analytics.summary(self._end_s),
             tracks_total=self.tracks.total,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -106,10 +105,6 @@ def ground_truth_total(name: str | None) -> int | None:
 
     lines = yaml.safe_load((REPO / "tests" / "data" / f"{name}_ground_truth.yaml").read_text())["lines"]
     return sum(line["in"] + line["out"] for line in lines.values())
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # --- workers: each runs in its own process and prints one JSON line -------------------------------
@@ -230,6 +225,8 @@ def main() -> int:
     if args.worker:  # inside a measurement process
         clip = clips(args.work)[args.clips]
         result = WORKERS[args.worker](clip, args.tasks, args.imgsz, args.device, args.worker_out, args.precision)
+        from pipeline.memory import peak_rss_mb
+
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return 0
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import av
 import cv2
+import numpy as np
 import pytest
 import yaml
 
 from pipeline.config import load_slots
-from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+from tests.conftest import CONFIGS, GROUND_TRUTH, REPO, SAMPLES, run_vpipe
 
 RunResult = tuple[Any, Path]
 
@@ -222,6 +225,21 @@ def test_slots_command_writes_a_loadable_file_and_a_preview(tmp_path: Path):
     assert preview is not None and preview.shape[:2] == (432, 768)
     bad = run_vpipe("slots", SAMPLES / "lot_topdown.mp4", "--grid", "2x3", "--region", "0,0,900,400")
     assert bad.returncode == 2 and "outside the 768x432 frame" in bad.stderr
+
+
+def test_peak_memory_is_the_run_s_own_not_its_parent_s():
+    """Linux keeps ru_maxrss across fork+exec: a vpipe started by a big process (pytest, a batch
+    worker) reported the parent's peak. The summary's figure must be the run's own."""
+    ballast = np.ones(150_000_000)  # 1.2 GB resident in this (parent) process
+    child = subprocess.run(
+        [sys.executable, "-c", "from pipeline.memory import peak_rss_mb; print(peak_rss_mb())"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ballast.sum() > 0
+    assert 10 < float(child.stdout) < 600
 
 
 def test_summary_reports_backend_input_size_and_memory(detect_run: RunResult, strided_run: RunResult):
