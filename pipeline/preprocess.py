@@ -2,6 +2,8 @@
 
 Example:
     >>> import numpy as np
+    >>> letterbox(np.zeros((540, 960, 3), np.uint8), (384, 640)).shape
+    (384, 640, 3)
     >>> letterbox_blob(np.zeros((540, 960, 3), np.uint8), (384, 640)).shape
     (1, 3, 384, 640)
 """
@@ -11,21 +13,29 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+PAD_VALUE = 114
+"""Ultralytics' letterbox grey."""
 
-def letterbox_blob(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``image`` to fit ``size`` (h, w), centre it on grey (114), and return it as an RGB NCHW
-    float32 blob in [0, 1].
+
+def letterbox(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Resize ``image`` to fit ``size`` (h, w) and centre it on grey: a BGR uint8 frame of that size.
 
     Args:
         image: A BGR frame.
         size: The model input (height, width).
+        out: A (height, width, 3) uint8 array to write into (reused across frames: the grey border
+            stays, so only the picture is written); a new one if None.
     """
     height, width = size
     scale = min(height / image.shape[0], width / image.shape[1])
     new_height, new_width = max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
-    canvas = np.full((height, width, 3), 114, np.uint8)
+    if out is None:
+        out = np.full((height, width, 3), PAD_VALUE, np.uint8)
     top, left = (height - new_height) // 2, (width - new_width) // 2
-    canvas[top : top + new_height, left : left + new_width] = cv2.resize(
-        image, (new_width, new_height), interpolation=cv2.INTER_LINEAR
-    )
-    return cv2.dnn.blobFromImage(canvas, 1 / 255.0, swapRB=True)
+    cv2.resize(image, (new_width, new_height), dst=out[top : top + new_height, left : left + new_width])
+    return out
+
+
+def letterbox_blob(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`letterbox` as the exported model's own input: an RGB NCHW float32 blob in [0, 1]."""
+    return cv2.dnn.blobFromImage(letterbox(image, size), 1 / 255.0, swapRB=True)

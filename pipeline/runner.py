@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +40,7 @@ from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_jso
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_rss_mb
-from pipeline.models import Detector
+from pipeline.models import Detector, PendingDetections
 from pipeline.tracking import ByteTrackTracker
 
 log = logging.getLogger(__name__)
@@ -357,7 +358,9 @@ def run_sources(
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
         largest = max(sources, key=lambda s: s.width * s.height)
-        detector = Detector(config.model, frame_size=(largest.width, largest.height), origin=config.origin)
+        detector = Detector(
+            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
+        )
 
         base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []
@@ -394,9 +397,16 @@ def run_sources(
     return summaries
 
 
+_Batch = list[tuple[int, Frame | None, sv.Detections | PipelineError | None]]
+
+
 class _DetectionStage:
     """Takes the frames that are ready from every source and detects them in one batch, on its own
     thread, so inference overlaps the main thread's tracking, counting and writing.
+
+    Keeps up to ``detector.in_flight`` batches in inference at once (OpenVINO's throughput streams
+    on a CPU), handing them on in order; when no new frame is ready, whatever is in flight is
+    finished and handed on at once rather than held back.
 
     Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples, or
     ``(source index, None, error)`` for a source that failed. :meth:`stop_source` drops a source
@@ -416,34 +426,57 @@ class _DetectionStage:
     def close(self) -> None:
         self._closed.set()
 
-    def __iter__(self) -> Iterator[list[tuple[int, Frame | None, sv.Detections | PipelineError | None]]]:
+    def __iter__(self) -> Iterator[_Batch]:
         active = list(range(len(self.readers)))
-        while active and not self._closed.is_set():
-            active = [index for index in active if index not in self._stopped]
-            batch: list[tuple[int, Frame | None, sv.Detections | PipelineError | None]] = []
-            ready: list[tuple[int, Frame]] = []
-            for index in list(active):
-                reader = self.readers[index]
-                try:
-                    frame = reader.poll(timeout=0 if ready or len(active) > 1 else 0.1)
-                except PipelineError as exc:
-                    batch.append((index, None, exc))
-                    active.remove(index)
-                    continue
-                if frame is None:
-                    if reader.done:
+        in_flight: deque[tuple[_Batch, list[tuple[int, Frame]], list[bool], PendingDetections]] = deque()
+        try:
+            while active and not self._closed.is_set():
+                active = [index for index in active if index not in self._stopped]
+                failed: _Batch = []
+                ready: list[tuple[int, Frame]] = []
+                for index in list(active):
+                    reader = self.readers[index]
+                    try:
+                        # Inference in flight takes longer than this short wait for the next frame.
+                        wait_s = 0 if ready or len(active) > 1 else 0.01 if in_flight else 0.1
+                        frame = reader.poll(timeout=wait_s)
+                    except PipelineError as exc:
+                        failed.append((index, None, exc))
                         active.remove(index)
+                        continue
+                    if frame is None:
+                        if reader.done:
+                            active.remove(index)
+                        continue
+                    ready.append((index, frame))
+                if not ready:
+                    while in_flight:
+                        yield self._finish(*in_flight.popleft())
+                    if failed:
+                        yield failed
+                    elif active:
+                        time.sleep(0.005)
                     continue
-                ready.append((index, frame))
-            wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
-            images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
-            detected = iter(self.detector.detect_batch(images) if images else [])
-            for (index, frame), want in zip(ready, wanted, strict=True):
-                batch.append((index, frame, next(detected) if want else None))
-            if batch:
-                yield batch
-            elif active:
-                time.sleep(0.005)
+                wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
+                images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
+                in_flight.append((failed, ready, wanted, self.detector.start(images)))
+                while len(in_flight) >= self.detector.in_flight:
+                    yield self._finish(*in_flight.popleft())
+            while in_flight:
+                yield self._finish(*in_flight.popleft())
+        finally:
+            for *_, pending in in_flight:  # stopped early: let the inference in progress end first
+                with suppress(Exception):  # its results are not wanted, nor are its errors
+                    pending()
+
+    @staticmethod
+    def _finish(
+        failed: _Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections
+    ) -> _Batch:
+        detected = iter(pending())
+        return failed + [
+            (index, frame, next(detected) if want else None) for (index, frame), want in zip(ready, wanted, strict=True)
+        ]
 
 
 def _loop(

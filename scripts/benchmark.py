@@ -1,12 +1,16 @@
 """End-to-end speed of vpipe against Ultralytics' own counting loop and the model's own limit.
 
-For every clip and task, three measurements, each in its own process, alternated for several
+For every clip and task, four measurements, each in its own process, alternated for several
 repetitions (median and min-max reported):
 
 1. baseline: Ultralytics ``solutions.ObjectCounter`` with ``tracker="bytetrack.yaml"``, reading with
    OpenCV and writing the annotated video with OpenCV, as its docs show;
-2. limit: decode (PyAV) + inference alone with our fastest backend at our input size;
-3. ours: ``vpipe run`` end to end with all outputs.
+2. limit: decode (PyAV) + inference alone with our fastest backend at our input size, one frame
+   after the other (predict-only, the model compiled for one frame's latency);
+3. limit pipelined: the same, but with the model as ours runs it (OpenVINO compiled for throughput,
+   ``Detector.in_flight`` frames in flight, so decoding and NMS overlap inference): what ours would
+   do if tracking, counting, drawing and writing cost nothing;
+4. ours: ``vpipe run`` end to end with all outputs.
 
 Same clip, same weights, same imgsz and classes. Limit and ours run the same export: with
 ``--precision auto`` (the default) that is int8 OpenVINO on a CPU with VNNI/AMX, quantized from the
@@ -140,7 +144,11 @@ def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path, p
     return {"fps": frames / elapsed, "frames": frames, "count": counter.in_count + counter.out_count}
 
 
-def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
+def worker_limit(
+    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, pipelined: bool = False
+) -> dict[str, Any]:
+    from collections import deque
+
     from pipeline.config import ModelConfig
     from pipeline.io.sources import open_source
     from pipeline.models import Detector
@@ -149,18 +157,28 @@ def worker_limit(clip: Clip, task: str, imgsz: int, device: str, out: Path, prec
     detector = Detector(
         ModelConfig(weights=str(weights_for(task)), imgsz=imgsz, classes=VEHICLES, device=device, precision=precision),
         frame_size=(source.width, source.height),
+        pipelined=pipelined,
     )
+    in_flight: deque[Any] = deque()
     frames = 0
     started = time.perf_counter()
     for frame in source:
-        detector(frame.image)
+        in_flight.append(detector.start([frame.image]))
+        if len(in_flight) >= detector.in_flight:
+            in_flight.popleft()()
         frames += 1
+    while in_flight:
+        in_flight.popleft()()
     return {
         "fps": frames / (time.perf_counter() - started),
         "frames": frames,
         "backend": detector.backend,
         "precision": detector.precision,
     }
+
+
+def worker_limit_pipelined(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
+    return worker_limit(clip, task, imgsz, device, out, precision, pipelined=True)
 
 
 def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
@@ -183,7 +201,7 @@ def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precisio
     }
 
 
-WORKERS = {"baseline": worker_baseline, "limit": worker_limit}
+WORKERS = {"baseline": worker_baseline, "limit": worker_limit, "limit_pipelined": worker_limit_pipelined}
 
 
 def measure(
@@ -234,7 +252,7 @@ def main() -> int:
     for clip_name in args.clips.split(","):
         truth = ground_truth_total(clips(args.work)[clip_name].ground_truth)
         for task in args.tasks.split(","):
-            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "ours": []}
+            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "limit_pipelined": [], "ours": []}
             for repeat in range(args.repeats):
                 for kind in runs:  # alternate A/B/C so drift in machine load hits all three alike
                     result = measure(kind, clip_name, task, args.imgsz, args.device, args.work, args.precision)
@@ -247,6 +265,7 @@ def main() -> int:
                 "fps": fps,
                 "ours_vs_baseline": round(fps["ours"]["median"] / fps["baseline"]["median"], 2),
                 "ours_vs_limit": round(fps["ours"]["median"] / fps["limit"]["median"], 2),
+                "ours_vs_limit_pipelined": round(fps["ours"]["median"] / fps["limit_pipelined"]["median"], 2),
                 "peak_rss_mb": {kind: max(r["peak_rss_mb"] for r in results) for kind, results in runs.items()},
                 "count_ground_truth": truth,
                 "count_ours": runs["ours"][-1].get("count"),
@@ -276,16 +295,19 @@ def _cpu_name() -> str:
 
 def format_table(table: list[dict[str, Any]], machine: str) -> str:
     header = (
-        f"| clip | task | baseline FPS | limit FPS | ours FPS | ours/baseline | ours/limit | peak RSS ours (MB) "
-        f"| count truth / ours / baseline | ours: backend, precision, input |\n|{'---|' * 10}"
+        "| clip | task | baseline FPS | limit FPS | limit pipelined FPS | ours FPS | ours/baseline | ours/limit "
+        "| ours/limit pipelined | peak RSS ours (MB) | count truth / ours / baseline "
+        "| ours: backend, precision, input |"
+        f"\n|{'---|' * 12}"
     )
     rows = [f"Machine: {machine}. FPS: median (min-max).", header]
     for row in table:
         fps = row["fps"]
         cell = {k: f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})" for k, v in fps.items()}
         rows.append(
-            f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['ours']} "
-            f"| {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
+            f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['limit_pipelined']} "
+            f"| {cell['ours']} | {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} "
+            f"| {row['ours_vs_limit_pipelined']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
             f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
             f"/ {row['count_baseline']} | {row['backend']} {row['precision']['ours']} "
             f"{row['input_size'][1]}x{row['input_size'][0]} |"

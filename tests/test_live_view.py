@@ -456,22 +456,31 @@ def green_square_on_screen(path: Path) -> tuple[int, int] | None:
 def test_show_puts_the_annotated_video_in_a_window(xvfb: Path, tmp_path: Path):
     """``vpipe run --show`` as a user runs it (its own process, so no GUI state is shared with other
     tests): a window appears on the (black, virtual) screen and its picture keeps changing."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(SAMPLES / "highway.mp4"), "--show", "--no-video", "--quiet",
-         "--imgsz", "320", "--output", str(tmp_path / "out")],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr:  # a file, not a pipe nobody reads until the end
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", str(SAMPLES / "highway.mp4"), "--show", "--no-video", "--quiet",
+             "--imgsz", "320", "--output", str(tmp_path / "out")],
+            cwd=REPO,
+            stderr=stderr,
+            text=True,
+        )  # fmt: skip
+
     try:
         # The clip's frames are mostly grey road: count lit pixels on the black root window.
         def window_shown() -> tuple[np.ndarray] | None:
+            if process.poll() is not None:
+                pytest.fail(f"vpipe exited ({process.returncode}) before a window showed")
             screen = read_screen(xvfb)
             return (screen,) if (screen > 40).sum() > 100_000 else None
 
-        (first,) = wait_until(window_shown, timeout=90)
+        (first,) = wait_until(window_shown, timeout=90, interval=0.2)
+
         wait_until(lambda: np.abs(read_screen(xvfb).astype(int) - first).sum() > 1_000_000, timeout=30)
+    except BaseException:
+        print(f"vpipe's stderr so far:\n{stderr_path.read_text()[-3000:]}")
+        raise
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=60)
-    assert "Traceback" not in stderr, stderr
+        process.wait(timeout=60)
+    assert "Traceback" not in stderr_path.read_text(), stderr_path.read_text()

@@ -152,6 +152,26 @@ def test_openvino_boxes_equal_ultralytics_predictor_on_the_same_export(highway_f
         assert np.abs(ours.confidence[order_ours] - theirs.confidence[order_theirs]).max() < 0.01
 
 
+def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray]):
+    """Several frames in flight at once (OpenVINO compiled for throughput, as the pipeline runs it):
+    each result is its own frame's, the same as detecting that frame alone."""
+    config = ModelConfig(backend="openvino", precision="fp32", classes=["car", "truck", "bus"])
+    alone = Detector(config, frame_size=(960, 540))
+    pipelined = Detector(config, frame_size=(960, 540), pipelined=True)
+    assert pipelined.in_flight >= 1 and alone.in_flight == 1
+    blank = np.full_like(highway_frames[0], 90)
+    mirrored = np.ascontiguousarray(highway_frames[1][:, ::-1])
+    frames = [highway_frames[0], blank, mirrored, highway_frames[2], blank, highway_frames[3]]
+    pending = [pipelined.start(frames[i : i + 2]) for i in range(0, len(frames), 2)]  # all six in flight
+    results = [detections for finish in pending for detections in finish()]
+    assert [len(r) for r in results] == [len(alone(frame)) for frame in frames]
+    assert len(results[1]) == len(results[4]) == 0 and min(len(results[i]) for i in (0, 2, 3, 5)) > 0
+    for frame, result in zip(frames, results, strict=True):
+        expected = alone(frame)
+        order_result, order_expected = np.argsort(-result.confidence), np.argsort(-expected.confidence)
+        assert np.abs(result.xyxy[order_result] - expected.xyxy[order_expected]).max(initial=0) < 1.0
+
+
 def test_int8_needs_openvino_and_auto_follows_the_cpu(tmp_path: Path):
     with pytest.raises(ModelError, match="int8 needs the openvino backend"):
         select_precision("int8", "onnx", "cpu")

@@ -278,7 +278,8 @@ class LiveSource(FrameSource):
                         timestamp = max(time.monotonic() - self._started, last_timestamp)
                     else:
                         first_stream_time = stream_time if first_stream_time is None else first_stream_time
-                        timestamp = offset_s + stream_time - first_stream_time
+                        # Stream clocks jitter (RTP rounding): timestamps never go back.
+                        timestamp = max(offset_s + stream_time - first_stream_time, last_timestamp)
                     yield Frame(image, frame_index, timestamp)
                     frame_index, last_timestamp = frame_index + 1, timestamp
                     if self._stop.is_set():

@@ -1,0 +1,132 @@
+"""CPU cost of each pipeline stage per frame, measured one stage at a time on the same frames.
+
+Where ``benchmark.py`` says how fast the whole pipeline is, this says where its CPU goes: decode,
+inference, tracking, counting, drawing and H.264 encoding, each timed alone (wall and process CPU
+time per frame, medians over several passes). On a machine with few cores the end-to-end rate is
+bounded by the sum of the CPU columns divided by the cores, whatever the threading.
+
+Usage::
+
+    python scripts/stage_costs.py sample_videos/highway.mp4 --config configs/traffic.yaml
+    python scripts/stage_costs.py runs/benchmark/street_320x240.mp4 --config runs/benchmark/street_320x240.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def timed(passes: int, step: Callable[[int], Any], count: int) -> tuple[float, float]:
+    """Median (wall ms, CPU ms) per item of ``step(i)`` for i in range(count), over ``passes`` passes."""
+    walls, cpus = [], []
+    for _ in range(passes):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for index in range(count):
+            step(index)
+        walls.append((time.perf_counter() - wall) * 1000 / count)
+        cpus.append((time.process_time() - cpu) * 1000 / count)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> int:
+    from pipeline.analytics import Analytics
+    from pipeline.annotators.frame import FrameAnnotator
+    from pipeline.cli_args import add_model_flags, model_overrides
+    from pipeline.config import load_config
+    from pipeline.io.sinks import H264VideoSink
+    from pipeline.io.sources import open_source
+    from pipeline.models import Detector
+    from pipeline.tracking import ByteTrackTracker
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a video file")
+    parser.add_argument("--config", help="run config (lines, zones, model)")
+    parser.add_argument("--frames", type=int, default=150, help="frames to time (default 150)")
+    parser.add_argument("--passes", type=int, default=3, help="passes per stage; medians are reported")
+    add_model_flags(parser)
+    args = parser.parse_args()
+
+    source = open_source(args.source, max_frames=args.frames)
+    images = [frame.image for frame in source]
+    rate = source.fps  # exact (a Fraction) for the encoder
+    fps = float(rate)
+    height, width = images[0].shape[:2]
+    config = load_config(args.config, model_overrides(args)).in_pixels(width, height)
+    count = len(images)
+
+    def decode(_: int) -> None:
+        for _frame in open_source(args.source, max_frames=count):
+            pass
+
+    detector = Detector(config.model, frame_size=(width, height))
+    detections = [detector(image) for image in images]
+    tracked: list[Any] = []
+    views: list[Any] = []
+
+    def track(index: int) -> None:
+        nonlocal tracker
+        if index == 0:
+            tracker = ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
+            tracked.clear()
+        tracked.append(tracker.update(detections[index]))
+
+    def count_(index: int) -> None:
+        nonlocal analytics
+        if index == 0:
+            analytics = Analytics(config.lines, config.zones, forget_after_s=3.0, parking=config.parking)
+            views.clear()
+        analytics.update(tracked[index], index, index / fps)
+        analytics.row()
+        views.append(analytics.view())
+
+    annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
+    copies = [image.copy() for image in images]
+
+    def draw(index: int) -> None:
+        copies[index][:] = images[index]
+        annotator.annotate(copies[index], tracked[index], index / fps, views[index])
+
+    tracker = ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
+    analytics = Analytics(config.lines, config.zones, forget_after_s=3.0, parking=config.parking)
+    rows: list[tuple[str, float, float]] = []
+    wall, cpu = timed(args.passes, decode, 1)
+    rows.append(("decode", wall / count, cpu / count))
+    rows.append(("detect", *timed(args.passes, lambda i: detector(images[i]), count)))
+    rows.append(("track", *timed(args.passes, track, count)))
+    rows.append(("count", *timed(args.passes, count_, count)))
+    rows.append(("draw", *timed(args.passes, draw, count)))
+    with tempfile.TemporaryDirectory() as work:
+        encode_runs = []
+        for run in range(args.passes):
+            with H264VideoSink(
+                Path(work) / f"{run}.mp4", width, height, rate, crf=config.output.crf, preset=config.output.preset
+            ) as sink:
+                encode_runs.append(timed(1, lambda i, sink=sink: sink.write(copies[i]), count))
+        rows.append(("encode", *map(statistics.median, zip(*encode_runs, strict=True))))
+    print(f"{args.source} at {width}x{height}, {count} frames, {detector.describe()}")
+    print(f"{'stage':<8} {'wall ms':>8} {'CPU ms':>8}")
+    for name, wall, cpu in rows:
+        print(f"{name:<8} {wall:8.2f} {cpu:8.2f}")
+    total_cpu = sum(cpu for _, _, cpu in rows)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"{'sum':<8} {sum(w for _, w, _ in rows):8.2f} {total_cpu:8.2f}")
+    print(f"CPU-bound ceiling on {cores} cores: {1000 * cores / total_cpu:.1f} FPS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
