@@ -5,8 +5,9 @@ The backend matters more than most code tweaks (YOLO11n on a 2-core CPU, 960x540
 384x640 input: PyTorch 15 FPS, ONNX Runtime 36 FPS, OpenVINO 61 FPS), so a ``.pt`` model is
 exported once to the chosen backend, at the exact input size the source needs, and cached; on a
 CPU with int8 dot products the OpenVINO export is also quantized to int8 (``quantization.py``).
-An OpenVINO detection export then runs through :class:`OpenVINOBoxes`, which skips Ultralytics'
-per-call predictor: in the pipeline that alone took end-to-end speed from 36 to 45 FPS.
+Our own OpenVINO exports (detection and segmentation) then run through :class:`OpenVINODetections`,
+which skips Ultralytics' per-call predictor (in the pipeline that alone took end-to-end speed from
+36 to 45 FPS) and, in the pipeline, keeps several frames in flight on OpenVINO's throughput streams.
 
 Example::
 
@@ -24,9 +25,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -195,11 +198,13 @@ PendingDetections = Callable[[], list[sv.Detections]]
 """Detections being computed: calling it waits for them (see :meth:`Detector.start`)."""
 
 
-class OpenVINOBoxes:
-    """Boxes from a fixed-size OpenVINO detection export: letterbox, infer, NMS, scale back.
+class OpenVINODetections:
+    """Detections from a fixed-size OpenVINO export: letterbox, infer, NMS, scale back, and for a
+    segmentation model its masks.
 
-    The same steps as Ultralytics' predictor (its letterbox, its NMS and box scaling functions), so
-    the detections are the same, without its per-call setup and result objects. The float
+    The same steps as Ultralytics' predictor (its letterbox, its NMS, box scaling and mask
+    functions; masks cropped and resized to the frame as ``sv.Detections.from_ultralytics`` does),
+    so the detections are the same, without its per-call setup and result objects. The float
     conversion, BGR to RGB and scaling to [0, 1] are compiled into the model (OpenVINO's
     pre-processing), which does them threaded and fused with the first layer: as a NumPy blob they
     cost more than a quarter of the inference itself.
@@ -215,6 +220,7 @@ class OpenVINOBoxes:
         pipelined: The caller keeps :attr:`in_flight` frames in flight (:meth:`start`): compile for
             throughput (OpenVINO's streams, each frame on fewer cores) instead of for one frame's
             latency (every core on each frame).
+        masks: The model is a segmentation model (a second output: the mask prototypes).
     """
 
     def __init__(
@@ -227,12 +233,18 @@ class OpenVINOBoxes:
         class_ids: list[int] | None,
         agnostic: bool = True,
         pipelined: bool = False,
+        masks: bool = False,
     ) -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
         core = ov.Core()
         model = core.read_model(str(next(model_dir.glob("*.xml"))))
+        shape = model.input().get_partial_shape()
+        if shape.is_dynamic:  # e.g. Ultralytics' dynamic exports: fix it to our right-sized input
+            model.reshape([1, 3, *size])
+        elif list(shape.to_shape()) != [1, 3, *size]:
+            raise ValueError(f"{model_dir}: input is {shape}, not [1,3,{size[0]},{size[1]}]")
         steps = PrePostProcessor(model)
         steps.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
             ColorFormat.BGR
@@ -247,6 +259,7 @@ class OpenVINOBoxes:
         self._idle: list[Any] = []  # infer requests, each with its own input and output buffers
         self._names = np.array([names[index] for index in range(len(names))])
         self.conf, self.iou, self.class_ids, self.agnostic = conf, iou, class_ids, agnostic
+        self.masks = masks
 
     def start(self, image: np.ndarray) -> Callable[[], sv.Detections]:
         """Start detecting one BGR frame; the returned function waits for its detections.
@@ -264,7 +277,7 @@ class OpenVINOBoxes:
         def finish() -> sv.Detections:
             request.wait()
             try:
-                return self._boxes(request.get_output_tensor(0).data, image.shape[:2])
+                return self._detections(request, image.shape[:2])
             finally:
                 self._idle.append(request)
 
@@ -273,25 +286,55 @@ class OpenVINOBoxes:
     def __call__(self, image: np.ndarray) -> sv.Detections:
         return self.start(image)()
 
-    def _boxes(self, prediction: np.ndarray, frame_shape: tuple[int, int]) -> sv.Detections:
+    def _detections(self, request: Any, frame_shape: tuple[int, int]) -> sv.Detections:
         import torch
         from ultralytics.utils.nms import non_max_suppression
-        from ultralytics.utils.ops import scale_boxes
+        from ultralytics.utils.ops import process_mask, scale_boxes
 
+        prediction = request.get_output_tensor(0).data  # (1, 4 + classes + mask coefficients, anchors)
+        classes = len(self._names)
         # NMS's own first step (best class score over the threshold), done here in NumPy so that
         # torch only sees (and we only copy out of the request) the few candidates, not every anchor.
-        candidates = prediction[0, 4:, :].max(axis=0) > self.conf
+        candidates = prediction[0, 4 : 4 + classes, :].max(axis=0) > self.conf
         kept = non_max_suppression(
-            torch.from_numpy(prediction[:, :, candidates]), self.conf, self.iou, self.class_ids, agnostic=self.agnostic
+            torch.from_numpy(prediction[:, :, candidates]),
+            self.conf,
+            self.iou,
+            self.class_ids,
+            agnostic=self.agnostic,
+            nc=classes,
         )[0]
+        masks = None
+        if self.masks:
+            protos = torch.from_numpy(request.get_output_tensor(1).data[0])
+            input_masks = process_mask(protos, kept[:, 6:], kept[:, :4], self.size, upsample=True)
+            has_pixels = input_masks.amax((-2, -1)) > 0
+            kept, input_masks = kept[has_pixels], input_masks[has_pixels]
+            masks = self._frame_masks(input_masks.numpy(), frame_shape)
         boxes = scale_boxes(self.size, kept[:, :4], frame_shape).numpy()
         class_id = kept[:, 5].numpy().astype(int)
         return sv.Detections(
             xyxy=boxes.astype(np.float32),
+            mask=masks,
             confidence=kept[:, 4].numpy().astype(np.float32),
             class_id=class_id,
             data={"class_name": self._names[class_id]},
         )
+
+    def _frame_masks(self, input_masks: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """(n, H, W) 0/1 masks at the model input to boolean masks of the frame: the letterbox's
+        border cropped, then resized (all masks in one call, as channels of one image)."""
+        height, width = frame_shape
+        if not len(input_masks):
+            return np.zeros((0, height, width), bool)
+        scale = min(self.size[0] / height, self.size[1] / width)
+        content_height, content_width = round(height * scale), round(width * scale)
+        top, left = (self.size[0] - content_height) // 2, (self.size[1] - content_width) // 2
+        channels = np.ascontiguousarray(
+            input_masks[:, top : top + content_height, left : left + content_width].transpose(1, 2, 0)
+        )
+        resized = cv2.resize(channels, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+        return resized.transpose(2, 0, 1) > 0
 
 
 class Detector:
@@ -352,29 +395,26 @@ class Detector:
             self.precision = select_precision(config.precision, self.backend, self.device)
         else:  # an exported model's precision is in its name, if anywhere
             self.precision = "int8" if "int8" in Path(self.weights).name else "fp32"
-        # Our own fixed-size OpenVINO detection export skips Ultralytics' per-call predictor (~2 ms
-        # of Python per frame that contends for the GIL with tracking and drawing).
-        self._boxes_only: OpenVINOBoxes | None = None
+        # Our own fixed-size OpenVINO export skips Ultralytics' per-call predictor (~2 ms of Python
+        # per frame that contends for the GIL with tracking and drawing).
+        self._lean: OpenVINODetections | None = None
         self.in_flight = 1
         if is_pt and self.backend != "torch":
             weights_pt = self._model.ckpt_path or self.weights
             self.model_path = str(
                 exported_model(weights_pt, self.backend, self.input_size, self.precision, config.calibration)
             )
-            if self.backend == "openvino" and self.task == "detect":
-                self._boxes_only = OpenVINOBoxes(
-                    Path(self.model_path),
-                    self.input_size,
-                    self.names,
-                    config.conf,
-                    config.iou,
-                    self.class_ids,
-                    config.agnostic_nms,
-                    pipelined=pipelined,
-                )
-                self.in_flight = self._boxes_only.in_flight
+            if self.backend == "openvino":
+                self._lean = self._lean_openvino(Path(self.model_path), config, pipelined)
             else:
                 self._model = YOLO(self.model_path, task=self.task)
+        elif self.backend == "openvino" and Path(self.weights).is_dir():
+            # An OpenVINO folder given as is (the bundled segmentation default): the same lean path
+            # where its input can be (or already is) our right-sized one.
+            with suppress(ValueError):
+                self._lean = self._lean_openvino(Path(self.weights), config, pipelined)
+        if self._lean is not None:
+            self.in_flight = self._lean.in_flight
         if self.backend != "torch":
             import torch
 
@@ -390,6 +430,19 @@ class Detector:
             # fp16 on GPUs; Ultralytics 8.4 renamed `half` to `quantize`.
             self._predict_options = {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
             self.precision = "fp16"
+
+    def _lean_openvino(self, model_dir: Path, config: ModelConfig, pipelined: bool) -> OpenVINODetections:
+        return OpenVINODetections(
+            model_dir,
+            self.input_size,
+            self.names,
+            config.conf,
+            config.iou,
+            self.class_ids,
+            config.agnostic_nms,
+            pipelined=pipelined,
+            masks=self.task == "segment",
+        )
 
     def describe(self) -> dict[str, Any]:
         """What ran, for a run's summary: weights, task, device, imgsz, backend, precision, input size."""
@@ -423,9 +476,9 @@ class Detector:
         oldest keeps every core busy with inference while the calling thread prepares the next frame
         and post-processes the last. Where the backend has no such mode, the work is done here.
         """
-        boxes_only = self._boxes_only
-        if boxes_only is not None:
-            pending = [boxes_only.start(image) for image in images]
+        lean = self._lean
+        if lean is not None:
+            pending = [lean.start(image) for image in images]
             return lambda: [finish() for finish in pending]
         detections = self._predict(images)
         return lambda: detections

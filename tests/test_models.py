@@ -17,7 +17,7 @@ from pipeline.models import (
     DEFAULT_CALIBRATION,
     REPO_MODELS_DIR,
     Detector,
-    OpenVINOBoxes,
+    OpenVINODetections,
     exported_model,
     input_size,
     resolve_weights,
@@ -135,7 +135,7 @@ def test_exports_are_cached_by_content_and_size(tmp_path: Path):
 def test_openvino_boxes_equal_ultralytics_predictor_on_the_same_export(highway_frames: list[np.ndarray]):
     config = ModelConfig(backend="openvino", precision="fp32", classes=["car", "truck", "bus"], conf=0.1)
     detector = Detector(config, frame_size=(960, 540))
-    assert isinstance(detector._boxes_only, OpenVINOBoxes)
+    assert isinstance(detector._lean, OpenVINODetections)
     predictor = YOLO(detector.model_path, task="detect")
     for image in highway_frames:
         ours = detector(image)
@@ -150,6 +150,58 @@ def test_openvino_boxes_equal_ultralytics_predictor_on_the_same_export(highway_f
         assert list(ours.data["class_name"][order_ours]) == list(theirs.data["class_name"][order_theirs])
         assert np.abs(ours.xyxy[order_ours] - theirs.xyxy[order_theirs]).max() < 1.0  # pixels
         assert np.abs(ours.confidence[order_ours] - theirs.confidence[order_theirs]).max() < 0.01
+
+
+@pytest.mark.parametrize(
+    ("weights", "precision"),
+    [("yolo11n-seg.pt", "fp32"), ("yolo11n-seg_int8_openvino_model", "auto")],
+    ids=["our-export", "bundled-dynamic-int8"],
+)
+def test_openvino_masks_match_ultralytics_predictor_on_the_same_export(
+    weights: str, precision: str, highway_frames: list[np.ndarray]
+):
+    """Our segmentation path (boxes and masks at the frame's size) against Ultralytics' predictor and
+    ``from_ultralytics`` on the same model: our own fixed-size export, and the bundled dynamic-input
+    folder (fixed to our input size). Both run OpenVINO's default precision (bf16 on CPUs that
+    have it), so detections are paired by box and masks compared by IoU."""
+    config = ModelConfig(
+        weights=weights,
+        task="segment",
+        backend="openvino",
+        precision=precision,
+        classes=["car", "truck", "bus"],
+        conf=0.25,
+    )
+    detector = Detector(config, frame_size=(960, 540))
+    assert isinstance(detector._lean, OpenVINODetections) and detector._lean.masks
+    predictor = YOLO(detector.model_path, task="segment")
+    paired = 0
+    for image in highway_frames:
+        ours = detector(image)
+        theirs = sv.Detections.from_ultralytics(
+            predictor.predict(
+                image,
+                imgsz=detector.input_size,
+                conf=0.25,
+                iou=0.7,
+                classes=[2, 7, 5],
+                agnostic_nms=True,
+                verbose=False,
+            )[0]
+        )
+        assert ours.mask is not None and theirs.mask is not None
+        assert ours.mask.shape[1:] == theirs.mask.shape[1:] == image.shape[:2]
+        assert abs(len(ours) - len(theirs)) <= 1  # a box at the confidence threshold may differ
+        for index in range(len(ours)):
+            overlaps = sv.box_iou_batch(ours.xyxy[index : index + 1], theirs.xyxy)[0]
+            if not len(overlaps) or overlaps.max() < 0.9:
+                continue
+            match = int(overlaps.argmax())
+            assert ours.class_id[index] == theirs.class_id[match]
+            union = (ours.mask[index] | theirs.mask[match]).sum()
+            assert (ours.mask[index] & theirs.mask[match]).sum() / union > 0.85
+            paired += 1
+    assert paired >= 12
 
 
 def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray]):
