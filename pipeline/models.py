@@ -476,6 +476,8 @@ class Detector:
         oldest keeps every core busy with inference while the calling thread prepares the next frame
         and post-processes the last. Where the backend has no such mode, the work is done here.
         """
+        if not images:  # every frame skipped (--detect-every): nothing to ask the model
+            return list
         lean = self._lean
         if lean is not None:
             pending = [lean.start(image) for image in images]

@@ -254,6 +254,19 @@ def test_summary_reports_backend_input_size_and_memory(detect_run: RunResult, st
         assert sum(1 for _ in video.decode(video=0)) == 335  # every frame is still drawn and written
 
 
+def test_stride_works_with_every_backend(tmp_path: Path, highway: Path):
+    """--detect-every with a backend that goes through Ultralytics' predictor (ONNX here): the frames
+    between detections ask the model for nothing, and every frame is still tracked and written."""
+    _, out = vpipe_run(
+        tmp_path / "out", highway, "--backend", "onnx", "--detect-every", "2", "--imgsz", "320", "--max-frames", "40",
+        "--no-video",
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == "onnx" and summary["detect_every"] == 2 and summary["frames"] == 40
+    rows = (out / "counts.csv").read_text().splitlines()
+    assert len(rows) == 41 and summary["tracks_total"] > 0
+
+
 def test_a_small_source_is_not_upscaled(tmp_path: Path, highway: Path):
     small = tmp_path / "small.mp4"
     from pipeline.io.sinks import H264VideoSink
