@@ -35,7 +35,7 @@ import supervision as sv
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, ModelError
-from pipeline.preprocess import PAD_VALUE, letterbox
+from pipeline.preprocess import PAD_VALUE, letterbox, letterbox_window
 from pipeline.quantization import select_precision
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -327,9 +327,7 @@ class OpenVINODetections:
         height, width = frame_shape
         if not len(input_masks):
             return np.zeros((0, height, width), bool)
-        scale = min(self.size[0] / height, self.size[1] / width)
-        content_height, content_width = round(height * scale), round(width * scale)
-        top, left = (self.size[0] - content_height) // 2, (self.size[1] - content_width) // 2
+        top, left, content_height, content_width = letterbox_window(frame_shape, self.size)
         channels = np.ascontiguousarray(
             input_masks[:, top : top + content_height, left : left + content_width].transpose(1, 2, 0)
         )

@@ -17,6 +17,20 @@ PAD_VALUE = 114
 """Ultralytics' letterbox grey."""
 
 
+def letterbox_window(frame_shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where a frame of ``frame_shape`` (h, w, ...) lands in a model input of ``size`` (h, w):
+    ``(top, left, height, width)`` of the resized picture, the rest being the grey border.
+
+    Example:
+        >>> letterbox_window((540, 960), (384, 640))
+        (12, 0, 360, 640)
+    """
+    height, width = size
+    scale = min(height / frame_shape[0], width / frame_shape[1])
+    new_height, new_width = max(1, round(frame_shape[0] * scale)), max(1, round(frame_shape[1] * scale))
+    return (height - new_height) // 2, (width - new_width) // 2, new_height, new_width
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """Resize ``image`` to fit ``size`` (h, w) and centre it on grey: a BGR uint8 frame of that size.
 
@@ -26,12 +40,9 @@ def letterbox(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None =
         out: A (height, width, 3) uint8 array to write into (reused across frames: the grey border
             stays, so only the picture is written); a new one if None.
     """
-    height, width = size
-    scale = min(height / image.shape[0], width / image.shape[1])
-    new_height, new_width = max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
+    top, left, new_height, new_width = letterbox_window(image.shape, size)
     if out is None:
-        out = np.full((height, width, 3), PAD_VALUE, np.uint8)
-    top, left = (height - new_height) // 2, (width - new_width) // 2
+        out = np.full((*size, 3), PAD_VALUE, np.uint8)
     cv2.resize(image, (new_width, new_height), dst=out[top : top + new_height, left : left + new_width])
     return out
 

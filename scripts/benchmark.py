@@ -254,7 +254,7 @@ def main() -> int:
         for task in args.tasks.split(","):
             runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "limit_pipelined": [], "ours": []}
             for repeat in range(args.repeats):
-                for kind in runs:  # alternate A/B/C so drift in machine load hits all three alike
+                for kind in runs:  # alternated, so drift in machine load hits all four alike
                     result = measure(kind, clip_name, task, args.imgsz, args.device, args.work, args.precision)
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)

@@ -73,6 +73,14 @@ def main() -> int:
             pass
 
     detector = Detector(config.model, frame_size=(width, height))
+
+    def new_tracker() -> ByteTrackTracker:
+        return ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
+
+    def new_analytics() -> Analytics:  # as the runner makes them
+        forget_after_s = config.tracker.track_buffer_s + 1.0
+        return Analytics(config.lines, config.zones, forget_after_s=forget_after_s, parking=config.parking)
+
     detections = [detector(image) for image in images]
     tracked: list[Any] = []
     views: list[Any] = []
@@ -80,14 +88,14 @@ def main() -> int:
     def track(index: int) -> None:
         nonlocal tracker
         if index == 0:
-            tracker = ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
+            tracker = new_tracker()
             tracked.clear()
         tracked.append(tracker.update(detections[index]))
 
     def count_(index: int) -> None:
         nonlocal analytics
         if index == 0:
-            analytics = Analytics(config.lines, config.zones, forget_after_s=3.0, parking=config.parking)
+            analytics = new_analytics()
             views.clear()
         analytics.update(tracked[index], index, index / fps)
         analytics.row()
@@ -100,8 +108,7 @@ def main() -> int:
         copies[index][:] = images[index]
         annotator.annotate(copies[index], tracked[index], index / fps, views[index])
 
-    tracker = ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
-    analytics = Analytics(config.lines, config.zones, forget_after_s=3.0, parking=config.parking)
+    tracker, analytics = new_tracker(), new_analytics()
     rows: list[tuple[str, float, float]] = []
     wall, cpu = timed(args.passes, decode, 1)
     rows.append(("decode", wall / count, cpu / count))
