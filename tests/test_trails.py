@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -61,3 +64,37 @@ def test_points_per_track_are_capped():
     annotator = FadingTraceAnnotator(trail_seconds=1000.0, max_points=50)
     run_track(annotator, frames=120)
     assert max(len(trail.points) for trail in annotator._trails.values()) == 50
+
+
+def test_every_visible_segment_is_drawn_at_its_width():
+    """Drawing runs of segments as polylines covers exactly what one line per segment covers.
+
+    The reference draws each segment alone with the width the docstring promises (thickness scaled
+    by freshness, at least 1); a run boundary off by one would leave a gap or draw a stale segment.
+    """
+    thickness, trail_seconds = 6, 1.0
+    annotator = FadingTraceAnnotator(trail_seconds=trail_seconds, thickness=thickness, color=sv.Color.WHITE)
+    scene = np.zeros((240, 640, 3), np.uint8)
+    paths = {  # track_id -> anchor at time t: a line, a circle, a zigzag
+        1: lambda t: (20 + 150 * t, 60.0),
+        2: lambda t: (320 + 80 * np.cos(2 * t), 130 + 80 * np.sin(2 * t)),
+        3: lambda t: (600 - 100 * t, 200 + (15 if int(t * 10) % 2 else -15)),
+    }
+    timestamps = [frame_index / FPS for frame_index in range(75)]
+    for timestamp_s in timestamps:
+        anchors = np.array([path(timestamp_s) for path in paths.values()])
+        boxes = np.column_stack([anchors[:, 0] - 5, anchors[:, 1] - 10, anchors[:, 0] + 5, anchors[:, 1]])
+        detections = sv.Detections(xyxy=boxes, tracker_id=np.array(list(paths)))
+        scene = annotator.annotate(np.zeros_like(scene), detections, timestamp_s=timestamp_s)
+    now = timestamps[-1]
+    reference = np.zeros(scene.shape[:2], np.uint8)
+    for path in paths.values():
+        recent = [t for t in timestamps if t >= now - trail_seconds]
+        for t0, t1 in itertools.pairwise(recent):
+            freshness = 1.0 - (now - t1) / trail_seconds
+            (x0, y0), (x1, y1) = (tuple(round(float(v)) for v in path(t)) for t in (t0, t1))
+            width = max(1, round(thickness * freshness))
+            cv2.line(reference, (x0, y0), (x1, y1), 255, width, cv2.LINE_AA)
+    drawn, expected = scene.max(axis=2) > 0, reference > 0
+    overlap = (drawn & expected).sum() / (drawn | expected).sum()
+    assert overlap > 0.97, overlap

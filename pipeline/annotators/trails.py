@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -107,34 +106,42 @@ class FadingTraceAnnotator:
             ``scene``, annotated.
         """
         self.update(detections, timestamp_s)
-        # Segments grouped by opacity level: one blend per level instead of one per segment.
-        levels: list[list[tuple[tuple[int, int], tuple[int, int], tuple[int, int, int], int]]] = [
-            [] for _ in range(self.fade_levels)
-        ]
+        # Runs of consecutive segments that share an opacity level and a width, grouped by level:
+        # one polyline per run and one blend per level, instead of a call per segment.
+        levels: list[list[tuple[np.ndarray, tuple[int, int, int], int]]] = [[] for _ in range(self.fade_levels)]
         for trail in self._trails.values():
-            for (_, x0, y0), (t1, x1, y1) in itertools.pairwise(trail.points):
-                freshness = 1.0 - (timestamp_s - t1) / self.trail_seconds  # 1 at the head, 0 at the tail
-                if freshness <= 0:
-                    continue
-                level = min(self.fade_levels - 1, int(freshness * self.fade_levels))
-                width = max(1, round(self.thickness * freshness))
-                levels[level].append(((x0, y0), (x1, y1), trail.color, width))
-        height, width_px = scene.shape[:2]
-        for level, segments in enumerate(levels):
-            if not segments:
+            if len(trail.points) < 2:
                 continue
-            alpha = (level + 1) / self.fade_levels
-            xs = [x for (a, b, _, _) in segments for x in (a[0], b[0])]
-            ys = [y for (a, b, _, _) in segments for y in (a[1], b[1])]
-            pad = self.thickness + 1
-            x_lo, x_hi = max(0, min(xs) - pad), min(width_px, max(xs) + pad + 1)
-            y_lo, y_hi = max(0, min(ys) - pad), min(height, max(ys) + pad + 1)
+            points = np.array(trail.points)
+            # A segment's age is its newer end's: 1 at the head, 0 at trail_seconds ago.
+            freshness = 1.0 - (timestamp_s - points[1:, 0]) / self.trail_seconds
+            level = np.minimum(self.fade_levels - 1, (freshness * self.fade_levels).astype(np.int64))
+            width = np.maximum(1, np.rint(self.thickness * freshness)).astype(np.int64)
+            # Invisible segments (freshness 0) get key -1, so they form runs of their own.
+            key = np.where(freshness > 0, level * (self.thickness + 2) + width, -1)
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            ends = np.r_[starts[1:], len(key)]
+            xy = points[:, 1:].astype(np.int32)
+            for first, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                if key[first] >= 0:  # segments first..end-1 join points first..end
+                    levels[int(level[first])].append((xy[first : end + 1], trail.color, int(width[first])))
+        height, width_px = scene.shape[:2]
+        pad = self.thickness + 1
+        for level_index, runs in enumerate(levels):
+            if not runs:
+                continue
+            alpha = (level_index + 1) / self.fade_levels
+            corners = np.concatenate([run for run, _, _ in runs])
+            x_lo, y_lo = np.maximum(0, corners.min(axis=0) - pad).tolist()
+            x_hi, y_hi = corners.max(axis=0) + pad + 1
+            x_hi, y_hi = min(width_px, int(x_hi)), min(height, int(y_hi))
             if x_lo >= x_hi or y_lo >= y_hi:
                 continue
             region = scene[y_lo:y_hi, x_lo:x_hi]
             overlay = region.copy()
-            for (ax, ay), (bx, by), color, line_width in segments:
-                cv2.line(overlay, (ax - x_lo, ay - y_lo), (bx - x_lo, by - y_lo), color, line_width, cv2.LINE_AA)
+            offset = np.array([x_lo, y_lo], np.int32)
+            for run, color, line_width in runs:
+                cv2.polylines(overlay, [run - offset], False, color, line_width, cv2.LINE_AA)
             if math.isclose(alpha, 1.0):
                 region[:] = overlay
             else:
