@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -166,3 +167,19 @@ def test_a_signal_mid_run_leaves_valid_outputs(tmp_path: Path, highway: Path, si
     with av.open(str(out / "annotated.mp4")) as video:
         frames = sum(1 for _ in video.decode(video=0))
     assert abs(frames - summary["frames"]) <= 1
+
+
+def test_a_run_with_openvino_sends_no_telemetry(tmp_path: Path, highway: Path):
+    """``import openvino`` alone sends a usage event and writes an ID file under ``~/intel``; a run
+    through the OpenVINO backend must do neither (the ID file is the observable trace)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(highway), "--config", str(CONFIGS / "traffic.yaml"),
+         "--backend", "openvino", "--max-frames", "3", "--output", str(tmp_path / "out"), "--quiet"],
+        cwd=REPO, env={**os.environ, "HOME": str(home), "YOLO_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["backend"] == "openvino"
+    assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
