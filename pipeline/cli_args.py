@@ -44,11 +44,17 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     )
     parser.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.1)")
     parser.add_argument("--classes", metavar="NAMES", help="comma-separated class names to keep, e.g. car,truck,bus")
+    parser.add_argument(
+        "--inference-threads",
+        type=positive_int,
+        metavar="N",
+        help="CPU threads for OpenVINO inference in a run (default: every core)",
+    )
 
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``model`` config section from the flags :func:`add_model_flags` adds (``--model``, ``--task``,
-    ``--device``, ``--imgsz``, ``--conf``, ``--classes``); unset flags are left out."""
+    ``--device``, ``--imgsz``, ``--conf``, ``--classes``, ``--inference-threads``); unset flags are left out."""
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     values = {
         "weights": args.model,
@@ -57,5 +63,6 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "imgsz": args.imgsz,
         "conf": args.conf,
         "classes": classes,
+        "inference_threads": args.inference_threads,
     }
     return {key: value for key, value in values.items() if value is not None}

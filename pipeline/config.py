@@ -94,6 +94,10 @@ class ModelConfig:
             "auto, cpu, cuda, cuda:N or mps",
         ),
     )
+    inference_threads: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1024, "an integer from 0 to 1024"))
+    """CPU threads OpenVINO infers on in ``vpipe run``; 0: every core. With few cores and a cheap
+    model (a small input), fewer leave a core to decoding, tracking, drawing and encoding, which
+    can be faster: measure with ``scripts/benchmark.py`` (see README, Speed)."""
 
 
 _UNIT = _check(lambda v: 0 <= v <= 1, "a number between 0 and 1")

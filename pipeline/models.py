@@ -221,6 +221,7 @@ class OpenVINODetections:
             throughput (OpenVINO's streams, each frame on fewer cores) instead of for one frame's
             latency (every core on each frame).
         masks: The model is a segmentation model (a second output: the mask prototypes).
+        threads: CPU threads to infer on; 0: every core.
     """
 
     def __init__(
@@ -234,6 +235,7 @@ class OpenVINODetections:
         agnostic: bool = True,
         pipelined: bool = False,
         masks: bool = False,
+        threads: int = 0,
     ) -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
@@ -251,9 +253,13 @@ class OpenVINODetections:
         )
         steps.input().model().set_layout(ov.Layout("NCHW"))
         steps.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
-        hint = "THROUGHPUT" if pipelined else "LATENCY"
-        self._compiled = core.compile_model(steps.build(), "CPU", {"PERFORMANCE_HINT": hint})
-        self.in_flight = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if pipelined else 1
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if pipelined else "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads  # the throughput hint fits its streams to these
+        self._compiled = core.compile_model(steps.build(), "CPU", config)
+        optimal = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        # At least two, so that one frame is inferred while the last one is post-processed.
+        self.in_flight = max(2, optimal) if pipelined else 1
         """How many frames to keep in flight for full throughput."""
         self.size = size
         self._idle: list[Any] = []  # infer requests, each with its own input and output buffers
@@ -440,6 +446,7 @@ class Detector:
             config.agnostic_nms,
             pipelined=pipelined,
             masks=self.task == "segment",
+            threads=config.inference_threads if pipelined else 0,
         )
 
     def describe(self) -> dict[str, Any]:

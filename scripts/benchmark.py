@@ -23,6 +23,7 @@ Usage::
     python scripts/benchmark.py                       # all clips, detect and segment, 3 repetitions
     python scripts/benchmark.py --clips highway --tasks detect --repeats 5 --device cuda
     python scripts/benchmark.py --clips highway --tasks detect --precision fp32
+    python scripts/benchmark.py --clips street_320x240 --tasks detect --inference-threads 1
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ def ground_truth_total(name: str | None) -> int | None:
 # --- workers: each runs in its own process and prints one JSON line -------------------------------
 
 
-def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
+def worker_baseline(
+    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int
+) -> dict[str, Any]:
     import cv2
     from ultralytics import solutions
 
@@ -145,7 +148,7 @@ def worker_baseline(clip: Clip, task: str, imgsz: int, device: str, out: Path, p
 
 
 def worker_limit(
-    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, pipelined: bool = False
+    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int, pipelined: bool = False
 ) -> dict[str, Any]:
     from collections import deque
 
@@ -155,7 +158,14 @@ def worker_limit(
 
     source = open_source(str(clip.video))
     detector = Detector(
-        ModelConfig(weights=str(weights_for(task)), imgsz=imgsz, classes=VEHICLES, device=device, precision=precision),
+        ModelConfig(
+            weights=str(weights_for(task)),
+            imgsz=imgsz,
+            classes=VEHICLES,
+            device=device,
+            precision=precision,
+            inference_threads=threads,
+        ),
         frame_size=(source.width, source.height),
         pipelined=pipelined,
     )
@@ -177,16 +187,20 @@ def worker_limit(
     }
 
 
-def worker_limit_pipelined(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
-    return worker_limit(clip, task, imgsz, device, out, precision, pipelined=True)
+def worker_limit_pipelined(
+    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int
+) -> dict[str, Any]:
+    return worker_limit(clip, task, imgsz, device, out, precision, threads, pipelined=True)
 
 
-def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str) -> dict[str, Any]:
+def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
         "--model", str(weights_for(task)), "--task", task, "--imgsz", str(imgsz), "--device", device,
         "--precision", precision, "--output", str(out / "ours"), "--quiet",
     ]  # fmt: skip
+    if threads:
+        command += ["--inference-threads", str(threads)]
     subprocess.run(command, cwd=REPO, check=True)
     summary = json.loads((out / "ours" / "summary.json").read_text())
     count = sum(line["in_total"] + line["out_total"] for line in summary["lines"].values())
@@ -205,17 +219,17 @@ WORKERS = {"baseline": worker_baseline, "limit": worker_limit, "limit_pipelined"
 
 
 def measure(
-    kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path, precision: str
+    kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path, precision: str, threads: int
 ) -> dict[str, Any]:
     """One measurement in a fresh process."""
     clip = clips(work)[clip_name]
     with tempfile.TemporaryDirectory(dir=work) as out:
         if kind == "ours":
-            return run_ours(clip, task, imgsz, device, Path(out), precision)
+            return run_ours(clip, task, imgsz, device, Path(out), precision, threads)
         command = [
             sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--tasks", task,
             "--imgsz", str(imgsz), "--device", device, "--work", str(work), "--worker-out", out,
-            "--precision", precision,
+            "--precision", precision, "--inference-threads", str(threads),
         ]  # fmt: skip
         result = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -233,6 +247,9 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"], help="for limit and ours")
+    parser.add_argument(
+        "--inference-threads", type=int, default=0, help="OpenVINO threads for limit pipelined and ours (0: every core)"
+    )
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmark")
     parser.add_argument("--output", type=Path, default=None, help="benchmark.json (default: in --work)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -242,7 +259,9 @@ def main() -> int:
 
     if args.worker:  # inside a measurement process
         clip = clips(args.work)[args.clips]
-        result = WORKERS[args.worker](clip, args.tasks, args.imgsz, args.device, args.worker_out, args.precision)
+        result = WORKERS[args.worker](
+            clip, args.tasks, args.imgsz, args.device, args.worker_out, args.precision, args.inference_threads
+        )
         from pipeline.memory import peak_rss_mb
 
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
@@ -255,7 +274,8 @@ def main() -> int:
             runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "limit_pipelined": [], "ours": []}
             for repeat in range(args.repeats):
                 for kind in runs:  # alternated, so drift in machine load hits all four alike
-                    result = measure(kind, clip_name, task, args.imgsz, args.device, args.work, args.precision)
+                    setup = (args.imgsz, args.device, args.work, args.precision, args.inference_threads)
+                    result = measure(kind, clip_name, task, *setup)
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
             fps = {kind: summarize([r["fps"] for r in results]) for kind, results in runs.items()}

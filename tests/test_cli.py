@@ -57,6 +57,8 @@ def test_flags_map_onto_config_overrides():
             "320",
             "--classes",
             "car, truck",
+            "--inference-threads",
+            "1",
             "--line",
             "a:1,2,3,4",
             "--line",
@@ -70,7 +72,7 @@ def test_flags_map_onto_config_overrides():
     )
     assert overrides_from_args(args) == {
         "source": {"path": "v.mp4", "max_frames": 9},
-        "model": {"weights": "m.pt", "imgsz": 320, "classes": ["car", "truck"]},
+        "model": {"weights": "m.pt", "imgsz": 320, "classes": ["car", "truck"], "inference_threads": 1},
         "output": {"dir": "o", "video": False},
         "lines": [
             {"name": "a", "start": [1.0, 2.0], "end": [3.0, 4.0]},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -204,13 +205,18 @@ def test_openvino_masks_match_ultralytics_predictor_on_the_same_export(
     assert paired >= 12
 
 
-def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray]):
+@pytest.mark.parametrize("threads", [0, 1], ids=["every-core", "one-thread"])
+def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray], threads: int):
     """Several frames in flight at once (OpenVINO compiled for throughput, as the pipeline runs it):
-    each result is its own frame's, the same as detecting that frame alone."""
+    each result is its own frame's, the same as detecting that frame alone; also on one thread,
+    where OpenVINO queues the frames in flight on its one stream."""
     config = ModelConfig(backend="openvino", precision="fp32", classes=["car", "truck", "bus"])
     alone = Detector(config, frame_size=(960, 540))
-    pipelined = Detector(config, frame_size=(960, 540), pipelined=True)
-    assert pipelined.in_flight >= 1 and alone.in_flight == 1
+    pipelined = Detector(replace(config, inference_threads=threads), frame_size=(960, 540), pipelined=True)
+    assert pipelined.in_flight >= 2 and alone.in_flight == 1
+    if threads:
+        assert pipelined._lean is not None
+        assert pipelined._lean._compiled.get_property("INFERENCE_NUM_THREADS") == threads
     blank = np.full_like(highway_frames[0], 90)
     mirrored = np.ascontiguousarray(highway_frames[1][:, ::-1])
     frames = [highway_frames[0], blank, mirrored, highway_frames[2], blank, highway_frames[3]]
