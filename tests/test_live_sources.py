@@ -70,6 +70,36 @@ def test_reconnects_after_the_stream_ends_and_keeps_frame_numbers_and_time_runni
     assert events[:2] == ["stream_disconnected", "stream_reconnected"]
 
 
+class JitteryCamera(FakeCamera):
+    """One connection whose stream clock follows ``stream_times``, steps back included."""
+
+    def __init__(self, stream_times: list[float]) -> None:
+        self.stream_times = stream_times
+        super().__init__(failures=0, frames_per_connection=len(stream_times), max_reconnects=0)
+
+    def _connect(self) -> tuple[Iterator[tuple[np.ndarray, float | None]], tuple[np.ndarray, float | None], Fraction]:
+        if not self.plan:
+            raise SourceError("connection refused")
+        self.plan.pop(0)
+        image = np.zeros((4, 6, 3), np.uint8)
+        return ((image, t) for t in self.stream_times[1:]), (image, self.stream_times[0]), Fraction(25)
+
+
+def test_a_stream_clock_that_steps_back_never_takes_timestamps_back():
+    """RTP timestamps rounded to the clock rate can step back by a fraction of a millisecond; the
+    frames' timestamps must still never decrease, and otherwise follow the stream's clock."""
+    stream_times = [10.0, 10.04, 10.0801, 10.08, 10.12, 10.1601, 10.16, 10.2]  # two steps back
+    camera = JitteryCamera(stream_times)
+    frames = []
+    with pytest.raises(SourceError, match="lost and not back"):
+        frames.extend(camera)
+    timestamps = np.array([frame.timestamp_s for frame in frames])
+    assert len(timestamps) == len(stream_times)
+    assert (np.diff(timestamps) >= 0).all(), np.diff(timestamps)
+    expected = np.maximum.accumulate(np.array(stream_times)) - stream_times[0]
+    assert timestamps - timestamps[0] == pytest.approx(expected, abs=1e-9)
+
+
 def test_max_frames_stops_a_live_source():
     camera = FakeCamera(failures=0, frames_per_connection=100, max_frames=5)
     assert len(list(camera)) == 5
