@@ -127,14 +127,7 @@ class SourceRun:
             config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=self.detect_every
         )
         self.tracker = self._new_tracker()
-        # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
-        self.analytics = Analytics(
-            config.lines,
-            config.zones,
-            forget_after_s=config.tracker.track_buffer_s + 1.0,
-            parking=config.parking,
-            speed=config.speed,
-        )
+        self.analytics = Analytics.for_run(config)
         self.annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
         self.heatmap = Heatmap(source.width, source.height)
         self.tracks = _TrackCount()

@@ -77,10 +77,6 @@ def main() -> int:
     def new_tracker() -> ByteTrackTracker:
         return ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)
 
-    def new_analytics() -> Analytics:  # as the runner makes them
-        forget_after_s = config.tracker.track_buffer_s + 1.0
-        return Analytics(config.lines, config.zones, forget_after_s=forget_after_s, parking=config.parking)
-
     detections = [detector(image) for image in images]
     tracked: list[Any] = []
     views: list[Any] = []
@@ -95,7 +91,7 @@ def main() -> int:
     def count_(index: int) -> None:
         nonlocal analytics
         if index == 0:
-            analytics = new_analytics()
+            analytics = Analytics.for_run(config)
             views.clear()
         analytics.update(tracked[index], index, index / fps)
         analytics.row()
@@ -108,7 +104,7 @@ def main() -> int:
         copies[index][:] = images[index]
         annotator.annotate(copies[index], tracked[index], index / fps, views[index])
 
-    tracker, analytics = new_tracker(), new_analytics()
+    tracker, analytics = new_tracker(), Analytics.for_run(config)
     rows: list[tuple[str, float, float]] = []
     wall, cpu = timed(args.passes, decode, 1)
     rows.append(("decode", wall / count, cpu / count))

@@ -18,7 +18,7 @@ from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.views import AnalyticsView, LineView, ParkingView, ZoneView
 from pipeline.analytics.zones import ZoneCounter
-from pipeline.config import LineConfig, ParkingConfig, SpeedConfig, ZoneConfig
+from pipeline.config import Config, LineConfig, ParkingConfig, SpeedConfig, ZoneConfig
 
 __all__ = [
     "Analytics",
@@ -89,6 +89,13 @@ class Analytics:
         )
         # Running (sum, count) of crossing speeds per (line, direction): constant memory however long the run.
         self._line_speeds: dict[tuple[str, str], tuple[float, int]] = {}
+
+    @classmethod
+    def for_run(cls, config: Config) -> Analytics:
+        """Every counter ``config`` asks for (geometry already in the source's pixels), as a run has them."""
+        # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
+        forget_after_s = config.tracker.track_buffer_s + 1.0
+        return cls(config.lines, config.zones, forget_after_s, parking=config.parking, speed=config.speed)
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Event]:
         """Update every counter with one frame; returns the frame's events."""

@@ -128,9 +128,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         tracker = ByteTrackTracker(
             config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every
         )
-        analytics = Analytics(
-            config.lines, config.zones, forget_after_s=config.tracker.track_buffer_s + 1.0, speed=config.speed
-        )
+        analytics = Analytics.for_run(config)  # no parking: refused above
         tally = SliceTally(
             [line.name for line in config.lines],
             [zone.name for zone in config.zones],
