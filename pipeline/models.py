@@ -283,7 +283,8 @@ class OpenVINODetections:
         def finish() -> sv.Detections:
             request.wait()
             try:
-                return self._detections(request, image.shape[:2])
+                protos = request.get_output_tensor(1).data[0] if self.masks else None
+                return self.postprocess(request.get_output_tensor(0).data, protos, image.shape[:2])
             finally:
                 self._idle.append(request)
 
@@ -292,16 +293,29 @@ class OpenVINODetections:
     def __call__(self, image: np.ndarray) -> sv.Detections:
         return self.start(image)()
 
-    def _detections(self, request: Any, frame_shape: tuple[int, int]) -> sv.Detections:
+    def postprocess(
+        self, prediction: np.ndarray, protos: np.ndarray | None, frame_shape: tuple[int, int]
+    ) -> sv.Detections:
+        """The model's raw outputs to the frame's detections.
+
+        Args:
+            prediction: (1, 4 + classes + mask coefficients, anchors): boxes (centre, size) and class
+                scores at the model input.
+            protos: (32, h, w) mask prototypes of a segmentation model; None for detection.
+            frame_shape: The frame's (height, width).
+        """
         import torch
         from ultralytics.utils.nms import non_max_suppression
         from ultralytics.utils.ops import process_mask, scale_boxes
 
-        prediction = request.get_output_tensor(0).data  # (1, 4 + classes + mask coefficients, anchors)
         classes = len(self._names)
         # NMS's own first step (best class score over the threshold), done here in NumPy so that
         # torch only sees (and we only copy out of the request) the few candidates, not every anchor.
         candidates = prediction[0, 4 : 4 + classes, :].max(axis=0) > self.conf
+        if candidates.sum() == 6:
+            # Ultralytics' NMS reads a last dimension of 6 as an end-to-end model's (boxes, 6) output
+            # and would return garbage; one more anchor, under the threshold, is dropped by NMS itself.
+            candidates[np.flatnonzero(~candidates)[0]] = True
         kept = non_max_suppression(
             torch.from_numpy(prediction[:, :, candidates]),
             self.conf,
@@ -311,9 +325,8 @@ class OpenVINODetections:
             nc=classes,
         )[0]
         masks = None
-        if self.masks:
-            protos = torch.from_numpy(request.get_output_tensor(1).data[0])
-            input_masks = process_mask(protos, kept[:, 6:], kept[:, :4], self.size, upsample=True)
+        if protos is not None:
+            input_masks = process_mask(torch.from_numpy(protos), kept[:, 6:], kept[:, :4], self.size, upsample=True)
             has_pixels = input_masks.amax((-2, -1)) > 0
             kept, input_masks = kept[has_pixels], input_masks[has_pixels]
             masks = self._frame_masks(input_masks.numpy(), frame_shape)

@@ -205,6 +205,28 @@ def test_openvino_masks_match_ultralytics_predictor_on_the_same_export(
     assert paired >= 12
 
 
+@pytest.mark.parametrize("objects", [1, 5, 6, 7])
+def test_postprocessing_keeps_exactly_the_confident_boxes_whatever_their_number(objects: int):
+    """Known raw outputs: ``objects`` separate boxes, each confident in its own class, among anchors
+    that are all under the threshold. Ultralytics' NMS takes an input with 6 anchors left for an
+    end-to-end model's output, so six is the case that once crashed."""
+    detector = Detector(ModelConfig(backend="openvino", conf=0.25), frame_size=(640, 384))
+    assert detector._lean is not None and detector._lean.size == (384, 640)  # frame = input: no scaling
+    prediction = np.zeros((1, 84, 5040), np.float32)
+    prediction[0, 4:, :] = 0.2  # every anchor scores under the threshold...
+    expected = []
+    for index in range(objects):  # ...but these
+        anchor, centre_x = 100 + 700 * index, 40.0 + 90 * index
+        prediction[0, :4, anchor] = [centre_x, 200.0, 60.0, 30.0]
+        prediction[0, 4 + index, anchor] = 0.9
+        expected.append([centre_x - 30, 185.0, centre_x + 30, 215.0])
+    detections = detector._lean.postprocess(prediction, None, (384, 640))
+    order = np.argsort(detections.class_id)
+    assert list(detections.class_id[order]) == list(range(objects))
+    np.testing.assert_allclose(detections.xyxy[order], expected, atol=1e-3)
+    np.testing.assert_allclose(detections.confidence, 0.9, atol=1e-6)
+
+
 @pytest.mark.parametrize("threads", [0, 1], ids=["every-core", "one-thread"])
 def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray], threads: int):
     """Several frames in flight at once (OpenVINO compiled for throughput, as the pipeline runs it):
