@@ -184,13 +184,24 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _threads(summary: dict[str, Any]) -> str:
+    threads = summary.get("inference_threads")
+    if not threads:
+        return ""
+    trial = summary.get("inference_threads_trial_fps")
+    if not trial:
+        return f" with {threads} inference thread{'s' * (threads > 1)}"
+    rates = " vs ".join(f"{fps:.0f}" for fps in trial.values())
+    return f" with {threads} inference thread{'s' * (threads > 1)} (timed {' vs '.join(trial)}: {rates} FPS)"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A short plain-text table of the run's counts."""
     rows = [
         f"{summary['status']}: {summary['frames']} frames ({summary['duration_s']:.1f} s of video) "
         f"at {summary['processing_fps']:.1f} FPS, {summary['tracks_total']} tracks, "
         f"model {summary['model']} ({summary['task']}, {summary['backend']} {summary['precision']} "
-        f"on {summary['device']}, "
+        f"on {summary['device']}{_threads(summary)}, "
         f"input {summary['input_size'][1]}x{summary['input_size'][0]})"
     ]
     if summary["lines"]:

@@ -48,7 +48,8 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         "--inference-threads",
         type=positive_int,
         metavar="N",
-        help="CPU threads for OpenVINO inference in a run (default: every core)",
+        help="CPU threads for OpenVINO inference in a run (default: every core or one fewer, "
+        "whichever the first frames run faster with)",
     )
 
 

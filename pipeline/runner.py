@@ -116,6 +116,7 @@ class SourceRun:
         self.config = config
         self.follow_resolution = follow_resolution
         self.source = source
+        self.detector = detector
         self.name = source.name
         self.out_dir = out_dir
         self.viewers = list(viewers)
@@ -276,6 +277,7 @@ class SourceRun:
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         elapsed = time.perf_counter() - self._started
         summary = dict(self.summary)
+        summary.update(self.detector.describe())  # what a trial at the start chose
         summary.update(
             duration_s=round(self._end_s, 4),
             processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,

@@ -212,6 +212,7 @@ def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precisio
         "backend": summary["backend"],
         "precision": summary["precision"],
         "input_size": summary["input_size"],
+        "inference_threads": summary.get("inference_threads"),
     }
 
 
@@ -248,7 +249,10 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"], help="for limit and ours")
     parser.add_argument(
-        "--inference-threads", type=int, default=0, help="OpenVINO threads for limit pipelined and ours (0: every core)"
+        "--inference-threads",
+        type=int,
+        default=0,
+        help="OpenVINO threads for limit pipelined and ours (0: auto, as vpipe run)",
     )
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmark")
     parser.add_argument("--output", type=Path, default=None, help="benchmark.json (default: in --work)")
@@ -293,6 +297,7 @@ def main() -> int:
                 "backend": runs["ours"][-1]["backend"],
                 "precision": {kind: runs[kind][-1]["precision"] for kind in ("limit", "ours")},
                 "input_size": runs["ours"][-1]["input_size"],
+                "inference_threads_ours": [r["inference_threads"] for r in runs["ours"]],
             }
             table.append(row)
     output = args.output or args.work / "benchmark.json"
@@ -317,8 +322,8 @@ def format_table(table: list[dict[str, Any]], machine: str) -> str:
     header = (
         "| clip | task | baseline FPS | limit FPS | limit pipelined FPS | ours FPS | ours/baseline | ours/limit "
         "| ours/limit pipelined | peak RSS ours (MB) | count truth / ours / baseline "
-        "| ours: backend, precision, input |"
-        f"\n|{'---|' * 12}"
+        "| ours: backend, precision, input | ours: inference threads per run |"
+        f"\n|{'---|' * 13}"
     )
     rows = [f"Machine: {machine}. FPS: median (min-max).", header]
     for row in table:
@@ -330,7 +335,8 @@ def format_table(table: list[dict[str, Any]], machine: str) -> str:
             f"| {row['ours_vs_limit_pipelined']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
             f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
             f"/ {row['count_baseline']} | {row['backend']} {row['precision']['ours']} "
-            f"{row['input_size'][1]}x{row['input_size'][0]} |"
+            f"{row['input_size'][1]}x{row['input_size'][0]} "
+            f"| {', '.join(str(threads) for threads in row['inference_threads_ours'])} |"
         )
     return "\n".join(rows)
 

@@ -185,3 +185,29 @@ def test_a_run_with_openvino_sends_no_telemetry(tmp_path: Path, highway: Path):
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["backend"] == "openvino"
     assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
+
+
+def test_the_summary_table_says_how_many_inference_threads_and_why():
+    from pipeline.cli import format_summary
+
+    summary = {
+        "status": "completed",
+        "frames": 480,
+        "duration_s": 20.0,
+        "processing_fps": 117.0,
+        "tracks_total": 40,
+        "model": "models/yolo11n.pt",
+        "task": "detect",
+        "backend": "openvino",
+        "precision": "int8",
+        "device": "cpu",
+        "input_size": [256, 320],
+        "lines": {},
+        "zones": {},
+        "output_dir": "runs/street",
+    }
+    timed = {**summary, "inference_threads": 1, "inference_threads_trial_fps": {"2": 98.4, "1": 121.2}}
+    assert "on cpu with 1 inference thread (timed 2 vs 1: 98 vs 121 FPS), input 320x256" in format_summary(timed)
+    fixed = {**summary, "inference_threads": 4}
+    assert "on cpu with 4 inference threads, input 320x256" in format_summary(fixed)
+    assert "on cpu, input 320x256" in format_summary({**summary, "inference_threads": None})

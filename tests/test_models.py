@@ -227,18 +227,31 @@ def test_postprocessing_keeps_exactly_the_confident_boxes_whatever_their_number(
     np.testing.assert_allclose(detections.confidence, 0.9, atol=1e-6)
 
 
-@pytest.mark.parametrize("threads", [0, 1], ids=["every-core", "one-thread"])
+@pytest.mark.parametrize("threads", [0, 1], ids=["auto", "one-thread"])
 def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: list[np.ndarray], threads: int):
     """Several frames in flight at once (OpenVINO compiled for throughput, as the pipeline runs it):
-    each result is its own frame's, the same as detecting that frame alone; also on one thread,
-    where OpenVINO queues the frames in flight on its one stream."""
+    each result is its own frame's, the same as detecting that frame alone. On one thread, OpenVINO
+    queues the frames in flight on its one stream. With the thread count left to a trial, the
+    frames alternate between every core and one fewer (blocks of one batch here), with the frames
+    of one still in flight when the next starts."""
     config = ModelConfig(backend="openvino", precision="fp32", classes=["car", "truck", "bus"])
     alone = Detector(config, frame_size=(960, 540))
     pipelined = Detector(replace(config, inference_threads=threads), frame_size=(960, 540), pipelined=True)
     assert pipelined.in_flight >= 2 and alone.in_flight == 1
+    assert pipelined._lean is not None
+    every_core = alone._lean.threads if alone._lean else 0
+    assert every_core > 1  # this test needs a machine with more than one core
     if threads:
-        assert pipelined._lean is not None
         assert pipelined._lean._compiled.get_property("INFERENCE_NUM_THREADS") == threads
+        assert pipelined._threads_trial is None
+    else:
+        trial = pipelined._threads_trial
+        assert trial is not None
+        assert [lean._compiled.get_property("INFERENCE_NUM_THREADS") for lean in trial.candidates.values()] == [
+            every_core,
+            every_core - 1,
+        ]
+        trial.block_frames = 1
     blank = np.full_like(highway_frames[0], 90)
     mirrored = np.ascontiguousarray(highway_frames[1][:, ::-1])
     frames = [highway_frames[0], blank, mirrored, highway_frames[2], blank, highway_frames[3]]
@@ -250,6 +263,9 @@ def test_pipelined_detection_gives_each_frame_its_own_result(highway_frames: lis
         expected = alone(frame)
         order_result, order_expected = np.argsort(-result.confidence), np.argsort(-expected.confidence)
         assert np.abs(result.xyxy[order_result] - expected.xyxy[order_expected]).max(initial=0) < 1.0
+    if not threads:  # batches 1 and 3 went to every core, 2 to one fewer: each made a request per frame
+        candidates = pipelined._threads_trial.candidates.values()
+        assert [len(lean._idle) for lean in candidates] == [4, 2]
 
 
 def test_int8_needs_openvino_and_auto_follows_the_cpu(tmp_path: Path):
