@@ -59,6 +59,25 @@ class Clip:
     """The single line ObjectCounter counts on (it has one region)."""
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every measurement of one table row shares."""
+
+    task: str
+    imgsz: int
+    device: str
+    precision: str
+    """For limit and ours (the baseline runs Ultralytics' own default)."""
+    inference_threads: int
+    """For limit pipelined and ours; 0: auto, as ``vpipe run``."""
+
+    def flags(self) -> list[str]:
+        return [
+            "--task", self.task, "--imgsz", str(self.imgsz), "--device", self.device, "--precision", self.precision,
+            "--inference-threads", str(self.inference_threads),
+        ]  # fmt: skip
+
+
 def clips(work: Path) -> dict[str, Clip]:
     """The sample clips, plus a 320x240 version of the street clip made on the fly."""
     samples, configs = REPO / "sample_videos", REPO / "configs"
@@ -115,9 +134,7 @@ def ground_truth_total(name: str | None) -> int | None:
 # --- workers: each runs in its own process and prints one JSON line -------------------------------
 
 
-def worker_baseline(
-    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int
-) -> dict[str, Any]:
+def worker_baseline(clip: Clip, setup: Setup, out: Path) -> dict[str, Any]:
     import cv2
     from ultralytics import solutions
 
@@ -127,11 +144,11 @@ def worker_baseline(
     counter = solutions.ObjectCounter(
         show=False,
         region=list(clip.baseline_line) if clip.baseline_line else [(0, 0), (width, 0), (width, height), (0, height)],
-        model=str(weights_for(task)),
+        model=str(weights_for(setup.task)),
         tracker="bytetrack.yaml",
         classes=[2, 3, 5, 7],
-        imgsz=imgsz,
-        device=device,
+        imgsz=setup.imgsz,
+        device=setup.device,
         verbose=False,
     )
     frames = 0
@@ -147,9 +164,7 @@ def worker_baseline(
     return {"fps": frames / elapsed, "frames": frames, "count": counter.in_count + counter.out_count}
 
 
-def worker_limit(
-    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int, pipelined: bool = False
-) -> dict[str, Any]:
+def worker_limit(clip: Clip, setup: Setup, out: Path, pipelined: bool = False) -> dict[str, Any]:
     from collections import deque
 
     from pipeline.config import ModelConfig
@@ -159,12 +174,12 @@ def worker_limit(
     source = open_source(str(clip.video))
     detector = Detector(
         ModelConfig(
-            weights=str(weights_for(task)),
-            imgsz=imgsz,
+            weights=str(weights_for(setup.task)),
+            imgsz=setup.imgsz,
             classes=VEHICLES,
-            device=device,
-            precision=precision,
-            inference_threads=threads,
+            device=setup.device,
+            precision=setup.precision,
+            inference_threads=setup.inference_threads,
         ),
         frame_size=(source.width, source.height),
         pipelined=pipelined,
@@ -187,20 +202,18 @@ def worker_limit(
     }
 
 
-def worker_limit_pipelined(
-    clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int
-) -> dict[str, Any]:
-    return worker_limit(clip, task, imgsz, device, out, precision, threads, pipelined=True)
+def worker_limit_pipelined(clip: Clip, setup: Setup, out: Path) -> dict[str, Any]:
+    return worker_limit(clip, setup, out, pipelined=True)
 
 
-def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precision: str, threads: int) -> dict[str, Any]:
+def run_ours(clip: Clip, setup: Setup, out: Path) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
-        "--model", str(weights_for(task)), "--task", task, "--imgsz", str(imgsz), "--device", device,
-        "--precision", precision, "--output", str(out / "ours"), "--quiet",
+        "--model", str(weights_for(setup.task)), "--task", setup.task, "--imgsz", str(setup.imgsz),
+        "--device", setup.device, "--precision", setup.precision, "--output", str(out / "ours"), "--quiet",
     ]  # fmt: skip
-    if threads:
-        command += ["--inference-threads", str(threads)]
+    if setup.inference_threads:
+        command += ["--inference-threads", str(setup.inference_threads)]
     subprocess.run(command, cwd=REPO, check=True)
     summary = json.loads((out / "ours" / "summary.json").read_text())
     count = sum(line["in_total"] + line["out_total"] for line in summary["lines"].values())
@@ -219,18 +232,15 @@ def run_ours(clip: Clip, task: str, imgsz: int, device: str, out: Path, precisio
 WORKERS = {"baseline": worker_baseline, "limit": worker_limit, "limit_pipelined": worker_limit_pipelined}
 
 
-def measure(
-    kind: str, clip_name: str, task: str, imgsz: int, device: str, work: Path, precision: str, threads: int
-) -> dict[str, Any]:
+def measure(kind: str, clip_name: str, setup: Setup, work: Path) -> dict[str, Any]:
     """One measurement in a fresh process."""
     clip = clips(work)[clip_name]
     with tempfile.TemporaryDirectory(dir=work) as out:
         if kind == "ours":
-            return run_ours(clip, task, imgsz, device, Path(out), precision, threads)
+            return run_ours(clip, setup, Path(out))
         command = [
-            sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--tasks", task,
-            "--imgsz", str(imgsz), "--device", device, "--work", str(work), "--worker-out", out,
-            "--precision", precision, "--inference-threads", str(threads),
+            sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--work", str(work), "--worker-out", out,
+            *setup.flags(),
         ]  # fmt: skip
         result = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -244,6 +254,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default="highway,street_320x240,street,lot", help="comma-separated clip names")
     parser.add_argument("--tasks", default="detect,segment", help="detect, segment or both")
+    parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker's one task
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--device", default="cpu")
@@ -263,9 +274,8 @@ def main() -> int:
 
     if args.worker:  # inside a measurement process
         clip = clips(args.work)[args.clips]
-        result = WORKERS[args.worker](
-            clip, args.tasks, args.imgsz, args.device, args.worker_out, args.precision, args.inference_threads
-        )
+        setup = Setup(args.task, args.imgsz, args.device, args.precision, args.inference_threads)
+        result = WORKERS[args.worker](clip, setup, args.worker_out)
         from pipeline.memory import peak_rss_mb
 
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
@@ -278,8 +288,8 @@ def main() -> int:
             runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "limit_pipelined": [], "ours": []}
             for repeat in range(args.repeats):
                 for kind in runs:  # alternated, so drift in machine load hits all four alike
-                    setup = (args.imgsz, args.device, args.work, args.precision, args.inference_threads)
-                    result = measure(kind, clip_name, task, *setup)
+                    setup = Setup(task, args.imgsz, args.device, args.precision, args.inference_threads)
+                    result = measure(kind, clip_name, setup, args.work)
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
             fps = {kind: summarize([r["fps"] for r in results]) for kind, results in runs.items()}
