@@ -38,11 +38,13 @@ class FastestOf(Generic[Key, Value]):
         clock: Seconds, monotonic.
 
     Example:
-        >>> trial = FastestOf({"every core": model_a, "one fewer": model_b}, block_frames=20)
-        >>> for frame in frames:
-        ...     model = trial.next()
-        ...     model(frame)
-        >>> trial.chosen  # the label kept, once every block has run (None until then)
+        >>> clock = iter(range(1000))  # fake seconds: one per call, i.e. per frame here
+        >>> trial = FastestOf({"a": "model a", "b": "model b"}, block_frames=2, rounds=1,
+        ...                   clock=lambda: next(clock))
+        >>> [trial.next() for _ in range(10)]  # warm-up a, b; then a, b scored; then the winner
+        ['model a', 'model a', 'model b', 'model b', 'model a', 'model a', 'model b', 'model b', 'model a', 'model a']
+        >>> trial.chosen, trial.medians()  # equal rates: the default stays
+        ('a', {'a': 1.0, 'b': 1.0})
     """
 
     def __init__(

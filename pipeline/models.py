@@ -434,7 +434,6 @@ class Detector:
             with suppress(ValueError):
                 self._lean = self._lean_openvino(Path(self.weights), config, pipelined)
         self._threads_trial: FastestOf[int, OpenVINODetections] | None = None
-        self._threads_trial_fps: dict[int, float] = {}
         if self._lean is not None:
             self.in_flight = self._lean.in_flight
             if pipelined and not config.inference_threads and self._lean.threads > 1:
@@ -512,7 +511,7 @@ class Detector:
             "input_size": list(self.input_size),
             "inference_threads": self.inference_threads,
         }
-        trial_fps = self._threads_trial.medians() if self._threads_trial else self._threads_trial_fps
+        trial_fps = self._threads_trial.medians() if self._threads_trial else {}
         if trial_fps:
             described["inference_threads_trial_fps"] = {str(t): round(fps, 1) for t, fps in trial_fps.items()}
         return described
@@ -542,11 +541,13 @@ class Detector:
         lean = self._lean
         if lean is not None:
             trial = self._threads_trial
-            if trial is not None:
+            if trial is not None and trial.chosen is None:
                 lean = trial.next(len(images))
-                if trial.chosen is not None:  # the trial has ended: keep the winner, free the other
+                if trial.chosen is not None:  # the trial has ended: the winner runs from here on
+                    # The other stays compiled (about 30 MB) until the detector goes: freeing an
+                    # OpenVINO model mid-run made a later Ctrl-C end the process with SIGSEGV
+                    # before the outputs were finalized (OpenVINO 2026.4, 2 of 2 cores).
                     self._lean, self.in_flight = lean, lean.in_flight
-                    self._threads_trial_fps, self._threads_trial = trial.medians(), None
             pending = [lean.start(image) for image in images]
             return lambda: [finish() for finish in pending]
         detections = self._predict(images)
