@@ -70,6 +70,21 @@ def test_reconnects_after_the_stream_ends_and_keeps_frame_numbers_and_time_runni
     assert events[:2] == ["stream_disconnected", "stream_reconnected"]
 
 
+def test_timestamps_count_from_when_the_camera_connected_not_from_when_reading_began():
+    """The first connection is opened before the model loads; reading starts later. The frames
+    buffered meanwhile keep their stream times from the connection on, so a later outage is not
+    shortened in the timestamps by the start-up delay."""
+    camera = FakeCamera(failures=0, frames_per_connection=3, connections=2, max_reconnects=0)
+    time.sleep(0.5)  # loading the model
+    frames = []
+    with pytest.raises(SourceError, match="lost and not back"):
+        frames.extend(camera)
+    first_connection = [f.timestamp_s for f in frames[:3]]
+    assert first_connection[0] < 0.2
+    assert first_connection == pytest.approx([first_connection[0] + t for t in (0.0, 0.1, 0.2)])
+    assert frames[3].timestamp_s >= 0.5  # the second connection: the wall clock when it came
+
+
 class JitteryCamera(FakeCamera):
     """One connection whose stream clock follows ``stream_times``, steps back included."""
 

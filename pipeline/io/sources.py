@@ -248,6 +248,9 @@ class LiveSource(FrameSource):
             try:
                 frames, image, fps = self._connect()
                 self.fps = fps
+                # When the first frame came, not when someone starts reading (the first connection
+                # is opened before the model loads): frames buffered meanwhile keep their own times.
+                self._connected_s = time.monotonic() - self._started
                 return frames, image
             except SourceError as exc:
                 reason = str(exc)
@@ -268,7 +271,7 @@ class LiveSource(FrameSource):
         frames, first = self._connection
         while not self._stop.is_set():
             # A buffered stream can run ahead of the wall clock: never go back in time on reconnect.
-            offset_s = max(time.monotonic() - self._started, last_timestamp + 1.0 / float(self.fps))
+            offset_s = max(self._connected_s, last_timestamp + 1.0 / float(self.fps))
             first_stream_time: float | None = None
             try:
                 for image, stream_time in itertools.chain([first], frames):
