@@ -26,21 +26,23 @@ class FastestOf(Generic[Key, Value]):
     So where something else sets the pace (a live camera, a slow disk), every candidate runs at the
     same rate and the default stays.
 
-    A block is timed from the first frame handed out in it to the first frame of the next block:
-    in a pipeline with bounded queues, the rate at which the stage takes frames is the rate of the
-    whole pipeline once the queues are full.
+    A block is timed from its ``settle_frames``-th frame to the first frame of the next block: in a
+    pipeline with bounded queues, the rate at which the stage takes frames is the rate of the whole
+    pipeline once the queues are full, but a block's first frames still wait on the frames the
+    previous candidate has in flight (which favours whichever candidate follows a faster one).
 
     Args:
         candidates: Label to candidate, the default first.
         block_frames: Frames per block.
+        settle_frames: Frames at the start of each block that are not timed.
         rounds: Scored rounds (each gives every candidate one block).
         margin: How much faster (as a fraction) than the default another candidate must be.
         clock: Seconds, monotonic.
 
     Example:
         >>> clock = iter(range(1000))  # fake seconds: one per call, i.e. per frame here
-        >>> trial = FastestOf({"a": "model a", "b": "model b"}, block_frames=2, rounds=1,
-        ...                   clock=lambda: next(clock))
+        >>> trial = FastestOf({"a": "model a", "b": "model b"}, block_frames=2, settle_frames=1,
+        ...                   rounds=1, clock=lambda: next(clock))
         >>> [trial.next() for _ in range(10)]  # warm-up a, b; then a, b scored; then the winner
         ['model a', 'model a', 'model b', 'model b', 'model a', 'model a', 'model b', 'model b', 'model a', 'model a']
         >>> trial.chosen, trial.medians()  # equal rates: the default stays
@@ -50,7 +52,8 @@ class FastestOf(Generic[Key, Value]):
     def __init__(
         self,
         candidates: dict[Key, Value],
-        block_frames: int = 20,
+        block_frames: int = 24,
+        settle_frames: int = 8,
         rounds: int = 3,
         margin: float = 0.05,
         clock: Callable[[], float] = time.perf_counter,
@@ -59,6 +62,7 @@ class FastestOf(Generic[Key, Value]):
             raise ValueError("no candidates to choose from")
         self.candidates = candidates
         self.block_frames = block_frames
+        self.settle_frames = settle_frames
         self.margin = margin
         self._clock = clock
         labels = list(candidates)
@@ -68,6 +72,7 @@ class FastestOf(Generic[Key, Value]):
         self._scored_from = len(labels)
         self._block = 0
         self._block_frames = 0
+        self._timed_from: int | None = None  # frames into the block when its timing began
         self._block_started = 0.0
         self.rates: dict[Key, list[float]] = {label: [] for label in labels}
         """Frames per second of each scored block, per candidate."""
@@ -79,17 +84,17 @@ class FastestOf(Generic[Key, Value]):
         if self.chosen is not None:
             return self.candidates[self.chosen]
         now = self._clock()
-        if self._block_frames == 0:
-            self._block_started = now
-        elif self._block_frames >= self.block_frames:
-            if self._block >= self._scored_from and now > self._block_started:
+        if self._block_frames >= self.block_frames:  # this call opens the next block
+            if self._block >= self._scored_from and self._timed_from is not None and now > self._block_started:
                 label = self._schedule[self._block]
-                self.rates[label].append(self._block_frames / (now - self._block_started))
+                self.rates[label].append((self._block_frames - self._timed_from) / (now - self._block_started))
             self._block += 1
-            self._block_frames, self._block_started = 0, now
+            self._block_frames, self._timed_from = 0, None
             if self._block == len(self._schedule):
                 self.chosen = self._choose()
                 return self.candidates[self.chosen]
+        if self._timed_from is None and self._block_frames >= self.settle_frames:
+            self._timed_from, self._block_started = self._block_frames, now
         self._block_frames += frames
         return self.candidates[self._schedule[self._block]]
 

@@ -96,7 +96,7 @@ class ModelConfig:
     )
     inference_threads: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1024, "an integer from 0 to 1024"))
     """CPU threads OpenVINO infers on in ``vpipe run``. 0 (auto): every core or one fewer, whichever
-    the run's first 160 frames go faster with (timed in alternating blocks; the summary gives both
+    the run's first 192 frames go faster with (timed in alternating blocks; the summary gives both
     rates). With few cores and a cheap model (a small input), one core left to decoding, tracking,
     drawing and encoding can be faster; with an expensive one, every core is (see README, Speed)."""
 

@@ -22,6 +22,7 @@ def run_trial(
     seconds_per_frame: dict[str, float], frames: int, stall_at: int | None = None, **options: float
 ) -> tuple[FastestOf[str, str], list[str]]:
     clock = FakeClock()
+    options = {"settle_frames": 0, **options}
     trial: FastestOf[str, str] = FastestOf({label: label for label in seconds_per_frame}, clock=clock, **options)
     handed_out = []
     for frame_index in range(frames):
@@ -63,7 +64,9 @@ def test_one_stalled_block_does_not_decide():
 
 def test_a_batch_counts_as_its_frames():
     clock = FakeClock()
-    trial: FastestOf[str, str] = FastestOf({"a": "a", "b": "b"}, block_frames=10, rounds=1, clock=clock)
+    trial: FastestOf[str, str] = FastestOf(
+        {"a": "a", "b": "b"}, block_frames=10, settle_frames=0, rounds=1, clock=clock
+    )
     handed_out = []
     for _ in range(30):  # batches of 4 frames (4 sources): a block ends after the batch that fills it
         label = trial.next(4)
@@ -81,3 +84,19 @@ def test_until_the_trial_ends_nothing_is_chosen_and_one_candidate_needs_no_trial
     assert only.chosen == "a" and handed_out == ["a"] * 5
     with pytest.raises(ValueError):
         FastestOf({})
+
+
+def test_the_first_frames_of_a_block_are_not_timed():
+    """After a switch, a block's first frames wait on what the previous candidate has in flight:
+    here each block's first 3 frames take 0.05 s whatever the candidate, then a takes 0.010 s a
+    frame and b 0.008. Timed from the 4th frame on, the rates are exactly the candidates' own."""
+    clock = FakeClock()
+    trial: FastestOf[str, str] = FastestOf(
+        {"a": "a", "b": "b"}, block_frames=10, settle_frames=3, rounds=3, clock=clock
+    )
+    for frame_number in range(100):
+        label = trial.next()
+        first_of_block = frame_number < 80 and frame_number % 10 < 3  # 8 blocks of 10, then the winner
+        clock.now += 0.05 if first_of_block else {"a": 0.010, "b": 0.008}[label]
+    assert trial.medians() == pytest.approx({"a": 100.0, "b": 125.0})
+    assert trial.chosen == "b"

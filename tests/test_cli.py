@@ -137,7 +137,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path: Path, high
     ids=["SIGINT", "SIGTERM", "SIGINT-after-thread-trial"],
 )
 def test_a_signal_mid_run_leaves_valid_outputs(tmp_path: Path, highway: Path, signum: int, rows_first: int):
-    """A signal during the inference-thread trial (its first 160 frames) or after it, when one of
+    """A signal during the inference-thread trial (its first 192 frames) or after it, when one of
     the two compiled models has won, stops the run cleanly with valid outputs."""
     out = tmp_path / "out"
     process = subprocess.Popen(
