@@ -455,7 +455,10 @@ class Detector:
             self._predict_options = {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
             self.precision = "fp16"
 
-    def _lean_openvino(self, model_dir: Path, config: ModelConfig, pipelined: bool) -> OpenVINODetections:
+    def _lean_openvino(
+        self, model_dir: Path, config: ModelConfig, pipelined: bool, threads: int | None = None
+    ) -> OpenVINODetections:
+        """``threads`` None: the config's count in a pipelined run, every core otherwise."""
         return OpenVINODetections(
             model_dir,
             self.input_size,
@@ -466,7 +469,7 @@ class Detector:
             config.agnostic_nms,
             pipelined=pipelined,
             masks=self.task == "segment",
-            threads=config.inference_threads if pipelined else 0,
+            threads=threads if threads is not None else config.inference_threads if pipelined else 0,
         )
 
     def _inference_threads_trial(
@@ -479,18 +482,7 @@ class Detector:
         then no longer wait on inference's threads for a core (measured on 2 cores: a 320x240
         source ran 14-20% faster on one inference thread, a 960x540 one 6% slower).
         """
-        one_fewer = OpenVINODetections(
-            Path(self.model_path),
-            self.input_size,
-            self.names,
-            config.conf,
-            config.iou,
-            self.class_ids,
-            config.agnostic_nms,
-            pipelined=True,
-            masks=self.task == "segment",
-            threads=every_core.threads - 1,
-        )
+        one_fewer = self._lean_openvino(Path(self.model_path), config, pipelined=True, threads=every_core.threads - 1)
         return FastestOf({every_core.threads: every_core, one_fewer.threads: one_fewer})
 
     @property
