@@ -68,28 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
     add_model_flags(run)
     run.add_argument(
-        "--backend",
-        choices=["auto", "torch", "onnx", "openvino"],
-        help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
-    )
-    run.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "int8"],
-        help="OpenVINO export precision; int8 is quantized once and cached (default auto: int8 on a CPU with VNNI/AMX)",
-    )
-    run.add_argument(
-        "--calibration",
-        metavar="SOURCE",
-        help="video, folder or glob to calibrate int8 on (default: models/calibration/)",
-    )
-    run.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
-    run.add_argument(
-        "--detect-every",
-        type=positive_int,
-        metavar="N",
-        help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
-    )
-    run.add_argument(
         "--line",
         type=line_arg,
         action="append",
@@ -156,16 +134,7 @@ def _region_arg(text: str) -> tuple[float, float, float, float]:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Map CLI flags onto the config's nested structure; unset flags leave the config alone."""
-    model = model_overrides(args)
-    run_only = {
-        "backend": args.backend,
-        "precision": args.precision,
-        "calibration": args.calibration,
-        "upscale": True if args.upscale else None,
-        "detect_every": args.detect_every,
-    }
-    model.update({key: value for key, value in run_only.items() if value is not None})
-    overrides: dict[str, Any] = {"source": {"path": args.source}, "model": model}
+    overrides: dict[str, Any] = {"source": {"path": args.source}, "model": model_overrides(args)}
     source_flags = {
         "max_frames": args.max_frames,
         "read_policy": args.read_policy,

@@ -51,11 +51,34 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         help="CPU threads for OpenVINO inference in a run (default: every core or one fewer, "
         "whichever the first frames run faster with)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx", "openvino"],
+        help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "int8"],
+        help="OpenVINO export precision; int8 is quantized once and cached (default auto: int8 on a CPU with VNNI/AMX)",
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="SOURCE",
+        help="video, folder or glob to calibrate int8 on (default: models/calibration/)",
+    )
+    parser.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
+    parser.add_argument(
+        "--detect-every",
+        type=positive_int,
+        metavar="N",
+        help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
+    )
 
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``model`` config section from the flags :func:`add_model_flags` adds (``--model``, ``--task``,
-    ``--device``, ``--imgsz``, ``--conf``, ``--classes``, ``--inference-threads``); unset flags are left out."""
+    ``--device``, ``--imgsz``, ``--conf``, ``--classes``, ``--inference-threads``, ``--backend``,
+    ``--precision``, ``--calibration``, ``--upscale``, ``--detect-every``); unset flags are left out."""
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     values = {
         "weights": args.model,
@@ -65,5 +88,10 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "conf": args.conf,
         "classes": classes,
         "inference_threads": args.inference_threads,
+        "backend": args.backend,
+        "precision": args.precision,
+        "calibration": args.calibration,
+        "upscale": True if args.upscale else None,
+        "detect_every": args.detect_every,
     }
     return {key: value for key, value in values.items() if value is not None}

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
+from pipeline.batch.cli import config_overrides
 from pipeline.cli import build_parser, overrides_from_args
 from tests.conftest import CONFIGS, REPO, run_vpipe
 
@@ -79,6 +80,20 @@ def test_flags_map_onto_config_overrides():
             {"name": "b", "start": [5.0, 6.0], "end": [7.0, 8.0]},
         ],
     }
+
+
+MODEL_FLAGS = (
+    ["--backend", "openvino", "--precision", "fp32", "--calibration", "cal/", "--upscale", "--detect-every", "2"],
+    {"backend": "openvino", "precision": "fp32", "calibration": "cal/", "upscale": True, "detect_every": 2},
+)
+
+
+@pytest.mark.parametrize("command", [["run", "v.mp4"], ["batch", "videos/*.mp4", "--output", "o"]])
+def test_run_and_batch_take_the_same_model_flags(command: list[str]):
+    flags, expected = MODEL_FLAGS
+    args = build_parser().parse_args([*command, *flags])
+    overrides = overrides_from_args(args) if args.command == "run" else config_overrides(args)
+    assert overrides["model"] == expected
 
 
 def write(path: Path, text: str | bytes) -> Path:
