@@ -1,6 +1,6 @@
 """End-to-end speed of vpipe against Ultralytics' own counting loop and the model's own limit.
 
-For every clip and task, four measurements, each in its own process, alternated for several
+For every clip and task, five measurements, each in its own process, alternated for several
 repetitions (median and min-max reported):
 
 1. baseline: Ultralytics ``solutions.ObjectCounter`` with ``tracker="bytetrack.yaml"``, reading with
@@ -10,7 +10,9 @@ repetitions (median and min-max reported):
 3. limit pipelined: the same, but with the model as ours runs it (OpenVINO compiled for throughput,
    ``Detector.in_flight`` frames in flight, so decoding and NMS overlap inference): what ours would
    do if tracking, counting, drawing and writing cost nothing;
-4. ours: ``vpipe run`` end to end with all outputs.
+4. ours: ``vpipe run`` end to end with all outputs;
+5. ours without video: the same with ``--no-video`` (no drawing, no H.264 encoding), which shows
+   what the annotated video costs.
 
 Same clip, same weights, same imgsz and classes. Limit and ours run the same export: with
 ``--precision auto`` (the default) that is int8 OpenVINO on a CPU with VNNI/AMX, quantized from the
@@ -206,7 +208,7 @@ def worker_limit_pipelined(clip: Clip, setup: Setup, out: Path) -> dict[str, Any
     return worker_limit(clip, setup, out, pipelined=True)
 
 
-def run_ours(clip: Clip, setup: Setup, out: Path) -> dict[str, Any]:
+def run_ours(clip: Clip, setup: Setup, out: Path, video: bool = True) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
         "--model", str(weights_for(setup.task)), "--task", setup.task, "--imgsz", str(setup.imgsz),
@@ -214,6 +216,8 @@ def run_ours(clip: Clip, setup: Setup, out: Path) -> dict[str, Any]:
     ]  # fmt: skip
     if setup.inference_threads:
         command += ["--inference-threads", str(setup.inference_threads)]
+    if not video:
+        command.append("--no-video")
     subprocess.run(command, cwd=REPO, check=True)
     summary = json.loads((out / "ours" / "summary.json").read_text())
     count = sum(line["in_total"] + line["out_total"] for line in summary["lines"].values())
@@ -236,8 +240,8 @@ def measure(kind: str, clip_name: str, setup: Setup, work: Path) -> dict[str, An
     """One measurement in a fresh process."""
     clip = clips(work)[clip_name]
     with tempfile.TemporaryDirectory(dir=work) as out:
-        if kind == "ours":
-            return run_ours(clip, setup, Path(out))
+        if kind in ("ours", "ours_no_video"):
+            return run_ours(clip, setup, Path(out), video=kind == "ours")
         command = [
             sys.executable, __file__, "--worker", kind, "--clips", clip_name, "--work", str(work), "--worker-out", out,
             *setup.flags(),
@@ -285,9 +289,10 @@ def main() -> int:
     for clip_name in args.clips.split(","):
         truth = ground_truth_total(clips(args.work)[clip_name].ground_truth)
         for task in args.tasks.split(","):
-            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "limit": [], "limit_pipelined": [], "ours": []}
+            kinds = ("baseline", "limit", "limit_pipelined", "ours", "ours_no_video")
+            runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             for repeat in range(args.repeats):
-                for kind in runs:  # alternated, so drift in machine load hits all four alike
+                for kind in runs:  # alternated, so drift in machine load hits all of them alike
                     setup = Setup(task, args.imgsz, args.device, args.precision, args.inference_threads)
                     result = measure(kind, clip_name, setup, args.work)
                     runs[kind].append(result)
@@ -300,9 +305,11 @@ def main() -> int:
                 "ours_vs_baseline": round(fps["ours"]["median"] / fps["baseline"]["median"], 2),
                 "ours_vs_limit": round(fps["ours"]["median"] / fps["limit"]["median"], 2),
                 "ours_vs_limit_pipelined": round(fps["ours"]["median"] / fps["limit_pipelined"]["median"], 2),
+                "ours_no_video_vs_limit": round(fps["ours_no_video"]["median"] / fps["limit"]["median"], 2),
                 "peak_rss_mb": {kind: max(r["peak_rss_mb"] for r in results) for kind, results in runs.items()},
                 "count_ground_truth": truth,
                 "count_ours": runs["ours"][-1].get("count"),
+                "count_ours_no_video": runs["ours_no_video"][-1].get("count"),
                 "count_baseline": runs["baseline"][-1].get("count"),
                 "backend": runs["ours"][-1]["backend"],
                 "precision": {kind: runs[kind][-1]["precision"] for kind in ("limit", "ours")},
@@ -331,9 +338,9 @@ def _cpu_name() -> str:
 def format_table(table: list[dict[str, Any]], machine: str) -> str:
     header = (
         "| clip | task | baseline FPS | limit FPS | limit pipelined FPS | ours FPS | ours/baseline | ours/limit "
-        "| ours/limit pipelined | peak RSS ours (MB) | count truth / ours / baseline "
-        "| ours: backend, precision, input | ours: inference threads per run |"
-        f"\n|{'---|' * 13}"
+        "| ours/limit pipelined | ours without video FPS | ours without video/limit | peak RSS ours (MB) "
+        "| count truth / ours / baseline | ours: backend, precision, input | ours: inference threads per run |"
+        f"\n|{'---|' * 15}"
     )
     rows = [f"Machine: {machine}. FPS: median (min-max).", header]
     for row in table:
@@ -342,7 +349,8 @@ def format_table(table: list[dict[str, Any]], machine: str) -> str:
         rows.append(
             f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['limit_pipelined']} "
             f"| {cell['ours']} | {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} "
-            f"| {row['ours_vs_limit_pipelined']:.2f} | {row['peak_rss_mb']['ours']:.0f} "
+            f"| {row['ours_vs_limit_pipelined']:.2f} | {cell['ours_no_video']} | {row['ours_no_video_vs_limit']:.2f} "
+            f"| {row['peak_rss_mb']['ours']:.0f} "
             f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
             f"/ {row['count_baseline']} | {row['backend']} {row['precision']['ours']} "
             f"{row['input_size'][1]}x{row['input_size'][0]} "
