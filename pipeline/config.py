@@ -225,7 +225,7 @@ class OutputConfig:
     crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
     """H.264 quality: lower is better and larger."""
     preset: str = field(
-        default="veryfast",
+        default="superfast",
         metadata=_check(
             lambda v: (
                 v in ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -233,6 +233,13 @@ class OutputConfig:
             "an x264 preset such as ultrafast, veryfast or medium",
         ),
     )
+    """x264 speed preset. superfast: its motion search costs about a third less CPU than veryfast's."""
+    lookahead: int | None = field(
+        default=10, metadata=_check(lambda v: v is None or 0 <= v <= 250, "null or an integer from 0 to 250")
+    )
+    """Frames x264's rate control looks ahead (with its macroblock tree; 0 turns both off); null keeps
+    the preset's own. superfast has none; 10 (veryfast's) gives a static camera's background fewer
+    bits: files about 25% smaller for about the same CPU."""
 
 
 @dataclass

@@ -169,12 +169,11 @@ class SourceRun:
         self.drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
         if self.config.output.video:
             self.video = stack.enter_context(
-                H264VideoSink(
+                H264VideoSink.for_output(
                     segment_path(self.out_dir / "annotated.mp4", index),
                     *self.video_size,
                     self.source.fps,
-                    crf=self.config.output.crf,
-                    preset=self.config.output.preset,
+                    self.config.output,
                 )
             )
         if self.video is not None or self.viewers:

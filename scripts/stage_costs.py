@@ -115,9 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         encode_runs = []
         for run in range(args.passes):
-            with H264VideoSink(
-                Path(work) / f"{run}.mp4", width, height, rate, crf=config.output.crf, preset=config.output.preset
-            ) as sink:
+            with H264VideoSink.for_output(Path(work) / f"{run}.mp4", width, height, rate, config.output) as sink:
                 encode_runs.append(timed(1, lambda i, sink=sink: sink.write(copies[i]), count))
         rows.append(("encode", *map(statistics.median, zip(*encode_runs, strict=True))))
     print(f"{args.source} at {width}x{height}, {count} frames, {detector.describe()}")

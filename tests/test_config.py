@@ -54,6 +54,7 @@ def test_overrides_replace_file_values(tmp_path: Path):
         ("lines: [{name: a, start: [0, 0], end: [1, 1]}, {name: a, start: [0, 0], end: [2, 2]}]", "a repeated"),
         ("zones: [{name: z, polygon: [[0, 0], [1, 1]]}]", "zones[0].polygon: expected a list of at least 3 points"),
         ("tracker: {track_buffer_s: -1}", "tracker.track_buffer_s: expected a number of seconds >= 0"),
+        ("output: {lookahead: -1}", "output.lookahead: expected null or an integer from 0 to 250, got -1"),
         ("- just a list", "expected a mapping of sections at the top level"),
         ("model: [unclosed", "YAML syntax error at line 2, column 1"),
     ],

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.config import load_config
 from pipeline.errors import SourceError
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import ImageFolderSource, VideoFileSource, open_source
@@ -82,6 +83,33 @@ def test_h264_sink_writes_a_browser_playable_mp4(tmp_path: Path):
         assert (stream.width, stream.height) == (320, 240)
         assert stream.average_rate == fps
         assert sum(1 for _ in container.decode(stream)) == 45
+
+
+def x264_options(path: Path) -> dict[str, str]:
+    """The settings x264 wrote into the stream (its SEI text: ``options: key=value ...``)."""
+    text = path.read_bytes().split(b"x264 - core", 1)[1].split(b"\x00", 1)[0].decode()
+    return dict(option.split("=", 1) for option in text.split("options: ", 1)[1].split())
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, {"me": "dia", "subme": "1", "rc_lookahead": "10", "mbtree": "1", "crf": "23.0"}),  # the default
+        ({"lookahead": 0}, {"me": "dia", "mbtree": "0"}),  # x264 omits rc_lookahead then
+        ({"preset": "veryfast", "lookahead": None}, {"me": "hex", "subme": "2", "rc_lookahead": "10", "mbtree": "1"}),
+        ({"preset": "medium", "lookahead": None, "crf": 30}, {"subme": "7", "rc_lookahead": "40", "crf": "30.0"}),
+    ],
+)
+def test_h264_sink_encodes_with_the_configured_x264_settings(
+    tmp_path: Path, settings: dict[str, object], expected: dict[str, str]
+):
+    path = tmp_path / "out.mp4"
+    output = load_config(None, {"output": settings}).output
+    with H264VideoSink.for_output(path, 64, 48, Fraction(25), output) as sink:
+        for index in range(5):
+            sink.write(np.full((48, 64, 3), index * 40, np.uint8))
+    options = x264_options(path)
+    assert {key: options[key] for key in expected} == expected
 
 
 def test_h264_sink_pads_odd_sizes_and_rejects_wrong_frames(tmp_path: Path):

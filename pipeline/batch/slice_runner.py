@@ -143,13 +143,8 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
         if config.output.video:
             video = stack.enter_context(
-                H264VideoSink(
-                    out_dir / "annotated.mp4",
-                    source.width,
-                    source.height,
-                    source.fps,
-                    crf=config.output.crf,
-                    preset=config.output.preset,
+                H264VideoSink.for_output(
+                    out_dir / "annotated.mp4", source.width, source.height, source.fps, config.output
                 )
             )
 

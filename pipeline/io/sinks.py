@@ -18,11 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import av
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.config import OutputConfig
 
 
 class _Sink:
@@ -53,10 +56,19 @@ class H264VideoSink(_Sink):
         fps: Frame rate; each written frame lasts exactly ``1 / fps``.
         crf: x264 constant rate factor (quality; lower is better).
         preset: x264 speed preset.
+        lookahead: Frames of rate-control lookahead with x264's macroblock tree (0: neither);
+            None keeps the preset's own.
     """
 
     def __init__(
-        self, path: str | Path, width: int, height: int, fps: Fraction, crf: int = 23, preset: str = "veryfast"
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        crf: int = 23,
+        preset: str = "superfast",
+        lookahead: int | None = 10,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
@@ -72,9 +84,16 @@ class H264VideoSink(_Sink):
         stream.codec_context.time_base = Fraction(1) / fps
         gop = max(1, round(float(fps) * 2))
         stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "bf": "0"}
+        if lookahead is not None:
+            stream.options = {**stream.options, "x264-params": f"rc-lookahead={lookahead}:mbtree={int(lookahead > 0)}"}
         self._stream = stream
         self._pts = 0
         self._closed = False
+
+    @classmethod
+    def for_output(cls, path: str | Path, width: int, height: int, fps: Fraction, output: OutputConfig) -> Self:
+        """A sink encoding as the run's ``output`` config says (``crf``, ``preset``, ``lookahead``)."""
+        return cls(path, width, height, fps, crf=output.crf, preset=output.preset, lookahead=output.lookahead)
 
     def write(self, image: np.ndarray) -> None:
         """Encode one BGR frame of the configured size."""
