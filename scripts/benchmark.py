@@ -14,6 +14,10 @@ repetitions (median and min-max reported):
 5. ours without video: the same with ``--no-video`` (no drawing, no H.264 encoding), which shows
    what the annotated video costs.
 
+ours/limit is given twice: as the ratio of the two medians, and as the median of the ratios within
+each repetition (the two ran a few seconds apart), which drift in the machine's speed between
+repetitions moves less. ``benchmark.json`` also keeps every run's FPS.
+
 Same clip, same weights, same imgsz and classes. Limit and ours run the same export: with
 ``--precision auto`` (the default) that is int8 OpenVINO on a CPU with VNNI/AMX, quantized from the
 same ``.pt``; ``--precision fp32`` measures the fp32 export instead. Counts of ours and of the baseline are compared
@@ -255,6 +259,12 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
 
 
+def paired_ratios(runs: dict[str, list[dict[str, Any]]], kind: str, reference: str) -> dict[str, float]:
+    """``kind``'s FPS over ``reference``'s within each repetition (they ran back to back), summarized:
+    less sensitive than a ratio of medians to the machine drifting between repetitions."""
+    return summarize([a["fps"] / b["fps"] for a, b in zip(runs[kind], runs[reference], strict=True)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", default="highway,street_320x240,street,lot", help="comma-separated clip names")
@@ -299,13 +309,16 @@ def main() -> int:
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
             fps = {kind: summarize([r["fps"] for r in results]) for kind, results in runs.items()}
+            fps_per_run = {kind: [round(r["fps"], 2) for r in results] for kind, results in runs.items()}
             row = {
                 "clip": clip_name,
                 "task": task,
                 "fps": fps,
+                "fps_per_run": fps_per_run,
                 "ours_vs_baseline": round(fps["ours"]["median"] / fps["baseline"]["median"], 2),
                 "ours_vs_limit": round(fps["ours"]["median"] / fps["limit"]["median"], 2),
                 "ours_vs_limit_pipelined": round(fps["ours"]["median"] / fps["limit_pipelined"]["median"], 2),
+                "ours_vs_limit_paired": paired_ratios(runs, "ours", "limit"),
                 "ours_no_video_vs_limit": round(fps["ours_no_video"]["median"] / fps["limit"]["median"], 2),
                 "peak_rss_mb": {kind: max(r["peak_rss_mb"] for r in results) for kind, results in runs.items()},
                 "count_ground_truth": truth,
@@ -339,17 +352,20 @@ def _cpu_name() -> str:
 def format_table(table: list[dict[str, Any]], machine: str) -> str:
     header = (
         "| clip | task | baseline FPS | limit FPS | limit pipelined FPS | ours FPS | ours/baseline | ours/limit "
-        "| ours/limit pipelined | ours without video FPS | ours without video/limit | peak RSS ours (MB) "
+        "| ours/limit, paired by repetition | ours/limit pipelined | ours without video FPS "
+        "| ours without video/limit | peak RSS ours (MB) "
         "| count truth / ours / baseline | ours: backend, precision, input | ours: inference threads per run |"
-        f"\n|{'---|' * 15}"
+        f"\n|{'---|' * 16}"
     )
     rows = [f"Machine: {machine}. FPS: median (min-max).", header]
     for row in table:
         fps = row["fps"]
         cell = {k: f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})" for k, v in fps.items()}
+        paired = row["ours_vs_limit_paired"]
         rows.append(
             f"| {row['clip']} | {row['task']} | {cell['baseline']} | {cell['limit']} | {cell['limit_pipelined']} "
             f"| {cell['ours']} | {row['ours_vs_baseline']:.2f} | {row['ours_vs_limit']:.2f} "
+            f"| {paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f}) "
             f"| {row['ours_vs_limit_pipelined']:.2f} | {cell['ours_no_video']} | {row['ours_no_video_vs_limit']:.2f} "
             f"| {row['peak_rss_mb']['ours']:.0f} "
             f"| {row['count_ground_truth'] if row['count_ground_truth'] is not None else '-'} / {row['count_ours']} "
