@@ -18,14 +18,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import av
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipeline.config import OutputConfig
+from pipeline.config import OutputConfig
+
+_ENCODER_DEFAULTS = OutputConfig()
+"""The sink's defaults are the config's, so ``crf``, ``preset`` and ``lookahead`` have one default each."""
 
 
 class _Sink:
@@ -66,9 +68,9 @@ class H264VideoSink(_Sink):
         width: int,
         height: int,
         fps: Fraction,
-        crf: int = 23,
-        preset: str = "superfast",
-        lookahead: int | None = 10,
+        crf: int = _ENCODER_DEFAULTS.crf,
+        preset: str = _ENCODER_DEFAULTS.preset,
+        lookahead: int | None = _ENCODER_DEFAULTS.lookahead,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
