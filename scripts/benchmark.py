@@ -302,9 +302,9 @@ def main() -> int:
         for task in args.tasks.split(","):
             kinds = ("baseline", "limit", "limit_pipelined", "ours", "ours_no_video")
             runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+            setup = Setup(task, args.imgsz, args.device, args.precision, args.inference_threads)
             for repeat in range(args.repeats):
                 for kind in runs:  # alternated, so drift in machine load hits all of them alike
-                    setup = Setup(task, args.imgsz, args.device, args.precision, args.inference_threads)
                     result = measure(kind, clip_name, setup, args.work)
                     runs[kind].append(result)
                     print(f"[{clip_name} {task} #{repeat + 1}] {kind}: {result['fps']:.1f} FPS", file=sys.stderr)
