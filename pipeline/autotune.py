@@ -11,7 +11,7 @@ Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
 
 
-class FastestOf(Generic[Key, Value]):
+class SpeedTrial(Generic[Key, Value]):
     """Hands out candidates in turn, a block of frames each, times the blocks, then keeps the one
     whose blocks went fastest.
 
@@ -41,7 +41,7 @@ class FastestOf(Generic[Key, Value]):
 
     Example:
         >>> clock = iter(range(1000))  # fake seconds: one per call, i.e. per frame here
-        >>> trial = FastestOf({"a": "model a", "b": "model b"}, block_frames=2, settle_frames=1,
+        >>> trial = SpeedTrial({"a": "model a", "b": "model b"}, block_frames=2, settle_frames=1,
         ...                   rounds=1, clock=lambda: next(clock))
         >>> [trial.next() for _ in range(10)]  # warm-up a, b; then a, b scored; then the winner
         ['model a', 'model a', 'model b', 'model b', 'model a', 'model a', 'model b', 'model b', 'model a', 'model a']

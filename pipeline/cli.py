@@ -6,19 +6,16 @@ Flags override the config file; errors in input are reported as one line with ex
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
-from pipeline.errors import PipelineError
-from pipeline.io.urls import mask_credentials
+from pipeline.cli_main import OneLineErrorParser, run_command
 
 DESCRIPTION = """\
 Real-time video analytics: YOLO11 detection or segmentation, ByteTrack tracking, line crossing
@@ -39,17 +36,12 @@ examples:
 exit codes: 0 done (or stopped with Ctrl-C, outputs valid), 2 bad input (config, source, model)"""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vpipe", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrorParser(
+        prog="vpipe", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"vpipe {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineErrorParser)
 
     run = commands.add_parser(
         "run",
@@ -251,22 +243,10 @@ def _command_slots(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the runner finalizes outputs on it, as on Ctrl-C
+COMMANDS = {"run": _command_run, "slots": _command_slots, "batch": command_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        if args.command == "batch":
-            return command_batch(args)
-        return _command_slots(args) if args.command == "slots" else _command_run(args)
-    except PipelineError as exc:
-        print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("vpipe: interrupted", file=sys.stderr)
-        return 130
+    return run_command(COMMANDS[args.command], args)

@@ -41,6 +41,7 @@ from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_rss_mb
 from pipeline.models import Detector, PendingDetections
+from pipeline.runtime import set_torch_threads
 from pipeline.tracking import ByteTrackTracker
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,7 @@ def run_sources(
         detector = Detector(
             config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
         )
+        set_torch_threads(detector.backend)
 
         base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []

@@ -177,6 +177,7 @@ def worker_limit(clip: Clip, setup: Setup, out: Path, pipelined: bool = False) -
     from pipeline.config import ModelConfig
     from pipeline.io.sources import open_source
     from pipeline.models import Detector
+    from pipeline.runtime import set_torch_threads
 
     source = open_source(str(clip.video))
     detector = Detector(
@@ -191,6 +192,7 @@ def worker_limit(clip: Clip, setup: Setup, out: Path, pipelined: bool = False) -
         frame_size=(source.width, source.height),
         pipelined=pipelined,
     )
+    set_torch_threads(detector.backend)
     in_flight: deque[Any] = deque()
     frames = 0
     started = time.perf_counter()

@@ -50,6 +50,7 @@ def main() -> int:
     from pipeline.io.sinks import H264VideoSink
     from pipeline.io.sources import open_source
     from pipeline.models import Detector
+    from pipeline.runtime import set_torch_threads
     from pipeline.tracking import ByteTrackTracker
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,6 +74,7 @@ def main() -> int:
             pass
 
     detector = Detector(config.model, frame_size=(width, height))
+    set_torch_threads(detector.backend)
 
     def new_tracker() -> ByteTrackTracker:
         return ByteTrackTracker(config.tracker, fps=fps, class_names=detector.names)

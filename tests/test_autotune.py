@@ -1,11 +1,11 @@
-"""FastestOf: which candidate each frame goes to, how blocks are timed, and which one is kept
+"""SpeedTrial: which candidate each frame goes to, how blocks are timed, and which one is kept
 (exact cases on a fake clock)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.autotune import FastestOf
+from pipeline.autotune import SpeedTrial
 
 
 class FakeClock:
@@ -20,10 +20,10 @@ class FakeClock:
 
 def run_trial(
     seconds_per_frame: dict[str, float], frames: int, stall_at: int | None = None, **options: float
-) -> tuple[FastestOf[str, str], list[str]]:
+) -> tuple[SpeedTrial[str, str], list[str]]:
     clock = FakeClock()
     options = {"settle_frames": 0, **options}
-    trial: FastestOf[str, str] = FastestOf({label: label for label in seconds_per_frame}, clock=clock, **options)
+    trial: SpeedTrial[str, str] = SpeedTrial({label: label for label in seconds_per_frame}, clock=clock, **options)
     handed_out = []
     for frame_index in range(frames):
         label = trial.next()
@@ -64,7 +64,7 @@ def test_one_stalled_block_does_not_decide():
 
 def test_a_batch_counts_as_its_frames():
     clock = FakeClock()
-    trial: FastestOf[str, str] = FastestOf(
+    trial: SpeedTrial[str, str] = SpeedTrial(
         {"a": "a", "b": "b"}, block_frames=10, settle_frames=0, rounds=1, clock=clock
     )
     handed_out = []
@@ -83,7 +83,7 @@ def test_until_the_trial_ends_nothing_is_chosen_and_one_candidate_needs_no_trial
     only, handed_out = run_trial({"a": 0.01}, frames=5)
     assert only.chosen == "a" and handed_out == ["a"] * 5
     with pytest.raises(ValueError):
-        FastestOf({})
+        SpeedTrial({})
 
 
 def test_the_first_frames_of_a_block_are_not_timed():
@@ -91,7 +91,7 @@ def test_the_first_frames_of_a_block_are_not_timed():
     here each block's first 3 frames take 0.05 s whatever the candidate, then a takes 0.010 s a
     frame and b 0.008. Timed from the 4th frame on, the rates are exactly the candidates' own."""
     clock = FakeClock()
-    trial: FastestOf[str, str] = FastestOf(
+    trial: SpeedTrial[str, str] = SpeedTrial(
         {"a": "a", "b": "b"}, block_frames=10, settle_frames=3, rounds=3, clock=clock
     )
     for frame_number in range(100):

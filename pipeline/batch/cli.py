@@ -8,8 +8,6 @@ runs it and returns the exit code: 0 every video completed, 1 some failed (liste
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.batch.durations import parse_duration
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_main import OneLineErrorParser, run_command
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -207,24 +206,9 @@ def command_batch(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # finished items are in the manifest; the summaries are written on the way out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pipeline.batch PATTERN ...``: the same as ``vpipe batch PATTERN ...``."""
-    from pipeline.cli import _Parser
-
-    parser = _Parser(prog="vpipe", formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_batch_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    parser = OneLineErrorParser(prog="vpipe", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_batch_parser(parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser))
     args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        return command_batch(args)
-    except PipelineError as exc:
-        print(f"vpipe: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("vpipe: interrupted", file=sys.stderr)
-        return 130
+    return run_command(command_batch, args)

@@ -33,6 +33,7 @@ from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, VideoFileSource
 from pipeline.models import Detector
+from pipeline.runtime import set_torch_threads
 from pipeline.tracking import ByteTrackTracker
 
 
@@ -124,6 +125,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         stack.callback(source.close)
         config.validate_geometry(source.width, source.height)
         detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
+        set_torch_threads(detector.backend)
         detect_every = config.model.detect_every
         tracker = ByteTrackTracker(
             config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every

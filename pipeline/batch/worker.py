@@ -20,6 +20,7 @@ from pipeline.batch.storage import InputFile, local_input, local_output
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.io.sinks import write_json_atomic
+from pipeline.runtime import set_torch_threads
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _limit_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def _relocated(summary: dict[str, Any], task: ItemTask, out_dir: Path) -> dict[str, Any]:
     """The summary naming the input and output as the batch knows them (not a worker's temporary
     copies), rewritten in ``summary.json`` when they differ."""
@@ -112,7 +106,7 @@ def process_item(task: ItemTask) -> ItemResult:
 
     started, started_at = time.perf_counter(), round(time.time(), 3)
     try:
-        _limit_threads(task.threads)
+        set_torch_threads(cpus=task.threads)
         with local_input(task.input.url) as path, local_output(task.output) as out_dir:
             config = dataclasses.replace(
                 task.config,

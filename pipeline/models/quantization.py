@@ -1,14 +1,11 @@
 """Post-training int8 quantization of an OpenVINO export (NNCF), for CPUs with int8 dot products.
 
-YOLO11n at a 384x640 input on a 2-core AVX-512 VNNI CPU: fp32 14 ms, int8 10.5 ms per inference
-(OpenVINO, 2 threads), with the same counts on the sample clips. The detection head (its sigmoid and
-box decoding, DFL) stays in float, as Ultralytics' own int8 export does, since quantizing it
-costs box precision for little speed.
+The detection head (its sigmoid and box decoding, DFL) stays in float, as Ultralytics' own int8
+export does: quantizing it costs box precision for little speed.
 
-Calibration only sets activation ranges, so a few dozen frames go a long way. The default set,
-``models/calibration/``, is 48 frames of two of the bundled clips (highway and parking lot; the
-street clip is held out and counts within the tests' tolerance); two generic photos alone were
-not enough (one car counted twice on the street clip). ``calibration`` takes the user's own
+Calibration only sets activation ranges, so a few dozen frames of the kind of scene the model will
+see are enough. The default set, ``models/calibration/``, is frames of two of the bundled clips
+(highway and parking lot; the street clip is held out). ``calibration`` takes the user's own
 footage (any source vpipe reads) for a model fitted to their scene.
 
 Example::
@@ -19,15 +16,18 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import ModelError
 from pipeline.preprocess import letterbox_blob
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_FRAMES = 300
 """Frames taken (evenly spread) from a user's calibration source."""
@@ -89,7 +89,6 @@ def quantize_openvino(source_dir: Path, target_dir: Path, size: tuple[int, int],
     Raises:
         ModelError: NNCF is missing or quantization failed.
     """
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF imports it; CUDA noise
     try:
         import nncf
         import openvino as ov
@@ -107,15 +106,17 @@ def quantize_openvino(source_dir: Path, target_dir: Path, size: tuple[int, int],
         if op.get_type_name() == "Sigmoid"
         or (head is not None and op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl")))
     ]
-    print(f"vpipe: quantizing {xml.stem} to int8 at {size[1]}x{size[0]} (once; cached)", file=sys.stderr)
+    log.info("quantizing %s to int8 at %dx%d (once; cached)", xml.stem, size[1], size[0])
+    # NNCF draws its own progress bars (rich, on the current stdout) with no option to turn them off.
     try:
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(images, lambda image: letterbox_blob(image, size)),
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(images),
-            ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
-        )
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(images, lambda image: letterbox_blob(image, size)),
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(images),
+                ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
+            )
     except Exception as exc:  # NNCF raises many types
         raise ModelError(f"{xml}: int8 quantization failed ({exc}); use --precision fp32") from None
     target_dir.mkdir(parents=True, exist_ok=True)

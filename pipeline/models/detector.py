@@ -1,0 +1,216 @@
+"""The detection stage: a resolved model (:mod:`pipeline.models.resolve`), loaded, exported if needed,
+and run on frames by the runner that fits its backend.
+
+Example::
+
+    detector = Detector(ModelConfig(task="detect"), frame_size=(960, 540))
+    detections = detector(frame.image)
+    print(detector.backend, detector.input_size, detections.data["class_name"])
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import supervision as sv
+
+from pipeline.config import ModelConfig
+from pipeline.errors import ConfigError, ModelError
+from pipeline.models.decode import YoloOutputDecoder
+from pipeline.models.export import exported_model
+from pipeline.models.openvino_runner import OpenVINOModelRunner, PendingDetections
+from pipeline.models.predictor import UltralyticsPredictorRunner
+from pipeline.models.resolve import ModelSpec, resolve_model
+from pipeline.models.thread_trial import ThreadCountTrial
+
+
+class ModelRunner(Protocol):
+    """Runs a loaded model on batches of frames."""
+
+    in_flight: int
+    threads: int | None
+
+    def start(self, images: list[np.ndarray]) -> PendingDetections: ...
+
+
+class Detector:
+    """Runs a YOLO11 detection or segmentation model on frames.
+
+    Args:
+        config: Model section of the run config (weights, task, backend, imgsz, conf, iou, classes, device).
+        frame_size: The source's (width, height), to pick a right-sized rectangular input.
+        origin: Where the config came from, for error messages.
+        pipelined: The caller keeps :attr:`in_flight` :meth:`start` calls in flight (the pipeline
+            does); compiles an OpenVINO model for throughput rather than for one frame's latency,
+            and lets a trial on the first frames choose its thread count unless the config sets it.
+
+    Attributes:
+        spec: What runs: weights, backend, device, precision, input size, export path.
+        names: Class id to class name, from the model.
+        task: ``detect`` or ``segment``, as the model says.
+        class_ids: The config's classes as the model's ids; None keeps all.
+        model_path: What is actually loaded (the exported model when a backend export was made).
+        runner: Runs the model: :class:`OpenVINOModelRunner`, :class:`ThreadCountTrial` over two
+            of them, or :class:`UltralyticsPredictorRunner`.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        frame_size: tuple[int, int] = (640, 640),
+        origin: str = "<defaults>",
+        pipelined: bool = False,
+    ) -> None:
+        self.config = config
+        self.spec = resolve_model(config, frame_size)
+        model = _load(self.spec.weights, config.task)
+        self.names: dict[int, str] = dict(model.names)
+        self.task: str = model.task
+        self.class_ids = class_ids_for(config.classes, self.names, self.spec.weights, origin)
+        self.model_path = self.spec.weights
+        if self.spec.needs_export:
+            weights_pt = model.ckpt_path or self.spec.weights  # the downloaded file for an Ultralytics name
+            self.model_path = str(
+                exported_model(weights_pt, self.backend, self.input_size, self.precision, config.calibration)
+            )
+        self.runner = self._runner(model, pipelined)
+
+    def _runner(self, model: Any, pipelined: bool) -> ModelRunner:
+        """Our own OpenVINO runner for OpenVINO models that fit the input size (with the thread
+        trial in a pipelined run), Ultralytics' predictor for everything else."""
+        config = self.config
+        if self.backend == "openvino":
+            decoder = YoloOutputDecoder(
+                self.input_size,
+                self.names,
+                config.conf,
+                config.iou,
+                self.class_ids,
+                config.agnostic_nms,
+                masks=self.task == "segment",
+            )
+            threads = config.inference_threads if pipelined else 0
+            with suppress(ValueError):  # a folder given as is, with a fixed input of another size
+                runner = OpenVINOModelRunner(Path(self.model_path), decoder, pipelined, threads)
+                if pipelined and not threads and runner.threads > 1:
+                    one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1)
+                    return ThreadCountTrial(runner, one_fewer)
+                return runner
+        if self.model_path != self.spec.weights:
+            model = _load(self.model_path, self.task)
+        return UltralyticsPredictorRunner(model, self.spec, config, self.class_ids)
+
+    @property
+    def weights(self) -> str:
+        """The resolved weights path or name (the ``.pt`` before any export)."""
+        return self.spec.weights
+
+    @property
+    def backend(self) -> str:
+        """``torch``, ``onnx`` or ``openvino``."""
+        return self.spec.backend
+
+    @property
+    def device(self) -> str:
+        """Where inference runs."""
+        return self.spec.device
+
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``int8`` (OpenVINO) or ``fp16`` (PyTorch on CUDA)."""
+        return self.spec.precision
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Model input (height, width)."""
+        return self.spec.input_size
+
+    @property
+    def in_flight(self) -> int:
+        """How many :meth:`start` calls to keep in flight for full throughput (1: no gain)."""
+        return self.runner.in_flight
+
+    @property
+    def inference_threads(self) -> int | None:
+        """CPU threads inference runs on (OpenVINO's; None for other backends)."""
+        return self.runner.threads
+
+    def describe(self) -> dict[str, Any]:
+        """What ran, for a run's summary: weights, task, device, imgsz, backend, precision, input
+        size, inference threads and, where they were chosen by a trial, its frames per second."""
+        described: dict[str, Any] = {
+            "model": self.weights,
+            "task": self.task,
+            "device": self.device,
+            "imgsz": self.config.imgsz,
+            "backend": self.backend,
+            "precision": self.precision,
+            "input_size": list(self.input_size),
+            "inference_threads": self.inference_threads,
+        }
+        trial_fps = self.runner.rates_fps() if isinstance(self.runner, ThreadCountTrial) else {}
+        if trial_fps:
+            described["inference_threads_trial_fps"] = {str(t): round(fps, 1) for t, fps in trial_fps.items()}
+        return described
+
+    def start(self, images: list[np.ndarray]) -> PendingDetections:
+        """Start detecting objects in several BGR frames; call the result to wait for them.
+
+        With ``pipelined=True``, keeping :attr:`in_flight` calls started before waiting for the
+        oldest keeps every core busy with inference while the calling thread prepares the next frame
+        and post-processes the last. Where the backend has no such mode, the work is done here.
+        """
+        if not images:  # every frame skipped (--detect-every): nothing to ask the model
+            return list
+        return self.runner.start(images)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
+        """Detect objects in several BGR frames with one inference call (one result per frame)."""
+        return self.start(images)()
+
+    def __call__(self, image: np.ndarray) -> sv.Detections:
+        """Detect objects in one BGR frame; masks are included for segmentation models."""
+        return self.detect_batch([image])[0]
+
+
+def _load(weights: str, task: str | None) -> Any:
+    """The Ultralytics model for ``weights``, checked against the task asked for.
+
+    Raises:
+        ModelError: The weights cannot be loaded, or are another task's model.
+    """
+    from ultralytics import YOLO  # heavy import: only when a model is really needed
+
+    try:
+        model = YOLO(weights, task=task)
+        _ = model.names  # exported formats load lazily, here
+    except Exception as exc:  # Ultralytics raises many types for unreadable or unknown weights
+        reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise ModelError(f"{weights}: cannot load model ({reason})") from None
+    if task is not None and model.task != task:
+        raise ModelError(f"{weights}: is a '{model.task}' model, but the task is '{task}'")
+    return model
+
+
+def class_ids_for(class_names: list[str] | None, names: dict[int, str], weights: str, origin: str) -> list[int] | None:
+    """The model's ids of the config's class names (None: keep every class).
+
+    Raises:
+        ConfigError: A name the model does not know.
+    """
+    if class_names is None:
+        return None
+    ids_by_name = {name: class_id for class_id, name in names.items()}
+    unknown = [name for name in class_names if name not in ids_by_name]
+    if unknown:
+        raise ConfigError(
+            f"{origin}: model.classes: unknown class {', '.join(repr(n) for n in unknown)} "
+            f"for {Path(weights).name} (known: {', '.join(names.values())})"
+        )
+    return [ids_by_name[name] for name in class_names]
+
+
+__all__ = ["Detector", "ModelRunner", "ModelSpec", "PendingDetections", "class_ids_for"]
