@@ -148,6 +148,10 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
         raise PipelineError(f"--num-cpus: expected a number above zero, got {args.num_cpus:g}")
     if args.num_gpus == 0 and config.model.device == "auto":
         config.model.device = "cpu"  # no GPU reserved for the task: do not take one unasked
+    if args.ray_address is None:  # the workers run on this machine: refuse a device it lacks now, not per item
+        from pipeline.models import resolve_model
+
+        resolve_model(config.model, frame_size=(640, 640))
     weights = config.model.weights
     if weights and Path(weights).exists():  # workers run elsewhere (another folder, another node)
         config.model.weights = str(Path(weights).absolute())

@@ -112,6 +112,7 @@ def _export(weights: Path, scratch: Path, backend: str, size: tuple[int, int]) -
             # The export traces the model with torch.jit, which warns about its own deprecation
             # and about tracing: nothing a user of the export can act on.
             warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", module=r"torch\.jit\..*")
             YOLO(str(staged)).export(format=backend, imgsz=size, dynamic=False, verbose=False, **options)
     except Exception as exc:  # Ultralytics wraps export failures in many types

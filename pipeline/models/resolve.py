@@ -68,12 +68,14 @@ def resolve_model(config: ModelConfig, frame_size: tuple[int, int]) -> ModelSpec
     if weights.endswith(".pt"):
         device = select_device(config.device)
         backend = select_backend(config.backend, device)
+        if config.device == "auto" and not _runs_on(backend, device):  # e.g. --backend openvino on a GPU machine
+            device = "cpu"
         precision = select_precision(config.precision, backend, device)
     else:  # already exported: the engine is the format's, the precision in its name if anywhere
         backend = {".onnx": "onnx"}.get(Path(weights).suffix, "openvino" if "openvino" in weights else "torch")
         device = "cpu" if config.device == "auto" else select_device(config.device)
         precision = "int8" if "int8" in Path(weights).name else "fp32"
-    check_device(device, backend)
+    check_device(device, backend, asked=config.device)
     if backend == "torch" and device.startswith("cuda"):
         precision = "fp16"
     export = None
@@ -126,29 +128,31 @@ def select_device(device: str) -> str:
     return f"cuda:{device}" if device.isdigit() else device
 
 
-def check_device(device: str, backend: str) -> None:
+def check_device(device: str, backend: str, asked: str | None = None) -> None:
     """Refuse a device this machine lacks, or one the backend would not really run on.
 
     OpenVINO runs here on the CPU only, and ONNX Runtime on a GPU only with its CUDA provider
     (``onnxruntime-gpu``): rather than run on the CPU while the summary names the GPU, such a
     combination is an error naming what would work.
 
+    Args:
+        device: Where inference would run (``cpu``, ``cuda:N``, ``mps``).
+        backend: The engine that would run it.
+        asked: The device as the user wrote it, for the message (default: ``device``).
+
     Raises:
         ModelError: One line saying what is missing and what to use instead.
     """
     if device == "cpu":
         return
-    flag = f"--device {device}"
+    flag = f"--device {asked or device}"
     if backend == "openvino":
         raise ModelError(f"{flag}: the openvino backend runs on the CPU only; use --backend torch or --device cpu")
-    if backend == "onnx":
-        import onnxruntime
-
-        if device == "mps" or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            raise ModelError(
-                f"{flag}: ONNX Runtime here has no {'MPS' if device == 'mps' else 'CUDA'} support; "
-                "use --backend torch or --device cpu"
-            )
+    if not _runs_on(backend, device):
+        raise ModelError(
+            f"{flag}: ONNX Runtime here has no {'MPS' if device == 'mps' else 'CUDA'} support; "
+            "use --backend torch or --device cpu"
+        )
     import torch
 
     if device == "mps":
@@ -161,6 +165,17 @@ def check_device(device: str, backend: str) -> None:
         raise ModelError(f"{flag}: PyTorch finds no CUDA GPU on this machine; use --device cpu (or auto)")
     if not index.isdigit() or int(index) >= gpus:
         raise ModelError(f"{flag}: this machine has {gpus} CUDA GPU(s), cuda:0 to cuda:{gpus - 1}")
+
+
+def _runs_on(backend: str, device: str) -> bool:
+    """Whether ``backend`` can run on ``device`` at all (not whether the device is there)."""
+    if device == "cpu" or backend == "torch":
+        return True
+    if backend == "onnx" and device.startswith("cuda"):
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    return False
 
 
 def select_backend(backend: str, device: str) -> str:

@@ -1,0 +1,39 @@
+"""What the command line prints: with ``--quiet`` nothing at all on success, even on a first run
+that exports and quantizes the model; without it vpipe's own notes and summary, and no
+third-party warnings about their internals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pipeline.models import REPO_MODELS_DIR
+from tests.conftest import run_vpipe
+
+
+def fresh_weights(folder: Path) -> Path:
+    """A copy of the bundled weights with an empty export cache beside it (not the shared one)."""
+    weights = folder / "yolo11n.pt"
+    shutil.copy(REPO_MODELS_DIR / "yolo11n.pt", weights)
+    return weights
+
+
+def test_quiet_prints_nothing_on_a_first_run_that_exports_and_quantizes(tmp_path: Path, street: Path):
+    weights, out = fresh_weights(tmp_path), tmp_path / "out"
+    args = ("run", street, "--model", weights, "--imgsz", "320", "--precision", "int8", "--max-frames", "10")
+    result = run_vpipe(*args, "--output", out, "--quiet")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert json.loads((out / "summary.json").read_text())["frames"] == 10
+    exports = sorted(path.name for path in (tmp_path / ".vpipe-cache").iterdir() if path.is_dir())
+    assert [name.split("-", 2)[2] for name in exports] == ["openvino-192x320", "openvino-int8-default-192x320"]
+
+
+def test_a_first_run_shows_its_own_notes_and_no_third_party_warnings(tmp_path: Path, street: Path):
+    weights, out = fresh_weights(tmp_path), tmp_path / "out"
+    args = ("run", street, "--model", weights, "--imgsz", "320", "--backend", "onnx", "--max-frames", "10")
+    result = run_vpipe(*args, "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "exporting yolo11n.pt to onnx at 320x192 (once; cached)" in result.stderr
+    assert "Warning" not in result.stderr and "warn" not in result.stderr.lower()
+    assert result.stdout.startswith("completed: 10 frames")
