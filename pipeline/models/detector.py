@@ -49,6 +49,11 @@ class Detector:
 
     Attributes:
         spec: What runs: weights, backend, device, precision, input size, export path.
+        weights: The resolved weights path or name (the ``.pt`` before any export).
+        backend: ``torch``, ``onnx`` or ``openvino``.
+        device: Where inference runs: ``cpu``, ``cuda:N`` or ``mps``.
+        precision: ``fp32``, ``int8`` (OpenVINO) or ``fp16`` (PyTorch on CUDA).
+        input_size: Model input (height, width).
         names: Class id to class name, from the model.
         task: ``detect`` or ``segment``, as the model says.
         class_ids: The config's classes as the model's ids; None keeps all.
@@ -65,14 +70,16 @@ class Detector:
         pipelined: bool = False,
     ) -> None:
         self.config = config
-        self.spec = resolve_model(config, frame_size)
-        model = _load(self.spec.weights, config.task)
+        self.spec = spec = resolve_model(config, frame_size)
+        self.weights, self.backend, self.device = spec.weights, spec.backend, spec.device
+        self.precision, self.input_size = spec.precision, spec.input_size
+        model = _load(spec.weights, config.task)
         self.names: dict[int, str] = dict(model.names)
         self.task: str = model.task
-        self.class_ids = class_ids_for(config.classes, self.names, self.spec.weights, origin)
-        self.model_path = self.spec.weights
-        if self.spec.needs_export:
-            weights_pt = model.ckpt_path or self.spec.weights  # the downloaded file for an Ultralytics name
+        self.class_ids = class_ids_for(config.classes, self.names, spec.weights, origin)
+        self.model_path = spec.weights
+        if spec.needs_export:
+            weights_pt = model.ckpt_path or spec.weights  # the downloaded file for an Ultralytics name
             self.model_path = str(
                 exported_model(weights_pt, self.backend, self.input_size, self.precision, config.calibration)
             )
@@ -102,31 +109,6 @@ class Detector:
         if self.model_path != self.spec.weights:
             model = _load(self.model_path, self.task)
         return UltralyticsPredictorRunner(model, self.spec, config, self.class_ids)
-
-    @property
-    def weights(self) -> str:
-        """The resolved weights path or name (the ``.pt`` before any export)."""
-        return self.spec.weights
-
-    @property
-    def backend(self) -> str:
-        """``torch``, ``onnx`` or ``openvino``."""
-        return self.spec.backend
-
-    @property
-    def device(self) -> str:
-        """Where inference runs."""
-        return self.spec.device
-
-    @property
-    def precision(self) -> str:
-        """``fp32``, ``int8`` (OpenVINO) or ``fp16`` (PyTorch on CUDA)."""
-        return self.spec.precision
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """Model input (height, width)."""
-        return self.spec.input_size
 
     @property
     def in_flight(self) -> int:
@@ -159,10 +141,9 @@ class Detector:
     def start(self, images: list[np.ndarray]) -> PendingDetections:
         """Start detecting objects in several BGR frames; call the result to wait for them.
 
-        With ``pipelined=True``, keeping :attr:`in_flight` calls started before waiting for the
-        oldest keeps every core busy with inference while the calling thread prepares the next frame
-        and post-processes the last. Where the backend has no such mode, the work is done here.
-        """
+        Keeping :attr:`in_flight` calls started before waiting for the oldest keeps every core busy
+        with inference while the caller prepares the next frame (where the runner can; else the
+        work is done here)."""
         if not images:  # every frame skipped (--detect-every): nothing to ask the model
             return list
         return self.runner.start(images)
