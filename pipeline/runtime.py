@@ -30,7 +30,8 @@ def set_library_defaults() -> None:
 def configure_output(quiet: bool) -> None:
     """What a command shows on stderr besides its own output: vpipe's notes (an export being built,
     a resolution change) and warnings, or with ``quiet`` errors only; never third-party warnings
-    about their own internals, which a user cannot act on."""
+    about their own internals, which a user cannot act on (e.g. torch.jit's deprecation of itself while
+    an export traces the model)."""
     logging.basicConfig(
         level=logging.ERROR if quiet else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

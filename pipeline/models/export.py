@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 from pipeline.errors import ModelError
@@ -108,13 +107,8 @@ def _export(weights: Path, scratch: Path, backend: str, size: tuple[int, int]) -
     shutil.copy2(weights, staged)
     try:
         options = {"simplify": True} if backend == "onnx" else {}
-        with warnings.catch_warnings():
-            # The export traces the model with torch.jit, which warns about its own deprecation
-            # and about tracing: nothing a user of the export can act on.
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", module=r"torch\.jit\..*")
-            YOLO(str(staged)).export(format=backend, imgsz=size, dynamic=False, verbose=False, **options)
+        # torch.jit's warnings while it traces the model are hidden by pipeline.runtime.configure_output.
+        YOLO(str(staged)).export(format=backend, imgsz=size, dynamic=False, verbose=False, **options)
     except Exception as exc:  # Ultralytics wraps export failures in many types
         reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
         raise ModelError(f"{weights}: export to {backend} failed ({reason}); try --backend torch") from None
