@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # One short GPU check for a machine with an NVIDIA GPU: prints the GPU, runs the pipeline end to end on
 # it (PyTorch fp16) and checks its summary, then the benchmark table for the highway clip, detect and
-# segment. About 5 minutes.
+# segment. About 5 minutes on an H200 with the default one repetition (each measurement is a fresh
+# process that spends about 10 s on CUDA's first inference). docs/gpu.md has the results.
 #
 #   bash scripts/gpu_check.sh                 # online: a venv (.venv-gpu) with the project and its dependencies
 #   WHEELS=.whl bash scripts/gpu_check.sh     # offline: the Python already there (it must hold a CUDA torch)
 #                                             # plus the wheels in .whl/ for what it lacks, in a scratch folder
 #
 # Environment: PYTHON (the offline interpreter, default python3), WHEELS (a folder of wheels: offline mode),
-# REPEATS (benchmark repetitions, default 2), RESULTS (where summary.json and the benchmark JSONs are
+# REPEATS (benchmark repetitions, default 1), RESULTS (where summary.json and the benchmark JSONs are
 # copied, default runs/gpu_check). Offline, the wheels are installed without their dependencies, so the
 # folder must hold every package the Python lacks (on the lent H200: ultralytics, supervision, pydeprecate,
 # defusedxml, lap, av, shapely).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
-repeats=${REPEATS:-2}
+repeats=${REPEATS:-1}
 results=${RESULTS:-runs/gpu_check}
 mkdir -p "$results"
 
