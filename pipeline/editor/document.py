@@ -214,6 +214,10 @@ def _merge(old: Any, items: list[Item], write: Any) -> CommentedSeq:
     seq.ca.items.update(comments)
     if nodes:
         seq.fa.set_block_style()  # an empty "[]" grows into one item per line
+    else:
+        seq.fa.set_flow_style()  # "key: []"; a comment above a removed first item goes with it
+        if seq.ca.comment is not None and len(seq.ca.comment) > 1:
+            seq.ca.comment[1] = None
     return seq
 
 
@@ -221,6 +225,9 @@ def _set_section(parent: CommentedMap, key: str, seq: CommentedSeq) -> None:
     """Set ``parent[key]``, unless it is empty and was not there (an optional key stays out)."""
     if seq or key in parent:
         parent[key] = seq
+    comments = parent.ca.items.get(key)
+    if not seq and comments is not None and len(comments) > 3:
+        comments[3] = None  # the comment above the removed first item; "key: []" has no item lines
 
 
 def _read_items(seq: Any, keys: tuple[str, ...], scale: tuple[int, int]) -> list[Item]:

@@ -352,9 +352,10 @@ class LiveView:
             due = time.monotonic() + interval
 
 
-class _Server(ThreadingHTTPServer):
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server for a local page: no DNS lookup on bind, no tracebacks for routine errors."""
+
     daemon_threads = True  # a stuck client never keeps the process alive
-    view: LiveView
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can stall for seconds without DNS.
@@ -365,37 +366,23 @@ class _Server(ThreadingHTTPServer):
         # A client that disconnects mid-response is routine, not worth a traceback on stderr.
         error = sys.exc_info()[1]
         level = logging.DEBUG if isinstance(error, OSError) else logging.WARNING
-        log.log(level, "live view: error serving a request: %s", error, exc_info=level == logging.DEBUG)
+        log.log(level, "%s: error serving a request: %s", type(self).__name__, error, exc_info=level == logging.DEBUG)
+
+
+class _Server(LocalHTTPServer):
+    view: LiveView
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class QuietHandler(BaseHTTPRequestHandler):
+    """Request handler basics for a local page: JSON and byte replies with safe headers, logs at DEBUG."""
+
     server_version = "vpipe"
     sys_version = ""  # no Python version in the Server header
     timeout = 30  # a client that stops reading frees its thread after this long
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        view = self.server.view
-        try:
-            if url.path in ("/", "/index.html"):
-                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE.encode(), _PAGE_HEADERS)
-            elif url.path == "/counts":
-                self.send_json(HTTPStatus.OK, view.counts())
-            elif url.path == "/health":
-                health = view.health()
-                ok = health["status"] == "ok"
-                self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
-            elif url.path == "/stream.mjpg":
-                view._stream(self, parse_qs(url.query).get("source", [None])[0])
-            else:
-                self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        except OSError:  # the client went away
-            pass
 
     def send_json(self, status: HTTPStatus, document: object) -> None:
         self.send_bytes(status, "application/json", json.dumps(document, allow_nan=False).encode())
@@ -415,7 +402,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         # Not on stderr: a page polling twice a second for weeks would flood it.
-        log.debug("live view %s: " + format, self.address_string(), *args)
+        log.debug("%s %s: " + format, type(self).__name__, self.address_string(), *args)
+
+
+class _Handler(QuietHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        view = self.server.view
+        try:
+            if url.path in ("/", "/index.html"):
+                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE.encode(), _PAGE_HEADERS)
+            elif url.path == "/counts":
+                self.send_json(HTTPStatus.OK, view.counts())
+            elif url.path == "/health":
+                health = view.health()
+                ok = health["status"] == "ok"
+                self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+            elif url.path == "/stream.mjpg":
+                view._stream(self, parse_qs(url.query).get("source", [None])[0])
+            else:
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        except OSError:  # the client went away
+            pass
 
 
 # The page loads nothing from elsewhere (the policy enforces it) and renders names as text, never HTML.
