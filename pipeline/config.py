@@ -340,9 +340,7 @@ def parse_duration(text: str) -> float | None:
     return parsed[1] if parsed and parsed[0] == "time" else None
 
 
-def load_config(
-    path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None
-) -> Config:
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None) -> Config:
     """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
 
     Args:
