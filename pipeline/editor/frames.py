@@ -28,17 +28,20 @@ class FrameGrabber:
         self.spec = spec
         self._fps = fps
         self._lock = threading.Lock()  # one decode at a time, however many browser tabs ask
-        source = self._open(1)
+        source = self._open(None)  # no frame limit, so frame_count is the whole source's
         try:
             self.width, self.height = source.width, source.height
             self.live = source.live
             self.frame_count = source.frame_count
             self.display_name = source.display_name or spec
-            self._first = self._last_frame(source)
+            first = next(iter(source), None)
         finally:
             source.close()
+        if first is None:
+            raise SourceError(f"{self.display_name}: no frame could be read")
+        self._first = first.image
 
-    def _open(self, frames: int) -> FrameSource:
+    def _open(self, frames: int | None) -> FrameSource:
         # A live feed gets one reconnect attempt: the page reports a dead camera instead of waiting.
         return open_source(self.spec, fps=self._fps, max_frames=frames, stall_timeout_s=5.0, max_reconnects=1)
 

@@ -142,6 +142,9 @@ class _Handler(QuietHandler):
                 self.send_json(HTTPStatus.OK, owner.editor.state())
             except PipelineError as exc:
                 self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)})
+        elif url.path == "/favicon.ico":
+            self.send_response(HTTPStatus.NO_CONTENT)  # none, and no error in the browser's console
+            self.end_headers()
         elif url.path == "/frame.jpg":
             self._send_frame(parse_qs(url.query).get("index", ["0"])[0])
         else:
