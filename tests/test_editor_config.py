@@ -1,4 +1,4 @@
-"""vpipe edit without a browser: the YAML round trip, saving through vpipe run's validation, the server's guards, the CLI."""
+"""vpipe edit without a browser: YAML round trip, saving through vpipe run's validation, server guards, CLI."""
 
 from __future__ import annotations
 
