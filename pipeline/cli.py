@@ -18,7 +18,7 @@ from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.editor.cli import add_parser as add_edit_parser
-from pipeline.editor.cli import command_edit
+from pipeline.editor.cli import command_edit, start_editors
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -209,7 +209,8 @@ def _command_run(args: argparse.Namespace) -> int:
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,25 @@ def test_a_zone_with_two_points_shows_the_error_and_writes_nothing(editing):
     assert f"{config}: zones[0].polygon: expected a list of at least 3 points" in text
     assert config.read_bytes() == before
     assert [p.name for p in config.parent.iterdir() if p.is_file()] == ["traffic.yaml"]  # no temporary file
+
+
+def test_the_live_page_links_to_each_source_editor(tmp_path: Path, browser: Any):
+    from selenium.webdriver.common.by import By
+
+    from pipeline.editor.cli import start_editors
+    from pipeline.io.live_view import LiveView
+
+    config = tmp_path / "traffic.yaml"
+    config.write_text(TRAFFIC)
+    with ExitStack() as stack:
+        links = start_editors(stack, [str(SAMPLES / "highway.mp4")], str(config), "127.0.0.1")
+        view = stack.enter_context(LiveView(port=0, links=links))
+        browser.get(view.url)
+        link = browser.find_element(By.CSS_SELECTOR, "#links a")
+        assert link.text == f"edit lines and zones of {SAMPLES / 'highway.mp4'}"
+        link.click()
+        page = EditorPage(browser, browser.current_url)
+        assert page.script("return document.getElementById('config-name').textContent") == str(config)
+        assert page.script("return [...document.querySelectorAll('#list-lines li')].map(li => li.textContent)") == [
+            "main"
+        ]

@@ -318,3 +318,19 @@ def test_vpipe_edit_serves_until_interrupted(tmp_path: Path, highway: Path):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         process.stderr.close()
+
+
+def test_vpipe_run_serve_starts_an_editor_per_source_it_can_open(tmp_path: Path, highway: Path):
+    from contextlib import ExitStack
+
+    from pipeline.editor.cli import start_editors
+
+    with ExitStack() as stack:
+        specs = [str(highway), "0", str(tmp_path / "missing.mp4")]  # a webcam opens once: the run holds it
+        links = start_editors(stack, specs, None, "127.0.0.1")
+        assert list(links) == [f"edit lines and zones of {highway}"]
+        url = f"http://127.0.0.1:{links[f'edit lines and zones of {highway}']}/api/state"
+        state = json.loads(request(url)[1])
+        assert state["config"] == "highway.yaml" and state["width"] == WIDTH  # the default: <source name>.yaml
+    with pytest.raises(urllib.error.URLError):  # closed with the run
+        urllib.request.urlopen(url, timeout=5)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,31 @@ def _default_config(spec: str) -> Path:
     """``<source name>.yaml`` in the working folder (``camera.yaml`` for a webcam or stream)."""
     name = Path(spec.rstrip("/")).stem
     return Path(f"{name if name and not spec.isdigit() and '://' not in spec else 'camera'}.yaml")
+
+
+def start_editors(stack: ExitStack, specs: list[str], config: str | None, host: str) -> dict[str, int]:
+    """Serve an editor for each source of a ``vpipe run --serve``, closed with ``stack``.
+
+    Webcams get none (a camera opens once, and the run holds it), nor does a source that cannot
+    be opened now (the run reports that itself). Edits apply from the next run.
+
+    Returns:
+        Link text -> the editor's port, for :class:`~pipeline.io.live_view.LiveView`'s ``links``.
+    """
+    from pipeline.editor.frames import FrameGrabber
+    from pipeline.editor.server import EditorServer
+    from pipeline.editor.session import ConfigEditor
+    from pipeline.errors import PipelineError
+
+    links = {}
+    for spec in specs:
+        if spec.isdigit():
+            continue
+        try:
+            frames = FrameGrabber(spec)
+        except PipelineError:
+            continue
+        editor = ConfigEditor(Path(config) if config else _default_config(spec), frames.width, frames.height)
+        server = stack.enter_context(EditorServer(editor, frames, host=host, port=0))
+        links[f"edit lines and zones of {frames.display_name}"] = server.port
+    return links

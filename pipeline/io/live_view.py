@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,6 +112,8 @@ class LiveView:
             the whole view) has been silent this long.
         jpeg_quality: JPEG quality, 1-100.
         max_streams: Most concurrent ``/stream.mjpg`` clients; more get 503 (each holds a thread).
+        links: Link text -> port of another page on this host, shown above the stream (``vpipe run --serve``
+            links each source's editor); the link keeps the host name the browser used for this page.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class LiveView:
         stale_after_s: float = 10.0,
         jpeg_quality: int = 80,
         max_streams: int = 8,
+        links: Mapping[str, int] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise PipelineError(f"--serve {port}: the port must be between 0 and 65535")
@@ -131,6 +136,10 @@ class LiveView:
         self.stale_after_s = float(stale_after_s)
         self.jpeg_quality = int(jpeg_quality)
         self.max_streams = int(max_streams)
+        anchors = " ".join(
+            f'<a data-port="{int(port)}" href="/">{html.escape(text)}</a>' for text, port in (links or {}).items()
+        )
+        self.page = _PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.jpeg_encodes = 0  # JPEG encodes so far (lazy encoding is observable)
         self._lock = threading.Condition()
         self._sources: dict[str, _Latest] = {}
@@ -413,7 +422,7 @@ class _Handler(QuietHandler):
         view = self.server.view
         try:
             if url.path in ("/", "/index.html"):
-                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE.encode(), _PAGE_HEADERS)
+                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", view.page, _PAGE_HEADERS)
             elif url.path == "/counts":
                 self.send_json(HTTPStatus.OK, view.counts())
             elif url.path == "/health":
@@ -447,9 +456,11 @@ th, td { padding: .15em .6em; text-align: right; border-bottom: 1px solid #333; 
 th:first-child, td:first-child { text-align: left; }
 h2 { font-size: 1em; margin: .6em 0 .2em; }
 .muted { color: #999; }
+nav a { color: #8ab4f8; margin-right: 1em; }
 </style>
 </head>
 <body>
+<!--links-->
 <label>source <select id="source"></select></label> <span id="status" class="muted">waiting for frames</span>
 <img id="stream" alt="annotated stream">
 <div id="counts"></div>
@@ -521,6 +532,10 @@ async function poll() {
     statusBox.textContent = "disconnected, retrying";
   }
   setTimeout(poll, 500);
+}
+
+for (const a of document.querySelectorAll("a[data-port]")) {
+  a.href = location.protocol + "//" + location.hostname + ":" + a.dataset.port + "/";
 }
 
 // Started after "load": an endless MJPEG response must not keep the page loading.
