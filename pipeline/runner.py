@@ -39,7 +39,7 @@ from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
-from pipeline.memory import peak_rss_mb
+from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector, PendingDetections
 from pipeline.tracking import ByteTrackTracker
 
@@ -281,6 +281,7 @@ class SourceRun:
             duration_s=round(self._end_s, 4),
             processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
             peak_rss_mb=peak_rss_mb(),
+            peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
             **self.analytics.summary(self._end_s),
             tracks_total=self.tracks.total,
