@@ -64,8 +64,9 @@ def _default_config(spec: str) -> Path:
 def start_editors(stack: ExitStack, specs: list[str], config: str | None, host: str) -> dict[str, int]:
     """Serve an editor for each source of a ``vpipe run --serve``, closed with ``stack``.
 
-    Webcams get none (a camera opens once, and the run holds it), nor does a source that cannot
-    be opened now (the run reports that itself). Edits apply from the next run.
+    Only files, folders and globs get one: a webcam opens once and the run holds it, and a second
+    connection to a network camera at start could be refused or, for a dead camera, delay every
+    other source (``vpipe edit URL`` edits a camera's geometry). Edits apply from the next run.
 
     Returns:
         Link text -> the editor's port, for :class:`~pipeline.io.live_view.LiveView`'s ``links``.
@@ -77,7 +78,7 @@ def start_editors(stack: ExitStack, specs: list[str], config: str | None, host: 
 
     links = {}
     for spec in specs:
-        if spec.isdigit():
+        if spec.isdigit() or "://" in spec:
             continue
         try:
             frames = FrameGrabber(spec)
