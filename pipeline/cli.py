@@ -16,6 +16,8 @@ from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.cli_main import OneLineErrorParser, run_command
+from pipeline.editor.cli import add_parser as add_edit_parser
+from pipeline.editor.cli import command_edit, start_editors
 
 DESCRIPTION = """\
 Real-time video analytics: YOLO11 detection or segmentation, ByteTrack tracking, line crossing
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
     )
     add_batch_parser(commands)
+    add_edit_parser(commands)
     return parser
 
 
@@ -198,7 +201,8 @@ def _command_run(args: argparse.Namespace) -> int:
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
@@ -243,7 +247,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _command_run, "slots": _command_slots, "batch": command_batch}
+COMMANDS = {"run": _command_run, "slots": _command_slots, "batch": command_batch, "edit": command_edit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
