@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--serve", type=int, metavar="PORT", help="live web page with the video and counts on PORT")
     live.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1: this machine only)")
     run.add_argument("--no-video", action="store_true", help="skip writing annotated.mp4 (faster)")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing but errors (no progress bar, notes or summary table)"
+    )
 
     slots = commands.add_parser(
         "slots",
