@@ -167,8 +167,20 @@ class ParkingConfig:
 
     slots_file: str | None = None
     slots: list[SlotConfig] = field(default_factory=list)
+    rule: str = field(
+        default="footprint",
+        metadata=_check(lambda v: v in ("footprint", "center", "coverage"), "footprint, center or coverage"),
+    )
+    """How a vehicle occupies a slot, judged on each frame's detections (tracks not needed). footprint: the
+    lower ``footprint_fraction`` of its box (mask) lies in the slot, for a camera seeing the lot at an angle;
+    center: its box centre is in the slot; coverage: it covers ``min_overlap`` of the slot (a camera right
+    above). Each vehicle occupies at most one slot (see docs/parking.md)."""
     min_overlap: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
-    """Fraction of a slot one vehicle must cover (its mask when segmenting, else its box)."""
+    """footprint: share of the vehicle's footprint inside the slot; coverage: share of the slot covered."""
+    min_confidence: float = field(default=0.1, metadata=_check(lambda v: 0 <= v < 1, "a number between 0 and 1"))
+    """Detections below this confidence do not occupy a slot (the detector's own ``model.conf`` still applies)."""
+    footprint_fraction: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
+    """Lower share of a vehicle's box (mask) taken as where it meets the ground."""
     debounce_s: float = field(default=2.0, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
     """A slot's state changes only after the new state has held this long."""
 

@@ -229,7 +229,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         self._rotate_if_due(frame.timestamp_s)
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
-        frame_events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+        frame_events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
         self.heatmap.update(tracked)
         self.tracks.update(tracked.tracker_id)
         self.counts.write(
