@@ -1,4 +1,4 @@
-"""Parking occupancy: the rules (footprint, coverage) with one-to-one matching, debouncing, intervals and utilisation."""
+"""Parking occupancy: footprint and coverage rules with one-to-one matching, debouncing, intervals, utilisation."""
 
 from __future__ import annotations
 
