@@ -168,19 +168,24 @@ class ParkingConfig:
     slots_file: str | None = None
     slots: list[SlotConfig] = field(default_factory=list)
     rule: str = field(
-        default="footprint",
-        metadata=_check(lambda v: v in ("footprint", "center", "coverage"), "footprint, center or coverage"),
+        default="center",
+        metadata=_check(lambda v: v in ("center", "footprint", "coverage"), "center, footprint or coverage"),
     )
-    """How a vehicle occupies a slot, judged on each frame's detections (tracks not needed). footprint: the
-    lower ``footprint_fraction`` of its box (mask) lies in the slot, for a camera seeing the lot at an angle;
-    center: its box centre is in the slot; coverage: it covers ``min_overlap`` of the slot (a camera right
-    above). Each vehicle occupies at most one slot (see docs/parking.md)."""
+    """How a vehicle occupies a slot, judged on each frame's own detections (no track needed). center: its
+    box centre is in the slot; footprint: ``min_overlap`` of the lower ``footprint_fraction`` of its box (mask)
+    is in the slot; coverage: it covers ``min_overlap`` of the slot. Each vehicle occupies at most one slot
+    and each slot counts one vehicle. docs/parking.md has the measurements behind the defaults."""
     min_overlap: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
     """footprint: share of the vehicle's footprint inside the slot; coverage: share of the slot covered."""
-    min_confidence: float = field(default=0.1, metadata=_check(lambda v: 0 <= v < 1, "a number between 0 and 1"))
-    """Detections below this confidence do not occupy a slot (the detector's own ``model.conf`` still applies)."""
+    min_confidence: float = field(default=0.005, metadata=_check(lambda v: 0 < v < 1, "a number between 0 and 1"))
+    """Detections below this confidence do not occupy a slot. Low on purpose: parked cars seen from far and
+    at an angle score low, and the one-vehicle-one-slot matching keeps stray boxes out of free slots. With
+    slots configured, the detector runs at the lower of this and ``model.conf``."""
     footprint_fraction: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
-    """Lower share of a vehicle's box (mask) taken as where it meets the ground."""
+    """Lower share of a vehicle's box (mask) taken as where it meets the ground (``footprint`` rule)."""
+    full_resolution: bool = True
+    """With slots configured, run the model at no less than the source's own size (``model.imgsz`` raised to
+    its long side): distant parked cars are a few pixels wide."""
     debounce_s: float = field(default=2.0, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
     """A slot's state changes only after the new state has held this long."""
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from pipeline.analytics import Analytics, AnalyticsView
 from pipeline.analytics.heatmap import Heatmap
+from pipeline.analytics.parking import model_for_parking
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker, PrefetchIterator
 from pipeline.config import Config, parse_rotation
@@ -352,9 +353,9 @@ def run_sources(
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
         largest = max(sources, key=lambda s: s.width * s.height)
-        detector = Detector(
-            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
-        )
+        frame_size = (largest.width, largest.height)
+        model = model_for_parking(config.model, config.parking, frame_size)
+        detector = Detector(model, frame_size=frame_size, origin=config.origin, pipelined=True)
 
         base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []

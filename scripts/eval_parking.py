@@ -30,6 +30,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.analytics.occupancy import OccupancyRule
+from pipeline.analytics.parking import model_for_parking
 from pipeline.config import load_config, load_slots
 from pipeline.errors import ConfigError
 from pipeline.models import Detector
@@ -100,9 +101,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     first = cv2.imread(str(frames / next(iter(labels))))
     if first is None:
         raise ConfigError(f"{frames / next(iter(labels))}: cannot read the first labelled frame")
+    frame_size = (first.shape[1], first.shape[0])
+    config.parking.slots = load_slots(args.slots)
+    model = model_for_parking(config.model, parking, frame_size)
     if args.imgsz:
-        config.model.imgsz = args.imgsz
-    detector = Detector(config.model, frame_size=(first.shape[1], first.shape[0]), origin=config.origin)
+        model.imgsz = args.imgsz
+    if args.min_confidence is not None:
+        model.conf = min(model.conf, args.min_confidence)
+    detector = Detector(model, frame_size=frame_size, origin=config.origin)
     detector(first)  # warm-up, not timed
     overall, per_slot, seconds = Tally(), {name: Tally() for name in slots}, []
     for index, (name, occupied) in enumerate(labels.items()):

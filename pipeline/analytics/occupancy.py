@@ -1,14 +1,15 @@
 """Which parking bays the vehicles on one frame occupy: a scoring rule plus one-to-one matching.
 
-A camera sees a lot at an angle, so a parked car's box sticks out of its bay toward the horizon
-and over the bay behind it. The ``footprint`` rule therefore scores only the lower part of the box
-(or of the mask), where the car meets the ground: the score is the share of that footprint inside
-the bay. Each vehicle then goes to at most one bay and each bay gets at most one vehicle (Hungarian
-matching on the scores), so a car straddling two bays fills one of them, not both.
+Rules (:data:`RULES`): ``center``, a vehicle is in the bay holding its box centre; ``footprint``, the
+share of the lower part of its box (or mask), where a car seen at an angle meets the ground, inside
+the bay; ``coverage``, the share of the bay its box (mask) covers. Each vehicle then goes to at most
+one bay and each bay gets at most one vehicle (Hungarian matching on the scores), so a car
+straddling two bays fills one of them, not both, and stray boxes on an occupied bay add nothing.
 
 Example:
     >>> import numpy as np
-    >>> rule = OccupancyRule({"A1": [(0, 0), (40, 0), (40, 20), (0, 20)], "A2": [(40, 0), (80, 0), (80, 20), (40, 20)]})
+    >>> bays = {"A1": [(0, 0), (40, 0), (40, 20), (0, 20)], "A2": [(40, 0), (80, 0), (80, 20), (40, 20)]}
+    >>> rule = OccupancyRule(bays, rule="footprint")
     >>> cars = sv.Detections(xyxy=np.array([[10.0, -20.0, 50.0, 20.0]]), confidence=np.array([0.9]))
     >>> rule.occupied(cars)
     {'A1': True, 'A2': False}
@@ -25,9 +26,9 @@ import supervision as sv
 from scipy.optimize import linear_sum_assignment
 
 Point = tuple[float, float]
-RULES = ("footprint", "center", "coverage")
-"""footprint: share of the box's (mask's) lower part inside the bay; center: 1 if the box centre is in
-the bay (Ultralytics' ParkingManagement); coverage: share of the bay covered by the box (mask)."""
+RULES = ("center", "footprint", "coverage")
+"""center: 1 if the box centre is in the bay (as Ultralytics' ParkingManagement); footprint: share of the
+box's (mask's) lower part inside the bay; coverage: share of the bay covered by the box (mask)."""
 
 
 @dataclass
@@ -87,9 +88,9 @@ class OccupancyRule:
     def __init__(
         self,
         slots: Mapping[str, Sequence[Point]],
-        rule: str = "footprint",
+        rule: str = "center",
         min_overlap: float = 0.5,
-        min_confidence: float = 0.25,
+        min_confidence: float = 0.005,
         footprint_fraction: float = 0.5,
     ) -> None:
         if rule not in RULES:

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import supervision as sv
 
 from pipeline.analytics.events import SlotChange
 from pipeline.analytics.occupancy import OccupancyRule
+from pipeline.config import ModelConfig, ParkingConfig
 
 Point = tuple[float, float]
 
@@ -41,6 +42,25 @@ class _Slot:
     interval_start: tuple[int, float] | None = None
     intervals: list[dict[str, Any]] = field(default_factory=list)
     occupied_s: float = 0.0
+
+
+def model_for_parking(model: ModelConfig, parking: ParkingConfig, frame_size: tuple[int, int]) -> ModelConfig:
+    """The model settings a run with parking slots detects with: the detector threshold no higher than
+    ``parking.min_confidence`` and, with ``full_resolution``, an input no smaller than the frame.
+
+    Example:
+        >>> from pipeline.config import SlotConfig
+        >>> parking = ParkingConfig(slots=[SlotConfig("A1", [(0, 0), (9, 0), (9, 9)])])
+        >>> tuned = model_for_parking(ModelConfig(), parking, (1280, 720))
+        >>> tuned.imgsz, tuned.conf
+        (1280, 0.005)
+        >>> model_for_parking(ModelConfig(), ParkingConfig(), (1280, 720)).imgsz  # no slots: unchanged
+        640
+    """
+    if not parking.slots:
+        return model
+    imgsz = max(model.imgsz, *frame_size) if parking.full_resolution else model.imgsz
+    return replace(model, imgsz=imgsz, conf=min(model.conf, parking.min_confidence))
 
 
 def grid_slots(region: tuple[float, float, float, float], rows: int, columns: int) -> dict[str, list[Point]]:
@@ -81,8 +101,8 @@ class ParkingMonitor:
         slots: Mapping[str, Sequence[Point]],
         min_overlap: float = 0.5,
         debounce_s: float = 2.0,
-        rule: str = "footprint",
-        min_confidence: float = 0.1,
+        rule: str = "center",
+        min_confidence: float = 0.005,
         footprint_fraction: float = 0.5,
     ) -> None:
         self.debounce_s = debounce_s
