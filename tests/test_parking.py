@@ -7,7 +7,8 @@ import pytest
 import supervision as sv
 
 from pipeline.analytics.occupancy import OccupancyRule
-from pipeline.analytics.parking import ParkingMonitor
+from pipeline.analytics.parking import ParkingMonitor, model_for_parking
+from pipeline.config import ModelConfig, ParkingConfig, SlotConfig
 
 SLOT = [(100, 100), (200, 100), (200, 150), (100, 150)]  # 100 x 50 px
 FPS = 10
@@ -146,3 +147,22 @@ def test_debounce_on_irregular_snapshot_times():
     # Seen at 30 s and still at 200 s (170 s >= 120 s): occupied, dated 30 s. Gone at 230 s but back at 400 s:
     # the 170 s gap is one empty snapshot, which has not held 120 s when the car is seen again, so no change.
     assert [(e.to_record()["event"], e.timestamp_s) for e in events] == [("slot_occupied", 30.0)]
+
+
+def test_centre_rule_puts_a_straddling_car_in_the_bay_holding_its_centre_and_a_passing_one_nowhere():
+    rule = OccupancyRule(BAYS, rule="center")
+    assert rule.occupied(cars((24, 80, 64, 120))) == {"B1": False, "B2": True}  # centre (44, 100)
+    assert rule.occupied(cars((0, 80, 36, 120))) == {"B1": True, "B2": False}  # centre (18, 100)
+    assert rule.occupied(cars((0, 112, 40, 152))) == {"B1": False, "B2": False}  # in the aisle, centre y 132
+    # Two boxes on one bay (a car and a stray box on it) fill that bay only.
+    assert rule.occupied(cars((0, 80, 40, 120), (5, 85, 35, 118))) == {"B1": True, "B2": False}
+
+
+def test_slots_make_the_detector_run_at_full_size_and_down_to_the_parking_threshold():
+    slots = [SlotConfig("B1", [(0, 100), (40, 100), (40, 120)])]
+    model = model_for_parking(ModelConfig(imgsz=640, conf=0.1), ParkingConfig(slots=slots), (1280, 720))
+    assert (model.imgsz, model.conf) == (1280, 0.005)
+    parking = ParkingConfig(slots=slots, full_resolution=False, min_confidence=0.2)
+    assert model_for_parking(ModelConfig(imgsz=640, conf=0.1), parking, (1280, 720)).imgsz == 640
+    assert model_for_parking(ModelConfig(imgsz=640, conf=0.1), parking, (1280, 720)).conf == 0.1
+    assert model_for_parking(ModelConfig(imgsz=640), ParkingConfig(), (1280, 720)).imgsz == 640  # no slots

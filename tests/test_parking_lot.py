@@ -1,17 +1,16 @@
-"""Parking end to end on a real lot: the PUCPR snapshots, bays labelled by looking, the real model.
+"""Parking end to end on a real lot: the PUCPR snapshots, every bay labelled by looking, the real model.
 
 The labels (tests/data/pklot_pucpr_ground_truth.yaml) say how they were made. With the default
-parking settings (configs/parking.yaml) the measured result on the labelled snapshots is 16 wrong
-slot states of 388 (95.9 %, docs/parking.md), almost all parked cars the detector does not see. The
-bound below allows that plus a small margin for run-to-run numeric differences; a detector that sees
-nothing gets every occupied bay wrong (103 of 388) and fails it, as does any rule that fills bays the
-labels say are free (precision).
+parking settings (configs/parking.yaml) the measured result on the 12 snapshots (1164 slot states)
+is 2 wrong with the int8 model this project's CPUs pick and 11 wrong with the fp32 model a CPU
+without int8 dot-product instructions gets (docs/parking.md). The bound, 99.0 %, holds for both;
+a detector that sees nothing gets all 578 occupied states wrong and fails it, and so does a rule
+that fills free bays (the false-occupied bound) or a run at 640 px (330 wrong).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -21,7 +20,7 @@ from pipeline.io.sources import ImageFolderSource
 from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
 
 LOT = SAMPLES / "pklot_pucpr"
-MAX_WRONG = 20
+MAX_WRONG = 11  # of 1164: 99.0 %
 
 
 def slot_states(events_path: Path, frame_names: list[str], slots: list[str]) -> dict[str, dict[str, bool]]:
@@ -55,21 +54,17 @@ def test_unnamed_images_keep_the_configured_frame_rate(tmp_path: Path):
 
 
 def test_occupancy_on_the_labelled_snapshots_with_the_default_parking_settings(tmp_path: Path):
-    truth = yaml.safe_load((GROUND_TRUTH / "pklot_pucpr_ground_truth.yaml").read_text())["frames"]
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for name in truth:
-        shutil.copy(LOT / name, frames / name)
+    labels = yaml.safe_load((GROUND_TRUTH / "pklot_pucpr_ground_truth.yaml").read_text())
+    truth = labels["frames"]
     out = tmp_path / "run"
-    child = run_vpipe("run", frames, "--config", CONFIGS / "parking.yaml", "--output", out, "--no-video")
+    child = run_vpipe("run", LOT, "--config", CONFIGS / "parking.yaml", "--output", out, "--no-video")
     assert child.returncode == 0, child.stderr
     slots = [s["name"] for s in yaml.safe_load((CONFIGS / "slots" / "pklot_pucpr.yaml").read_text())]
     states = slot_states(out / "events.jsonl", sorted(truth), slots)
     wrong = [(f, s) for f, occupied in truth.items() for s in slots if states[f][s] != (s in set(occupied or []))]
-    false = [(f, s) for f, s in wrong if states[f][s]]
-    total = len(truth) * len(slots)
-    assert total == 388
+    assert len(truth) * len(slots) == 1164
     assert len(wrong) <= MAX_WRONG, wrong
-    assert len(false) <= 2, false
-    # The empty lot is all free.
-    assert not any(states["2012-09-16_06_22_55.jpg"].values())
+    assert len([(f, s) for f, s in wrong if states[f][s]]) <= 6, wrong  # false occupied
+    held_out = [(f, s) for f, s in wrong if f not in labels["tune_frames"]]
+    assert len(held_out) <= 6, held_out  # 99.0 % of the 582 states the defaults were not chosen on
+    assert not any(states["2012-09-16_06_22_55.jpg"].values())  # the empty lot is all free
