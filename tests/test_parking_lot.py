@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import yaml
+from PIL import Image
 
 from pipeline.io.sources import ImageFolderSource
 from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
@@ -68,3 +69,16 @@ def test_occupancy_on_the_labelled_snapshots_with_the_default_parking_settings(t
     held_out = [(f, s) for f, s in wrong if f not in labels["tune_frames"]]
     assert len(held_out) <= 6, held_out  # 99.0 % of the 582 states the defaults were not chosen on
     assert not any(states["2012-09-16_06_22_55.jpg"].values())  # the empty lot is all free
+
+
+def test_images_without_a_time_in_their_name_are_timed_from_exif(tmp_path: Path):
+    image = Image.new("RGB", (32, 24))
+    for name, taken in [("b.jpg", "2024:01:05 08:15:00"), ("a.jpg", "2024:01:05 08:20:30")]:
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[36867] = taken  # DateTimeOriginal
+        image.save(tmp_path / name, exif=exif)
+    source = ImageFolderSource(str(tmp_path))
+    assert [(p.name, f.timestamp_s) for p, f in zip(source.files, source, strict=True)] == [
+        ("b.jpg", 0.0),
+        ("a.jpg", 330.0),
+    ]
