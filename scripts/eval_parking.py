@@ -150,7 +150,9 @@ def main() -> int:
     parser.add_argument("frames", metavar="FRAMES", help="folder holding the labelled images")
     parser.add_argument("--slots", required=True, help="slots file (YAML)")
     parser.add_argument("--labels", required=True, help="labels file (YAML, see above)")
-    parser.add_argument("--config", default=None, help="run config for the model and parking settings")
+    parser.add_argument(
+        "--config", default=None, help="run config for the model and parking settings, e.g. configs/parking.yaml"
+    )
     parser.add_argument("--png", default=None, help="write the first frame with right/missed/false bays here")
     parser.add_argument("--imgsz", type=int, default=None, help="override model.imgsz")
     parser.add_argument("--rule", default=None, help="override parking.rule")
@@ -162,7 +164,10 @@ def main() -> int:
     args = parser.parse_args()
     try:
         result = evaluate(args)
-    except (ConfigError, OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
+        print(f"error: {exc.filename}: cannot read ({exc.strerror})", file=sys.stderr)
+        return 2
+    except (ConfigError, yaml.YAMLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
