@@ -141,6 +141,8 @@ def draw(image: np.ndarray, slots: dict, outcomes: dict[str, str], path: Path) -
     for name, polygon in slots.items():
         points = np.round(np.asarray(polygon)).astype(np.int32)
         cv2.polylines(image, [points], True, COLOURS[outcomes[name]], 2)
+    for row, (outcome, colour) in enumerate(COLOURS.items()):
+        cv2.putText(image, outcome, (10, 30 + 28 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), image)
 
