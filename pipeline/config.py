@@ -22,8 +22,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from pipeline.errors import ConfigError
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
@@ -332,12 +331,6 @@ def parse_rotation(text: str) -> tuple[str, float] | None:
         return None
     kind = "size" if match[2].lower().endswith("b") else "time"
     return kind, float(match[1]) * _UNITS[match[2].lower()]
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a duration such as ``90s``, ``10m`` or ``1h``; None if it is not one."""
-    parsed = parse_rotation(text)
-    return parsed[1] if parsed and parsed[0] == "time" else None
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,22 +39,15 @@ from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
+from pipeline.io.viewers import FrameViewer
 from pipeline.memory import peak_rss_mb
 from pipeline.models import Detector, PendingDetections
-from pipeline.tracking import ByteTrackTracker
+from pipeline.tracking import ByteTrackTracker, TrackIdCount
 
 log = logging.getLogger(__name__)
 
 SUMMARY_REFRESH_S = 30.0
 """How often (wall clock) a long run rewrites summary.json, so it is current while running."""
-
-
-class FrameViewer(Protocol):
-    """Something that shows annotated frames live (``--serve``, ``--show``)."""
-
-    def publish(
-        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
-    ) -> None: ...
 
 
 def output_dir_for(config: Config, source: FrameSource) -> Path:
@@ -76,19 +69,6 @@ def _counts_of(view: AnalyticsView) -> dict[str, Any]:
     if view.parking is not None:
         counts["slots_free"] = view.parking.free_count
     return counts
-
-
-class _TrackCount:
-    """Counts distinct track IDs in O(1) memory: ByteTrack issues IDs in increasing order."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._highest = 0
-
-    def update(self, track_ids: np.ndarray | None) -> None:
-        if track_ids is not None and len(track_ids):
-            self.total += int((track_ids > self._highest).sum())
-            self._highest = max(self._highest, int(track_ids.max()))
 
 
 class SourceRun:
@@ -131,7 +111,7 @@ class SourceRun:
         self.analytics = Analytics.for_run(config)
         self.annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
         self.heatmap = Heatmap(source.width, source.height)
-        self.tracks = _TrackCount()
+        self.tracks = TrackIdCount()
         self.rotation = parse_rotation(config.output.rotate) if config.output.rotate else None
         self._segment = 0
         self._segment_started_s = 0.0

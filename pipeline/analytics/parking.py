@@ -26,8 +26,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import SlotChange
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 @dataclass

@@ -33,7 +33,7 @@ from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, VideoFileSource
 from pipeline.models import Detector
-from pipeline.tracking import ByteTrackTracker
+from pipeline.tracking import ByteTrackTracker, TrackIdCount
 
 
 class SliceSource(VideoFileSource):
@@ -85,17 +85,6 @@ class SliceSource(VideoFileSource):
                 "(the file changed since it was planned, or it decodes differently than it demuxes); "
                 "run it without --split"
             )
-
-
-class _TrackIds:
-    """Distinct track IDs seen on counted frames."""
-
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-
-    def update(self, track_ids: np.ndarray | None) -> None:
-        if track_ids is not None:
-            self.seen.update(int(t) for t in track_ids)
 
 
 def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
@@ -177,7 +166,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
             "output_dir": str(out_dir),
             "status": "running",
         }
-        tracks = _TrackIds()
+        tracks = TrackIdCount()
         first_frame: np.ndarray | None = None
         end_s = 0.0
         started = time.perf_counter()
@@ -192,7 +181,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                 processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
                 status=status,
                 **tally.summary(inside),
-                tracks_total=len(tracks.seen),
+                tracks_total=tracks.total,
             )
             if error:
                 summary["error"] = error
@@ -217,6 +206,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                 frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
                 if not counted:  # warm-up: the tracker and counters learn, nothing is counted or written
                     summary["warmup_frames"] += 1
+                    tracks.skip(tracked.tracker_id)
                     continue
                 tally.add(frame_events, analytics.zone_counts())
                 heatmap.update(tracked)
