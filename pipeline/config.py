@@ -22,8 +22,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from pipeline.errors import ConfigError
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
@@ -95,10 +94,9 @@ class ModelConfig:
         ),
     )
     inference_threads: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1024, "an integer from 0 to 1024"))
-    """CPU threads OpenVINO infers on in ``vpipe run``. 0 (auto): every core or one fewer, whichever
-    the run's first 192 frames go faster with (timed in alternating blocks; the summary gives both
-    rates). With few cores and a cheap model (a small input), one core left to decoding, tracking,
-    drawing and encoding can be faster; with an expensive one, every core is (see README, Speed)."""
+    """CPU threads OpenVINO infers on in ``vpipe run``. 0 (auto): every core or one fewer, whichever the
+    run's first frames go faster with, because a core left to the other stages wins only where the
+    model is cheap next to them (the summary gives both rates)."""
 
 
 _UNIT = _check(lambda v: 0 <= v <= 1, "a number between 0 and 1")
@@ -250,13 +248,13 @@ class OutputConfig:
             "an x264 preset such as ultrafast, veryfast or medium",
         ),
     )
-    """x264 speed preset. superfast encodes with about 30% less CPU than veryfast (a cheaper motion search)."""
+    """x264 speed preset. superfast's cheap motion search leaves the CPU to the other stages."""
     lookahead: int | None = field(
         default=10, metadata=_check(lambda v: v is None or 0 <= v <= 250, "null or an integer from 0 to 250")
     )
     """Frames x264's rate control looks ahead (with its macroblock tree; 0 turns both off); null keeps
-    the preset's own. superfast has none; 10 (veryfast's) gives a static camera's background fewer
-    bits: files about 25% smaller for about the same CPU."""
+    the preset's own. superfast has none; 10 (veryfast's) spends fewer bits on a static camera's
+    background at little CPU cost."""
 
 
 @dataclass
@@ -349,12 +347,6 @@ def parse_rotation(text: str) -> tuple[str, float] | None:
         return None
     kind = "size" if match[2].lower().endswith("b") else "time"
     return kind, float(match[1]) * _UNITS[match[2].lower()]
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a duration such as ``90s``, ``10m`` or ``1h``; None if it is not one."""
-    parsed = parse_rotation(text)
-    return parsed[1] if parsed and parsed[0] == "time" else None
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None) -> Config:

@@ -25,7 +25,8 @@ import numpy as np
 import supervision as sv
 from scipy.optimize import linear_sum_assignment
 
-Point = tuple[float, float]
+from pipeline.geometry import Point
+
 RULES = ("center", "footprint", "coverage")
 """center: 1 if the box centre is in the bay (as Ultralytics' ParkingManagement); footprint: share of the
 box's (mask's) lower part inside the bay; coverage: share of the bay covered by the box (mask)."""

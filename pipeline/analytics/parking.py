@@ -28,8 +28,7 @@ import supervision as sv
 from pipeline.analytics.events import SlotChange
 from pipeline.analytics.occupancy import OccupancyRule
 from pipeline.config import ModelConfig, ParkingConfig
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.geometry import Point
 
-Point = tuple[float, float]
 FORMATS = "PKLot XML, CVAT XML, LabelMe JSON or Ultralytics parking points JSON"
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -58,16 +58,6 @@ _BOUNDARY = "vpipe-frame"
 # Resend the last JPEG this often while a source is idle, so a client that went away is noticed
 # (the write fails) and its thread ends instead of waiting for the next frame.
 _KEEPALIVE_S = 2.0
-
-
-class FrameView(Protocol):
-    """What the runner feeds: :class:`LiveView` and :class:`WindowView` both fit."""
-
-    def publish(
-        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, float | int]
-    ) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(eq=False)

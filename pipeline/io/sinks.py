@@ -105,7 +105,7 @@ class H264VideoSink(_Sink):
             padded = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
             padded[: self.height, : self.width] = image
             image = padded
-        # OpenCV's BGR to I420 is ~10x faster than PyAV's (swscale) and gives the same BT.601 YUV (±1).
+        # OpenCV's BGR to I420 costs far less than PyAV's (swscale) and gives the same BT.601 YUV (±1).
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         frame.pts = self._pts
         self._pts += 1
