@@ -173,6 +173,30 @@ class ParkingConfig:
     """A slot's state changes only after the new state has held this long."""
 
 
+@dataclass
+class ApproachConfig:
+    """One approach of an intersection or road: a polygon in source pixels where tracks enter and leave."""
+
+    name: str = field(
+        metadata=_check(lambda v: v.strip() not in ("", "?") and "->" not in v, "a non-empty name without '->'")
+    )
+    polygon: list[Point] = field(metadata=_check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+
+@dataclass
+class MovementsConfig:
+    """Turning movements: each track that enters by one approach and leaves by another is one
+    movement ``A->B`` (see ``docs/traffic.md``). No approaches, no movement counting."""
+
+    approaches: list[ApproachConfig] = field(default_factory=list)
+    min_outside_s: float = field(default=0.5, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
+
+    def __post_init__(self) -> None:
+        if len(self.approaches) == 1:
+            raise ValueError("approaches: a movement needs at least 2 approaches (or none to turn it off)")
+
+
 _FOUR_POINTS = _check(lambda v: len(v) == 4, "a list of 4 points")
 
 
@@ -253,6 +277,7 @@ class Config:
     zones: list[ZoneConfig] = field(default_factory=list)
     parking: ParkingConfig = field(default_factory=ParkingConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    movements: MovementsConfig = field(default_factory=MovementsConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     coordinates: str = field(
@@ -287,6 +312,7 @@ class Config:
         ]
         zones = [replace(zone, polygon=[scale(p) for p in zone.polygon]) for zone in self.zones]
         slots = [replace(slot, polygon=[scale(p) for p in slot.polygon]) for slot in self.parking.slots]
+        approaches = [replace(a, polygon=[scale(p) for p in a.polygon]) for a in self.movements.approaches]
         speed = self.speed
         if speed.image_points is not None:
             speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
@@ -296,6 +322,7 @@ class Config:
             zones=zones,
             parking=replace(self.parking, slots=slots),
             speed=speed,
+            movements=replace(self.movements, approaches=approaches),
             coordinates="pixels",
         )
 
@@ -311,6 +338,10 @@ class Config:
         ]
         named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
         named += [(f"parking.slots[{i}] ({slot.name})", slot.polygon) for i, slot in enumerate(self.parking.slots)]
+        named += [
+            (f"movements.approaches[{i}] ({approach.name})", approach.polygon)
+            for i, approach in enumerate(self.movements.approaches)
+        ]
         for key, points in named:
             for x, y in points:
                 if not (0 <= x <= width and 0 <= y <= height):
@@ -403,7 +434,12 @@ def load_slots(path: str | Path) -> list[SlotConfig]:
 
 
 def _check_unique_names(config: Config) -> None:
-    sections = (("lines", config.lines), ("zones", config.zones), ("parking.slots", config.parking.slots))
+    sections = (
+        ("lines", config.lines),
+        ("zones", config.zones),
+        ("parking.slots", config.parking.slots),
+        ("movements.approaches", config.movements.approaches),
+    )
     for section, items in sections:
         names = [item.name for item in items]
         duplicates = sorted({name for name in names if names.count(name) > 1})

@@ -142,7 +142,9 @@ class SourceRun:
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
-        has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
+        has_geometry = bool(
+            self.config.lines or self.config.zones or self.config.parking.slots or self.config.movements.approaches
+        )
         if has_geometry and not self.follow_resolution:
             raise SourceError(
                 f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
