@@ -16,6 +16,7 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -29,6 +30,23 @@ Point = tuple[float, float]
 def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
     """Field metadata: a value must satisfy ``predicate``; ``expected`` says what it should be."""
     return {"check": (predicate, expected)}
+
+
+_TIME = "an ISO 8601 date and time such as 2024-05-01T07:00:00"
+
+
+def parse_time(text: str) -> float | None:
+    """Unix time of an ISO 8601 date and time (UTC unless it has an offset); None if it is not one.
+
+    Example:
+        >>> parse_time("1970-01-01T01:00:00Z"), parse_time("1970-01-01T01:00:00+01:00"), parse_time("7am")
+        (3600.0, 0.0, None)
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass
@@ -46,6 +64,9 @@ class SourceConfig:
     auto: latest for webcams and streams, all for files and images."""
     stall_timeout_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
     """Live sources: seconds without a frame before reconnecting."""
+    start_time: str | None = field(default=None, metadata=_check(lambda v: parse_time(v) is not None, _TIME))
+    """When a file's first frame was taken, e.g. 2024-05-01T07:00:00+02:00 (no offset: UTC): aligns
+    ``intervals.csv`` to the clock; None: the file's ``creation_time`` if it has one. Live feeds use the clock."""
     max_reconnects: int | None = field(default=None, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
     """Live sources: failed attempts in a row before giving up (exit code 2); null: retry forever."""
 
@@ -244,6 +265,10 @@ class OutputConfig:
         default=None, metadata=_check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )
     """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
+    interval: str = field(
+        default="15m", metadata=_check(lambda v: parse_duration(v) is not None, "a duration such as 15m, 1h or 5s")
+    )
+    """Bin length of ``intervals.csv`` (line and movement counts per bin, direction and class)."""
     plots: bool = True
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))

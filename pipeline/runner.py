@@ -34,6 +34,7 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.sinks import write_json_atomic
@@ -93,6 +94,7 @@ class SourceRun:
             name=source.name,
             parking=self.core.analytics.parking is not None,
         )
+        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -125,6 +127,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
+        self.intervals.write(result)
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
@@ -165,6 +168,7 @@ class SourceRun:
             peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
             **self.core.analytics.summary(self._end_s),
+            intervals=self.intervals.summary(),
             tracks_total=self.core.tracks.total,
         )
         if error:
@@ -182,6 +186,7 @@ class SourceRun:
             if parking is not None:
                 self.outputs.write_parking(parking.finish(self._end_s))
         finally:
+            self.intervals.close()
             self.outputs.close()  # the frames in flight are drawn and encoded first
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)

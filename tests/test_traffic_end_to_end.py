@@ -7,11 +7,16 @@ measured by hand over frames 310..318), so a car crossing x=320 at frame f is in
 within 24 frames of f: all ground-truth crossings (frames 32..437) are complete passes through both
 boxes inside the clip, except the two listed as ambiguous (frames 478 and 479), which are excluded.
 Eastbound cars are therefore ``West->East`` and westbound ones ``East->West``.
+
+The run has 5 s intervals: the clip has no ``creation_time``, so bins start at its first frame, and a
+hand-counted crossing at frame f (23.976 fps) belongs to bin floor(f / 23.976 / 5).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,9 @@ MOVEMENT_OF_LINE = {"eastbound": ("West", "East"), "westbound": ("East", "West")
 @pytest.fixture(scope="module")
 def movements_run(tmp_path_factory: pytest.TempPathFactory, street: Path) -> Path:
     out = tmp_path_factory.mktemp("movements")
-    config = CONFIGS / "street_movements.yaml"
+    config = out / "config.yaml"  # the movements config with 5 s intervals
+    settings = yaml.safe_load((CONFIGS / "street_movements.yaml").read_text())
+    config.write_text(yaml.safe_dump({**settings, "output": {"interval": "5s"}}))
     result = run_vpipe("run", street, "--config", config, "--output", out, "--no-video", "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
@@ -79,3 +86,27 @@ def test_summary_and_counts_columns_agree_with_the_events(movements_run: Path):
     last = dict(zip(columns, rows[-1].split(","), strict=True))
     for name in columns[-4:]:
         assert int(last[name]) == summary["counts"][name]["total"]
+
+
+def test_interval_counts_sum_to_the_line_totals_and_follow_the_crossing_frames(movements_run: Path):
+    summary = json.loads((movements_run / "summary.json").read_text())
+    truth = yaml.safe_load((GROUND_TRUTH / "street_topdown_ground_truth.yaml").read_text())["lines"]
+    rows = list(csv.DictReader((movements_run / "intervals.csv").open()))
+    starts = sorted({float(r["interval_start"]) for r in rows})
+    assert starts == [0.0, 5.0, 10.0, 15.0]  # 480 frames at 23.976 fps: 20.02 s
+    for line in ("eastbound", "westbound"):
+        per_bin = {
+            float(r["interval_start"]): int(r["count"])
+            for r in rows
+            if (r["kind"], r["name"], r["direction"], r["class_name"]) == ("line", line, "in", "all")
+        }
+        assert sum(per_bin.values()) == summary["lines"][line]["in_total"]
+        hand = Counter(int(c["frame"] * 125 / 2997 // 5) * 5.0 for c in truth[line]["crossings"])
+        for start in starts:
+            assert abs(per_bin[start] - hand[start]) <= 1, f"{line} {start}: {per_bin[start]} vs {hand[start]}"
+    for name, entry in summary["movements"]["counts"].items():
+        counted = [r for r in rows if r["kind"] == "movement" and r["name"] == name and r["class_name"] == "all"]
+        assert sum(int(r["count"]) for r in counted) == entry["total"]
+    assert summary["intervals"]["interval_s"] == 5.0
+    peak = summary["intervals"]["peak_hour"]["line:eastbound:in"]  # the whole 20 s clip fits in one hour
+    assert peak["volume"] == summary["lines"]["eastbound"]["in_total"]
