@@ -44,7 +44,7 @@ def interval_keys(analytics: Analytics) -> list[Key]:
 
 class IntervalsFile:
     """Feeds one source's frame results to an :class:`IntervalCounter` and appends closed bins to
-    ``intervals.csv``.
+    ``intervals.csv`` (written only when the run has lines or movements).
 
     Args:
         path: The CSV file.
@@ -60,7 +60,8 @@ class IntervalsFile:
     ) -> None:
         self._counter = IntervalCounter(interval_s, start_epoch_s, keys, lag_s=lag_s)
         self._live = live and start_epoch_s is None
-        self._sink = CountsCsvSink(path, COLUMNS)
+        # Nothing to count (no lines, no movements): no file.
+        self._sink = CountsCsvSink(path, COLUMNS) if keys else None
         self._closed = False
 
     @classmethod
@@ -73,6 +74,8 @@ class IntervalsFile:
 
     def write(self, result: FrameResult) -> None:
         """Count one frame's events; append the bins that closed."""
+        if self._sink is None:
+            return
         if self._live:
             self._counter.start_epoch_s = time.time() - result.frame.timestamp_s
             self._live = False
@@ -81,7 +84,7 @@ class IntervalsFile:
 
     def close(self) -> None:
         """Write the bins still open and close the file. Idempotent."""
-        if self._closed:
+        if self._closed or self._sink is None:
             return
         self._closed = True
         try:
@@ -91,4 +94,5 @@ class IntervalsFile:
             self._sink.close()
 
     def summary(self) -> dict[str, Any]:
+        """The ``intervals`` section of ``summary.json`` (see :meth:`IntervalCounter.summary`)."""
         return self._counter.summary()
