@@ -191,7 +191,8 @@ class SourceRun:
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)
         if self.config.output.plots and self.summary["frames"]:
-            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir)
+            movements = self.core.analytics.movements_view()
+            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
         return self.summary
 
 

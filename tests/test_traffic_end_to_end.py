@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 import yaml
 
@@ -86,6 +87,7 @@ def test_summary_and_counts_columns_agree_with_the_events(movements_run: Path):
     last = dict(zip(columns, rows[-1].split(","), strict=True))
     for name in columns[-4:]:
         assert int(last[name]) == summary["counts"][name]["total"]
+    assert cv2.imread(str(movements_run / "movements.png")).shape == (360, 640, 3)  # the OD overlay on frame 0
 
 
 def test_interval_counts_sum_to_the_line_totals_and_follow_the_crossing_frames(movements_run: Path):

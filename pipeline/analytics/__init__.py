@@ -17,7 +17,7 @@ from pipeline.analytics.lines import Lane, LineCounter
 from pipeline.analytics.movements import MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
-from pipeline.analytics.views import AnalyticsView, LineView, ParkingView, ZoneView
+from pipeline.analytics.views import AnalyticsView, LineView, MovementsView, ParkingView, ZoneView
 from pipeline.analytics.zones import ZoneCounter
 from pipeline.config import Config, LineConfig, MovementsConfig, ParkingConfig, SpeedConfig, ZoneConfig
 
@@ -157,7 +157,15 @@ class Analytics:
             ),
             zones=tuple(ZoneView(zone.name, zone.polygon, zone.count) for zone in self.zones),
             parking=parking,
+            movements=self.movements_view(),
         )
+
+    def movements_view(self) -> MovementsView | None:
+        """The approaches and the counts between them, for the origin-destination overlay."""
+        if self.movements is None:
+            return None
+        counts = {pair: self.movements.total(*pair) for pair in self.movements.pairs}
+        return MovementsView(dict(self.movements.polygons), counts)
 
     @property
     def columns(self) -> list[str]:
