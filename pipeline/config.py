@@ -242,6 +242,56 @@ class SpeedConfig:
         return self.image_points is not None
 
 
+_ENV_NAME = _check(lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) is not None, "an environment variable name")
+
+
+@dataclass
+class MqttConfig:
+    """Publish events and periodic counts to an MQTT broker (QoS 1). No ``host``: off.
+
+    Topics: ``<topic_prefix>/<camera>/events/<event type>`` and ``<topic_prefix>/<camera>/counts``.
+    Credentials come from environment variables or a file (``user:password`` on one line), never
+    from the config itself, and are never printed."""
+
+    host: str | None = None
+    port: int = field(default=1883, metadata=_check(lambda v: 1 <= v <= 65535, "a port from 1 to 65535"))
+    topic_prefix: str = field(
+        default="vpipe",
+        metadata=_check(lambda v: v.strip() != "" and "#" not in v and "+" not in v, "a topic without wildcards"),
+    )
+    client_id: str | None = None
+    """None: ``vpipe-<camera>``; the broker keeps this client's session (and its QoS 1 messages)."""
+    username_env: str | None = field(default=None, metadata=_ENV_NAME)
+    password_env: str | None = field(default=None, metadata=_ENV_NAME)
+    credentials_file: str | None = None
+
+
+@dataclass
+class WebhookConfig:
+    """POST every event and periodic counts as JSON to ``url``, in order, retried until delivered;
+    undelivered events wait in a bounded queue on disk (``publish/webhook.queue`` in the run folder)."""
+
+    url: str | None = field(
+        default=None,
+        metadata=_check(lambda v: re.match(r"https?://[^/\s]+", v) is not None, "an http:// or https:// URL"),
+    )
+    timeout_s: float = field(default=5.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    max_queue_mb: float = field(default=100.0, metadata=_check(lambda v: v > 0, "a positive number of megabytes"))
+    """Events beyond this much waiting on disk are dropped (and counted, with a warning)."""
+
+
+@dataclass
+class PublishConfig:
+    """Live event streams; each is off unless configured (see ``docs/traffic.md``)."""
+
+    camera: str | None = None
+    """The camera's name in topics and messages; None: the source's name."""
+    counts_every_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    """How often the current counts are published (video time)."""
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+
+
 @dataclass
 class DrawConfig:
     """What the annotated video shows."""
@@ -303,6 +353,7 @@ class Config:
     parking: ParkingConfig = field(default_factory=ParkingConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     movements: MovementsConfig = field(default_factory=MovementsConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     coordinates: str = field(

@@ -37,6 +37,7 @@ from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
+from pipeline.io.publish import Publisher
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
@@ -93,6 +94,7 @@ class SourceRun:
             viewers,
             name=source.name,
             parking=self.core.analytics.parking is not None,
+            publisher=Publisher(config, source.name, out_dir),
         )
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
@@ -188,6 +190,8 @@ class SourceRun:
         finally:
             self.intervals.close()
             self.outputs.close()  # the frames in flight are drawn and encoded first
+            if self.outputs.publisher is not None:
+                self.outputs.publisher.close()
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)
         if self.config.output.plots and self.summary["frames"]:
@@ -223,6 +227,7 @@ def run_sources(
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    Publisher.check(config)
     with ExitStack() as stack:
         sources: list[FrameSource] = []
         for spec in specs:
