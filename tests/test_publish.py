@@ -184,3 +184,73 @@ def test_a_missing_credentials_variable_is_one_line_before_anything_runs(tmp_pat
     message = "publish.mqtt.password_env: environment variable VPIPE_TEST_UNSET_VARIABLE is not set"
     assert result.stderr.strip().splitlines() == [f"vpipe: error: {config}: {message}"]
     assert not (tmp_path / "out").exists()
+
+
+def start_broker(port: int, folder: Path) -> subprocess.Popen:
+    """mosquitto on loopback with persistence, so sessions and their QoS 1 messages survive a restart."""
+    folder.mkdir(exist_ok=True)
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {folder}/\nautosave_interval 1\n"
+    )
+    process = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.1)
+    raise RuntimeError("mosquitto did not start")
+
+
+def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: Path, street: Path):
+    port = free_port()
+    broker = start_broker(port, tmp_path / "broker")
+    received: list[dict[str, Any]] = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="outage-subscriber", clean_session=False)
+    subscriber.on_message = lambda client, userdata, message: received.append(json.loads(message.payload))
+    subscriber.on_connect = lambda client, *_: client.subscribe("vpipe/#", qos=1)
+    subscriber.reconnect_delay_set(1, 2)
+    subscriber.connect("127.0.0.1", port)
+    subscriber.loop_start()
+    settings = yaml.safe_load((CONFIGS / "street_movements.yaml").read_text())
+    settings["publish"] = {"mqtt": {"host": "127.0.0.1", "port": port}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "run", str(street), "--config", str(config), "--output", str(out)]
+    process = subprocess.Popen(
+        [*command, "--no-video", "--quiet"],
+        cwd=CONFIGS.parent,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        events_file = out / "events.jsonl"
+        while process.poll() is None and (not events_file.exists() or len(events_file.read_text().splitlines()) < 5):
+            time.sleep(0.1)
+        broker.terminate()  # mid-run, after 5 events
+        broker.wait(timeout=10)
+        time.sleep(10)
+        broker = start_broker(port, tmp_path / "broker")
+        _, stderr = process.communicate(timeout=600)
+        deadline = time.monotonic() + 10
+        written = events_of(out)
+        while time.monotonic() < deadline and len([r for r in received if r["event"] != "counts"]) < len(written):
+            time.sleep(0.2)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+        broker.terminate()
+        broker.wait(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "mqtt 127.0.0.1" in stderr and "connected again" in stderr, stderr
+    events = [r for r in received if r["event"] != "counts"]
+    seqs = [r["seq"] for r in events]
+    assert len(seqs) == len(set(seqs)), "duplicated messages"
+    by_seq = sorted(events, key=lambda r: r["seq"])
+    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in by_seq] == written

@@ -197,7 +197,7 @@ class WebhookSink:
 
 class MqttSink:
     """Publishes records with QoS 1 through paho-mqtt's network thread, which reconnects with backoff
-    (1 s doubling up to 30 s) and sends the messages queued meanwhile; the broker keeps the session.
+    (1 s doubling up to 8 s) and sends the messages queued meanwhile; the broker keeps the session.
 
     Args:
         config: The ``publish.mqtt`` section.
@@ -218,7 +218,7 @@ class MqttSink:
         if username is not None:
             self._client.username_pw_set(username, password)
         self._client.max_queued_messages_set(0)  # unbounded in paho; bounded by the run's event rate
-        self._client.reconnect_delay_set(1, 30)
+        self._client.reconnect_delay_set(1, 8)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._connected_once = False
@@ -300,6 +300,7 @@ class Publisher:
             self._counts_due_s = timestamp_s + self.counts_every_s
             self.publish([{"event": "counts", **row}])
 
-    def close(self, drain_s: float = 5.0) -> None:
+    def close(self, drain_s: float = 10.0) -> None:
+        """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
         for sink in self.sinks:
             sink.close(drain_s)
