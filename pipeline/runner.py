@@ -35,6 +35,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.metrics import RunMetrics
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.publish import Publisher
@@ -94,7 +95,7 @@ class SourceRun:
             viewers,
             name=source.name,
             parking=self.core.analytics.parking is not None,
-            publisher=Publisher(config, source.name, out_dir),
+            publisher=Publisher(config, source.name, out_dir, next(_metrics_of(viewers), None)),
         )
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
@@ -198,6 +199,11 @@ class SourceRun:
             movements = self.core.analytics.movements_view()
             write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
         return self.summary
+
+
+def _metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
+    """The Prometheus metrics a live view serves (``--serve``), if any."""
+    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
 def _unique_names(sources: Sequence[FrameSource]) -> list[str]:

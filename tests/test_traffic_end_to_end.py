@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,11 @@ from typing import Any
 import cv2
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.config import load_config
+from pipeline.io.live_view import LiveView
+from pipeline.io.publish import Publisher
 from tests.conftest import CONFIGS, GROUND_TRUTH, run_vpipe
 
 MOVEMENT_OF_LINE = {"eastbound": ("West", "East"), "westbound": ("East", "West")}
@@ -112,3 +117,35 @@ def test_interval_counts_sum_to_the_line_totals_and_follow_the_crossing_frames(m
     assert summary["intervals"]["interval_s"] == 5.0
     peak = summary["intervals"]["peak_hour"]["line:eastbound:in"]  # the whole 20 s clip fits in one hour
     assert peak["volume"] == summary["lines"]["eastbound"]["in_total"]
+
+
+def test_prometheus_metrics_parse_and_equal_the_summary(movements_run: Path, tmp_path: Path):
+    summary = json.loads((movements_run / "summary.json").read_text())
+    with LiveView(port=0) as view:
+        publisher = Publisher(load_config(None), "street", tmp_path, metrics=view.metrics)
+        publisher.publish(read_events(movements_run))
+        for row in csv.DictReader((movements_run / "counts.csv").open()):
+            publisher.counts(row, float(row["timestamp_s"]))
+        with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted({"camera": "street", **labels}.items()))), 0.0)
+
+    for line, entry in summary["lines"].items():
+        for direction in ("in", "out"):
+            for class_name, count in entry[direction].items():
+                labels = {"line": line, "direction": direction, "class_name": class_name}
+                assert value("vpipe_line_crossings_total", **labels) == count
+    crossings = sum(v for (name, _), v in samples.items() if name == "vpipe_line_crossings_total")
+    assert crossings == sum(e["in_total"] + e["out_total"] for e in summary["lines"].values())
+    for movement, entry in summary["movements"]["counts"].items():
+        for class_name, count in entry["by_class"].items():
+            assert value("vpipe_movements_total", movement=movement, class_name=class_name) == count
+    assert value("vpipe_frames_processed_total") == summary["frames"]

@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.io.metrics import CONTENT_TYPE_LATEST, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class LiveView:
         self.jpeg_quality = int(jpeg_quality)
         self.max_streams = int(max_streams)
         self.jpeg_encodes = 0  # JPEG encodes so far (lazy encoding is observable)
+        self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
         self._lock = threading.Condition()
         self._sources: dict[str, _Latest] = {}
         self._streams: dict[socket.socket, threading.Thread] = {}
@@ -390,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
                 health = view.health()
                 ok = health["status"] == "ok"
                 self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+            elif url.path == "/metrics":
+                self.send_bytes(HTTPStatus.OK, CONTENT_TYPE_LATEST, view.metrics.text())
             elif url.path == "/stream.mjpg":
                 view._stream(self, parse_qs(url.query).get("source", [None])[0])
             else:

@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config import Config, MqttConfig, WebhookConfig
 from pipeline.errors import ConfigError
+from pipeline.io.metrics import RunMetrics
 from pipeline.io.urls import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -266,13 +267,15 @@ class Publisher:
         config: The run config (its ``publish`` section).
         camera: The source's name (``publish.camera`` overrides it).
         out_dir: The run folder (the webhook's queue goes in ``publish/``).
+        metrics: Prometheus metrics to count the same records in (``--serve``'s ``/metrics``).
     """
 
-    def __init__(self, config: Config, camera: str, out_dir: Path) -> None:
+    def __init__(self, config: Config, camera: str, out_dir: Path, metrics: RunMetrics | None = None) -> None:
         publish = config.publish
         self.camera = publish.camera or camera
         self.counts_every_s = publish.counts_every_s
         self.sinks: list[Any] = []
+        self.metrics = metrics
         self._seq = 0
         self._counts_due_s = 0.0
         if publish.mqtt.host:
@@ -291,11 +294,18 @@ class Publisher:
         for record in records:
             self._seq += 1
             message = {"camera": self.camera, "seq": self._seq, **record}
+            if self.metrics is not None:
+                self.metrics.record(self.camera, record)
             for sink in self.sinks:
                 sink.send(message)
 
     def counts(self, row: Mapping[str, Any], timestamp_s: float) -> None:
-        """Send the current counts (a ``counts.csv`` row) every ``counts_every_s`` of video."""
+        """Called once per frame: sends the current counts (a ``counts.csv`` row) every ``counts_every_s``
+        of video."""
+        if self.metrics is not None:
+            self.metrics.frame(self.camera, row)
+        if not self.sinks:
+            return
         if timestamp_s >= self._counts_due_s:
             self._counts_due_s = timestamp_s + self.counts_every_s
             self.publish([{"event": "counts", **row}])
