@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.editor.cli import add_parser as add_edit_parser
+from pipeline.editor.cli import command_edit, start_editors
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -94,17 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     slots = commands.add_parser(
         "slots",
-        help="write a starter parking slots file (and a PNG to check it) from a grid",
+        help="write a parking slots file (and a PNG to check it) from a grid or another tool's file",
         description=(
-            "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots, write them as a "
-            "YAML slots file (edit the polygons as needed) and a PNG of the first frame with the slots drawn."
+            "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots (--grid), or convert the "
+            "slots of a PKLot XML, CVAT XML, LabelMe JSON or Ultralytics parking points JSON file (--from); "
+            "write them as a YAML slots file and a PNG of the first frame with the slots drawn."
         ),
-        epilog="example:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
-        "--output configs/slots/lot_topdown.yaml",
+        epilog="examples:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
+        "--output configs/slots/lot_topdown.yaml\n  vpipe slots lot.jpg --from bounding_boxes.json -o slots.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     slots.add_argument("source", metavar="SOURCE", help="video file, folder of images, or a glob")
-    slots.add_argument("--grid", type=_grid_arg, required=True, metavar="ROWSxCOLS", help="e.g. 2x5")
+    slots.add_argument("--grid", type=_grid_arg, metavar="ROWSxCOLS", help="e.g. 2x5")
+    slots.add_argument("--from", dest="from_file", metavar="FILE", help="convert this file's slots instead")
     slots.add_argument(
         "--region", type=_region_arg, metavar="X1,Y1,X2,Y2", help="rectangle to split, in pixels (default: whole frame)"
     )
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
     )
     add_batch_parser(commands)
+    add_edit_parser(commands)
     return parser
 
 
@@ -206,7 +211,8 @@ def _command_run(args: argparse.Namespace) -> int:
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
@@ -224,6 +230,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     import yaml
 
     from pipeline.analytics.parking import grid_slots
+    from pipeline.analytics.slot_formats import read_slot_file
     from pipeline.annotators.overlays import draw_slot_names
     from pipeline.errors import ConfigError
     from pipeline.io.sources import open_source
@@ -233,17 +240,23 @@ def _command_slots(args: argparse.Namespace) -> int:
         first = next(iter(source)).image
     finally:
         source.close()
-    region = args.region or (0, 0, source.width, source.height)
-    if region[2] > source.width or region[3] > source.height:
-        raise ConfigError(f"--region {region} reaches outside the {source.width}x{source.height} frame")
-    rows, columns = args.grid
-    slots = grid_slots(region, rows, columns)
+    if (args.grid is None) == (args.from_file is None):
+        raise ConfigError("give either --grid ROWSxCOLS or --from FILE")
+    if args.from_file:
+        slots = read_slot_file(args.from_file)
+        header = f"# Parking slots for {args.source}, converted from {args.from_file}.\n"
+    else:
+        region = args.region or (0, 0, source.width, source.height)
+        if region[2] > source.width or region[3] > source.height:
+            raise ConfigError(f"--region {region} reaches outside the {source.width}x{source.height} frame")
+        rows, columns = args.grid
+        slots = grid_slots(region, rows, columns)
+        header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     records = [
         {"name": name, "polygon": [[round(x, 1), round(y, 1)] for x, y in polygon]} for name, polygon in slots.items()
     ]
-    header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
     output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
     preview = output.with_suffix(".png")
     cv2.imwrite(str(preview), draw_slot_names(first, slots))
@@ -263,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "batch":
             return command_batch(args)
+        if args.command == "edit":
+            return command_edit(args)
         return _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)

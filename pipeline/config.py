@@ -188,8 +188,25 @@ class ParkingConfig:
 
     slots_file: str | None = None
     slots: list[SlotConfig] = field(default_factory=list)
+    rule: str = field(
+        default="center",
+        metadata=_check(lambda v: v in ("center", "footprint", "coverage"), "center, footprint or coverage"),
+    )
+    """How a vehicle occupies a slot, judged on each frame's own detections (no track needed). center: its
+    box centre is in the slot; footprint: ``min_overlap`` of the lower ``footprint_fraction`` of its box (mask)
+    is in the slot; coverage: it covers ``min_overlap`` of the slot. Each vehicle occupies at most one slot
+    and each slot counts one vehicle. docs/parking.md has the measurements behind the defaults."""
     min_overlap: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
-    """Fraction of a slot one vehicle must cover (its mask when segmenting, else its box)."""
+    """footprint: share of the vehicle's footprint inside the slot; coverage: share of the slot covered."""
+    min_confidence: float = field(default=0.005, metadata=_check(lambda v: 0 < v < 1, "a number between 0 and 1"))
+    """Detections below this confidence do not occupy a slot. Low on purpose: parked cars seen from far and
+    at an angle score low, and the one-vehicle-one-slot matching keeps stray boxes out of free slots. With
+    slots configured, the detector runs at the lower of this and ``model.conf``."""
+    footprint_fraction: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
+    """Lower share of a vehicle's box (mask) taken as where it meets the ground (``footprint`` rule)."""
+    full_resolution: bool = True
+    """With slots configured, run the model at no less than the source's own size (``model.imgsz`` raised to
+    its long side): distant parked cars are a few pixels wide."""
     debounce_s: float = field(default=2.0, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
     """A slot's state changes only after the new state has held this long."""
 
@@ -447,12 +464,14 @@ def parse_duration(text: str) -> float | None:
     return parsed[1] if parsed and parsed[0] == "time" else None
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None) -> Config:
     """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
 
     Args:
         path: A YAML file, or None for the defaults.
         overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
+        text: The file's contents, when they are already in hand (checked before being written to
+            ``path``); errors and ``slots_file`` are still relative to ``path``.
 
     Returns:
         The validated config.
@@ -464,7 +483,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     data: Any = {}
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_text(encoding="utf-8") if text is None else text
         except OSError as exc:
             raise ConfigError(f"{origin}: cannot read config file ({exc.strerror or exc})") from None
         try:

@@ -131,7 +131,7 @@ class FramePipeline:
                 and distinct tracks do not.
         """
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
-        events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+        events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
         if counted:
             self.heatmap.update(tracked)
             self.tracks.update(tracked.tracker_id)

@@ -29,6 +29,7 @@ import numpy as np
 import supervision as sv
 from tqdm import tqdm
 
+from pipeline.analytics.parking import model_for_parking
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
@@ -250,9 +251,9 @@ def run_sources(
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
         largest = max(sources, key=lambda s: s.width * s.height)
-        detector = Detector(
-            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
-        )
+        frame_size = (largest.width, largest.height)
+        model = model_for_parking(config.model, config.parking, frame_size)
+        detector = Detector(model, frame_size=frame_size, origin=config.origin, pipelined=True)
 
         base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []

@@ -94,7 +94,7 @@ def clips(work: Path) -> dict[str, Clip]:
             samples / "street_topdown.mp4", configs / "street.yaml", "street_topdown", ((320, 0), (320, 340))
         ),
         "street_320x240": Clip(small_video, small_config, "street_topdown", ((160, 0), (160, 226.7))),
-        "lot": Clip(samples / "lot_topdown.mp4", configs / "parking.yaml", None, None),
+        "lot": Clip(samples / "lot_topdown.mp4", configs / "parking_drive_through.yaml", None, None),
     }
 
 

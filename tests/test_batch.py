@@ -366,7 +366,7 @@ def test_the_rest_of_vpipe_imports_without_ray():
                 "--output",
                 "{tmp}",
                 "--config",
-                str(CONFIGS / "parking.yaml"),
+                str(CONFIGS / "parking_drive_through.yaml"),
                 "--split",
                 "1m",
             ],

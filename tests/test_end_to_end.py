@@ -195,7 +195,7 @@ def parking_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
         tmp_path_factory.mktemp("parking"),
         SAMPLES / "lot_topdown.mp4",
         "--config",
-        CONFIGS / "parking.yaml",
+        CONFIGS / "parking_drive_through.yaml",
         "--no-video",
     )
 

@@ -77,7 +77,14 @@ class Analytics:
         ]
         self.zones = [ZoneCounter(zone.name, zone.polygon, lost_grace_s=forget_after_s) for zone in zones]
         self.parking = (
-            ParkingMonitor({slot.name: slot.polygon for slot in parking.slots}, parking.min_overlap, parking.debounce_s)
+            ParkingMonitor(
+                {slot.name: slot.polygon for slot in parking.slots},
+                parking.min_overlap,
+                parking.debounce_s,
+                rule=parking.rule,
+                min_confidence=parking.min_confidence,
+                footprint_fraction=parking.footprint_fraction,
+            )
             if parking is not None and parking.slots
             else None
         )
@@ -118,8 +125,13 @@ class Analytics:
             movements=config.movements,
         )
 
-    def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Event]:
-        """Update every counter with one frame; returns the frame's events."""
+    def update(
+        self, detections: sv.Detections, frame_index: int, timestamp_s: float, raw: sv.Detections | None = None
+    ) -> list[Event]:
+        """Update every counter with one frame; returns the frame's events.
+
+        ``detections`` are the tracked ones; parking judges the frame's own ``raw`` detections when given
+        (a car seen on one snapshot, or too faint to start a track, still occupies its slot)."""
         speeds = self.speed.update(detections, timestamp_s) if self.speed is not None else {}
         events: list[Event] = [e for line in self.lines for e in line.update(detections, frame_index, timestamp_s)]
         events += [e for zone in self.zones for e in zone.update(detections, frame_index, timestamp_s)]
@@ -128,7 +140,7 @@ class Analytics:
         if speeds:
             events = [self._with_speed(event, speeds) for event in events]
         if self.parking is not None:
-            events += self.parking.update(detections, frame_index, timestamp_s)
+            events += self.parking.update(raw if raw is not None else detections, frame_index, timestamp_s)
         return events
 
     def _with_speed(self, event: Event, speeds: dict[int, float | None]) -> Event:
