@@ -55,7 +55,7 @@ def read_credentials(config: MqttConfig, origin: str) -> tuple[str | None, str |
 
 
 class DiskQueue:
-    """A FIFO of JSON records in one append-only file, consumed from a saved offset; the file is
+    """A FIFO of JSON records in one append-only file, consumed from an offset; the file is
     emptied whenever the consumer has caught up, and holds at most ``max_bytes``.
 
     Example:
@@ -66,6 +66,11 @@ class DiskQueue:
         True
         >>> queue.peek(), queue.pop(), queue.peek(), queue.pop(), queue.peek()
         ({'a': 1}, None, {'a': 2}, None, None)
+        >>> queue.put({"a": 3}), queue.put({"a": 4})
+        (True, True)
+        >>> queue.pop(); queue.close()  # what is left on close is what was not delivered
+        >>> queue.path.read_text()
+        '{"a":4}\\n'
     """
 
     def __init__(self, path: Path, max_bytes: float) -> None:
@@ -117,9 +122,18 @@ class DiskQueue:
         return self._count
 
     def close(self) -> None:
+        """Close the file, leaving in it only the records not yet popped."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
+            if self._file is None:
+                return
+            if self._offset:
+                self._file.seek(self._offset)
+                left = self._file.read()
+                self._file.seek(0)
+                self._file.write(left)
+                self._file.truncate(len(left))
+            self._file.close()
+            self._file = None
 
 
 class WebhookSink:
