@@ -16,6 +16,7 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -28,6 +29,23 @@ from pipeline.geometry import Point
 def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
     """Field metadata: a value must satisfy ``predicate``; ``expected`` says what it should be."""
     return {"check": (predicate, expected)}
+
+
+_TIME = "an ISO 8601 date and time such as 2024-05-01T07:00:00"
+
+
+def parse_time(text: str) -> float | None:
+    """Unix time of an ISO 8601 date and time (UTC unless it has an offset); None if it is not one.
+
+    Example:
+        >>> parse_time("1970-01-01T01:00:00Z"), parse_time("1970-01-01T01:00:00+01:00"), parse_time("7am")
+        (3600.0, 0.0, None)
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass
@@ -45,6 +63,9 @@ class SourceConfig:
     auto: latest for webcams and streams, all for files and images."""
     stall_timeout_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
     """Live sources: seconds without a frame before reconnecting."""
+    start_time: str | None = field(default=None, metadata=_check(lambda v: parse_time(v) is not None, _TIME))
+    """When a file's first frame was taken, e.g. 2024-05-01T07:00:00+02:00 (no offset: UTC): aligns
+    ``intervals.csv`` to the clock; None: the file's ``creation_time`` if it has one. Live feeds use the clock."""
     max_reconnects: int | None = field(default=None, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
     """Live sources: failed attempts in a row before giving up (exit code 2); null: retry forever."""
 
@@ -188,6 +209,30 @@ class ParkingConfig:
     """A slot's state changes only after the new state has held this long."""
 
 
+@dataclass
+class ApproachConfig:
+    """One approach of an intersection or road: a polygon in source pixels where tracks enter and leave."""
+
+    name: str = field(
+        metadata=_check(lambda v: v.strip() not in ("", "?") and "->" not in v, "a non-empty name without '->'")
+    )
+    polygon: list[Point] = field(metadata=_check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+
+@dataclass
+class MovementsConfig:
+    """Turning movements: each track that enters by one approach and leaves by another is one
+    movement ``A->B`` (see ``docs/traffic.md``). No approaches, no movement counting."""
+
+    approaches: list[ApproachConfig] = field(default_factory=list)
+    min_outside_s: float = field(default=0.5, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
+
+    def __post_init__(self) -> None:
+        if len(self.approaches) == 1:
+            raise ValueError("approaches: a movement needs at least 2 approaches (or none to turn it off)")
+
+
 _FOUR_POINTS = _check(lambda v: len(v) == 4, "a list of 4 points")
 
 
@@ -210,6 +255,56 @@ class SpeedConfig:
     @property
     def enabled(self) -> bool:
         return self.image_points is not None
+
+
+_ENV_NAME = _check(lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) is not None, "an environment variable name")
+
+
+@dataclass
+class MqttConfig:
+    """Publish events and periodic counts to an MQTT broker (QoS 1). No ``host``: off.
+
+    Topics: ``<topic_prefix>/<camera>/events/<event type>`` and ``<topic_prefix>/<camera>/counts``.
+    Credentials come from environment variables or a file (``user:password`` on one line), never
+    from the config itself, and are never printed."""
+
+    host: str | None = None
+    port: int = field(default=1883, metadata=_check(lambda v: 1 <= v <= 65535, "a port from 1 to 65535"))
+    topic_prefix: str = field(
+        default="vpipe",
+        metadata=_check(lambda v: v.strip() != "" and "#" not in v and "+" not in v, "a topic without wildcards"),
+    )
+    client_id: str | None = None
+    """None: ``vpipe-<camera>``; the broker keeps this client's session (and its QoS 1 messages)."""
+    username_env: str | None = field(default=None, metadata=_ENV_NAME)
+    password_env: str | None = field(default=None, metadata=_ENV_NAME)
+    credentials_file: str | None = None
+
+
+@dataclass
+class WebhookConfig:
+    """POST every event and periodic counts as JSON to ``url``, in order, retried until delivered;
+    undelivered events wait in a bounded queue on disk (``publish/webhook.queue`` in the run folder)."""
+
+    url: str | None = field(
+        default=None,
+        metadata=_check(lambda v: re.match(r"https?://[^/\s]+", v) is not None, "an http:// or https:// URL"),
+    )
+    timeout_s: float = field(default=5.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    max_queue_mb: float = field(default=100.0, metadata=_check(lambda v: v > 0, "a positive number of megabytes"))
+    """Events beyond this much waiting on disk are dropped (and counted, with a warning)."""
+
+
+@dataclass
+class PublishConfig:
+    """Live event streams; each is off unless configured (see ``docs/traffic.md``)."""
+
+    camera: str | None = None
+    """The camera's name in topics and messages; None: the source's name."""
+    counts_every_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number of seconds"))
+    """How often the current counts are published (video time)."""
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
 
 @dataclass
@@ -235,6 +330,10 @@ class OutputConfig:
         default=None, metadata=_check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )
     """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
+    interval: str = field(
+        default="15m", metadata=_check(lambda v: parse_duration(v) is not None, "a duration such as 15m, 1h or 5s")
+    )
+    """Bin length of ``intervals.csv`` (line and movement counts per bin, direction and class)."""
     plots: bool = True
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=_check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
@@ -268,6 +367,8 @@ class Config:
     zones: list[ZoneConfig] = field(default_factory=list)
     parking: ParkingConfig = field(default_factory=ParkingConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    movements: MovementsConfig = field(default_factory=MovementsConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     coordinates: str = field(
@@ -302,6 +403,7 @@ class Config:
         ]
         zones = [replace(zone, polygon=[scale(p) for p in zone.polygon]) for zone in self.zones]
         slots = [replace(slot, polygon=[scale(p) for p in slot.polygon]) for slot in self.parking.slots]
+        approaches = [replace(a, polygon=[scale(p) for p in a.polygon]) for a in self.movements.approaches]
         speed = self.speed
         if speed.image_points is not None:
             speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
@@ -311,6 +413,7 @@ class Config:
             zones=zones,
             parking=replace(self.parking, slots=slots),
             speed=speed,
+            movements=replace(self.movements, approaches=approaches),
             coordinates="pixels",
         )
 
@@ -326,6 +429,10 @@ class Config:
         ]
         named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
         named += [(f"parking.slots[{i}] ({slot.name})", slot.polygon) for i, slot in enumerate(self.parking.slots)]
+        named += [
+            (f"movements.approaches[{i}] ({approach.name})", approach.polygon)
+            for i, approach in enumerate(self.movements.approaches)
+        ]
         for key, points in named:
             for x, y in points:
                 if not (0 <= x <= width and 0 <= y <= height):
@@ -414,7 +521,12 @@ def load_slots(path: str | Path) -> list[SlotConfig]:
 
 
 def _check_unique_names(config: Config) -> None:
-    sections = (("lines", config.lines), ("zones", config.zones), ("parking.slots", config.parking.slots))
+    sections = (
+        ("lines", config.lines),
+        ("zones", config.zones),
+        ("parking.slots", config.parking.slots),
+        ("movements.approaches", config.movements.approaches),
+    )
     for section, items in sections:
         names = [item.name for item in items]
         duplicates = sorted({name for name in names if names.count(name) > 1})

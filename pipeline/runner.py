@@ -35,8 +35,11 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.metrics import RunMetrics
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
+from pipeline.io.publish import Publisher
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
@@ -93,7 +96,9 @@ class SourceRun:
             viewers,
             name=source.name,
             parking=self.core.analytics.parking is not None,
+            publisher=Publisher(config, source.name, out_dir, next(_metrics_of(viewers), None)),
         )
+        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -126,6 +131,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
+        self.intervals.write(result)
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
@@ -143,7 +149,9 @@ class SourceRun:
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
-        has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
+        has_geometry = bool(
+            self.config.lines or self.config.zones or self.config.parking.slots or self.config.movements.approaches
+        )
         if has_geometry and not self.follow_resolution:
             raise SourceError(
                 f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
@@ -164,6 +172,7 @@ class SourceRun:
             peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
             **self.core.analytics.summary(self._end_s),
+            intervals=self.intervals.summary(),
             tracks_total=self.core.tracks.total,
         )
         if error:
@@ -181,12 +190,21 @@ class SourceRun:
             if parking is not None:
                 self.outputs.write_parking(parking.finish(self._end_s))
         finally:
+            self.intervals.close()
             self.outputs.close()  # the frames in flight are drawn and encoded first
+            if self.outputs.publisher is not None:
+                self.outputs.publisher.close()
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)
         if self.config.output.plots and self.summary["frames"]:
-            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir)
+            movements = self.core.analytics.movements_view()
+            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
         return self.summary
+
+
+def _metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
+    """The Prometheus metrics a live view serves (``--serve``), if any."""
+    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
 def _unique_names(sources: Sequence[FrameSource]) -> list[str]:
@@ -216,6 +234,7 @@ def run_sources(
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    Publisher.check(config)
     with ExitStack() as stack:
         sources: list[FrameSource] = []
         for spec in specs:

@@ -157,6 +157,7 @@ def test_no_video_writes_everything_else(street_run: RunResult):
     assert {p.name for p in out.iterdir()} == {
         "counts.csv",
         "events.jsonl",
+        "intervals.csv",
         "summary.json",
         "counts.png",
         "heatmap.png",

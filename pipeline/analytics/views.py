@@ -40,9 +40,18 @@ class ParkingView:
 
 
 @dataclass(frozen=True)
+class MovementsView:
+    """Approach polygons and the movements counted between them so far (``(origin, destination)``)."""
+
+    approaches: dict[str, np.ndarray]
+    counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
 class AnalyticsView:
     """What the overlays show on one frame."""
 
     lines: tuple[LineView, ...] = ()
     zones: tuple[ZoneView, ...] = ()
     parking: ParkingView | None = None
+    movements: MovementsView | None = None

@@ -51,6 +51,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.io.metrics import CONTENT_TYPE_LATEST, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class LiveView:
         )
         self.page = _PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.jpeg_encodes = 0  # JPEG encodes so far (lazy encoding is observable)
+        self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
         self._lock = threading.Condition()
         self._sources: dict[str, _Latest] = {}
         self._streams: dict[socket.socket, threading.Thread] = {}
@@ -419,6 +421,8 @@ class _Handler(QuietHandler):
                 health = view.health()
                 ok = health["status"] == "ok"
                 self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+            elif url.path == "/metrics":
+                self.send_bytes(HTTPStatus.OK, CONTENT_TYPE_LATEST, view.metrics.text())
             elif url.path == "/stream.mjpg":
                 view._stream(self, parse_qs(url.query).get("source", [None])[0])
             else:
