@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run's outputs in the output folder (removed first)"
+    )
     add_model_flags(run)
     run.add_argument(
         "--line",
@@ -146,6 +149,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("output", {})["rotate"] = args.rotate
     if args.output is not None:
         overrides.setdefault("output", {})["dir"] = args.output
+    if args.overwrite:
+        overrides.setdefault("output", {})["overwrite"] = True
     if args.no_video:
         overrides.setdefault("output", {})["video"] = False
     if args.line:

@@ -215,6 +215,8 @@ class OutputConfig:
     """What is written. ``dir`` defaults to ``runs/<source stem>``."""
 
     dir: str | None = None
+    overwrite: bool = False
+    """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: refuse to run."""
     video: bool = True
     rotate: str | None = field(
         default=None, metadata=_check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")

@@ -35,6 +35,7 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker, PrefetchIterator
 from pipeline.config import Config, parse_rotation
 from pipeline.errors import PipelineError, SourceError
+from pipeline.io.outputs import check_output_dir, output_error, prepare_output_dir
 from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
@@ -136,7 +137,7 @@ class SourceRun:
         self._segment = 0
         self._segment_started_s = 0.0
         self._stack = ExitStack()
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self._open_outputs()
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
@@ -290,22 +291,36 @@ class SourceRun:
         return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
-        """Flush and close every output, write summary.json and the plots; returns the summary."""
+        """Flush and close every output, write summary.json and the plots; returns the summary.
+
+        Raises:
+            PipelineError: An output could not be written (a full disk) while a run without an
+                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+        """
         if self.finished:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
+        failure: PipelineError | None = None
         try:
-            if self.parking_log is not None and self.analytics.parking is not None:
-                self.parking_log.write(self.analytics.parking.finish(self._end_s))
-        finally:
-            self._stack.close()  # the frames in flight are drawn and encoded first
-        self.summary = self._summary(status, error)
-        write_json_atomic(self.out_dir / "summary.json", self.summary)
-        if self.config.output.plots and self.summary["frames"]:
-            write_counts_plot(self.counts.path, self.out_dir / "counts.png")
-            if self._first_frame is not None:
-                write_heatmap(self.heatmap, self._first_frame, self.out_dir / "heatmap.png")
+            try:
+                if self.parking_log is not None and self.analytics.parking is not None:
+                    self.parking_log.write(self.analytics.parking.finish(self._end_s))
+            finally:
+                self._stack.close()  # the frames in flight are drawn and encoded first
+        except PipelineError as exc:  # the sinks cut their files back to whole records first
+            failure, status = exc, "failed"
+        self.summary = self._summary(status, error or (str(failure) if failure else None))
+        try:
+            write_json_atomic(self.out_dir / "summary.json", self.summary)
+            if self.config.output.plots and self.summary["frames"]:
+                write_counts_plot(self.counts.path, self.out_dir / "counts.png")
+                if self._first_frame is not None:
+                    write_heatmap(self.heatmap, self._first_frame, self.out_dir / "heatmap.png")
+        except OSError as exc:
+            failure = failure or output_error(self.out_dir, exc)
+        if failure is not None and error is None:  # with an error, the caller reports that one
+            raise failure
         return self.summary
 
 
@@ -351,16 +366,19 @@ def run_sources(
         source_configs = [config.in_pixels(s.width, s.height) for s in sources]
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
+        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
+        out_dirs = []
+        for name, source in zip(_unique_names(sources), sources, strict=True):
+            source.name = name
+            out_dirs.append(output_dir_for(config, source) if len(sources) == 1 else base / name)
+            check_output_dir(out_dirs[-1], overwrite=config.output.overwrite)
         largest = max(sources, key=lambda s: s.width * s.height)
         detector = Detector(
             config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
         )
 
-        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []
-        for name, source, source_config in zip(_unique_names(sources), sources, source_configs, strict=True):
-            source.name = name
-            out_dir = output_dir_for(config, source) if len(sources) == 1 else base / name
+        for out_dir, source, source_config in zip(out_dirs, sources, source_configs, strict=True):
             normalized = config.coordinates == "normalized"
             runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
         for run in runs:
