@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
-from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -204,7 +204,7 @@ def _command_run(args: argparse.Namespace) -> int:
     from pipeline.io.sources import read_stream_list
     from pipeline.runner import run_sources
 
-    config = load_config(args.config, overrides_from_args(args))
+    config = load_config(args.config, overrides_from_args(args), FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
     with ExitStack() as stack:
         viewers = []

@@ -374,7 +374,10 @@ def run_sources(
             check_output_dir(out_dirs[-1], overwrite=config.output.overwrite)
         largest = max(sources, key=lambda s: s.width * s.height)
         detector = Detector(
-            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
+            config.model,
+            frame_size=(largest.width, largest.height),
+            origin=config.flags.get("model.classes", config.origin),
+            pipelined=True,
         )
 
         runs = []

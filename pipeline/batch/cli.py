@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.batch.durations import parse_duration
-from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -142,7 +142,7 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
     from pipeline.batch.storage import is_url
     from pipeline.config import load_config
 
-    config = load_config(args.config, config_overrides(args))
+    config = load_config(args.config, config_overrides(args), FLAG_NAMES)
     if args.split is not None and config.parking.slots:
         raise config.error("parking", "parking slots cannot be split into slices (occupancy spans them); drop --split")
     if args.num_cpus <= 0:
