@@ -244,10 +244,10 @@ class SourceRun:
         self.events.write(event.to_record() for event in frame_events)
         if self.parking_log is not None and self.analytics.parking is not None:
             self.parking_log.write(self.analytics.parking.pop_intervals())
+        self.summary["frames"] += 1  # counted with its counts.csv row, before drawing can fail
+        self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if self.drawing is not None:
             self.drawing.submit((frame, tracked, self.analytics.view()))
-        self.summary["frames"] += 1
-        self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
             write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
