@@ -122,9 +122,10 @@ def test_sinks_turn_a_full_disk_into_one_output_error():
 
 def test_a_video_cut_mid_fragment_is_trimmed_to_its_whole_fragments(tmp_path: Path):
     """What a write failure leaves (a file ending part-way through a box) is cut back to the last whole
-    fragment. 10 s of a noise pattern moving 1 px a frame (no scene cuts) at 25 fps, a keyframe (a new
-    fragment) every 2 s: 5 fragments of 50 frames and about equal size, so a third of the file holds one whole fragment, half of it two, and
-    all but its last 10 bytes (the fragment index at the end) all five."""
+    fragment. 10 s of a noise pattern moving 1 px a frame (no scene cuts) at 25 fps, a keyframe (a
+    new fragment) every 2 s: 5 fragments of 50 frames and about equal size, so a third of the file
+    holds one whole fragment, half of it two, and all but its last 10 bytes (the fragment index at
+    the end) all five."""
     path = tmp_path / "v.mp4"
     pattern = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
     with H264VideoSink(path, 64, 48, 25) as sink:
