@@ -36,7 +36,8 @@ examples:
   vpipe run sample_videos/highway.mp4 --task segment --line main:150,330,830,330
   vpipe run "frames/*.jpg" --classes car,truck --no-video
 
-exit codes: 0 done (or stopped with Ctrl-C, outputs valid), 2 bad input (config, source, model)"""
+exit codes: 0 done (or stopped with Ctrl-C, outputs valid), 2 bad input (config, source, model, output
+folder) or an output that could not be written (a full disk; see docs/outputs.md)"""
 
 
 MAX_GRID = 100

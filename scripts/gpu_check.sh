@@ -14,7 +14,7 @@ import torch
 assert torch.cuda.is_available(), "no CUDA GPU visible to torch"
 print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)
 PY
-.venv-gpu/bin/vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml --device cuda --output runs/gpu_highway
+.venv-gpu/bin/vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml --device cuda --output runs/gpu_highway --overwrite
 .venv-gpu/bin/python - <<'PY'
 import json
 s = json.load(open("runs/gpu_highway/summary.json"))
