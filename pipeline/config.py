@@ -354,13 +354,18 @@ def parse_duration(text: str) -> float | None:
 
 
 def load_config(
-    path: str | Path | None, overrides: Mapping[str, Any] | None = None, flag_names: Mapping[str, str] | None = None
+    path: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    text: str | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Config:
     """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
 
     Args:
         path: A YAML file, or None for the defaults.
         overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
+        text: The file's contents, when they are already in hand (checked before being written to
+            ``path``); errors and ``slots_file`` are still relative to ``path``.
         flag_names: The flag each override key comes from (``{"model.imgsz": "--imgsz"}``): an error
             in a value a flag set names the flag.
 
@@ -373,7 +378,7 @@ def load_config(
     origin = str(path) if path is not None else "<defaults>"
     data: Any = {}
     if path is not None:
-        data = read_yaml(path, "config file")
+        data = read_yaml(path, "config file", text)
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: expected a mapping of sections at the top level, got {_describe(data)}")

@@ -39,23 +39,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def read_yaml(path: str | Path, what: str) -> Any:
-    """Parse the YAML file ``path`` (a ``what``, e.g. "config file", for the messages).
+def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
+    """Parse the YAML file ``path`` (a ``what``, e.g. "config file", for the messages), or ``text``
+    standing for its contents.
 
     Raises:
         ConfigError: Unreadable, not UTF-8 text, invalid YAML, or a repeated key.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            f"expected a YAML {what}"
-        ) from None
+    if text is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                f"expected a YAML {what}"
+            ) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import OutputConfig
-from pipeline.io.outputs import output_error
+from pipeline.io.output_dirs import output_error
 
 _ENCODER_DEFAULTS = OutputConfig()
 """The sink's defaults are the config's, so ``crf``, ``preset`` and ``lookahead`` have one default each."""
