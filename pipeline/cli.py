@@ -228,7 +228,7 @@ def _command_run(args: argparse.Namespace) -> int:
     from pipeline.io.sources import read_stream_list
     from pipeline.runner import run_sources
 
-    config = load_config(args.config, overrides_from_args(args), FLAG_NAMES)
+    config = load_config(args.config, overrides_from_args(args), flag_names=FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
     with ExitStack() as stack:
         viewers = []

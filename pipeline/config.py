@@ -356,6 +356,7 @@ def parse_duration(text: str) -> float | None:
 def load_config(
     path: str | Path | None,
     overrides: Mapping[str, Any] | None = None,
+    *,
     text: str | None = None,
     flag_names: Mapping[str, str] | None = None,
 ) -> Config:

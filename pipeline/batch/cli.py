@@ -144,7 +144,7 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
     from pipeline.config import load_config
     from pipeline.io.output_dirs import check_output_dir
 
-    config = load_config(args.config, config_overrides(args), FLAG_NAMES)
+    config = load_config(args.config, config_overrides(args), flag_names=FLAG_NAMES)
     if not is_url(args.output):
         check_output_dir(args.output)  # a rerun resumes in the same folder: no --overwrite needed
     if args.split is not None and config.parking.slots:
