@@ -138,7 +138,8 @@ class H264VideoSink(_Sink):
         self.width, self.height = width, height
         self._closed = False
         try:
-            # Our own file object: FFmpeg's would drop a write error (a full disk) silently.
+            # Our own file object: on a full disk (a short write, then ENOSPC) FFmpeg's file writer
+            # went on silently, leaving a video that stops decoding part-way.
             self._file = _WholeWriteFile(self.path, "w")
             self._container = av.open(
                 self._file,
