@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
+from pipeline.durations import is_duration
 from pipeline.errors import ConfigError
-from pipeline.geometry import Point
+from pipeline.geometry import Point, calibration_problem, polygon_problem
+from pipeline.yaml_io import read_yaml
 
 
 def _check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
@@ -173,6 +173,11 @@ class ZoneConfig:
     name: str = field(metadata=_NAME)
     polygon: list[Point] = field(metadata=_check(lambda v: len(v) >= 3, "a list of at least 3 points"))
 
+    def __post_init__(self) -> None:
+        problem = polygon_problem(self.polygon)
+        if problem:
+            raise ValueError(f"polygon: {problem}")
+
 
 @dataclass
 class SlotConfig(ZoneConfig):
@@ -251,6 +256,10 @@ class SpeedConfig:
     def __post_init__(self) -> None:
         if (self.image_points is None) != (self.world_points is None):
             raise ValueError("image_points and world_points must be given together")
+        if self.image_points is not None and self.world_points is not None:
+            problem = calibration_problem(self.image_points, self.world_points)
+            if problem:
+                raise ValueError(problem)
 
     @property
     def enabled(self) -> bool:
@@ -325,14 +334,14 @@ class OutputConfig:
     """What is written. ``dir`` defaults to ``runs/<source stem>``."""
 
     dir: str | None = None
+    overwrite: bool = False
+    """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: refuse to run."""
     video: bool = True
     rotate: str | None = field(
         default=None, metadata=_check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )
     """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
-    interval: str = field(
-        default="15m", metadata=_check(lambda v: parse_duration(v) is not None, "a duration such as 15m, 1h or 5s")
-    )
+    interval: str = field(default="15m", metadata=_check(is_duration, "a duration such as 15m, 1h or 5s"))
     """Bin length of ``intervals.csv`` (line and movement counts per bin, direction and class)."""
     plots: bool = True
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
@@ -377,10 +386,12 @@ class Config:
     """Units of lines, zones, slots and speed image points: source pixels, or 0..1 of the frame's width
     and height (normalized: they follow the source through a change of resolution)."""
     origin: str = field(default="<defaults>", metadata={"internal": True})
+    flags: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
+    """The keys command-line flags set, and those flags (``{"model.conf": "--conf"}``), to name them in errors."""
 
     def error(self, key: str, message: str) -> ConfigError:
-        """A :class:`ConfigError` that names this config's origin and ``key``."""
-        return ConfigError(f"{self.origin}: {key}: {message}")
+        """A :class:`ConfigError` that names ``key``: by its flag if a flag set it, else with the file."""
+        return ConfigError(f"{_label(self.origin, self.flags, key)}: {message}")
 
     def in_pixels(self, width: int, height: int) -> Config:
         """This config with normalized geometry turned into pixels of a ``width`` x ``height`` frame
@@ -456,7 +467,13 @@ def parse_rotation(text: str) -> tuple[str, float] | None:
     return kind, float(match[1]) * _UNITS[match[2].lower()]
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None) -> Config:
+def load_config(
+    path: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    text: str | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> Config:
     """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
 
     Args:
@@ -464,6 +481,8 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
         text: The file's contents, when they are already in hand (checked before being written to
             ``path``); errors and ``slots_file`` are still relative to ``path``.
+        flag_names: The flag each override key comes from (``{"model.imgsz": "--imgsz"}``): an error
+            in a value a flag set names the flag.
 
     Returns:
         The validated config.
@@ -474,23 +493,17 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     origin = str(path) if path is not None else "<defaults>"
     data: Any = {}
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8") if text is None else text
-        except OSError as exc:
-            raise ConfigError(f"{origin}: cannot read config file ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{origin}: YAML syntax error{where}: {problem}") from None
+        data = read_yaml(path, "config file", text)
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: expected a mapping of sections at the top level, got {_describe(data)}")
+    flags = {key: flag for key, flag in (flag_names or {}).items() if _has_key(overrides or {}, key)}
     merged = _deep_merge(data, overrides or {})
-    config = _build(Config, merged, origin, "")
-    config.origin = origin
+    try:
+        config = _build(Config, merged, origin, "")
+    except _KeyError as exc:
+        raise ConfigError(f"{_label(origin, flags, exc.key)}: {exc.detail}") from None
+    config.origin, config.flags = origin, flags
     if config.parking.slots_file:
         config.parking.slots += load_slots(_relative_to(config.parking.slots_file, path))
     _check_unique_names(config)
@@ -509,12 +522,7 @@ def load_slots(path: str | Path) -> list[SlotConfig]:
     Raises:
         ConfigError: Missing, unparsable or malformed file.
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read slots file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: cannot parse slots file ({getattr(exc, 'problem', None) or exc})") from None
+    data = read_yaml(path, "slots file")
     if isinstance(data, dict) and "slots" in data:
         data = data["slots"]
     return _coerce(data, list[SlotConfig], str(path), "slots")
@@ -532,6 +540,32 @@ def _check_unique_names(config: Config) -> None:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise config.error(section, f"names must be unique, {', '.join(duplicates)} repeated")
+
+
+def _has_key(data: Mapping[str, Any], dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head not in data:
+        return False
+    return not rest or (isinstance(data[head], Mapping) and _has_key(data[head], rest))
+
+
+def _label(origin: str, flags: Mapping[str, str], key: str) -> str:
+    """How an error names ``key``: the flag that set it (``--conf``), else ``file: key`` (``key`` alone
+    without a file)."""
+    for flag_key, flag in flags.items():
+        if key == flag_key:
+            return flag
+        if key.startswith((f"{flag_key}.", f"{flag_key}[")):
+            return f"{flag}: {key}"
+    return f"{origin}: {key}" if origin != "<defaults>" else key
+
+
+class _KeyError(ConfigError):
+    """A config error at one key, before it is labelled with the file or the flag."""
+
+    def __init__(self, origin: str, key: str, detail: str) -> None:
+        super().__init__(f"{_label(origin, {}, key)}: {detail}")
+        self.key, self.detail = key, detail
 
 
 def _deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -552,7 +586,7 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
     """Instantiate dataclass ``cls`` from a mapping, checking every key, type and value."""
     label = key or "top level"
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{origin}: {label}: expected a mapping, got {_describe(data)}")
+        raise _KeyError(origin, label, f"expected a mapping, got {_describe(data)}")
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
     for name in data:
@@ -565,18 +599,18 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
         where = _join(key, name)
         if name not in data:
             if spec.default is MISSING and spec.default_factory is MISSING:
-                raise ConfigError(f"{origin}: {label}: missing required key '{name}'")
+                raise _KeyError(origin, label, f"missing required key '{name}'")
             continue
         value = _coerce(data[name], hints[name], origin, where)
         if "check" in spec.metadata:
             predicate, expected = spec.metadata["check"]
             if value is not None and not predicate(value):
-                raise ConfigError(f"{origin}: {where}: expected {expected}, got {data[name]!r}")
+                raise _KeyError(origin, where, f"expected {expected}, got {data[name]!r}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except ValueError as exc:  # cross-field checks in __post_init__
-        raise ConfigError(f"{origin}: {label}: {exc}") from None
+        raise _KeyError(origin, label, str(exc)) from None
 
 
 def _join(prefix: str, name: str) -> str:
@@ -596,13 +630,13 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
         return _build(tp, value, origin, where)
     if origin_tp is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{origin}: {where}: expected a list, got {_describe(value)}")
+            raise _KeyError(origin, where, f"expected a list, got {_describe(value)}")
         (item_tp,) = get_args(tp)
         return [_coerce(item, item_tp, origin, f"{where}[{i}]") for i, item in enumerate(value)]
     if origin_tp is tuple:
         item_types = get_args(tp)
         if not isinstance(value, list | tuple) or len(value) != len(item_types):
-            raise ConfigError(f"{origin}: {where}: expected a point [x, y], got {_describe(value)}")
+            raise _KeyError(origin, where, f"expected a point [x, y], got {_describe(value)}")
         return tuple(
             _coerce(item, t, origin, f"{where}[{i}]") for i, (item, t) in enumerate(zip(value, item_types, strict=True))
         )
@@ -613,5 +647,5 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
         or (tp is str and isinstance(value, str))
     )
     if not ok:
-        raise ConfigError(f"{origin}: {where}: expected {expected_name[tp]}, got {_describe(value)}")
+        raise _KeyError(origin, where, f"expected {expected_name[tp]}, got {_describe(value)}")
     return float(value) if tp is float else value

@@ -37,6 +37,7 @@ from pipeline.errors import PipelineError, SourceError
 from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.metrics import RunMetrics
+from pipeline.io.output_dirs import check_output_dir, output_error, prepare_output_dir
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.publish import Publisher
@@ -86,6 +87,7 @@ class SourceRun:
         self.name = source.name
         self.out_dir = out_dir
         self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = RunOutputs(
             out_dir,
             config.output,
@@ -180,25 +182,39 @@ class SourceRun:
         return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
-        """Flush and close every output, write summary.json and the plots; returns the summary."""
+        """Flush and close every output, write summary.json and the plots; returns the summary.
+
+        Raises:
+            PipelineError: An output could not be written (a full disk) while a run without an
+                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+        """
         if self.finished:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
+        failure: PipelineError | None = None
         try:
-            parking = self.core.analytics.parking
-            if parking is not None:
-                self.outputs.write_parking(parking.finish(self._end_s))
-        finally:
-            self.intervals.close()
-            self.outputs.close()  # the frames in flight are drawn and encoded first
-            if self.outputs.publisher is not None:
-                self.outputs.publisher.close()
-        self.summary = self._summary(status, error)
-        write_json_atomic(self.out_dir / "summary.json", self.summary)
-        if self.config.output.plots and self.summary["frames"]:
-            movements = self.core.analytics.movements_view()
-            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
+            try:
+                parking = self.core.analytics.parking
+                if parking is not None:
+                    self.outputs.write_parking(parking.finish(self._end_s))
+            finally:
+                self.intervals.close()
+                self.outputs.close()  # the frames in flight are drawn and encoded first
+                if self.outputs.publisher is not None:
+                    self.outputs.publisher.close()
+        except PipelineError as exc:  # the sinks cut their files back to whole records first
+            failure, status = exc, "failed"
+        self.summary = self._summary(status, error or (str(failure) if failure else None))
+        try:
+            write_json_atomic(self.out_dir / "summary.json", self.summary)
+            if self.config.output.plots and self.summary["frames"]:
+                movements = self.core.analytics.movements_view()
+                write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
+        except OSError as exc:
+            failure = failure or output_error(self.out_dir, exc)
+        if failure is not None and error is None:  # with an error, the caller reports that one
+            raise failure
         return self.summary
 
 
@@ -250,16 +266,20 @@ def run_sources(
         source_configs = [config.in_pixels(s.width, s.height) for s in sources]
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
+        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
+        out_dirs = []
+        for name, source in zip(_unique_names(sources), sources, strict=True):
+            source.name = name
+            out_dirs.append(output_dir_for(config, source) if len(sources) == 1 else base / name)
+            check_output_dir(out_dirs[-1], overwrite=config.output.overwrite)
         largest = max(sources, key=lambda s: s.width * s.height)
         frame_size = (largest.width, largest.height)
         model = model_for_parking(config.model, config.parking, frame_size)
-        detector = Detector(model, frame_size=frame_size, origin=config.origin, pipelined=True)
+        origin = config.flags.get("model.classes", config.origin)
+        detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
 
-        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
         runs = []
-        for name, source, source_config in zip(_unique_names(sources), sources, source_configs, strict=True):
-            source.name = name
-            out_dir = output_dir_for(config, source) if len(sources) == 1 else base / name
+        for out_dir, source, source_config in zip(out_dirs, sources, source_configs, strict=True):
             normalized = config.coordinates == "normalized"
             runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
         for run in runs:

@@ -217,7 +217,8 @@ def run_ours(clip: Clip, setup: Setup, out: Path, video: bool = True) -> dict[st
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
         "--model", str(weights_for(setup.task)), "--task", setup.task, "--imgsz", str(setup.imgsz),
-        "--device", setup.device, "--precision", setup.precision, "--output", str(out / "ours"), "--quiet",
+        "--device", setup.device, "--precision", setup.precision, "--output", str(out / "ours"), "--overwrite",
+        "--quiet",
     ]  # fmt: skip
     if setup.inference_threads:
         command += ["--inference-threads", str(setup.inference_threads)]

@@ -13,7 +13,8 @@ import av
 from pipeline.analytics import Analytics
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, Key
 from pipeline.analytics.movements import movement_name
-from pipeline.config import Config, parse_duration, parse_time
+from pipeline.config import Config, parse_time
+from pipeline.durations import parse_duration
 from pipeline.frame_pipeline import FrameResult
 from pipeline.io.sinks import CountsCsvSink
 from pipeline.io.sources import FrameSource, VideoFileSource
@@ -67,7 +68,7 @@ class IntervalsFile:
     @classmethod
     def for_run(cls, out_dir: Path, config: Config, source: FrameSource, analytics: Analytics) -> IntervalsFile:
         """The run's ``intervals.csv`` as its config says (``output.interval``, ``source.start_time``)."""
-        interval_s = parse_duration(config.output.interval) or 900.0
+        interval_s = float(parse_duration(config.output.interval))
         start = None if source.live else file_start_epoch_s(source, config.source.start_time)
         lag_s = config.tracker.track_buffer_s + 2.0  # movements to no exit come this late (forget_after_s)
         return cls(out_dir / "intervals.csv", interval_s, start, interval_keys(analytics), source.live, lag_s)

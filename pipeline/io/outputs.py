@@ -122,13 +122,13 @@ class RunOutputs:
     def write(self, result: FrameResult, row: Mapping[str, Any] | None = None) -> None:
         """Write one frame's row, events and drawing (``row``: instead of ``result.row``)."""
         self._rotate_if_due(result.frame.timestamp_s)
+        if self.drawing is not None:  # first: a failed video (a full disk) stops before this frame's row
+            self.drawing.submit(result)
         self.counts.write(result.row if row is None else row)
         self.events.write(event.to_record() for event in result.events)
         if self.publisher is not None:
             self.publisher.publish(event.to_record() for event in result.events)
             self.publisher.counts(result.row if row is None else row, result.frame.timestamp_s)
-        if self.drawing is not None:
-            self.drawing.submit(result)
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Write events that are not a counter's (connection events, resolution changes)."""
