@@ -7,6 +7,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from pipeline.errors import PipelineError
@@ -14,10 +15,24 @@ from pipeline.io.urls import mask_credentials
 from pipeline.runtime import configure_output
 
 
+def _unquoted_glob_hint(message: str) -> str:
+    """For "unrecognized arguments" that are all existing files: the shell expanded an unquoted glob."""
+    prefix = "unrecognized arguments: "
+    extra = message[len(prefix) :].split(" ") if message.startswith(prefix) else []
+    if not extra or not all(Path(arg).exists() for arg in extra):
+        return message
+    shown = " ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+    return (
+        f"unrecognized arguments: {shown}: the shell expanded an unquoted pattern into {len(extra) + 1} files; "
+        "quote it ('frames/*.jpg') so vpipe gets the pattern"
+    )
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit code 2)."""
+    """argparse that reports a usage error in one line (exit code 2, credentials masked)."""
 
     def error(self, message: str) -> NoReturn:
+        message = mask_credentials(_unquoted_glob_hint(message))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

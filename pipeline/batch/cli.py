@@ -14,9 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.batch.durations import parse_duration
-from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.cli_main import OneLineErrorParser, run_command
+from pipeline.durations import parse_duration
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
@@ -140,8 +140,11 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
     from pipeline.batch.job import BatchRequest
     from pipeline.batch.storage import is_url
     from pipeline.config import load_config
+    from pipeline.io.output_dirs import check_output_dir
 
-    config = load_config(args.config, config_overrides(args))
+    config = load_config(args.config, config_overrides(args), flag_names=FLAG_NAMES)
+    if not is_url(args.output):
+        check_output_dir(args.output)  # a rerun resumes in the same folder: no --overwrite needed
     if args.split is not None and config.parking.slots:
         raise config.error("parking", "parking slots cannot be split into slices (occupancy spans them); drop --split")
     if args.num_cpus <= 0:
