@@ -19,9 +19,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import supervision as sv
-from ultralytics.trackers.byte_tracker import BYTETracker
 
 from pipeline.config import TrackerConfig
+from pipeline.motion_tracking import LargeMotionByteTrack
 
 
 class _BoxesView:
@@ -109,7 +109,7 @@ class ByteTrackTracker:
             match_thresh=config.match_thresh,
             fuse_score=config.fuse_score,
         )
-        self._tracker = BYTETracker(args)
+        self._tracker = LargeMotionByteTrack(args, 1.0 / fps, config.max_speed_sizes_per_s)
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
@@ -120,10 +120,15 @@ class ByteTrackTracker:
         xywh = np.column_stack(((xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2])).reshape(-1, 4)
         confidence = detections.confidence if detections.confidence is not None else np.ones(len(detections))
         class_id = detections.class_id if detections.class_id is not None else np.zeros(len(detections), int)
+        self._tracker.step += 1
         tracks = self._tracker.update(_BoxesView(xywh, confidence.astype(np.float32), class_id.astype(np.float32)))
         tracks = tracks.reshape(-1, 8)  # an empty result comes back 1-D
         tracked = detections[tracks[:, 7].astype(int)]  # keeps masks and data columns, even when empty
         tracked.tracker_id = tracks[:, 4].astype(int)
+        previous = {t.track_id: t.previous_xyxy for t in self._tracker.tracked_stracks if t.is_activated}
+        tracked.data["previous_xyxy"] = np.array(
+            [_or_nan(previous.get(int(t))) for t in tracked.tracker_id], dtype=float
+        ).reshape(-1, 4)
         if tracked.class_id is not None:
             voted = self._votes.update(tracked.tracker_id.tolist(), tracked.class_id.tolist())
             tracked.class_id = np.array(voted, dtype=int)
@@ -140,6 +145,7 @@ class ByteTrackTracker:
         voted classes, for frames on which the detector is skipped (``--detect-every``).
         """
         tracked = [t for t in self._tracker.tracked_stracks if t.is_activated]
+        self._tracker.step += 1
         self._tracker.multi_predict(tracked + self._tracker.lost_stracks)
         tracked = [t for t in tracked if t.track_id in self._last_seen]
         if not tracked:
@@ -166,6 +172,10 @@ class ByteTrackTracker:
             tracker_id=track_ids,
             data=data,
         )
+
+
+def _or_nan(box: np.ndarray | None) -> np.ndarray:
+    return np.full(4, np.nan) if box is None else box
 
 
 def _shifted(mask: np.ndarray, old_box: np.ndarray, new_box: np.ndarray) -> np.ndarray:
