@@ -153,6 +153,7 @@ class SourceRun:
             "processing_fps": 0.0,
             **detector.describe(),
             "detect_every": self.detect_every,
+            "tracker": self.tracker.describe(),
             "output_dir": str(out_dir),
             "status": "running",
             "frames_dropped": 0,

@@ -1,7 +1,8 @@
 """The tracking stage: Ultralytics' ByteTrack (``lap`` assignment) over ``sv.Detections``.
 
 Ultralytics' own default tracker is not ByteTrack, and its ``track_buffer`` counts frames; this
-wrapper always uses ByteTrack and takes the buffer in seconds of video.
+wrapper always uses ByteTrack (extended for large motion between frames, see
+:mod:`pipeline.motion_tracking`) and takes its durations in seconds of video.
 
 Example:
     >>> tracker = ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30.0)
@@ -82,7 +83,10 @@ class ByteTrackTracker:
 
     Only detections matched to a confirmed track are returned, with their own (not Kalman-smoothed)
     boxes and masks, so drawing and counting see what the model saw. Each track's ``class_id`` (and
-    ``class_name``) is its majority class so far (:class:`TrackClassVote`).
+    ``class_name``) is its majority class so far (:class:`TrackClassVote`); ``data["previous_xyxy"]``
+    is the track's observed box before this one (NaN for none), so a counter that first meets a
+    track on its confirmation still sees where it came from. The association survives objects that
+    move more than their own size between frames (:mod:`pipeline.motion_tracking`).
 
     Args:
         config: Thresholds and the lost-track buffer in seconds.
@@ -100,6 +104,7 @@ class ByteTrackTracker:
         detect_every: int = 1,
     ) -> None:
         self.buffer_frames = max(1, round(config.track_buffer_s * fps))
+        self.detect_every = detect_every
         self.class_names = class_names
         args = SimpleNamespace(
             track_high_thresh=config.track_high_thresh,
@@ -113,6 +118,15 @@ class ByteTrackTracker:
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
+
+    def describe(self) -> dict[str, float | int]:
+        """The effective values at this source's frame rate, for ``summary.json``."""
+        frame_s = self._tracker.frame_s
+        return {
+            "fps": round(1.0 / frame_s, 4),
+            "track_buffer_frames": self.buffer_frames,
+            "new_track_reach_sizes": round(self._tracker.max_speed_sizes_per_s * frame_s * self.detect_every, 3),
+        }
 
     def update(self, detections: sv.Detections) -> sv.Detections:
         """Track one frame's detections; returns the tracked subset with ``tracker_id`` set."""
