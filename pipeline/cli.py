@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.editor.cli import add_parser as add_edit_parser
+from pipeline.editor.cli import command_edit, start_editors
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
     )
     add_batch_parser(commands)
+    add_edit_parser(commands)
     return parser
 
 
@@ -206,7 +209,8 @@ def _command_run(args: argparse.Namespace) -> int:
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
@@ -263,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "batch":
             return command_batch(args)
+        if args.command == "edit":
+            return command_edit(args)
         return _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)

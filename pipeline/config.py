@@ -344,12 +344,14 @@ def parse_duration(text: str) -> float | None:
     return parsed[1] if parsed and parsed[0] == "time" else None
 
 
-def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None, text: str | None = None) -> Config:
     """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
 
     Args:
         path: A YAML file, or None for the defaults.
         overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
+        text: The file's contents, when they are already in hand (checked before being written to
+            ``path``); errors and ``slots_file`` are still relative to ``path``.
 
     Returns:
         The validated config.
@@ -361,7 +363,7 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     data: Any = {}
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_text(encoding="utf-8") if text is None else text
         except OSError as exc:
             raise ConfigError(f"{origin}: cannot read config file ({exc.strerror or exc})") from None
         try:

@@ -1,12 +1,13 @@
 """Wires the stages together and runs them over one or several sources.
 
-``source -> Detector -> ByteTrackTracker -> Analytics -> FrameAnnotator -> sinks``
+``source -> Detector -> FramePipeline (ByteTrack, analytics) -> RunOutputs (drawing, sinks)``
 
 Each source is read on its own thread into a small bounded queue (keeping only the newest frames
 for live feeds); a detection thread batches the frames of all sources into one inference call,
-while the main thread has each source's :class:`SourceRun` track, count and write its own
-CSV/JSONL for the previous batch; drawing and H.264 encoding run on one more thread per source,
-with a frozen snapshot of that frame's counts. A slow or dead camera does not stall the others.
+while the main thread has each source's :class:`SourceRun` step its
+:class:`~pipeline.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
+for the previous batch; drawing and H.264 encoding run on one more thread per source, with a
+frozen snapshot of that frame's counts. A slow or dead camera does not stall the others.
 
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
 output folders are touched; once running, every sink flushes per frame and is closed on any exit,
@@ -22,26 +23,24 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import cv2
 import numpy as np
 import supervision as sv
 from tqdm import tqdm
 
-from pipeline.analytics import Analytics, AnalyticsView
-from pipeline.analytics.heatmap import Heatmap
 from pipeline.annotators.frame import FrameAnnotator
-from pipeline.concurrency import BackgroundWorker, PrefetchIterator
-from pipeline.config import Config, parse_rotation
+from pipeline.concurrency import PrefetchIterator
+from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.plots import write_counts_plot, write_heatmap
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.outputs import FrameViewer, RunOutputs
+from pipeline.io.plots import write_plots
+from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
-from pipeline.memory import peak_rss_mb
+from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector, PendingDetections
-from pipeline.tracking import ByteTrackTracker
 
 log = logging.getLogger(__name__)
 
@@ -49,50 +48,13 @@ SUMMARY_REFRESH_S = 30.0
 """How often (wall clock) a long run rewrites summary.json, so it is current while running."""
 
 
-class FrameViewer(Protocol):
-    """Something that shows annotated frames live (``--serve``, ``--show``)."""
-
-    def publish(
-        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
-    ) -> None: ...
-
-
 def output_dir_for(config: Config, source: FrameSource) -> Path:
     """``output.dir`` if set, else ``runs/<source name>``."""
     return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
 
 
-def segment_path(path: Path, index: int) -> Path:
-    """``counts.csv`` for the first segment of a rotated output, then ``counts.0001.csv``, ..."""
-    return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
-
-
-def _counts_of(view: AnalyticsView) -> dict[str, Any]:
-    """The counts a live view shows for one frame (like a counts.csv row)."""
-    counts: dict[str, Any] = {}
-    for line in view.lines:
-        counts[f"{line.name}_in"], counts[f"{line.name}_out"] = line.in_total, line.out_total
-    counts.update({f"{zone.name}_count": zone.count for zone in view.zones})
-    if view.parking is not None:
-        counts["slots_free"] = view.parking.free_count
-    return counts
-
-
-class _TrackCount:
-    """Counts distinct track IDs in O(1) memory: ByteTrack issues IDs in increasing order."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._highest = 0
-
-    def update(self, track_ids: np.ndarray | None) -> None:
-        if track_ids is not None and len(track_ids):
-            self.total += int((track_ids > self._highest).sum())
-            self._highest = max(self._highest, int(track_ids.max()))
-
-
 class SourceRun:
-    """Everything one source needs after the model: tracking, analytics, drawing and its outputs.
+    """One source's run after the model: the per-frame core, its outputs and its summary.
 
     Args:
         config: The run config, geometry in this source's pixels.
@@ -119,25 +81,18 @@ class SourceRun:
         self.detector = detector
         self.name = source.name
         self.out_dir = out_dir
-        self.viewers = list(viewers)
-        self.detect_every = config.model.detect_every
-        self.size = (source.width, source.height)
-        self.video_size = self.size
-        """The annotated video keeps the first resolution, whatever the source does later."""
-        self._new_tracker = lambda: ByteTrackTracker(
-            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=self.detect_every
+        self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        self.outputs = RunOutputs(
+            out_dir,
+            config.output,
+            self.core.columns,
+            source.fps,
+            (source.width, source.height),
+            FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
+            viewers,
+            name=source.name,
+            parking=self.core.analytics.parking is not None,
         )
-        self.tracker = self._new_tracker()
-        self.analytics = Analytics.for_run(config)
-        self.annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
-        self.heatmap = Heatmap(source.width, source.height)
-        self.tracks = _TrackCount()
-        self.rotation = parse_rotation(config.output.rotate) if config.output.rotate else None
-        self._segment = 0
-        self._segment_started_s = 0.0
-        self._stack = ExitStack()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._open_outputs()
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -152,100 +107,28 @@ class SourceRun:
             "duration_s": 0.0,
             "processing_fps": 0.0,
             **detector.describe(),
-            "detect_every": self.detect_every,
-            "tracker": self.tracker.describe(),
+            "detect_every": self.core.detect_every,
+            "tracker": self.core.tracker.describe(),
             "output_dir": str(out_dir),
             "status": "running",
             "frames_dropped": 0,
             "reconnects": 0,
         }
 
-    # --- outputs ---------------------------------------------------------------------------------
-
-    def _open_outputs(self) -> None:
-        """Open this segment's files (all of them, so a rotation never splits a frame's records)."""
-        stack = self._stack = ExitStack()
-        index = self._segment
-        self.video: H264VideoSink | None = None
-        self.drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
-        if self.config.output.video:
-            self.video = stack.enter_context(
-                H264VideoSink.for_output(
-                    segment_path(self.out_dir / "annotated.mp4", index),
-                    *self.video_size,
-                    self.source.fps,
-                    self.config.output,
-                )
-            )
-        if self.video is not None or self.viewers:
-            # Entered after the video sink, so it is drained (all frames encoded) before the sink closes.
-            self.drawing = stack.enter_context(BackgroundWorker(self._draw, maxsize=4))
-        columns = ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
-        self.counts = stack.enter_context(CountsCsvSink(segment_path(self.out_dir / "counts.csv", index), columns))
-        self.events = stack.enter_context(JsonlSink(segment_path(self.out_dir / "events.jsonl", index)))
-        self.parking_log = None
-        if self.analytics.parking is not None:
-            self.parking_log = stack.enter_context(JsonlSink(segment_path(self.out_dir / "parking.jsonl", index)))
-
-    def _rotate_if_due(self, timestamp_s: float) -> None:
-        if self.rotation is None:
-            return
-        kind, limit = self.rotation
-        if kind == "time":
-            due = timestamp_s - self._segment_started_s >= limit
-        else:
-            due = any(p.exists() and p.stat().st_size >= limit for p in self._segment_files())
-        if due:
-            self._stack.close()
-            self._segment += 1
-            self._segment_started_s = timestamp_s
-            self._open_outputs()
-
-    def _segment_files(self) -> list[Path]:
-        names = ["annotated.mp4", "counts.csv", "events.jsonl"]
-        return [segment_path(self.out_dir / name, self._segment) for name in names]
-
-    def _draw(self, item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
-        frame, tracked, view = item
-        image = self.annotator.annotate(frame.image, tracked, frame.timestamp_s, view)
-        if self.video is not None:
-            video_size = (self.video.width, self.video.height)
-            if image.shape[1::-1] != video_size:  # the source changed resolution: the video keeps its size
-                image = cv2.resize(image, video_size, interpolation=cv2.INTER_AREA)
-            self.video.write(image)
-        counts = _counts_of(view)
-        for viewer in self.viewers:
-            viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, counts)
-
-    # --- per frame ---------------------------------------------------------------------------------
-
     def needs_detection(self, frame: Frame) -> bool:
-        return frame.frame_index % self.detect_every == 0
+        return self.core.needs_detection(frame)
 
     def process(self, frame: Frame, detections: sv.Detections | None) -> None:
         """Track, count, write and queue for drawing one frame (``detections`` None: a skipped frame)."""
-        if frame.image.shape[1::-1] != self.size and self._first_frame is not None:
+        if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
             self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
         if self._first_frame is None:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
-        self._rotate_if_due(frame.timestamp_s)
-        tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
-        frame_events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
-        self.heatmap.update(tracked)
-        self.tracks.update(tracked.tracker_id)
-        self.counts.write(
-            {
-                "frame_index": frame.frame_index,
-                "timestamp_s": frame.timestamp_s,
-                "tracks_active": len(tracked),
-                **self.analytics.row(),
-            }
-        )
-        self.events.write(event.to_record() for event in frame_events)
-        if self.parking_log is not None and self.analytics.parking is not None:
-            self.parking_log.write(self.analytics.parking.pop_intervals())
-        if self.drawing is not None:
-            self.drawing.submit((frame, tracked, self.analytics.view()))
+        result = self.core.step(frame, detections)
+        self.outputs.write(result)
+        parking = self.core.analytics.parking
+        if parking is not None:
+            self.outputs.write_parking(parking.pop_intervals())
         self.summary["frames"] += 1
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
@@ -256,10 +139,10 @@ class SourceRun:
         """Write the source's connection events (disconnects, reconnects) to events.jsonl."""
         if records:
             self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
-            self.events.write({**record, "frame_index": frame_index} for record in records)
+            self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
 
     def _resolution_changed(self, width: int, height: int) -> None:
-        old_width, old_height = self.size
+        old_width, old_height = self.core.frame_size
         has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
         if has_geometry and not self.follow_resolution:
             raise SourceError(
@@ -267,12 +150,8 @@ class SourceRun:
                 "lines and zones are in pixels: give them with 'coordinates: normalized' to follow such changes"
             )
         log.warning("%s: resolution changed to %dx%d; geometry rescaled", self.source.display_name, width, height)
-        self.analytics.rescale(width / old_width, height / old_height)
-        self.tracker = self._new_tracker()  # boxes at another scale cannot match the old tracks
-        self.size = (width, height)
-        self.events.write([{"event": "resolution_changed", "width": width, "height": height}])
-
-    # --- end -----------------------------------------------------------------------------------------
+        self.core.resize(width, height)
+        self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
 
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         elapsed = time.perf_counter() - self._started
@@ -282,9 +161,10 @@ class SourceRun:
             duration_s=round(self._end_s, 4),
             processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
             peak_rss_mb=peak_rss_mb(),
+            peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
-            **self.analytics.summary(self._end_s),
-            tracks_total=self.tracks.total,
+            **self.core.analytics.summary(self._end_s),
+            tracks_total=self.core.tracks.total,
         )
         if error:
             summary["error"] = mask_credentials(error)
@@ -297,16 +177,15 @@ class SourceRun:
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
         try:
-            if self.parking_log is not None and self.analytics.parking is not None:
-                self.parking_log.write(self.analytics.parking.finish(self._end_s))
+            parking = self.core.analytics.parking
+            if parking is not None:
+                self.outputs.write_parking(parking.finish(self._end_s))
         finally:
-            self._stack.close()  # the frames in flight are drawn and encoded first
+            self.outputs.close()  # the frames in flight are drawn and encoded first
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)
         if self.config.output.plots and self.summary["frames"]:
-            write_counts_plot(self.counts.path, self.out_dir / "counts.png")
-            if self._first_frame is not None:
-                write_heatmap(self.heatmap, self._first_frame, self.out_dir / "heatmap.png")
+            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir)
         return self.summary
 
 
