@@ -17,6 +17,7 @@ The ground-truth format is that of ``tests/data/*_ground_truth.yaml``: per line,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("truth", type=Path, help="ground-truth YAML")
     parser.add_argument("run", type=Path, nargs="?", default=None, help="events.jsonl or a run folder holding one")
     parser.add_argument("--frame-step", type=int, default=1, help="the run saw every Nth frame of the truth's clip")
-    parser.add_argument("--fps", type=float, default=None, help="the truth clip's frame rate (default: 30)")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="the truth clip's frame rate (default: from the run's summary.json, or 30)",
+    )
     parser.add_argument("--list", action="store_true", help="also list each miss and extra")
     args = parser.parse_args(argv)
     if args.run is None:
@@ -49,10 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         truth = load_truth(args.truth)
         counted = load_counted(events, args.frame_step)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tolerance = Tolerance.for_run(args.fps or 30.0, args.frame_step)
+    fps = args.fps
+    summary = events.parent / "summary.json"
+    if fps is None and summary.exists():  # the run's rate, times the step: the truth clip's
+        fps = float(json.loads(summary.read_text()).get("fps", 30.0)) * args.frame_step
+    tolerance = Tolerance.for_run(fps or 30.0, args.frame_step)
     result = match_crossings(truth, counted, tolerance)
     print(format_table(result))
     print(f"(a count matches a truth crossing {tolerance.early_frames} frames before to {tolerance.late_frames} after)")
