@@ -35,13 +35,14 @@ class ObservedTrack(STrack):
         score: Detection confidence.
         cls: Class id.
         step: The tracker step (frame) it was observed on.
+        xyah: The box as centre x, y, aspect ratio (width / height) and height.
     """
 
-    def __init__(self, xywh: np.ndarray, score: float, cls: Any, step: int) -> None:
+    def __init__(self, xywh: np.ndarray, score: float, cls: Any, step: int, xyah: np.ndarray) -> None:
         super().__init__(xywh, score, cls)
         self.seen_step = step
         self.observations = 1
-        self.observed_xyah = self.tlwh_to_xyah(self._tlwh)
+        self.observed_xyah = xyah
         self.previous_xyxy: np.ndarray | None = None
         """The observed box before the latest one (None after one observation)."""
 
@@ -89,7 +90,11 @@ class LargeMotionByteTrack(BYTETracker):
 
     def init_track(self, results: Any, img: np.ndarray | None = None) -> list[STrack]:
         xywh = np.column_stack((results.xywh, np.arange(len(results))))
-        return [ObservedTrack(box, s, c, self.step) for box, s, c in zip(xywh, results.conf, results.cls, strict=True)]
+        xyah = np.column_stack((xywh[:, :2], xywh[:, 2] / xywh[:, 3], xywh[:, 3]))
+        return [
+            ObservedTrack(box, s, c, self.step, a)
+            for box, s, c, a in zip(xywh, results.conf, results.cls, xyah, strict=True)
+        ]
 
     def get_dists(self, tracks: list[STrack], detections: list[STrack]) -> np.ndarray:
         """IoU cost, or for a track seen only once the distance cost when lower."""
