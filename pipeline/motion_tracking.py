@@ -13,6 +13,10 @@ At 5-10 fps a vehicle can move more than its own length between frames, and thre
   light a vehicle is often seen only with a low score. Here the second (low-score) stage also
   re-finds lost tracks along their predicted path, with ByteTrack's own IoU >= 0.5 rule.
 
+- A new track is dropped when it is missed on the very next frame, so one missed detection near
+  the line loses the vehicle's crossing. Here it waits ``new_track_window_s`` for its second
+  sighting (always at least the next frame, as in ByteTrack).
+
 Both of ByteTrack's stages (high-score, then low-score detections) are otherwise unchanged.
 """
 
@@ -76,14 +80,18 @@ class LargeMotionByteTrack(BYTETracker):
         args: BYTETracker's arguments.
         frame_s: Duration of one step (a source frame) in seconds.
         max_speed_sizes_per_s: How far a track seen once may have moved, in box sizes per second.
+        new_track_window_s: How long a track seen once waits for its second sighting (at least one frame).
     """
 
     _TENTATIVE_THRESH = 0.7
     """ByteTrack's cost limit for tentative tracks: a detection at the full reach costs this much."""
 
-    def __init__(self, args: SimpleNamespace, frame_s: float, max_speed_sizes_per_s: float) -> None:
+    def __init__(
+        self, args: SimpleNamespace, frame_s: float, max_speed_sizes_per_s: float, new_track_window_s: float
+    ) -> None:
         super().__init__(args)
         self.frame_s = frame_s
+        self.new_track_window_s = new_track_window_s
         self.max_speed_sizes_per_s = max_speed_sizes_per_s
         self.step = 0
         """Frames advanced, detected or only predicted (``--detect-every``)."""
@@ -116,6 +124,23 @@ class LargeMotionByteTrack(BYTETracker):
         offset = (new[None, :, :2] - seen[:, None, :2]) / size
         reach = self.max_speed_sizes_per_s * self.frame_s * steps
         return self._TENTATIVE_THRESH * np.hypot(offset[..., 0], offset[..., 1]) / reach[:, None]
+
+    def _unconfirmed_association(
+        self,
+        unconfirmed: list[STrack],
+        u_detection: list[int],
+        detections: list[STrack],
+        activated: list[STrack],
+        removed: list[STrack],
+    ) -> tuple[list[int], list[STrack]]:
+        """ByteTrack's, but a track seen once and missed is kept until ``new_track_window_s`` has passed."""
+        before = len(removed)
+        result = super()._unconfirmed_association(unconfirmed, u_detection, detections, activated, removed)
+        for track in removed[before:]:
+            if (self.step - track.seen_step) * self.frame_s <= self.new_track_window_s + 1e-9:  # type: ignore[attr-defined]
+                track.state = TrackState.Tracked  # still tentative: stays among the tracked, unconfirmed
+        removed[before:] = [t for t in removed[before:] if t.state == TrackState.Removed]
+        return result
 
     def _second_association(
         self,

@@ -114,7 +114,7 @@ class ByteTrackTracker:
             match_thresh=config.match_thresh,
             fuse_score=config.fuse_score,
         )
-        self._tracker = LargeMotionByteTrack(args, 1.0 / fps, config.max_speed_sizes_per_s)
+        self._tracker = LargeMotionByteTrack(args, 1.0 / fps, config.max_speed_sizes_per_s, config.new_track_window_s)
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
