@@ -6,9 +6,10 @@ At 5-10 fps a vehicle can move more than its own length between frames, and thre
 - A new track has no velocity, so its second sighting no longer overlaps its first box and it is
   never confirmed. Here a track seen once may also be matched by distance: up to
   ``max_speed_sizes_per_s`` of its own box sizes per second of elapsed time.
-- The Kalman velocity adapts slowly (a fifth of the observed change per update), so an object
-  that speeds up in the image (a car approaching the camera) outruns its prediction. Here the
-  velocity (x, y and height) is the displacement between the last two observations.
+- The Kalman filter lags: its velocity moves a fifth of the way toward the observed change per
+  update and its position trails the observation, so an object that speeds up in the image (a car
+  approaching the camera) outruns its prediction. Here a matched track is put at its observed
+  box, moving (x, y and height) at the displacement between its last two observations.
 - A lost track can be re-found only by a high-score detection; near the frame edge or in bad
   light a vehicle is often seen only with a low score. Here the second (low-score) stage also
   re-finds lost tracks along their predicted path, with ByteTrack's own IoU >= 0.5 rule.
@@ -32,7 +33,7 @@ from ultralytics.trackers.utils import matching
 
 
 class ObservedTrack(STrack):
-    """An STrack that remembers its observed (not predicted) boxes and moves at their velocity.
+    """An STrack that sits at its latest observed box and moves at the velocity of its last two.
 
     Args:
         xywh: Centre x, y, width, height and the detection's index.
@@ -55,8 +56,7 @@ class ObservedTrack(STrack):
         assert isinstance(new_track, ObservedTrack)
         steps = max(1, new_track.seen_step - self.seen_step)
         velocity = (new_track.observed_xyah - self.observed_xyah) / steps
-        if self.observations == 1:
-            self.mean[:4] = new_track.observed_xyah
+        self.mean[:4] = new_track.observed_xyah
         self.mean[[4, 5, 7]] = velocity[[0, 1, 3]]  # aspect ratio (6) keeps its Kalman rate
         self._observe(new_track)
 
