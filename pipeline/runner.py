@@ -29,13 +29,18 @@ import numpy as np
 import supervision as sv
 from tqdm import tqdm
 
+from pipeline.analytics.parking import model_for_parking
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.metrics import RunMetrics
+from pipeline.io.output_dirs import check_output_dir, output_error, prepare_output_dir
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
+from pipeline.io.publish import Publisher
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, open_source
 from pipeline.io.urls import mask_credentials
@@ -82,6 +87,7 @@ class SourceRun:
         self.name = source.name
         self.out_dir = out_dir
         self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = RunOutputs(
             out_dir,
             config.output,
@@ -92,7 +98,9 @@ class SourceRun:
             viewers,
             name=source.name,
             parking=self.core.analytics.parking is not None,
+            publisher=Publisher(config, source.name, out_dir, next(_metrics_of(viewers), None)),
         )
+        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -126,6 +134,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
+        self.intervals.write(result)
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
@@ -143,7 +152,9 @@ class SourceRun:
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
-        has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
+        has_geometry = bool(
+            self.config.lines or self.config.zones or self.config.parking.slots or self.config.movements.approaches
+        )
         if has_geometry and not self.follow_resolution:
             raise SourceError(
                 f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
@@ -164,6 +175,7 @@ class SourceRun:
             peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
             **self.core.analytics.summary(self._end_s),
+            intervals=self.intervals.summary(),
             tracks_total=self.core.tracks.total,
         )
         if error:
@@ -171,22 +183,45 @@ class SourceRun:
         return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
-        """Flush and close every output, write summary.json and the plots; returns the summary."""
+        """Flush and close every output, write summary.json and the plots; returns the summary.
+
+        Raises:
+            PipelineError: An output could not be written (a full disk) while a run without an
+                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+        """
         if self.finished:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
+        failure: PipelineError | None = None
         try:
-            parking = self.core.analytics.parking
-            if parking is not None:
-                self.outputs.write_parking(parking.finish(self._end_s))
-        finally:
-            self.outputs.close()  # the frames in flight are drawn and encoded first
-        self.summary = self._summary(status, error)
-        write_json_atomic(self.out_dir / "summary.json", self.summary)
-        if self.config.output.plots and self.summary["frames"]:
-            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir)
+            try:
+                parking = self.core.analytics.parking
+                if parking is not None:
+                    self.outputs.write_parking(parking.finish(self._end_s))
+            finally:
+                self.intervals.close()
+                self.outputs.close()  # the frames in flight are drawn and encoded first
+                if self.outputs.publisher is not None:
+                    self.outputs.publisher.close()
+        except PipelineError as exc:  # the sinks cut their files back to whole records first
+            failure, status = exc, "failed"
+        self.summary = self._summary(status, error or (str(failure) if failure else None))
+        try:
+            write_json_atomic(self.out_dir / "summary.json", self.summary)
+            if self.config.output.plots and self.summary["frames"]:
+                movements = self.core.analytics.movements_view()
+                write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
+        except OSError as exc:
+            failure = failure or output_error(self.out_dir, exc)
+        if failure is not None and error is None:  # with an error, the caller reports that one
+            raise failure
         return self.summary
+
+
+def _metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
+    """The Prometheus metrics a live view serves (``--serve``), if any."""
+    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
 def _unique_names(sources: Sequence[FrameSource]) -> list[str]:
@@ -216,6 +251,7 @@ def run_sources(
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    Publisher.check(config)
     with ExitStack() as stack:
         sources: list[FrameSource] = []
         for spec in specs:
@@ -231,16 +267,20 @@ def run_sources(
         source_configs = [config.in_pixels(s.width, s.height) for s in sources]
         for source_config, source in zip(source_configs, sources, strict=True):
             source_config.validate_geometry(source.width, source.height)
-        largest = max(sources, key=lambda s: s.width * s.height)
-        detector = Detector(
-            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
-        )
-
         base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
-        runs = []
-        for name, source, source_config in zip(_unique_names(sources), sources, source_configs, strict=True):
+        out_dirs = []
+        for name, source in zip(_unique_names(sources), sources, strict=True):
             source.name = name
-            out_dir = output_dir_for(config, source) if len(sources) == 1 else base / name
+            out_dirs.append(output_dir_for(config, source) if len(sources) == 1 else base / name)
+            check_output_dir(out_dirs[-1], overwrite=config.output.overwrite)
+        largest = max(sources, key=lambda s: s.width * s.height)
+        frame_size = (largest.width, largest.height)
+        model = model_for_parking(config.model, config.parking, frame_size)
+        origin = config.flags.get("model.classes", config.origin)
+        detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
+
+        runs = []
+        for out_dir, source, source_config in zip(out_dirs, sources, source_configs, strict=True):
             normalized = config.coordinates == "normalized"
             runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
         for run in runs:

@@ -36,8 +36,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Direction, LineCrossing
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 def _cross(origin: Point, a: Point, b: Point) -> float:

@@ -17,7 +17,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.batch.durations import format_duration
 from pipeline.batch.manifest import ItemRecord, Manifest, PlanRecord
 from pipeline.batch.outcomes import SUMMARY_CSV, SUMMARY_JSON, Outcomes, item_id
 from pipeline.batch.scheduler import RaySession, TaskKey, TaskPool
@@ -26,6 +25,7 @@ from pipeline.batch.storage import InputFile, OutputFolder, list_inputs, video_f
 from pipeline.batch.summaries import VideoOutcome
 from pipeline.batch.worker import ItemResult, ItemTask, PlanResult, plan_video, process_item
 from pipeline.config import Config
+from pipeline.durations import format_duration
 from pipeline.errors import SourceError
 
 
@@ -65,6 +65,7 @@ class BatchRequest:
         settings.pop("origin")
         settings["source"].pop("path")
         settings["output"].pop("dir")
+        settings["output"].pop("overwrite", None)  # how a folder is reused, not what its items hold
         settings["split"] = [str(self.split_s), str(self.overlap_s)] if self.split_s else None
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -44,13 +44,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.io.metrics import CONTENT_TYPE_LATEST, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,6 @@ _BOUNDARY = "vpipe-frame"
 # Resend the last JPEG this often while a source is idle, so a client that went away is noticed
 # (the write fails) and its thread ends instead of waiting for the next frame.
 _KEEPALIVE_S = 2.0
-
-
-class FrameView(Protocol):
-    """What the runner feeds: :class:`LiveView` and :class:`WindowView` both fit."""
-
-    def publish(
-        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, float | int]
-    ) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -141,6 +132,7 @@ class LiveView:
         )
         self.page = _PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.jpeg_encodes = 0  # JPEG encodes so far (lazy encoding is observable)
+        self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
         self._lock = threading.Condition()
         self._sources: dict[str, _Latest] = {}
         self._streams: dict[socket.socket, threading.Thread] = {}
@@ -429,6 +421,8 @@ class _Handler(QuietHandler):
                 health = view.health()
                 ok = health["status"] == "ok"
                 self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+            elif url.path == "/metrics":
+                self.send_bytes(HTTPStatus.OK, CONTENT_TYPE_LATEST, view.metrics.text())
             elif url.path == "/stream.mjpg":
                 view._stream(self, parse_qs(url.query).get("source", [None])[0])
             else:

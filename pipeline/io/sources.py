@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import SourceError
+from pipeline.io.snapshot_times import snapshot_offsets_s
 from pipeline.io.urls import is_stream_url, mask_credentials, stream_name
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ class VideoFileSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """Images from a folder or a glob pattern, in name order, at a configured frame rate."""
+    """Images from a folder or a glob pattern. When every image has a capture time (in its file name or
+    EXIF, see :mod:`pipeline.io.snapshot_times`), they play in time order at those times; otherwise in
+    name order at the configured frame rate."""
 
     def __init__(self, spec: str, fps: float = 30.0, max_frames: int | None = None) -> None:
         path = Path(spec)
@@ -152,7 +155,11 @@ class ImageFolderSource(FrameSource):
         if not files:
             raise SourceError(f"{spec}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         self.display_name = spec
+        offsets_s = snapshot_offsets_s(files)
+        if offsets_s is not None:
+            offsets_s, files = (list(v) for v in zip(*sorted(zip(offsets_s, files, strict=True)), strict=True))
         self.files = files[:max_frames] if max_frames else files
+        self.offsets_s = offsets_s[: len(self.files)] if offsets_s is not None else None
         first = self._read(self.files[0])
         self.height, self.width = first.shape[:2]
         self.fps = Fraction(fps).limit_denominator(1001)
@@ -173,7 +180,8 @@ class ImageFolderSource(FrameSource):
                     f"{path}: image is {image.shape[1]}x{image.shape[0]}, "
                     f"but the first image is {self.width}x{self.height}; all images must have one size"
                 )
-            yield Frame(image, frame_index, frame_index / float(self.fps))
+            offset_s = self.offsets_s[frame_index] if self.offsets_s is not None else frame_index / float(self.fps)
+            yield Frame(image, frame_index, offset_s)
 
 
 class LiveSource(FrameSource):
