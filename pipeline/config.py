@@ -134,6 +134,13 @@ class TrackerConfig:
     """How long a lost track is kept for re-identification; converted to frames with the source FPS."""
     match_thresh: float = field(default=0.8, metadata=_UNIT)
     fuse_score: bool = True
+    max_speed_sizes_per_s: float = field(default=10.0, metadata=_check(lambda v: v > 0, "a positive number"))
+    """How far a track seen only once may have moved when it is seen again, in its own box sizes per
+    second (a car at 130 km/h covers 8 of its lengths a second); the reach grows with the time between
+    frames, so a new track is picked up at a low frame rate, where it no longer overlaps its first box."""
+    new_track_window_s: float = field(default=0.3, metadata=_check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """How long a track seen once waits for its second sighting before it is dropped (at least the
+    next frame): one missed detection of a new vehicle does not lose it."""
 
 
 _NAME = _check(lambda v: v.strip() != "", "a non-empty name")

@@ -117,6 +117,7 @@ class SourceRun:
             "processing_fps": 0.0,
             **detector.describe(),
             "detect_every": self.core.detect_every,
+            "tracker": self.core.tracker.describe(),
             "output_dir": str(out_dir),
             "status": "running",
             "frames_dropped": 0,

@@ -1,7 +1,8 @@
 """The tracking stage: Ultralytics' ByteTrack (``lap`` assignment) over ``sv.Detections``.
 
 Ultralytics' own default tracker is not ByteTrack, and its ``track_buffer`` counts frames; this
-wrapper always uses ByteTrack and takes the buffer in seconds of video.
+wrapper always uses ByteTrack (extended for large motion between frames, see
+:mod:`pipeline.motion_tracking`) and takes its durations in seconds of video.
 
 Example:
     >>> tracker = ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30.0)
@@ -19,9 +20,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import supervision as sv
-from ultralytics.trackers.byte_tracker import BYTETracker
 
 from pipeline.config import TrackerConfig
+from pipeline.motion_tracking import LargeMotionByteTrack
 
 
 class _BoxesView:
@@ -82,7 +83,10 @@ class ByteTrackTracker:
 
     Only detections matched to a confirmed track are returned, with their own (not Kalman-smoothed)
     boxes and masks, so drawing and counting see what the model saw. Each track's ``class_id`` (and
-    ``class_name``) is its majority class so far (:class:`TrackClassVote`).
+    ``class_name``) is its majority class so far (:class:`TrackClassVote`); ``data["previous_xyxy"]``
+    is the track's observed box before this one (NaN for none), so a counter that first meets a
+    track on its confirmation still sees where it came from. The association survives objects that
+    move more than their own size between frames (:mod:`pipeline.motion_tracking`).
 
     Args:
         config: Thresholds and the lost-track buffer in seconds.
@@ -100,6 +104,7 @@ class ByteTrackTracker:
         detect_every: int = 1,
     ) -> None:
         self.buffer_frames = max(1, round(config.track_buffer_s * fps))
+        self.detect_every = detect_every
         self.class_names = class_names
         args = SimpleNamespace(
             track_high_thresh=config.track_high_thresh,
@@ -109,10 +114,19 @@ class ByteTrackTracker:
             match_thresh=config.match_thresh,
             fuse_score=config.fuse_score,
         )
-        self._tracker = BYTETracker(args)
+        self._tracker = LargeMotionByteTrack(args, 1.0 / fps, config.max_speed_sizes_per_s, config.new_track_window_s)
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
+
+    def describe(self) -> dict[str, float | int]:
+        """The effective values at this source's frame rate, for ``summary.json``."""
+        frame_s = self._tracker.frame_s
+        return {
+            "fps": round(1.0 / frame_s, 4),
+            "track_buffer_frames": self.buffer_frames,
+            "new_track_reach_sizes": round(self._tracker.max_speed_sizes_per_s * frame_s * self.detect_every, 3),
+        }
 
     def update(self, detections: sv.Detections) -> sv.Detections:
         """Track one frame's detections; returns the tracked subset with ``tracker_id`` set."""
@@ -120,10 +134,15 @@ class ByteTrackTracker:
         xywh = np.column_stack(((xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2])).reshape(-1, 4)
         confidence = detections.confidence if detections.confidence is not None else np.ones(len(detections))
         class_id = detections.class_id if detections.class_id is not None else np.zeros(len(detections), int)
+        self._tracker.step += 1
         tracks = self._tracker.update(_BoxesView(xywh, confidence.astype(np.float32), class_id.astype(np.float32)))
         tracks = tracks.reshape(-1, 8)  # an empty result comes back 1-D
         tracked = detections[tracks[:, 7].astype(int)]  # keeps masks and data columns, even when empty
         tracked.tracker_id = tracks[:, 4].astype(int)
+        previous = {t.track_id: t.previous_xyxy for t in self._tracker.tracked_stracks if t.is_activated}
+        tracked.data["previous_xyxy"] = np.array(
+            [_or_nan(previous.get(int(t))) for t in tracked.tracker_id], dtype=float
+        ).reshape(-1, 4)
         if tracked.class_id is not None:
             voted = self._votes.update(tracked.tracker_id.tolist(), tracked.class_id.tolist())
             tracked.class_id = np.array(voted, dtype=int)
@@ -140,6 +159,7 @@ class ByteTrackTracker:
         voted classes, for frames on which the detector is skipped (``--detect-every``).
         """
         tracked = [t for t in self._tracker.tracked_stracks if t.is_activated]
+        self._tracker.step += 1
         self._tracker.multi_predict(tracked + self._tracker.lost_stracks)
         tracked = [t for t in tracked if t.track_id in self._last_seen]
         if not tracked:
@@ -166,6 +186,10 @@ class ByteTrackTracker:
             tracker_id=track_ids,
             data=data,
         )
+
+
+def _or_nan(box: np.ndarray | None) -> np.ndarray:
+    return np.full(4, np.nan) if box is None else box
 
 
 def _shifted(mask: np.ndarray, old_box: np.ndarray, new_box: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from pipeline.analytics.lines import LineCounter
 from pipeline.config import TrackerConfig
 from pipeline.frame_pipeline import DistinctTracks
 from pipeline.tracking import ByteTrackTracker, TrackClassVote
@@ -129,6 +130,59 @@ def test_predict_without_tracks_is_empty():
 
 def test_lost_buffer_is_counted_in_detector_frames_when_striding():
     assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3)._tracker.max_frames_lost == 10
+
+
+def line_crossings(positions_px: list[float | None], length_px: float, fps: float) -> list[tuple[str, int]]:
+    """(direction, track) of each crossing of a vertical line at x=300 by a box of ``length_px``
+    whose left edge is at each of ``positions_px`` in turn (None: not detected on that frame),
+    through the tracker and the counter."""
+    tracker = ByteTrackTracker(TrackerConfig(), fps=fps)
+    counter = LineCounter("gate", start=(300, 400), end=(300, 0), min_crossing_distance=6)
+    tracker.update(sv.Detections.empty())  # ByteTrack confirms tracks born on its first frame at once
+    events = []
+    for index, x in enumerate(positions_px):
+        detections = sv.Detections.empty()
+        if x is not None:
+            detections = sv.Detections(
+                xyxy=np.array([[x, 100.0, x + length_px, 130.0]]), confidence=np.array([0.9]), class_id=np.array([2])
+            )
+        events += counter.update(tracker.update(detections), index, index / fps)
+    return [(event.direction, event.track_id) for event in events]
+
+
+def test_a_track_moving_one_and_a_half_lengths_per_frame_counts_once():
+    # 40 px long, 60 px a frame at 5 fps: no two consecutive boxes overlap.
+    assert line_crossings([100 + 60 * i for i in range(8)], length_px=40, fps=5) == [("in", 1)]
+    # Right to left: the other direction, once.
+    assert line_crossings([520 - 60 * i for i in range(8)], length_px=40, fps=5) == [("out", 1)]
+
+
+def test_a_crossing_between_a_tracks_first_two_sightings_counts():
+    # Seen first before the line (anchor x=280), then beyond it (x=340): confirmed only after crossing.
+    assert line_crossings([260, 320, 380, 440], length_px=40, fps=5) == [("in", 1)]
+
+
+def test_neighbours_moving_fast_keep_their_own_tracks():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=5)
+    ids = []
+    for step in range(6):
+        x = 100 + 60.0 * step
+        detections = sv.Detections(
+            xyxy=np.array([[x, 100.0, x + 40, 130.0], [x + 10, 140.0, x + 50, 170.0]]),
+            confidence=np.array([0.9, 0.9]),
+            class_id=np.array([2, 2]),
+        )
+        tracked = tracker.update(detections)
+        ids.append(dict(zip(tracked.xyxy[:, 1].astype(int).tolist(), tracked.tracker_id.tolist(), strict=True)))
+    assert ids[1] == ids[-1] and len(set(ids[-1].values())) == 2  # top lane keeps one ID, bottom another
+
+
+def test_a_new_track_missed_once_is_kept_for_its_window():
+    # 10 fps: seen, missed for one frame (0.1 s), seen again beyond the line, within the 0.3 s window.
+    assert line_crossings([230, None, 290, 320, 350], length_px=40, fps=10) == [("in", 1)]
+    # At 2.5 fps the same single miss is 0.4 s, longer than the window: the first sighting is dropped,
+    # the track starts beyond the line, and the crossing is not counted.
+    assert line_crossings([230, None, 290, 320, 350], length_px=40, fps=2.5) == []
 
 
 def test_distinct_track_ids_are_counted_once_also_tracks_seen_before_counting_began():

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Direction, LineCrossing
@@ -179,9 +180,17 @@ class LineCounter:
         return None
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[LineCrossing]:
-        """Advance by one frame of tracked detections; returns the crossings confirmed on this frame."""
+        """Advance by one frame of tracked detections; returns the crossings confirmed on this frame.
+
+        A track seen for the first time starts from its previous observed box
+        (``detections.data["previous_xyxy"]``, from the tracker) when it has one: a track confirmed
+        only on its second sighting, after it crossed, still counts.
+        """
         events: list[LineCrossing] = []
-        for track_id, point, class_name in tracked_anchors(detections, self.anchor):
+        anchors = tracked_anchors(detections, self.anchor)
+        if any(track_id not in self._tracks for track_id, _, _ in anchors):
+            self._start_new_tracks(detections, timestamp_s)
+        for track_id, point, class_name in anchors:
             crossing = self._update_track(track_id, point, timestamp_s)
             if crossing is not None:
                 direction, lane = crossing
@@ -191,6 +200,17 @@ class LineCounter:
                 events.append(LineCrossing(frame_index, timestamp_s, self.name, direction, track_id, class_name, lane))
         self._forget_stale(timestamp_s)
         return events
+
+    def _start_new_tracks(self, detections: sv.Detections, now_s: float) -> None:
+        previous = detections.data.get("previous_xyxy")
+        if previous is None:
+            return
+        previous = np.asarray(previous, dtype=float).reshape(-1, 4)
+        known = np.isfinite(previous).all(axis=1)
+        points = sv.Detections(xyxy=np.where(known[:, None], previous, 0.0)).get_anchors_coordinates(self.anchor)
+        for track_id, point, usable in zip(detections.tracker_id, points, known, strict=True):
+            if usable and int(track_id) not in self._tracks:
+                self._update_track(int(track_id), (float(point[0]), float(point[1])), now_s)
 
     def _update_track(self, track_id: int, point: Point, now_s: float) -> tuple[Direction, str | None] | None:
         sign = _sign(self.side(point))

@@ -1,0 +1,248 @@
+"""Line crossings checked one by one against a hand-made ground-truth list.
+
+A ground-truth file (``tests/data/*_ground_truth.yaml``) lists, per line, every crossing with its
+frame and direction, and optionally ``ambiguous`` crossings (real, but too close to the clip's end
+or too marginal to demand). Each counted crossing is paired with at most one truth crossing of the
+same line and direction whose frame is within the tolerance window; the pairing maximises the
+number of matches (then minimises the frame offsets). What stays unpaired is a *miss* (truth) or
+an *extra* (counted), so a total that is right only because a miss and an extra cancel shows up.
+A counted crossing that pairs with an ambiguous entry is neither matched nor extra.
+
+Example:
+    >>> truth = [TruthCrossing("main", "in", 56), TruthCrossing("main", "in", 93)]
+    >>> counted = [CountedCrossing("main", "in", 58), CountedCrossing("main", "in", 200)]
+    >>> result = match_crossings(truth, counted, Tolerance(early_frames=3, late_frames=3))
+    >>> [(row.line, row.direction, row.truth, row.counted, row.matched, row.missed, row.extra) for row in result.rows()]
+    [('main', 'in', 2, 2, 1, 1, 1)]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import lap
+import numpy as np
+import yaml
+
+from pipeline.analytics.events import Direction
+
+_UNMATCHED_COST = 1e6
+"""Leaving a pair unmatched costs more than any allowed frame offset, so the most pairs win."""
+
+
+@dataclass(frozen=True)
+class TruthCrossing:
+    """One crossing in a ground-truth file, at the clip's own frame index."""
+
+    line: str
+    direction: Direction
+    frame: int
+    ambiguous: bool = False
+
+
+@dataclass(frozen=True)
+class CountedCrossing:
+    """One ``line_crossing`` event, its frame expressed in the ground truth's frame numbering."""
+
+    line: str
+    direction: Direction
+    frame: int
+    track_id: int = -1
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far (in ground-truth frames) a counted crossing may be from the truth and still match.
+
+    Attributes:
+        early_frames: Frames a count may precede the truth frame.
+        late_frames: Frames a count may follow it.
+    """
+
+    early_frames: int
+    late_frames: int
+
+    @classmethod
+    def for_run(cls, fps: float, frame_step: int = 1, margin_s: float = 0.2) -> Tolerance:
+        """The window for a run on every ``frame_step``-th frame of a clip at ``fps``.
+
+        ``margin_s`` either side covers where a detector puts the box's edge and the few pixels of
+        hysteresis beyond the line; a run on every Nth frame sees the crossing up to N - 1 frames
+        later, or one sampled frame more when the first position past the line is still within
+        the hysteresis distance.
+        """
+        margin = math.ceil(margin_s * fps)
+        return cls(early_frames=margin, late_frames=margin + 2 * frame_step - 2)
+
+    def allows(self, offset_frames: int) -> bool:
+        """Whether ``counted frame - truth frame`` is inside the window."""
+        return -self.early_frames <= offset_frames <= self.late_frames
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """Totals for one line and direction."""
+
+    line: str
+    direction: Direction
+    truth: int
+    counted: int
+    matched: int
+    missed: int
+    extra: int
+    ambiguous_counted: int
+
+
+@dataclass
+class MatchResult:
+    """The pairing of counted crossings with truth crossings."""
+
+    truth: list[TruthCrossing]
+    counted: list[CountedCrossing]
+    matched: list[tuple[TruthCrossing, CountedCrossing]] = field(default_factory=list)
+    missed: list[TruthCrossing] = field(default_factory=list)
+    extra: list[CountedCrossing] = field(default_factory=list)
+    ambiguous: list[tuple[TruthCrossing, CountedCrossing]] = field(default_factory=list)
+    """Counted crossings paired with an ambiguous truth entry (neither matched nor extra)."""
+
+    @property
+    def exact(self) -> bool:
+        """Every truth crossing matched and nothing extra."""
+        return not self.missed and not self.extra
+
+    def rows(self) -> list[LineResult]:
+        """One row per line and direction that has a truth entry or a counted crossing."""
+        keys = sorted({(t.line, t.direction) for t in self.truth} | {(c.line, c.direction) for c in self.counted})
+
+        def count(items: Iterable[TruthCrossing | CountedCrossing], key: tuple[str, str]) -> int:
+            return sum((item.line, item.direction) == key for item in items)
+
+        return [
+            LineResult(
+                line=key[0],
+                direction=key[1],  # type: ignore[arg-type]
+                truth=count((t for t in self.truth if not t.ambiguous), key),
+                counted=count(self.counted, key),
+                matched=count((t for t, _ in self.matched), key),
+                missed=count(self.missed, key),
+                extra=count(self.extra, key),
+                ambiguous_counted=count((c for _, c in self.ambiguous), key),
+            )
+            for key in keys
+        ]
+
+
+def _pair(
+    truth: Sequence[TruthCrossing], counted: Sequence[CountedCrossing], tolerance: Tolerance
+) -> list[tuple[int, int]]:
+    """Index pairs (truth, counted) of a maximum matching of one line and direction."""
+    if not truth or not counted:
+        return []
+    offsets = np.array([[c.frame - t.frame for c in counted] for t in truth], dtype=float)
+    allowed = (offsets >= -tolerance.early_frames) & (offsets <= tolerance.late_frames)
+    cost = np.where(allowed, np.abs(offsets), _UNMATCHED_COST * 10)
+    _, truth_to_counted, _ = lap.lapjv(cost, extend_cost=True, cost_limit=_UNMATCHED_COST)
+    return [(i, int(j)) for i, j in enumerate(truth_to_counted) if j >= 0 and allowed[i, j]]
+
+
+def match_crossings(
+    truth: Sequence[TruthCrossing], counted: Sequence[CountedCrossing], tolerance: Tolerance
+) -> MatchResult:
+    """Pair counted crossings with truth crossings, per line and direction.
+
+    Unambiguous truth entries are paired first; counted crossings left over are then paired with
+    ambiguous entries, and only what is still unpaired is extra.
+    """
+    result = MatchResult(list(truth), list(counted))
+    for key in sorted({(t.line, t.direction) for t in truth} | {(c.line, c.direction) for c in counted}):
+        sure = [t for t in truth if (t.line, t.direction) == key and not t.ambiguous]
+        maybe = [t for t in truth if (t.line, t.direction) == key and t.ambiguous]
+        left = [c for c in counted if (c.line, c.direction) == key]
+        pairs = _pair(sure, left, tolerance)
+        result.matched += [(sure[i], left[j]) for i, j in pairs]
+        result.missed += [t for i, t in enumerate(sure) if i not in {p[0] for p in pairs}]
+        left = [c for j, c in enumerate(left) if j not in {p[1] for p in pairs}]
+        pairs = _pair(maybe, left, tolerance)
+        result.ambiguous += [(maybe[i], left[j]) for i, j in pairs]
+        result.extra += [c for j, c in enumerate(left) if j not in {p[1] for p in pairs}]
+    return result
+
+
+def load_truth(path: Path) -> list[TruthCrossing]:
+    """Every crossing (and ambiguous crossing) of a ground-truth YAML file.
+
+    Raises:
+        ValueError: The file does not have the ``lines: {name: {crossings: [...]}}`` layout.
+    """
+    document = yaml.safe_load(path.read_text())
+    lines = document.get("lines") if isinstance(document, dict) else None
+    if not isinstance(lines, dict):
+        raise ValueError(f"{path}: no 'lines' mapping")
+    crossings = []
+    for name, line in lines.items():
+        for key, ambiguous in (("crossings", False), ("ambiguous", True)):
+            for entry in (line or {}).get(key) or []:
+                try:
+                    direction, frame = entry["direction"], int(entry["frame"])
+                except (KeyError, TypeError, ValueError):
+                    raise ValueError(f"{path}: lines.{name}.{key}: each entry needs 'frame' and 'direction'") from None
+                if direction not in ("in", "out"):
+                    raise ValueError(f"{path}: lines.{name}.{key}: direction must be in or out, not {direction!r}")
+                crossings.append(TruthCrossing(str(name), direction, frame, ambiguous))
+    return crossings
+
+
+def load_counted(events_path: Path, frame_step: int = 1) -> list[CountedCrossing]:
+    """The ``line_crossing`` events of an ``events.jsonl``, frames multiplied by ``frame_step``.
+
+    ``frame_step`` maps a clip made of every Nth frame of the ground truth's clip back onto the
+    truth's frame numbering.
+    """
+    counted = []
+    for text in events_path.read_text().splitlines():
+        record = json.loads(text) if text.strip() else {}
+        if record.get("event") == "line_crossing":
+            counted.append(
+                CountedCrossing(
+                    record["line"], record["direction"], int(record["frame_index"]) * frame_step, record["track_id"]
+                )
+            )
+    return counted
+
+
+def format_table(result: MatchResult) -> str:
+    """The per line and direction totals as an aligned text table."""
+    header = ("line", "direction", "truth", "counted", "matched", "missed", "extra", "ambiguous")
+    rows = [
+        (r.line, r.direction, r.truth, r.counted, r.matched, r.missed, r.extra, r.ambiguous_counted)
+        for r in result.rows()
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in [header, *rows])
+
+
+def subsample_clip(source: Path, destination: Path, step: int, crf: int = 16) -> Fraction:
+    """Write every ``step``-th frame of ``source`` (frames 0, step, 2*step, ...) as an H.264 clip
+    whose frame rate is the source's divided by ``step``, as a camera streaming at that rate would
+    deliver it; returns the new frame rate. Frame ``k`` of the copy is frame ``k * step`` of the source.
+    """
+    import av  # only this helper needs it
+
+    with av.open(str(source)) as reader, av.open(str(destination), "w") as writer:
+        video = reader.streams.video[0]
+        rate = Fraction(video.average_rate) / step
+        stream = writer.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for index, frame in enumerate(reader.decode(video)):
+            if index % step == 0:
+                image = frame.reformat(format="yuv420p")
+                image.pts, image.time_base = index // step, 1 / rate
+                writer.mux(stream.encode(image))
+        writer.mux(stream.encode(None))
+    return rate

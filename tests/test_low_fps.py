@@ -1,0 +1,70 @@
+"""Counts at the frame rates cameras stream at: each clip with ground truth, subsampled in time
+(every Nth frame, re-encoded at the rate divided by N), run through the real CLI on both CPU
+precisions, and every counted crossing matched one by one with the hand-made truth list.
+
+Misses and extras are checked separately, so a total that is right only because a miss and an
+extra cancel is not taken for a pass. Bar, per line and direction: the count within one vehicle
+of the truth, at most one crossing missed and at most one extra. The frame window a count may
+sit in is :meth:`Tolerance.for_run` (0.2 s either side, plus up to two sampled frames late).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.analytics.evaluation import (
+    Tolerance,
+    format_table,
+    load_counted,
+    load_truth,
+    match_crossings,
+    subsample_clip,
+)
+from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+
+CLIPS = {
+    # clip: (config, truth, source fps, steps); the bar is for 5 fps and above: 30, 15, 10, 7.5 and
+    # 5 fps on highway; 24, 12, 8 and 6 fps on street_topdown (every 5th frame would be 4.8 fps)
+    "highway": ("traffic.yaml", "highway_ground_truth.yaml", 30000 / 1001, (1, 2, 3, 4, 6)),
+    "street_topdown": ("street.yaml", "street_topdown_ground_truth.yaml", 24000 / 1001, (1, 2, 3, 4)),
+}
+CASES = [(clip, step) for clip, (_, _, _, steps) in CLIPS.items() for step in steps]
+
+
+@pytest.fixture(scope="module")
+def subsampled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path]:
+    folder = tmp_path_factory.mktemp("subsampled")
+    clips = {}
+    for clip, step in CASES:
+        clips[clip, step] = SAMPLES / f"{clip}.mp4"
+        if step > 1:
+            clips[clip, step] = folder / f"{clip}_every{step}.mp4"
+            subsample_clip(SAMPLES / f"{clip}.mp4", clips[clip, step], step)
+    return clips
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize(("clip", "step"), CASES)
+def test_crossings_match_ground_truth_at_low_frame_rates(
+    clip: str, step: int, precision: str, subsampled: dict[tuple[str, int], Path], tmp_path: Path
+):
+    config, truth_file, fps, _ = CLIPS[clip]
+    result = run_vpipe(
+        "run", subsampled[clip, step], "--config", CONFIGS / config, "--precision", precision,
+        "--no-video", "--quiet", "--output", tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    matched = match_crossings(
+        load_truth(GROUND_TRUTH / truth_file),
+        load_counted(tmp_path / "events.jsonl", frame_step=step),
+        Tolerance.for_run(fps, step),
+    )
+    report = f"{clip} every {step} ({fps / step:.1f} fps, {precision}):\n{format_table(matched)}"
+    report += "".join(f"\nmissed {t.line} {t.direction} frame {t.frame}" for t in matched.missed)
+    report += "".join(f"\nextra {c.line} {c.direction} frame {c.frame}" for c in matched.extra)
+    print(report)
+    for row in matched.rows():
+        assert abs(row.counted - row.ambiguous_counted - row.truth) <= 1, report
+        assert row.missed <= 1 and row.extra <= 1, report
