@@ -600,7 +600,8 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
         if name not in known:
             close = difflib.get_close_matches(str(name), list(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-            raise ConfigError(f"{origin}: unknown key '{_join(key, str(name))}'{hint}")
+            prefix = f"{origin}: " if origin != "<defaults>" else ""  # as _label names a key
+            raise ConfigError(f"{prefix}unknown key '{_join(key, str(name))}'{hint}")
     kwargs = {}
     for name, spec in known.items():
         where = _join(key, name)

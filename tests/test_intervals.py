@@ -104,7 +104,7 @@ def test_peak_hour_and_peak_hour_factor(per_bin: list[int], start: str, volume: 
 
 def test_interval_and_start_time_are_validated():
     assert load_config(None, {"output": {"interval": "5s"}}).output.interval == "5s"
-    with pytest.raises(ConfigError, match=r"^<defaults>: output.interval: expected a duration"):
+    with pytest.raises(ConfigError, match=r"^output.interval: expected a duration"):
         load_config(None, {"output": {"interval": "often"}})
-    with pytest.raises(ConfigError, match=r"^<defaults>: source.start_time: expected an ISO 8601"):
+    with pytest.raises(ConfigError, match=r"^source.start_time: expected an ISO 8601"):
         load_config(None, {"source": {"start_time": "7am"}})

@@ -17,7 +17,7 @@ from pipeline.analytics.lines import Lane, LineCounter
 from pipeline.analytics.movements import MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
-from pipeline.analytics.views import AnalyticsView, LineView, MovementsView, ParkingView, ZoneView
+from pipeline.analytics.views import AnalyticsView, MovementsView, movements_snapshot, snapshot
 from pipeline.analytics.zones import ZoneCounter
 from pipeline.config import Config, LineConfig, MovementsConfig, ParkingConfig, SpeedConfig, ZoneConfig
 
@@ -51,8 +51,8 @@ class Analytics:
 
     Example:
         >>> analytics = Analytics([LineConfig("main", (0, 100), (200, 100))], [], forget_after_s=2.0)
-        >>> analytics.line_counts()
-        {'main': (0, 0)}
+        >>> analytics.row()
+        {'main_in': 0, 'main_out': 0}
     """
 
     def __init__(
@@ -64,66 +64,19 @@ class Analytics:
         speed: SpeedConfig | None = None,
         movements: MovementsConfig | None = None,
     ) -> None:
-        self.lines = [
-            LineCounter(
-                line.name,
-                line.start,
-                line.end,
-                min_crossing_distance=line.min_crossing_distance,
-                lanes=[Lane(lane.name, lane.start, lane.end) for lane in line.lanes],
-                forget_after_s=forget_after_s,
-            )
-            for line in lines
-        ]
+        self.lines = [_line_counter(line, forget_after_s) for line in lines]
         self.zones = [ZoneCounter(zone.name, zone.polygon, lost_grace_s=forget_after_s) for zone in zones]
-        self.parking = (
-            ParkingMonitor(
-                {slot.name: slot.polygon for slot in parking.slots},
-                parking.min_overlap,
-                parking.debounce_s,
-                rule=parking.rule,
-                min_confidence=parking.min_confidence,
-                footprint_fraction=parking.footprint_fraction,
-            )
-            if parking is not None and parking.slots
-            else None
-        )
-        self.speed = (
-            SpeedEstimator(
-                speed.image_points,
-                speed.world_points,
-                window_s=speed.window_s,
-                max_kmh=speed.max_kmh,
-                forget_after_s=forget_after_s,
-            )
-            if speed is not None and speed.image_points is not None and speed.world_points is not None
-            else None
-        )
-        self.movements = (
-            MovementCounter(
-                {approach.name: approach.polygon for approach in movements.approaches},
-                min_outside_s=movements.min_outside_s,
-                forget_after_s=forget_after_s,
-            )
-            if movements is not None and len(movements.approaches) >= 2
-            else None
-        )
-        # Running (sum, count) of crossing speeds per (line, direction): constant memory however long the run.
-        self._line_speeds: dict[tuple[str, str], tuple[float, int]] = {}
+        self.parking = _parking_monitor(parking) if parking is not None and parking.slots else None
+        self.speed = _speed_estimator(speed, forget_after_s) if speed is not None else None
+        self.movements = _movement_counter(movements, forget_after_s) if movements is not None else None
+        self.line_speeds = LineSpeeds()
 
     @classmethod
     def for_run(cls, config: Config) -> Analytics:
         """Every counter ``config`` asks for (geometry already in the source's pixels), as a run has them."""
         # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
         forget_after_s = config.tracker.track_buffer_s + 1.0
-        return cls(
-            config.lines,
-            config.zones,
-            forget_after_s,
-            parking=config.parking,
-            speed=config.speed,
-            movements=config.movements,
-        )
+        return cls(config.lines, config.zones, forget_after_s, config.parking, config.speed, config.movements)
 
     def update(
         self, detections: sv.Detections, frame_index: int, timestamp_s: float, raw: sv.Detections | None = None
@@ -138,19 +91,10 @@ class Analytics:
         if self.movements is not None:
             events += self.movements.update(detections, frame_index, timestamp_s)
         if speeds:
-            events = [self._with_speed(event, speeds) for event in events]
+            events = [self.line_speeds.attach(event, speeds) for event in events]
         if self.parking is not None:
             events += self.parking.update(raw if raw is not None else detections, frame_index, timestamp_s)
         return events
-
-    def _with_speed(self, event: Event, speeds: dict[int, float | None]) -> Event:
-        speed_kmh = speeds.get(getattr(event, "track_id", -1))
-        if speed_kmh is None or not hasattr(event, "speed_kmh"):
-            return event
-        if isinstance(event, LineCrossing):
-            total, count = self._line_speeds.get((event.line, event.direction), (0.0, 0))
-            self._line_speeds[(event.line, event.direction)] = (total + speed_kmh, count + 1)
-        return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution by (sx, sy); every count and state is kept."""
@@ -160,24 +104,11 @@ class Analytics:
 
     def view(self) -> AnalyticsView:
         """A frozen snapshot of what the overlays draw, safe to hand to another thread."""
-        parking = None
-        if self.parking is not None:
-            parking = ParkingView(self.parking.polygons, self.parking.occupied)
-        return AnalyticsView(
-            lines=tuple(
-                LineView(line.name, line.start, line.end, line.in_total, line.out_total) for line in self.lines
-            ),
-            zones=tuple(ZoneView(zone.name, zone.polygon, zone.count) for zone in self.zones),
-            parking=parking,
-            movements=self.movements_view(),
-        )
+        return snapshot(self.lines, self.zones, self.parking, self.movements)
 
     def movements_view(self) -> MovementsView | None:
         """The approaches and the counts between them, for the origin-destination overlay."""
-        if self.movements is None:
-            return None
-        counts = {pair: self.movements.total(*pair) for pair in self.movements.pairs}
-        return MovementsView(dict(self.movements.polygons), counts)
+        return movements_snapshot(self.movements)
 
     @property
     def columns(self) -> list[str]:
@@ -204,10 +135,6 @@ class Analytics:
             row["slots_occupied"], row["slots_free"] = self.parking.occupied_count, self.parking.free_count
         return row
 
-    def line_counts(self) -> dict[str, tuple[int, int]]:
-        """Cumulative (in, out) per line, all classes."""
-        return {line.name: (line.in_total, line.out_total) for line in self.lines}
-
     def zone_counts(self) -> dict[str, int]:
         """Objects inside each zone on the last frame."""
         return {zone.name: zone.count for zone in self.zones}
@@ -215,43 +142,119 @@ class Analytics:
     @property
     def tracks_held(self) -> int:
         """Per-track states held by all counters (bounded by pruning)."""
-        held = sum(line.tracks_held for line in self.lines) + sum(zone.tracks_held for zone in self.zones)
-        held += self.movements.tracks_held if self.movements is not None else 0
-        return held + (self.speed.tracks_held if self.speed is not None else 0)
+        counters = [*self.lines, *self.zones, self.movements, self.speed]
+        return sum(counter.tracks_held for counter in counters if counter is not None)
 
     def summary(self, end_s: float) -> dict[str, Any]:
         """The analytics sections of ``summary.json``; ``end_s`` is the end of the processed video."""
-        lines = {}
-        for line in self.lines:
-            entry: dict[str, Any] = {
-                "in": dict(sorted(line.crossings_in.items())),
-                "out": dict(sorted(line.crossings_out.items())),
-                "in_total": line.in_total,
-                "out_total": line.out_total,
-            }
-            if line.lanes:
-                entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in line.lane_counts.items()}
-            if self.speed is not None:
-                speeds = {d: self._line_speeds.get((line.name, d), (0.0, 0)) for d in ("in", "out")}
-                entry["mean_speed_kmh"] = {d: round(s / n, 2) if n else None for d, (s, n) in speeds.items()}
-            lines[line.name] = entry
+        speeds = self.line_speeds if self.speed is not None else None
         summary: dict[str, Any] = {
-            "lines": lines,
-            "zones": {
-                zone.name: {
-                    "max_count": zone.max_count,
-                    "mean_count": round(zone.mean_count, 3),
-                    "enters": zone.enters,
-                    "exits": zone.exits,
-                    "mean_dwell_s": round(zone.mean_dwell_s, 3),
-                    "max_dwell_s": round(zone.dwell_max_s, 3),
-                    "inside_at_end": {str(k): v for k, v in zone.dwell_so_far(end_s).items()},
-                }
-                for zone in self.zones
-            },
+            "lines": {line.name: _line_summary(line, speeds) for line in self.lines},
+            "zones": {zone.name: _zone_summary(zone, end_s) for zone in self.zones},
         }
         if self.movements is not None:
             summary["movements"] = self.movements.summary()
         if self.parking is not None:
             summary["parking"] = self.parking.summary(end_s)
         return summary
+
+
+class LineSpeeds:
+    """Mean crossing speed per (line, direction), as a running sum: constant memory however long the run.
+
+    Example:
+        >>> speeds = LineSpeeds()
+        >>> speeds.add("main", "in", 50.0); speeds.add("main", "in", 70.0)
+        >>> speeds.mean_kmh("main")
+        {'in': 60.0, 'out': None}
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def attach(self, event: Event, speeds: dict[int, float | None]) -> Event:
+        """``event`` with its track's speed (crossings also enter the line's mean), if it has one."""
+        speed_kmh = speeds.get(getattr(event, "track_id", -1))
+        if speed_kmh is None or not hasattr(event, "speed_kmh"):
+            return event
+        if isinstance(event, LineCrossing):
+            self.add(event.line, event.direction, speed_kmh)
+        return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
+
+    def add(self, line: str, direction: str, speed_kmh: float) -> None:
+        total, count = self._sums.get((line, direction), (0.0, 0))
+        self._sums[(line, direction)] = (total + speed_kmh, count + 1)
+
+    def mean_kmh(self, line: str) -> dict[str, float | None]:
+        sums = {d: self._sums.get((line, d), (0.0, 0)) for d in ("in", "out")}
+        return {d: round(total / n, 2) if n else None for d, (total, n) in sums.items()}
+
+
+def _line_counter(line: LineConfig, forget_after_s: float) -> LineCounter:
+    lanes = [Lane(lane.name, lane.start, lane.end) for lane in line.lanes]
+    return LineCounter(
+        line.name,
+        line.start,
+        line.end,
+        min_crossing_distance=line.min_crossing_distance,
+        lanes=lanes,
+        forget_after_s=forget_after_s,
+    )
+
+
+def _parking_monitor(parking: ParkingConfig) -> ParkingMonitor:
+    return ParkingMonitor(
+        {slot.name: slot.polygon for slot in parking.slots},
+        parking.min_overlap,
+        parking.debounce_s,
+        rule=parking.rule,
+        min_confidence=parking.min_confidence,
+        footprint_fraction=parking.footprint_fraction,
+    )
+
+
+def _speed_estimator(speed: SpeedConfig, forget_after_s: float) -> SpeedEstimator | None:
+    """No estimator without calibration points."""
+    if speed.image_points is None or speed.world_points is None:
+        return None
+    return SpeedEstimator(
+        speed.image_points,
+        speed.world_points,
+        window_s=speed.window_s,
+        max_kmh=speed.max_kmh,
+        forget_after_s=forget_after_s,
+    )
+
+
+def _movement_counter(movements: MovementsConfig, forget_after_s: float) -> MovementCounter | None:
+    """No counter with fewer than two approaches."""
+    if len(movements.approaches) < 2:
+        return None
+    polygons = {approach.name: approach.polygon for approach in movements.approaches}
+    return MovementCounter(polygons, min_outside_s=movements.min_outside_s, forget_after_s=forget_after_s)
+
+
+def _line_summary(line: LineCounter, speeds: LineSpeeds | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "in": dict(sorted(line.crossings_in.items())),
+        "out": dict(sorted(line.crossings_out.items())),
+        "in_total": line.in_total,
+        "out_total": line.out_total,
+    }
+    if line.lanes:
+        entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in line.lane_counts.items()}
+    if speeds is not None:
+        entry["mean_speed_kmh"] = speeds.mean_kmh(line.name)
+    return entry
+
+
+def _zone_summary(zone: ZoneCounter, end_s: float) -> dict[str, Any]:
+    return {
+        "max_count": zone.max_count,
+        "mean_count": round(zone.mean_count, 3),
+        "enters": zone.enters,
+        "exits": zone.exits,
+        "mean_dwell_s": round(zone.mean_dwell_s, 3),
+        "max_dwell_s": round(zone.dwell_max_s, 3),
+        "inside_at_end": {str(k): v for k, v in zone.dwell_so_far(end_s).items()},
+    }

@@ -74,6 +74,25 @@ class _Track:
     """Longest time spent outside every approach since the origin."""
     done: bool = False
 
+    def arrive(self, approach: str | None, frame_index: int, now_s: float, min_outside_s: float) -> bool:
+        """Record the approach the anchor is in now (None: outside every one); whether that completes
+        a movement, to ``approach``."""
+        if self.done:
+            return False
+        if self.origin is None:  # not in an approach yet: the first one it enters is where it came from
+            if approach is not None:
+                self.origin, self.origin_frame, self.origin_s = approach, frame_index, now_s
+            return False
+        if approach is None:
+            if self.left_origin_s is None:
+                self.left_origin_s = now_s
+            self.outside_s = max(self.outside_s, now_s - self.left_origin_s)
+            return False
+        if approach == self.origin and self.outside_s < min_outside_s:
+            self.left_origin_s, self.outside_s = None, 0.0  # still (or back) at the entry: not a U-turn
+            return False
+        return True
+
 
 class MovementCounter:
     """Counts origin-destination movements between named approach polygons, per class.
@@ -149,19 +168,7 @@ class MovementCounter:
         if track is None:
             track = self._tracks[track_id] = _Track(None, frame_index, now_s, now_s, frame_index, class_name)
         track.last_seen_s, track.last_seen_frame, track.class_name = now_s, frame_index, class_name
-        if track.done:
-            return None
-        if track.origin is None:  # not in an approach yet: the first one it enters is where it came from
-            if approach is not None:
-                track.origin, track.origin_frame, track.origin_s = approach, frame_index, now_s
-            return None
-        if approach is None:
-            if track.left_origin_s is None:
-                track.left_origin_s = now_s
-            track.outside_s = max(track.outside_s, now_s - track.left_origin_s)
-            return None
-        if approach == track.origin and track.outside_s < self.min_outside_s:
-            track.left_origin_s, track.outside_s = None, 0.0  # still (or back) at the entry: not a U-turn
+        if not track.arrive(approach, frame_index, now_s, self.min_outside_s):
             return None
         return self._complete(track_id, track, approach, frame_index, now_s)
 
@@ -206,18 +213,23 @@ class MovementCounter:
         return dict(waiting)
 
     def summary(self) -> dict[str, object]:
-        """The ``movements`` section of ``summary.json``: every named pair (zeros included), then the
-        movements that reached no exit, each with its total and its count per class."""
-        keys: list[tuple[str | None, str | None]] = [*self.pairs]
-        keys += sorted((k for k in self.counts if k not in keys), key=lambda k: movement_name(*k))
-        return {
-            "counts": {
-                movement_name(*key): {
-                    "total": self.total(*key),
-                    "by_class": dict(sorted(self.counts.get(key, Counter()).items())),
-                }
-                for key in keys
-            },
-            "stayed_in_origin": dict(sorted(self.stayed.items())),
-            "in_progress_at_end": self.in_progress(),
-        }
+        """The ``movements`` section of ``summary.json`` (see :func:`movements_summary`)."""
+        return movements_summary(self)
+
+
+def movements_summary(counter: MovementCounter) -> dict[str, object]:
+    """Every named pair (zeros included), then the movements that reached no exit, each with its
+    total and its count per class; tracks that stayed in their origin; tracks still on their way."""
+    keys: list[tuple[str | None, str | None]] = [*counter.pairs]
+    keys += sorted((k for k in counter.counts if k not in keys), key=lambda k: movement_name(*k))
+    return {
+        "counts": {
+            movement_name(*key): {
+                "total": counter.total(*key),
+                "by_class": dict(sorted(counter.counts.get(key, Counter()).items())),
+            }
+            for key in keys
+        },
+        "stayed_in_origin": dict(sorted(counter.stayed.items())),
+        "in_progress_at_end": counter.in_progress(),
+    }

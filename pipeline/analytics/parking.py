@@ -42,6 +42,24 @@ class _Slot:
     intervals: list[dict[str, Any]] = field(default_factory=list)
     occupied_s: float = 0.0
 
+    def close_interval(self, end: tuple[int, float], ongoing: bool) -> None:
+        """End the occupancy interval that is open, at ``end`` (frame_index, timestamp_s)."""
+        assert self.interval_start is not None
+        (start_frame, start_s), (end_frame, end_s) = self.interval_start, end
+        self.intervals.append(
+            {
+                "slot": self.name,
+                "start_frame": start_frame,
+                "start_s": round(start_s, 4),
+                "end_frame": end_frame,
+                "end_s": round(end_s, 4),
+                "duration_s": round(end_s - start_s, 4),
+                "ongoing": ongoing,
+            }
+        )
+        self.occupied_s += end_s - start_s
+        self.interval_start = None
+
 
 def model_for_parking(model: ModelConfig, parking: ParkingConfig, frame_size: tuple[int, int]) -> ModelConfig:
     """The model settings a run with parking slots detects with: the detector threshold no higher than
@@ -161,25 +179,8 @@ class ParkingMonitor:
         if occupied:
             slot.interval_start = since
         else:
-            self._close_interval(slot, since, ongoing=False)
+            slot.close_interval(since, ongoing=False)
         return SlotChange(since[0], since[1], slot.name, occupied)
-
-    def _close_interval(self, slot: _Slot, end: tuple[int, float], ongoing: bool) -> None:
-        assert slot.interval_start is not None
-        (start_frame, start_s), (end_frame, end_s) = slot.interval_start, end
-        slot.intervals.append(
-            {
-                "slot": slot.name,
-                "start_frame": start_frame,
-                "start_s": round(start_s, 4),
-                "end_frame": end_frame,
-                "end_s": round(end_s, 4),
-                "duration_s": round(end_s - start_s, 4),
-                "ongoing": ongoing,
-            }
-        )
-        slot.occupied_s += end_s - start_s
-        slot.interval_start = None
 
     def pop_intervals(self) -> list[dict[str, Any]]:
         """Finished occupancy intervals since the last call (for ``parking.jsonl``)."""
@@ -192,7 +193,7 @@ class ParkingMonitor:
         """Close the intervals still open at the end of the run (marked ``ongoing``) and return them."""
         for slot in self._slots:
             if slot.occupied and slot.interval_start is not None:
-                self._close_interval(slot, (self._last[0], end_s), ongoing=True)
+                slot.close_interval((self._last[0], end_s), ongoing=True)
         return self.pop_intervals()
 
     def summary(self, end_s: float) -> dict[str, Any]:

@@ -6,11 +6,19 @@ counts as they were on that frame, not as they are when it gets to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.geometry import Point
+
+if TYPE_CHECKING:  # the counters import nothing from here, but keep the import graph one-way
+    from pipeline.analytics.lines import LineCounter
+    from pipeline.analytics.movements import MovementCounter
+    from pipeline.analytics.parking import ParkingMonitor
+    from pipeline.analytics.zones import ZoneCounter
 
 
 @dataclass(frozen=True)
@@ -55,3 +63,26 @@ class AnalyticsView:
     zones: tuple[ZoneView, ...] = ()
     parking: ParkingView | None = None
     movements: MovementsView | None = None
+
+
+def movements_snapshot(movements: MovementCounter | None) -> MovementsView | None:
+    """The approaches and the counts between them (None without a movement counter)."""
+    if movements is None:
+        return None
+    counts = {pair: movements.total(*pair) for pair in movements.pairs}
+    return MovementsView(dict(movements.polygons), counts)
+
+
+def snapshot(
+    lines: Sequence[LineCounter],
+    zones: Sequence[ZoneCounter],
+    parking: ParkingMonitor | None,
+    movements: MovementCounter | None,
+) -> AnalyticsView:
+    """A frozen :class:`AnalyticsView` of the counters as they are now."""
+    return AnalyticsView(
+        lines=tuple(LineView(line.name, line.start, line.end, line.in_total, line.out_total) for line in lines),
+        zones=tuple(ZoneView(zone.name, zone.polygon, zone.count) for zone in zones),
+        parking=ParkingView(parking.polygons, parking.occupied) if parking is not None else None,
+        movements=movements_snapshot(movements),
+    )
