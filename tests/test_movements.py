@@ -99,6 +99,76 @@ def test_a_track_lost_in_the_middle_and_found_again_keeps_its_origin():
     assert [(e.movement, e.track_id, e.origin_frame) for e in events] == [("S->N", 5, 0)]
 
 
+def feed_frames(counter: MovementCounter, frames: list[list[tuple[int, float, float]] | None]) -> list:
+    """Feed frames of (track_id, x, y) cars (None: no frame arrives), then empty frames until every
+    track is forgotten."""
+    events = []
+    for frame_index, cars in enumerate(frames + [[]] * int((counter.forget_after_s + 0.5) * FPS)):
+        if cars is None:
+            continue
+        detections = frame_of(*[(track_id, x, y, "car") for track_id, x, y in cars])
+        events += counter.update(detections, frame_index, frame_index / FPS)
+    return events
+
+
+def switched(
+    positions: list, lost: range, old_id: int, new_id: int, offset_px: tuple[float, float] = (0, 0), stall: bool = False
+) -> list:
+    """One car's frames: ``old_id`` before the frames in ``lost``, unseen in them (or, with ``stall``,
+    no frames at all), then ``new_id`` (its anchor moved by ``offset_px`` from the true position)."""
+    return [
+        (None if stall else [])
+        if i in lost
+        else [(old_id, x, y)]
+        if i < lost.start
+        else [(new_id, x + offset_px[0], y + offset_px[1])]
+        for i, (x, y) in enumerate(positions)
+    ]
+
+
+def test_a_track_lost_in_the_middle_and_found_again_under_a_new_id_keeps_its_origin():
+    counter = new_counter(forget_after_s=1.0)
+    positions = path("S", "C", "N", step_px=10)  # 10 px per frame, at the centre on frame 15
+    # Unseen on frames 13..15, then a new ID near its path; frame_of's boxes are 20x20 px, so the gate
+    # is 10 px each way around where it would be.
+    events = feed_frames(counter, switched(positions, range(13, 16), old_id=5, new_id=9, offset_px=(9, -9)))
+    assert [(e.movement, e.track_id, e.origin_frame) for e in events] == [("S->N", 9, 0)]
+    assert counter.summary()["stayed_in_origin"] == {} and counter.tracks_held == 0
+
+
+@pytest.mark.parametrize(
+    ("offset_px", "lost", "stall"),
+    [
+        ((11, 0), range(13, 16), False),
+        ((0, -11), range(13, 16), False),
+        ((0, 0), range(10, 21), False),  # unseen for 1.2 s
+        ((0, 0), range(10, 21), True),  # no frames for 1.2 s (a live feed that stalled)
+    ],
+    ids=["beside-the-path", "ahead-of-the-path", "after-forget_after_s", "after-a-stall"],
+)
+def test_a_new_id_outside_the_gate_or_too_late_is_another_track(
+    offset_px: tuple[float, float], lost: range, stall: bool
+):
+    counter = new_counter(forget_after_s=1.0)
+    positions = path("S", "C", "N", step_px=10)
+    events = feed_frames(counter, switched(positions, lost, old_id=5, new_id=9, offset_px=offset_px, stall=stall))
+    # The lost car is reported as S->?; the new ID, first seen in the centre, takes N as its origin.
+    assert [(e.movement, e.track_id) for e in events] == [("S->?", 5)]
+    assert counter.summary()["stayed_in_origin"] == {"N": 1}
+
+
+def test_new_ids_continue_the_nearest_vanished_tracks_each_once():
+    counter = new_counter(forget_after_s=1.0)
+    # Two cars at 5 px per frame meet at the centre on frame 30, both unseen on frames 29 and 30. On
+    # frame 31 each new anchor lies inside both gates (5 px off the other's prediction, 0 px off its own).
+    west = switched(path("W", "C", "E", step_px=5), range(29, 31), old_id=1, new_id=12)
+    south = switched(path("S", "C", "N", step_px=5), range(29, 31), old_id=2, new_id=11)
+    # The detector lists them in the other order after the loss (first-come pairing would swap them).
+    frames = [a + b if i < 29 else b + a for i, (a, b) in enumerate(zip(west, south, strict=True))]
+    events = feed_frames(counter, frames)
+    assert sorted((e.movement, e.track_id) for e in events) == [("S->N", 11), ("W->E", 12)]
+
+
 def test_a_track_that_never_exits_is_reported_at_its_last_sighting():
     counter = new_counter(forget_after_s=1.0)
     positions = path("E", "C")  # drives into the centre and is never seen again

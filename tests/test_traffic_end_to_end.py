@@ -6,7 +6,9 @@ height. Every car moves at least 5 px per frame (the slowest, the black sedan cr
 measured by hand over frames 310..318), so a car crossing x=320 at frame f is inside both boxes
 within 24 frames of f: all ground-truth crossings (frames 32..437) are complete passes through both
 boxes inside the clip, except the two listed as ambiguous (frames 478 and 479), which are excluded.
-Eastbound cars are therefore ``West->East`` and westbound ones ``East->West``.
+Eastbound cars are therefore ``West->East`` and westbound ones ``East->West``. A reported movement
+matches a car when the car's crossing frame lies between the movement's first frame in its origin
+and the frame it reached its destination (one car per movement).
 
 The run has 5 s intervals: the clip has no ``creation_time``, so bins start at its first frame, and a
 hand-counted crossing at frame f (23.976 fps) belongs to bin floor(f / 23.976 / 5).
@@ -50,34 +52,41 @@ def read_events(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
 
 
-def match(crossings: list[int], windows: list[tuple[int, int]]) -> int:
-    """Most one-to-one pairs of a crossing frame and a (first frame in origin, last frame) window that
-    contains it (greedy by window end: optimal for points and intervals)."""
+def match(crossings: list[int], windows: list[tuple[int, int]]) -> list[int]:
+    """The crossing frames paired one-to-one with a (first frame in origin, last frame) window that
+    contains them, as many as possible (greedy by window end: optimal for points and intervals)."""
     free = sorted(crossings)
-    matched = 0
+    matched = []
     for start, end in sorted(windows, key=lambda w: w[1]):
         hit = next((f for f in free if start <= f <= end), None)
         if hit is not None:
             free.remove(hit)
-            matched += 1
+            matched.append(hit)
     return matched
 
 
 def test_movements_match_the_hand_counted_crossings_event_by_event(movements_run: Path):
     truth = yaml.safe_load((GROUND_TRUTH / "street_topdown_ground_truth.yaml").read_text())["lines"]
     movements = [e for e in read_events(movements_run) if e["event"] == "movement"]
-    assert {e["destination"] for e in movements} <= {"West", "East", None}
     assert not [e for e in movements if e["origin"] == e["destination"]], "no car turns back on this road"
+    table = {}
     for line, (origin, destination) in MOVEMENT_OF_LINE.items():
         frames = [c["frame"] for c in truth[line]["crossings"]]
         complete = [e for e in movements if (e["origin"], e["destination"]) == (origin, destination)]
-        lost = [e for e in movements if (e["origin"], e["destination"]) == (origin, None)]
-        windows = [(e["origin_frame"], e["frame_index"]) for e in complete + lost]
-        # No invented movement: every one reported spans a distinct hand-counted crossing.
-        assert match(frames, windows) == len(windows), f"{line}: a movement with no car crossing in its time"
-        # Nothing dropped: a car the tracker loses between the boxes is reported as origin->?.
-        assert len(windows) >= len(frames) - 1, f"{line}: {len(windows)} movements for {len(frames)} cars"
-        assert len(complete) >= len(frames) - 2, f"{line}: {len(complete)} complete for {len(frames)} cars"
+        matched = match(frames, [(e["origin_frame"], e["frame_index"]) for e in complete])
+        missed = sorted(set(frames) - set(matched))
+        unfinished = [e for e in movements if e["origin"] == origin and e["destination"] is None]
+        # A car lost between the boxes may be reported as origin->?, but only a car that really crossed.
+        assert len(match(missed, [(e["origin_frame"], e["frame_index"]) for e in unfinished])) == len(unfinished)
+        table[f"{origin}->{destination}"] = {
+            "truth": len(frames),
+            "matched": len(matched),
+            "missed": missed,
+            "extra": len(complete) - len(matched),
+            "unfinished": len(unfinished),
+        }
+    # The bar: within one vehicle per movement, misses and extras counted apart.
+    assert all(len(row["missed"]) <= 1 and row["extra"] <= 1 for row in table.values()), table
 
 
 def test_summary_and_counts_columns_agree_with_the_events(movements_run: Path):

@@ -13,6 +13,9 @@ exact test in ``tests/test_movements.py``):
 - A track that left its origin and vanishes for longer than ``forget_after_s`` (the tracker's
   buffer and a margin) without reaching an exit is reported as ``A->?`` at its last sighting; one
   that is found again within that time (the same track ID) carries on.
+- A new track ID that appears where a vanished track (one with an origin, not seen on this frame,
+  within ``forget_after_s``) would be by now continues it (the rule is in
+  :mod:`pipeline.analytics.continuation`): it keeps that origin, and the vanished ID counts nothing.
 - A track counts one movement at most; its state is forgotten ``forget_after_s`` after its last
   sighting, so memory is bounded by the tracks on screen.
 
@@ -37,13 +40,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import supervision as sv
 
+from pipeline.analytics.continuation import MotionTrail, continuations
 from pipeline.analytics.events import Movement
 from pipeline.analytics.lines import tracked_anchors
+from pipeline.geometry import Point
 
 UNKNOWN = "?"
 """The destination's name in a movement that reached no exit (``West->?``)."""
@@ -73,6 +78,8 @@ class _Track:
     outside_s: float = 0.0
     """Longest time spent outside every approach since the origin."""
     done: bool = False
+    trail: MotionTrail = field(default_factory=MotionTrail)
+    """Recent anchors, to tell which new track ID continues this one if the tracker loses it."""
 
     def arrive(self, approach: str | None, frame_index: int, now_s: float, min_outside_s: float) -> bool:
         """Record the approach the anchor is in now (None: outside every one); whether that completes
@@ -152,14 +159,35 @@ class MovementCounter:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
         tracked = tracked_anchors(detections)
         inside = {name: zone.trigger(detections) for name, zone in self._zones.items()} if tracked else {}
+        self._continue_vanished(tracked, frame_index, timestamp_s)
+        sizes = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
         events: list[Movement] = []
-        for row, (track_id, _, class_name) in enumerate(tracked):
+        for row, (track_id, anchor, class_name) in enumerate(tracked):
             approach = next((name for name in self.names if inside[name][row]), None)
             event = self._update_track(track_id, approach, class_name, frame_index, timestamp_s)
+            self._tracks[track_id].trail.add(timestamp_s, anchor, (float(sizes[row][0]), float(sizes[row][1])))
             if event is not None:
                 events.append(event)
         events += self._forget_stale(timestamp_s)
         return events
+
+    def _continue_vanished(self, tracked: list[tuple[int, Point, str]], frame_index: int, now_s: float) -> None:
+        """Give each new track ID that continues a vanished track that track's state; the vanished
+        one is marked done, so it counts nothing if its ID comes back."""
+        new = {track_id: anchor for track_id, anchor, _ in tracked if track_id not in self._tracks}
+        vanished = {
+            track_id: track.trail
+            for track_id, track in self._tracks.items()
+            if track.origin is not None
+            and not track.done
+            and track.last_seen_frame < frame_index
+            and now_s - track.last_seen_s <= self.forget_after_s
+        }
+        if not new or not vanished:
+            return
+        for new_id, old_id in continuations(new, vanished, now_s).items():
+            self._tracks[new_id] = replace(self._tracks[old_id])
+            self._tracks[old_id].done = True
 
     def _update_track(
         self, track_id: int, approach: str | None, class_name: str, frame_index: int, now_s: float
