@@ -104,6 +104,7 @@ class SourceRun:
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self._end_s = 0.0
+        self._next_frame_index = 0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
         self.finished = False
@@ -141,15 +142,23 @@ class SourceRun:
             self.outputs.write_parking(parking.pop_intervals())
         self.summary["frames"] += 1
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
+        self._next_frame_index = frame.frame_index + 1
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
             write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
 
-    def record_source_events(self, records: list[dict[str, Any]], frame_index: int) -> None:
-        """Write the source's connection events (disconnects, reconnects) to events.jsonl."""
+    def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
+        """Write the source's connection events (disconnects, reconnects) to events.jsonl (and the
+        event streams), with ``frame_index``, or when None (no frame is coming: an outage) the
+        source's own or the next frame's."""
         if records:
             self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
-            self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
+            self.outputs.write_records(
+                {**record, "frame_index": record.get("frame_index", self._next_frame_index)}
+                if frame_index is None
+                else {**record, "frame_index": frame_index}
+                for record in records
+            )
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
@@ -197,6 +206,7 @@ class SourceRun:
         failure: PipelineError | None = None
         try:
             try:
+                self.record_source_events(self.source.drain_events())  # a run ended during an outage
                 parking = self.core.analytics.parking
                 if parking is not None:
                     self.outputs.write_parking(parking.finish(self._end_s))
@@ -372,6 +382,7 @@ class _DetectionStage:
                         yield failed
                     elif active:
                         time.sleep(0.005)
+                        yield []  # no frame: the consumer still passes on the sources' health events
                     continue
                 wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
                 images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
@@ -403,6 +414,10 @@ def _loop(
     batches = PrefetchIterator(stage, maxsize=2)
     try:
         for batch in batches:
+            if not batch:  # no frame ready: a source in an outage still reports it now
+                for run in runs:
+                    if not run.finished:
+                        run.record_source_events(run.source.drain_events())
             for index, frame, result in batch:
                 run = runs[index]
                 if run.finished:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import WebhookConfig
 from pipeline.io.publish import WebhookSink
 from tests.conftest import CONFIGS, run_vpipe
+from tests.servers.mjpeg import MjpegServer
 
 
 def free_port() -> int:
@@ -72,9 +76,11 @@ def test_webhook_delivers_every_record_once_in_order_after_failures(tmp_path: Pa
     assert len(sink.queue) == 0
 
 
-def street_config(tmp_path: Path, publish: dict[str, Any]) -> Path:
+def street_config(tmp_path: Path, publish: dict[str, Any], max_frames: int | None = 150) -> Path:
     settings = yaml.safe_load((CONFIGS / "street_movements.yaml").read_text())
-    settings.update(source={"max_frames": 150}, publish={"counts_every_s": 2.0, **publish})
+    settings.update(publish={"counts_every_s": 2.0, **publish})
+    if max_frames is not None:
+        settings["source"] = {"max_frames": max_frames}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(settings))
     return path
@@ -254,3 +260,102 @@ def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: P
     assert len(seqs) == len(set(seqs)), "duplicated messages"
     by_seq = sorted(events, key=lambda r: r["seq"])
     assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in by_seq] == written
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_live_feed_s_health_events_reach_both_sinks_and_metrics_equal_the_summary(
+    tmp_path: Path, street: Path, broker: int
+):
+    """An MJPEG camera on loopback goes away and comes back: the webhook and MQTT subscriber get
+    ``events.jsonl`` line for line, health events included, and ``/metrics`` scraped once the camera
+    is gone for good equals ``summary.json``."""
+    receiver = Receiver(free_port())
+    received: list[dict[str, Any]] = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="health-subscriber")
+    subscriber.on_message = lambda client, userdata, message: received.append(json.loads(message.payload))
+    subscriber.connect("127.0.0.1", broker)
+    subscriber.subscribe("vpipe/#", qos=1)
+    subscriber.loop_start()
+    camera_port, serve_port = free_port(), free_port()
+    camera = MjpegServer(street, port=camera_port).start()
+    hook = {"url": f"http://127.0.0.1:{receiver.server_port}/events"}
+    sinks = {"webhook": hook, "mqtt": {"host": "127.0.0.1", "port": broker}, "camera": "cam"}
+    config = street_config(tmp_path, sinks, max_frames=None)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "run", camera.url, "--config", str(config), "--output", str(out)]
+    log = (tmp_path / "stderr.txt").open("w")
+    process = subprocess.Popen(
+        [*command, "--no-video", "--stall-timeout", "2", "--serve", str(serve_port)],
+        cwd=CONFIGS.parent,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+
+    def kinds() -> list[str]:
+        return [e["event"] for e in events_of(out)] if (out / "events.jsonl").exists() else []
+
+    try:
+        wait_for(lambda: "line_crossing" in kinds(), "a crossing")
+        camera.stop()  # the camera goes away and comes back on the same port
+        wait_for(lambda: "stream_disconnected" in kinds(), "stream_disconnected")
+        camera = MjpegServer(street, port=camera_port).start()
+        wait_for(lambda: "stream_reconnected" in kinds(), "stream_reconnected")
+        time.sleep(3)
+        camera.stop()  # gone for good: no frame, so no count, after this
+        wait_for(lambda: kinds().count("stream_disconnected") == 2, "the second stream_disconnected", 30)
+        time.sleep(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{serve_port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        time.sleep(1)
+    finally:
+        camera.stop()
+        if process.poll() is None:
+            process.kill()
+        log.close()
+        subscriber.loop_stop()
+        subscriber.disconnect()
+        receiver.shutdown()
+    assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()
+    written = events_of(out)
+    assert [e["event"] for e in written if e["event"].startswith("stream_")] == [
+        "stream_disconnected",
+        "stream_reconnected",
+        "stream_disconnected",
+    ]
+    for records in (receiver.received, received):
+        events = [r for r in records if r["event"] != "counts"]
+        assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in events] == written
+        assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+    summary = json.loads((out / "summary.json").read_text())
+    samples = {
+        (sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "camera"))): sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    crossings = {key: value for key, value in samples.items() if key[0] == "vpipe_line_crossings_total"}
+    assert crossings == {
+        ("vpipe_line_crossings_total", (("class_name", c), ("direction", d), ("line", line))): float(n)
+        for line, entry in summary["lines"].items()
+        for d in ("in", "out")
+        for c, n in entry[d].items()
+    }
+    movements = {key: value for key, value in samples.items() if key[0] == "vpipe_movements_total"}
+    assert movements == {
+        ("vpipe_movements_total", (("class_name", c), ("movement", name))): float(n)
+        for name, entry in summary["movements"]["counts"].items()
+        for c, n in entry["by_class"].items()
+    }
+    assert samples[("vpipe_frames_processed_total", ())] == summary["frames"]
+    assert samples[("vpipe_stream_events_total", (("event", "disconnected"),))] == 2
+    assert samples[("vpipe_stream_events_total", (("event", "reconnected"),))] == summary["reconnects"] == 1
