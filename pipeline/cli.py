@@ -36,7 +36,9 @@ examples:
   vpipe run sample_videos/highway.mp4 --task segment --line main:150,330,830,330
   vpipe run "frames/*.jpg" --classes car,truck --no-video
 
-exit codes: 0 done (or stopped with Ctrl-C, outputs valid), 2 bad input (config, source, model)"""
+exit codes: 0 done (or stopped with Ctrl-C or SIGTERM, outputs valid), 2 bad input (config, source,
+  model; or every source failed), 3 partly done: a source failed while others ran, or a video was
+  truncated (see docs/live.md)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,7 +199,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def _command_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.io.sources import read_stream_list
-    from pipeline.runner import run_sources
+    from pipeline.runner import SourcesFailed, run_sources
 
     config = load_config(args.config, overrides_from_args(args))
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
@@ -213,10 +215,15 @@ def _command_run(args: argparse.Namespace) -> int:
             from pipeline.io.live_view import WindowView
 
             viewers.append(stack.enter_context(WindowView()))
-        summaries = run_sources(config, specs, progress=not args.quiet, viewers=viewers)
+        try:
+            summaries = run_sources(config, specs, progress=not args.quiet, viewers=viewers)
+        except SourcesFailed as failed:
+            if not args.quiet and failed.summaries:  # those that ran, before the line on those that failed
+                print("\n\n".join(format_summary(summary) for summary in failed.summaries))
+            raise
     if not args.quiet:
         print("\n\n".join(format_summary(summary) for summary in summaries))
-    return 0
+    return 3 if any(summary["status"] == "truncated" for summary in summaries) else 0
 
 
 def _command_slots(args: argparse.Namespace) -> int:

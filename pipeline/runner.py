@@ -16,6 +16,7 @@ Ctrl-C included, and ``summary.json`` is always written with the run's status.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -37,10 +38,11 @@ from pipeline.config import Config, parse_rotation
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.plots import write_counts_plot, write_heatmap
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
-from pipeline.io.sources import Frame, FrameSource, open_source
+from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_rss_mb
 from pipeline.models import Detector, PendingDetections
+from pipeline.opening import Outcome, SourceOpener
 from pipeline.tracking import ByteTrackTracker
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ class SourceRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._open_outputs()
         self._first_frame: np.ndarray | None = None
+        self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
@@ -156,6 +159,7 @@ class SourceRun:
             "output_dir": str(out_dir),
             "status": "running",
             "frames_dropped": 0,
+            "frames_skipped": 0,
             "reconnects": 0,
         }
 
@@ -211,7 +215,7 @@ class SourceRun:
             video_size = (self.video.width, self.video.height)
             if image.shape[1::-1] != video_size:  # the source changed resolution: the video keeps its size
                 image = cv2.resize(image, video_size, interpolation=cv2.INTER_AREA)
-            self.video.write(image)
+            self.video.write(image, frame.timestamp_s)
         counts = _counts_of(view)
         for viewer in self.viewers:
             viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, counts)
@@ -246,13 +250,17 @@ class SourceRun:
         if self.drawing is not None:
             self.drawing.submit((frame, tracked, self.analytics.view()))
         self.summary["frames"] += 1
+        self.last_frame_index = frame.frame_index
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
             write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
 
-    def record_source_events(self, records: list[dict[str, Any]], frame_index: int) -> None:
-        """Write the source's connection events (disconnects, reconnects) to events.jsonl."""
+    def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
+        """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
+        index of the frame they came before (default: after the last frame processed)."""
+        if frame_index is None:
+            frame_index = self.last_frame_index + 1
         if records:
             self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
             self.events.write({**record, "frame_index": frame_index} for record in records)
@@ -295,7 +303,9 @@ class SourceRun:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
+        self.summary["frames_skipped"] = self.source.frames_skipped
         try:
+            self.record_source_events(self.source.drain_events())  # the last ones, e.g. during an outage
             if self.parking_log is not None and self.analytics.parking is not None:
                 self.parking_log.write(self.analytics.parking.finish(self._end_s))
         finally:
@@ -309,14 +319,134 @@ class SourceRun:
         return self.summary
 
 
-def _unique_names(sources: Sequence[FrameSource]) -> list[str]:
-    names: list[str] = []
-    for source in sources:
-        name, suffix = source.name, 2
-        while name in names:
-            name, suffix = f"{source.name}_{suffix}", suffix + 1
-        names.append(name)
-    return names
+STOP_WAIT_S = 1.0
+"""How long shutting down waits for a source's reading thread (one blocked in a network read is left
+to end with the process)."""
+
+
+class SourcesFailed(SourceError):
+    """Some sources failed (the others ran to their end): exit code 3, or 2 if none ran at all."""
+
+    def __init__(self, failures: Sequence[str], summaries: Sequence[dict[str, Any]]) -> None:
+        super().__init__("; ".join(failures))
+        self.summaries = list(summaries)
+        self.exit_code = 3 if summaries else 2
+
+
+def _unique_name(name: str, taken: list[str]) -> str:
+    unique, suffix = name, 2
+    while unique in taken:
+        unique, suffix = f"{name}_{suffix}", suffix + 1
+    taken.append(unique)
+    return unique
+
+
+def _open(config: Config, spec: str, stop: threading.Event) -> FrameSource:
+    # --max-frames counts processed frames: a live source must not count the ones dropped unread.
+    max_frames = None if is_live_spec(spec) else config.source.max_frames
+    return open_source(
+        spec,
+        fps=config.source.fps,
+        max_frames=max_frames,
+        stall_timeout_s=config.source.stall_timeout_s,
+        max_reconnects=config.source.max_reconnects,
+        stop_event=stop,
+    )
+
+
+class _Fleet:
+    """The sources of a run and their :class:`SourceRun` and reader, added as each one opens."""
+
+    def __init__(self, config: Config, specs: Sequence[str], viewers: Sequence[FrameViewer]) -> None:
+        self.config, self.specs, self.viewers = config, specs, viewers
+        self.base = Path(config.output.dir) if config.output.dir else Path("runs") / "streams"
+        self.runs: list[SourceRun] = []
+        self.readers: list[PrefetchIterator[Frame]] = []
+        self.failures: dict[int, str] = {}  # by spec index
+        self._spec_of_run: list[int] = []
+        self._names: list[str] = []
+        self.detector: Detector | None = None
+
+    def prepare(self, sources: Sequence[FrameSource]) -> list[Config]:
+        """Geometry in each source's pixels, checked; the first sources also size the model input."""
+        configs = [self.config.in_pixels(s.width, s.height) for s in sources]
+        for source_config, source in zip(configs, sources, strict=True):
+            source_config.validate_geometry(source.width, source.height)
+        return configs
+
+    def add(self, spec_index: int, source: FrameSource, source_config: Config) -> int:
+        """Start processing ``source``; returns its run index."""
+        assert self.detector is not None
+        source.name = _unique_name(source.name, self._names)
+        single = len(self.specs) == 1
+        out_dir = output_dir_for(self.config, source) if single else self.base / source.name
+        normalized = self.config.coordinates == "normalized"
+        self.runs.append(SourceRun(source_config, source, self.detector, out_dir, self.viewers, normalized))
+        policy = self.config.source.read_policy
+        latest = policy == "latest" or (policy == "auto" and source.live)
+        self.readers.append(PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest))
+        self._spec_of_run.append(spec_index)
+        return len(self.runs) - 1
+
+    def spec_of(self, run_index: int) -> int:
+        """The position in the run's source list of run ``run_index``."""
+        return self._spec_of_run[run_index]
+
+    def admit(self, outcomes: Sequence[Outcome], stage: _DetectionStage) -> None:
+        """Sources that opened (or failed) mid-run: start them (or record why not)."""
+        for spec_index, outcome in outcomes:
+            try:
+                if isinstance(outcome, PipelineError):
+                    raise outcome
+                stage.add_source(self.add(spec_index, outcome, self.prepare([outcome])[0]))
+            except PipelineError as exc:
+                self.failures[spec_index] = str(exc)
+                stage.add_source(None)
+                if not isinstance(outcome, PipelineError):
+                    outcome.close()
+
+    def stop(self) -> list[bool]:
+        """Stop every source and its reader, about at once; whether each reader has ended."""
+        for run in self.runs:
+            run.source.stop()
+        return [reader.close(timeout_s=STOP_WAIT_S) for reader in self.readers]
+
+    def end(self, run_index: int, status: str) -> None:
+        """Finish one run whose source has ended (``truncated`` if it ended before its announced end)."""
+        run, reader = self.runs[run_index], self.readers[run_index]
+        run.finish(
+            "truncated" if status == "completed" and run.source.truncated else status, frames_dropped=reader.dropped
+        )
+
+    def finish(self, status: str) -> None:
+        """Finish every run (those already finished keep their status) and release the sources."""
+        ended = self.stop()
+        for run, reader in zip(self.runs, self.readers, strict=True):
+            final = "truncated" if status == "completed" and run.source.truncated else status
+            run.finish(final, "stopped by an error" if status == "failed" else None, frames_dropped=reader.dropped)
+        for run, reader_ended in zip(self.runs, ended, strict=True):
+            if reader_ended:  # else a read blocked in FFmpeg still uses it; it ends with the process
+                run.source.close()
+
+    def write_overview(self, pending: set[int]) -> None:
+        """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
+        if len(self.specs) == 1:
+            return
+        entries: dict[int, dict[str, Any]] = {}
+        for run, spec_index in zip(self.runs, self._spec_of_run, strict=True):
+            entry = {"source": run.source.display_name, "status": run.summary["status"], "output_dir": str(run.out_dir)}
+            entries[spec_index] = {**entry, **({"error": run.summary["error"]} if "error" in run.summary else {})}
+        for spec_index, error in self.failures.items():
+            if spec_index in entries:  # failed mid-run: its summary says why
+                continue
+            entries[spec_index] = {"source": mask_credentials(self.specs[spec_index]), "status": "failed"}
+            entries[spec_index]["error"] = mask_credentials(error)
+        for spec_index in pending:
+            entries[spec_index] = {"source": mask_credentials(self.specs[spec_index]), "status": "never_connected"}
+        sources = [entries[index] for index in sorted(entries)]
+        failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
+        self.base.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.base / "summary.json", {"sources": sources, "sources_failed": failed})
 
 
 def run_sources(
@@ -325,69 +455,58 @@ def run_sources(
     """Process several sources with one model: frames are batched across sources for inference.
 
     With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
-    to ``<output.dir or runs/streams>/<source name>/``.
+    to ``<output.dir or runs/streams>/<source name>/``, and ``summary.json`` there lists every
+    source's status. Sources are opened side by side (see :class:`SourceOpener`): one that cannot
+    connect retries, or gives up, on its own while the others run.
 
     Returns:
-        One summary per source, as written to their ``summary.json``.
+        One summary per source that ran, as written to their ``summary.json``.
 
     Raises:
-        PipelineError: Invalid input (before anything is written), or a source that failed for
-            good mid-run (after every output is finalized; the other sources run to their end).
+        PipelineError: Invalid input (before anything is written: every source failed to open, a
+            config or model error).
+        SourcesFailed: A source failed to open or failed mid-run while others ran (after every
+            output is finalized; the other sources run to their end).
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    fleet = _Fleet(config, specs, viewers)
     with ExitStack() as stack:
-        sources: list[FrameSource] = []
-        for spec in specs:
-            source = open_source(
-                spec,
-                fps=config.source.fps,
-                max_frames=config.source.max_frames,
-                stall_timeout_s=config.source.stall_timeout_s,
-                max_reconnects=config.source.max_reconnects,
-            )
-            stack.callback(source.close)
-            sources.append(source)
-        source_configs = [config.in_pixels(s.width, s.height) for s in sources]
-        for source_config, source in zip(source_configs, sources, strict=True):
-            source_config.validate_geometry(source.width, source.height)
-        largest = max(sources, key=lambda s: s.width * s.height)
-        detector = Detector(
+        opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: _open(config, spec, stop)))
+        opened: list[tuple[int, FrameSource]] = []
+        stack.callback(lambda: [source.close() for _, source in opened[len(fleet.runs) :]])  # an error before runs
+        for index, outcome in opener.wait_for_start(grace_s=config.source.stall_timeout_s):
+            if isinstance(outcome, PipelineError):
+                fleet.failures[index] = str(outcome)
+            else:
+                opened.append((index, outcome))
+        if not opened:
+            raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
+        source_configs = fleet.prepare([source for _, source in opened])
+        largest = max((source for _, source in opened), key=lambda s: s.width * s.height)
+        fleet.detector = Detector(
             config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
         )
+        for (index, source), source_config in zip(opened, source_configs, strict=True):
+            fleet.add(index, source, source_config)
+        stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
-        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
-        runs = []
-        for name, source, source_config in zip(_unique_names(sources), sources, source_configs, strict=True):
-            source.name = name
-            out_dir = output_dir_for(config, source) if len(sources) == 1 else base / name
-            normalized = config.coordinates == "normalized"
-            runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
-        for run in runs:
-            stack.callback(run.finish, "failed", "stopped by an error")  # no-op after a normal finish
-
-        readers = []
-        for source in sources:
-            policy = config.source.read_policy
-            latest = policy == "latest" or (policy == "auto" and source.live)
-            reader = PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
-            stack.callback(reader.close)
-            readers.append(reader)
-
-        total = sum(s.frame_count or 0 for s in sources) if all(s.frame_count for s in sources) else None
+        sources = [run.source for run in fleet.runs]
+        known = not opener.pending and all(s.frame_count for s in sources)
+        total = sum(s.frame_count or 0 for s in sources) if known else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True))
-        failures: list[str] = []
         try:
-            _loop(runs, readers, detector, bar, failures)
+            _loop(fleet, opener, bar)
         except KeyboardInterrupt:
-            for run, reader in zip(runs, readers, strict=True):
-                run.finish("interrupted", frames_dropped=reader.dropped)
+            fleet.finish("interrupted")
         else:
-            for run, reader in zip(runs, readers, strict=True):
-                run.finish("completed", frames_dropped=reader.dropped)
-        summaries = [run.summary for run in runs]
+            fleet.finish("completed")
+        fleet.write_overview(opener.pending)
+        summaries = [run.summary for run in fleet.runs]
+        failures = [fleet.failures[index] for index in sorted(fleet.failures)]
+        failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
     if failures:
-        raise SourceError("; ".join(failures))
+        raise SourcesFailed(failures, [s for s in summaries if s["status"] != "failed"])
     return summaries
 
 
@@ -402,20 +521,40 @@ class _DetectionStage:
     on a CPU), handing them on in order; when no new frame is ready, whatever is in flight is
     finished and handed on at once rather than held back.
 
-    Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples, or
-    ``(source index, None, error)`` for a source that failed. :meth:`stop_source` drops a source
-    (the consumer failed it); :meth:`close` ends the iteration.
+    Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples,
+    ``(source index, None, error)`` for a source that failed, ``(source index, None, None)`` for
+    one that ended (after its last frame); an empty batch every ``TICK_S`` while no frame comes,
+    so the consumer can tend the sources. :meth:`stop_source` drops a source (the consumer failed
+    it), :meth:`add_source` adds one of the ``expected`` sources still connecting (or None: it will
+    not come); :meth:`close` ends the iteration.
     """
 
-    def __init__(self, readers: list[PrefetchIterator[Frame]], runs: list[SourceRun], detector: Detector) -> None:
+    TICK_S = 0.25
+
+    def __init__(
+        self, readers: list[PrefetchIterator[Frame]], runs: list[SourceRun], detector: Detector, expected: int = 0
+    ) -> None:
         self.readers = readers
         self.runs = runs
         self.detector = detector
         self._stopped: set[int] = set()
         self._closed = threading.Event()
+        self._added: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._expected = expected
 
     def stop_source(self, index: int) -> None:
         self._stopped.add(index)
+
+    def add_source(self, index: int | None) -> None:
+        """One of the expected sources is ready (its run and reader are in place), or None: will not come."""
+        self._added.put(index)
+
+    def _take_added(self, active: list[int]) -> None:
+        while not self._added.empty():
+            index = self._added.get()
+            self._expected -= 1
+            if index is not None:
+                active.append(index)
 
     def close(self) -> None:
         self._closed.set()
@@ -423,10 +562,12 @@ class _DetectionStage:
     def __iter__(self) -> Iterator[_Batch]:
         active = list(range(len(self.readers)))
         in_flight: deque[tuple[_Batch, list[tuple[int, Frame]], list[bool], PendingDetections]] = deque()
+        last_yield = time.monotonic()
         try:
-            while active and not self._closed.is_set():
+            while (active or self._expected > 0) and not self._closed.is_set():
+                self._take_added(active)
                 active = [index for index in active if index not in self._stopped]
-                failed: _Batch = []
+                ended: _Batch = []
                 ready: list[tuple[int, Frame]] = []
                 for index in list(active):
                     reader = self.readers[index]
@@ -435,27 +576,31 @@ class _DetectionStage:
                         wait_s = 0 if ready or len(active) > 1 else 0.01 if in_flight else 0.1
                         frame = reader.poll(timeout=wait_s)
                     except PipelineError as exc:
-                        failed.append((index, None, exc))
+                        ended.append((index, None, exc))
                         active.remove(index)
                         continue
                     if frame is None:
                         if reader.done:
                             active.remove(index)
+                            ended.append((index, None, None))
                         continue
                     ready.append((index, frame))
                 if not ready:
                     while in_flight:
                         yield self._finish(*in_flight.popleft())
-                    if failed:
-                        yield failed
-                    elif active:
+                        last_yield = time.monotonic()
+                    if ended or time.monotonic() - last_yield > self.TICK_S:
+                        yield ended
+                        last_yield = time.monotonic()
+                    elif active or self._expected > 0:
                         time.sleep(0.005)
                     continue
                 wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
                 images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
-                in_flight.append((failed, ready, wanted, self.detector.start(images)))
+                in_flight.append((ended, ready, wanted, self.detector.start(images)))
                 while len(in_flight) >= self.detector.in_flight:
                     yield self._finish(*in_flight.popleft())
+                    last_yield = time.monotonic()
             while in_flight:
                 yield self._finish(*in_flight.popleft())
         finally:
@@ -465,36 +610,47 @@ class _DetectionStage:
 
     @staticmethod
     def _finish(
-        failed: _Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections
+        ended: _Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections
     ) -> _Batch:
         detected = iter(pending())
-        return failed + [
+        return ended + [
             (index, frame, next(detected) if want else None) for (index, frame), want in zip(ready, wanted, strict=True)
         ]
 
 
-def _loop(
-    runs: list[SourceRun], readers: list[PrefetchIterator[Frame]], detector: Detector, bar: tqdm, failures: list[str]
-) -> None:
+def _loop(fleet: _Fleet, opener: SourceOpener, bar: tqdm) -> None:
     """Until every source ends: detection batches come from their own thread; track, count, write."""
-    stage = _DetectionStage(readers, runs, detector)
+    stage = _DetectionStage(fleet.readers, fleet.runs, fleet.detector, expected=len(opener.pending))
     batches = PrefetchIterator(stage, maxsize=2)
+    max_frames = fleet.config.source.max_frames
     try:
         for batch in batches:
+            fleet.admit(opener.take(), stage)
             for index, frame, result in batch:
-                run = runs[index]
+                run, reader = fleet.runs[index], fleet.readers[index]
                 if run.finished:
                     continue
                 try:
                     if isinstance(result, PipelineError):
                         raise result
-                    assert frame is not None
+                    if frame is None:  # the source ended: its outputs are complete now, whatever the others do
+                        fleet.end(index, "completed")
+                        continue
                     run.record_source_events(run.source.drain_events(), frame.frame_index)
                     run.process(frame, result)
                 except PipelineError as exc:
-                    failures.append(str(exc))
-                    run.finish("failed", str(exc), frames_dropped=readers[index].dropped)
+                    fleet.failures[fleet.spec_of(index)] = str(exc)
+                    run.source.stop()
+                    run.finish("failed", str(exc), frames_dropped=reader.dropped)
                     stage.stop_source(index)
+                    continue
+                if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
+                    run.source.stop()
+                    run.finish("completed", frames_dropped=reader.dropped)
+                    stage.stop_source(index)
+            for run in fleet.runs:  # connection events are written as they happen, frames or not
+                if not run.finished:
+                    run.record_source_events(run.source.drain_events())
             bar.update(sum(frame is not None for _, frame, _ in batch))
     finally:
         stage.close()

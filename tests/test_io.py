@@ -44,11 +44,22 @@ def test_image_folder_is_read_in_name_order(tmp_path: Path):
     assert list(open_source(str(tmp_path / "img_00[01].png")))[1].image[0, 0, 0] == 20  # a glob
 
 
-def test_image_folder_with_mixed_sizes_fails_clearly(tmp_path: Path):
-    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 60, 3), np.uint8))
-    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((50, 60, 3), np.uint8))
-    with pytest.raises(SourceError, match=r"b\.png: image is 60x50, but the first image is 60x40"):
-        list(open_source(str(tmp_path)))
+def test_image_folder_skips_and_counts_unreadable_or_mis_sized_images(tmp_path: Path):
+    (tmp_path / "a.png").write_bytes(b"not an image")  # the first readable image sets the size
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((40, 60, 3), 1, np.uint8))
+    cv2.imwrite(str(tmp_path / "c.png"), np.zeros((50, 60, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((40, 60, 3), 3, np.uint8))
+    source = open_source(str(tmp_path), fps=10)
+    frames = list(source)
+    assert [(f.frame_index, int(f.image[0, 0, 0])) for f in frames] == [(1, 1), (3, 3)]
+    assert frames[1].timestamp_s == pytest.approx(0.3)  # a skipped image leaves its time unused
+    assert (source.width, source.height, source.frames_skipped) == (60, 40, 2)
+
+
+def test_image_folder_with_no_readable_image_fails_clearly(tmp_path: Path):
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    with pytest.raises(SourceError, match="none of the 1 images can be read"):
+        open_source(str(tmp_path))
 
 
 @pytest.mark.parametrize(

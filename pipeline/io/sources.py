@@ -18,6 +18,7 @@ import contextlib
 import glob
 import itertools
 import logging
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 TimedImage = tuple[np.ndarray, float | None]
 """A BGR image and its stream time in seconds (None when the stream has no clock)."""
+
+TRUNCATION_TOLERANCE_FRAMES = 2
+"""A file that decodes this many frames fewer than its container announces still counts as complete."""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -73,6 +77,10 @@ class FrameSource(ABC):
     """A live feed (webcam, stream): read with the latest-frame policy by default, reconnects."""
     display_name: str = ""
     """How the source is shown in logs and outputs (credentials masked)."""
+    frames_skipped: int = 0
+    """Frames left out because they could not be read (an unreadable or mis-sized image)."""
+    truncated: bool = False
+    """The source ended before the end its container announced (a cut file); set once iteration ends."""
 
     def drain_events(self) -> list[dict[str, Any]]:
         """Connection events (disconnects, reconnects) since the last call, as JSON-ready records."""
@@ -82,8 +90,18 @@ class FrameSource(ABC):
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames in order. Raises SourceError if the source fails mid-way."""
 
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Ask an iteration running on another thread to end soon (thread-safe; a live source stops
+        waiting out a reconnect backoff)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the source's resources."""
+
+
+def has_clock(container: Any) -> bool:
+    """Whether a PyAV container carries real presentation times: formats flagged ``no_timestamps``
+    (MJPEG over HTTP, raw H.264) only number frames at an assumed rate."""
+    return not container.format.flags & av.format.Flags.no_timestamps.value
 
 
 class VideoFileSource(FrameSource):
@@ -106,12 +124,16 @@ class VideoFileSource(FrameSource):
         self._stream = stream
         self.width = stream.codec_context.width
         self.height = stream.codec_context.height
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        # base_rate is the stream's time base tick, not a frame rate (15360 for an empty MP4).
+        rate = stream.average_rate or stream.guessed_rate
         if not rate or self.width <= 0 or self.height <= 0:
             self._container.close()
-            raise SourceError(f"{self.path}: cannot read frame size or rate (damaged or not a video)")
+            raise SourceError(f"{self.path}: cannot read frame size or rate (damaged, empty or not a video)")
         self.fps = Fraction(rate)
-        frames = stream.frames or None
+        if not has_clock(self._container):
+            log.warning("%s: the file has no timestamps; assuming %g fps for its times and video", path, float(rate))
+        self._declared_frames = stream.frames or None
+        frames = self._declared_frames
         self.frame_count = min(frames, max_frames) if frames and max_frames else frames
 
     def __iter__(self) -> Iterator[Frame]:
@@ -133,13 +155,25 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"{self.path}: decoding failed at frame {frame_index} ({_reason(exc)})") from None
         if frame_index == 0:
             raise SourceError(f"{self.path}: no frame could be decoded (damaged or empty video)")
+        declared = self._declared_frames
+        # Containers may miscount by a frame or two; a cut file loses far more.
+        if declared and frame_index < min(declared, self._max_frames or declared) - TRUNCATION_TOLERANCE_FRAMES:
+            self.truncated = True
+            log.warning(
+                "%s: the video ends at frame %d of the %d it announces (truncated)", self.path, frame_index, declared
+            )
 
     def close(self) -> None:
         self._container.close()
 
 
 class ImageFolderSource(FrameSource):
-    """Images from a folder or a glob pattern, in name order, at a configured frame rate."""
+    """Images from a folder or a glob pattern, in name order, at a configured frame rate.
+
+    The first readable image sets the size; an image that cannot be read or has another size is
+    skipped with a warning and counted in :attr:`frames_skipped` (its frame index and time stay
+    unused, like a dropped frame).
+    """
 
     def __init__(self, spec: str, fps: float = 30.0, max_frames: int | None = None) -> None:
         path = Path(spec)
@@ -153,26 +187,32 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"{spec}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         self.display_name = spec
         self.files = files[:max_frames] if max_frames else files
-        first = self._read(self.files[0])
+        first = next((image for image in map(self._read, self.files) if image is not None), None)
+        if first is None:
+            raise SourceError(f"{spec}: none of the {len(self.files)} images can be read (damaged or unsupported)")
         self.height, self.width = first.shape[:2]
         self.fps = Fraction(fps).limit_denominator(1001)
         self.frame_count = len(self.files)
 
     @staticmethod
-    def _read(path: Path) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    def _read(path: Path) -> np.ndarray | None:
+        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+
+    def _problem(self, image: np.ndarray | None) -> str | None:
         if image is None:
-            raise SourceError(f"{path}: cannot read image (damaged or unsupported format)")
-        return image
+            return "cannot read image (damaged or unsupported format)"
+        if image.shape[:2] != (self.height, self.width):
+            return f"image is {image.shape[1]}x{image.shape[0]}, the first image is {self.width}x{self.height}"
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         for frame_index, path in enumerate(self.files):
             image = self._read(path)
-            if image.shape[:2] != (self.height, self.width):
-                raise SourceError(
-                    f"{path}: image is {image.shape[1]}x{image.shape[0]}, "
-                    f"but the first image is {self.width}x{self.height}; all images must have one size"
-                )
+            problem = self._problem(image)
+            if problem is not None:
+                self.frames_skipped += 1
+                log.warning("%s: %s; skipped", path, problem)
+                continue
             yield Frame(image, frame_index, frame_index / float(self.fps))
 
 
@@ -181,8 +221,10 @@ class LiveSource(FrameSource):
     (no frame for ``stall_timeout_s``) or an error, with capped exponential backoff.
 
     Timestamps come from the stream (PTS) within a connection and from the wall clock across
-    reconnects, so a gap in the feed is a gap in the timestamps. The first connection happens in
-    the constructor (with the same retries), so a dead source fails before any output is written.
+    reconnects, so a gap in the feed is a gap in the timestamps; a feed without a stream clock
+    (MJPEG over HTTP, a webcam) is timed by the monotonic clock when each frame is read. The first
+    connection happens in the constructor (with the same retries), so a dead source fails before
+    any output is written.
 
     Args:
         spec: What to open (URL or device index as text).
@@ -191,6 +233,8 @@ class LiveSource(FrameSource):
         backoff_s: First wait between attempts; doubles each time up to ``backoff_max_s``.
         backoff_max_s: Longest wait between attempts.
         max_frames: Stop after this many frames.
+        stop_event: Set it (or call :meth:`stop`) to end the connection attempts and the iteration,
+            from any thread; lets a caller stop a source whose constructor is still connecting.
     """
 
     live = True
@@ -203,6 +247,7 @@ class LiveSource(FrameSource):
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_frames: int | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.spec = spec
         self.display_name = mask_credentials(spec)
@@ -213,9 +258,12 @@ class LiveSource(FrameSource):
         self._max_frames = max_frames
         self.frame_count = max_frames
         self._events: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._stop = threading.Event()
+        self._stop = stop_event or threading.Event()
         self._started = time.monotonic()
-        self._connection = self._connect_with_retries(first=True)
+        connection = self._connect_with_retries(first=True)
+        if connection is None:
+            raise SourceError(f"{self.display_name}: stopped while connecting")
+        self._connection = connection
         self.height, self.width = self._connection[1][0].shape[:2]
 
     @abstractmethod
@@ -242,7 +290,8 @@ class LiveSource(FrameSource):
             events.append(self._events.popleft())
         return events
 
-    def _connect_with_retries(self, first: bool) -> tuple[Iterator[TimedImage], TimedImage]:
+    def _connect_with_retries(self, first: bool) -> tuple[Iterator[TimedImage], TimedImage] | None:
+        """The next connection, or None if stopped meanwhile."""
         attempt = 0
         while True:
             try:
@@ -263,7 +312,7 @@ class LiveSource(FrameSource):
             wait = min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
             self._event("reconnect_attempt", attempt=attempt, wait_s=round(wait, 2), reason=mask_credentials(reason))
             if self._stop.wait(wait):
-                raise SourceError(f"{self.display_name}: stopped while reconnecting")
+                return None
 
     def __iter__(self) -> Iterator[Frame]:
         frame_index = 0
@@ -277,8 +326,9 @@ class LiveSource(FrameSource):
                 for image, stream_time in itertools.chain([first], frames):
                     if self._max_frames is not None and frame_index >= self._max_frames:
                         return
-                    if stream_time is None:  # no stream clock: the wall clock
-                        timestamp = max(time.monotonic() - self._started, last_timestamp)
+                    if stream_time is None:  # no stream clock: when it was read (the first frame: on connecting)
+                        read_s = offset_s if image is first[0] else time.monotonic() - self._started
+                        timestamp = max(read_s, last_timestamp)
                     else:
                         first_stream_time = stream_time if first_stream_time is None else first_stream_time
                         # Stream clocks jitter (RTP rounding): timestamps never go back.
@@ -294,10 +344,16 @@ class LiveSource(FrameSource):
             if self._stop.is_set() or (self._max_frames is not None and frame_index >= self._max_frames):
                 return
             self._event("stream_disconnected", frame_index=frame_index, reason=mask_credentials(reason))
-            frames, first = self._connect_with_retries(first=False)
+            connection = self._connect_with_retries(first=False)
+            if connection is None:
+                return
+            frames, first = connection
             self._event(
                 "stream_reconnected", frame_index=frame_index, width=first[0].shape[1], height=first[0].shape[0]
             )
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -325,7 +381,7 @@ class StreamSource(LiveSource):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or 25
-        frames = self._decode(container, stream)
+        frames = self._decode(container, stream, has_clock(container))
         try:
             first = next(frames)
         except StopIteration:
@@ -333,12 +389,11 @@ class StreamSource(LiveSource):
         return frames, first, Fraction(rate)
 
     @staticmethod
-    def _decode(container: Any, stream: Any) -> Iterator[TimedImage]:
+    def _decode(container: Any, stream: Any, clock: bool) -> Iterator[TimedImage]:
         try:
             for decoded in container.decode(stream):
-                seconds = (
-                    float(decoded.pts * stream.time_base) if decoded.pts is not None and stream.time_base else None
-                )
+                timed = clock and decoded.pts is not None and stream.time_base
+                seconds = float(decoded.pts * stream.time_base) if timed else None
                 yield decoded.to_ndarray(format="bgr24"), seconds
         except (av.error.FFmpegError, OSError) as exc:  # includes the read timeout of a stalled feed
             raise SourceError(f"read failed: {_reason(exc)}") from None
@@ -357,10 +412,18 @@ class WebcamSource(LiveSource):
         self.index = index
         self.name = f"camera{index}"
         self._capture: cv2.VideoCapture | None = None
+        device = Path(f"/dev/video{index}")
+        if sys.platform == "linux" and not device.exists():  # retrying cannot make it appear
+            raise SourceError(f"camera {index}: no such device ({device} does not exist)")
         super().__init__(str(index), **kwargs)
 
     def _connect(self) -> tuple[Iterator[TimedImage], TimedImage, Fraction]:
-        capture = cv2.VideoCapture(self.index)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its own error is ours, in one line
+        try:
+            capture = cv2.VideoCapture(self.index)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         ok, first = capture.read() if capture.isOpened() else (False, None)
         if not ok or first is None:
             capture.release()
@@ -395,6 +458,7 @@ def open_source(
     max_frames: int | None = None,
     stall_timeout_s: float = 10.0,
     max_reconnects: int | None = None,
+    stop_event: threading.Event | None = None,
 ) -> FrameSource:
     """Open a video file, an image folder or glob, a webcam (device index) or a network stream.
 
@@ -405,16 +469,16 @@ def open_source(
         max_frames: Stop after this many frames.
         stall_timeout_s: Live sources: seconds without a frame before reconnecting.
         max_reconnects: Live sources: give up after this many failed attempts (None: never).
+        stop_event: Live sources: set it from another thread to stop connecting (see :class:`LiveSource`).
 
     Raises:
         SourceError: Nothing usable at ``spec`` (for live sources, after the retries).
     """
-    if spec.isdigit():
-        return WebcamSource(
-            int(spec), stall_timeout_s=stall_timeout_s, max_reconnects=max_reconnects, max_frames=max_frames
-        )
-    if is_stream_url(spec):
-        return StreamSource(spec, stall_timeout_s=stall_timeout_s, max_reconnects=max_reconnects, max_frames=max_frames)
+    if is_live_spec(spec):
+        live = {"stall_timeout_s": stall_timeout_s, "max_reconnects": max_reconnects, "stop_event": stop_event}
+        if spec.isdigit():
+            return WebcamSource(int(spec), max_frames=max_frames, **live)
+        return StreamSource(spec, max_frames=max_frames, **live)
     path = Path(spec)
     if path.is_dir() or (not path.exists() and glob.has_magic(spec)):
         return ImageFolderSource(spec, fps=fps, max_frames=max_frames)
@@ -423,6 +487,11 @@ def open_source(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFolderSource(spec, fps=fps, max_frames=max_frames)
     return VideoFileSource(path, max_frames=max_frames)
+
+
+def is_live_spec(spec: str) -> bool:
+    """Whether ``spec`` names a live feed (a webcam index or a stream URL) rather than files."""
+    return spec.isdigit() or is_stream_url(spec)
 
 
 def read_stream_list(path: str | Path) -> list[str]:
