@@ -58,6 +58,8 @@ class FrameViewer(Protocol):
         self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
     ) -> None: ...
 
+    def end(self, source: str, status: str) -> None: ...
+
 
 def output_dir_for(config: Config, source: FrameSource) -> Path:
     """``output.dir`` if set, else ``runs/<source name>``."""
@@ -312,6 +314,8 @@ class SourceRun:
             self._stack.close()  # the frames in flight are drawn and encoded first
         self.summary = self._summary(status, error)
         write_json_atomic(self.out_dir / "summary.json", self.summary)
+        for viewer in self.viewers:
+            viewer.end(self.name, status)
         if self.config.output.plots and self.summary["frames"]:
             write_counts_plot(self.counts.path, self.out_dir / "counts.png")
             if self._first_frame is not None:
@@ -354,6 +358,13 @@ def _open(config: Config, spec: str, stop: threading.Event) -> FrameSource:
     )
 
 
+def _release(source: FrameSource, reader: PrefetchIterator[Frame]) -> None:
+    """Stop reading ``source`` and close it, unless a read blocked in FFmpeg still uses it."""
+    source.stop()
+    if reader.close(timeout_s=STOP_WAIT_S):
+        source.close()
+
+
 class _Fleet:
     """The sources of a run and their :class:`SourceRun` and reader, added as each one opens."""
 
@@ -374,17 +385,21 @@ class _Fleet:
             source_config.validate_geometry(source.width, source.height)
         return configs
 
-    def add(self, spec_index: int, source: FrameSource, source_config: Config) -> int:
-        """Start processing ``source``; returns its run index."""
+    def read(self, source: FrameSource) -> PrefetchIterator[Frame]:
+        """Start reading ``source`` on its own thread (at once: a live feed must not back up meanwhile)."""
+        policy = self.config.source.read_policy
+        latest = policy == "latest" or (policy == "auto" and source.live)
+        return PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
+
+    def add(self, spec_index: int, reader: PrefetchIterator[Frame], source: FrameSource, source_config: Config) -> int:
+        """Process ``source``, read by ``reader``; returns its run index."""
         assert self.detector is not None
         source.name = _unique_name(source.name, self._names)
         single = len(self.specs) == 1
         out_dir = output_dir_for(self.config, source) if single else self.base / source.name
         normalized = self.config.coordinates == "normalized"
         self.runs.append(SourceRun(source_config, source, self.detector, out_dir, self.viewers, normalized))
-        policy = self.config.source.read_policy
-        latest = policy == "latest" or (policy == "auto" and source.live)
-        self.readers.append(PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest))
+        self.readers.append(reader)
         self._spec_of_run.append(spec_index)
         return len(self.runs) - 1
 
@@ -398,7 +413,8 @@ class _Fleet:
             try:
                 if isinstance(outcome, PipelineError):
                     raise outcome
-                stage.add_source(self.add(spec_index, outcome, self.prepare([outcome])[0]))
+                source_config = self.prepare([outcome])[0]
+                stage.add_source(self.add(spec_index, self.read(outcome), outcome, source_config))
             except PipelineError as exc:
                 self.failures[spec_index] = str(exc)
                 stage.add_source(None)
@@ -473,22 +489,22 @@ def run_sources(
     fleet = _Fleet(config, specs, viewers)
     with ExitStack() as stack:
         opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: _open(config, spec, stop)))
-        opened: list[tuple[int, FrameSource]] = []
-        stack.callback(lambda: [source.close() for _, source in opened[len(fleet.runs) :]])  # an error before runs
+        opened: list[tuple[int, FrameSource, PrefetchIterator[Frame]]] = []
+        stack.callback(lambda: [_release(s, r) for _, s, r in opened[len(fleet.runs) :]])  # an error before runs
         for index, outcome in opener.wait_for_start(grace_s=config.source.stall_timeout_s):
             if isinstance(outcome, PipelineError):
                 fleet.failures[index] = str(outcome)
             else:
-                opened.append((index, outcome))
+                opened.append((index, outcome, fleet.read(outcome)))
         if not opened:
             raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
-        source_configs = fleet.prepare([source for _, source in opened])
-        largest = max((source for _, source in opened), key=lambda s: s.width * s.height)
+        source_configs = fleet.prepare([source for _, source, _ in opened])
+        largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
         fleet.detector = Detector(
             config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
         )
-        for (index, source), source_config in zip(opened, source_configs, strict=True):
-            fleet.add(index, source, source_config)
+        for (index, source, reader), source_config in zip(opened, source_configs, strict=True):
+            fleet.add(index, reader, source, source_config)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
         sources = [run.source for run in fleet.runs]
