@@ -124,11 +124,13 @@ class VideoFileSource(FrameSource):
         self._stream = stream
         self.width = stream.codec_context.width
         self.height = stream.codec_context.height
-        # base_rate is the stream's time base tick, not a frame rate (15360 for an empty MP4).
+        if not stream.average_rate and stream.frames == 0:  # its other "rates" are the time base's tick
+            self._container.close()
+            raise SourceError(f"{self.path}: the video has no frames")
         rate = stream.average_rate or stream.guessed_rate
         if not rate or self.width <= 0 or self.height <= 0:
             self._container.close()
-            raise SourceError(f"{self.path}: cannot read frame size or rate (damaged, empty or not a video)")
+            raise SourceError(f"{self.path}: cannot read frame size or rate (damaged or not a video)")
         self.fps = Fraction(rate)
         if not has_clock(self._container):
             log.warning("%s: the file has no timestamps; assuming %g fps for its times and video", path, float(rate))
