@@ -106,6 +106,10 @@ class PrefetchIterator(Generic[T]):
             if item is not None:
                 yield item
 
+    def stop(self) -> None:
+        """Ask the producer to stop after the item it is reading, without waiting for it."""
+        self._stop.set()
+
     def close(self, timeout_s: float = 10.0) -> bool:
         """Stop the producer (it finishes the item it is reading) and wait up to ``timeout_s`` for it.
 

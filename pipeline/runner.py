@@ -376,6 +376,7 @@ class _Fleet:
         self.failures: dict[int, str] = {}  # by spec index
         self._spec_of_run: list[int] = []
         self._names: list[str] = []
+        self._finished = False
         self.detector: Detector | None = None
 
     def prepare(self, sources: Sequence[FrameSource]) -> list[Config]:
@@ -422,24 +423,28 @@ class _Fleet:
                     outcome.close()
 
     def stop(self) -> list[bool]:
-        """Stop every source and its reader, about at once; whether each reader has ended."""
-        for run in self.runs:
+        """Stop every source and its reader at once, waiting ``STOP_WAIT_S`` for them all; whether
+        each reader has ended."""
+        for run, reader in zip(self.runs, self.readers, strict=True):
             run.source.stop()
-        return [reader.close(timeout_s=STOP_WAIT_S) for reader in self.readers]
+            reader.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        return [reader.close(timeout_s=max(0.0, deadline - time.monotonic())) for reader in self.readers]
 
-    def end(self, run_index: int, status: str) -> None:
-        """Finish one run whose source has ended (``truncated`` if it ended before its announced end)."""
+    def end(self, run_index: int, status: str = "completed", error: str | None = None) -> None:
+        """Finish one run (``completed`` becomes ``truncated`` for a source that ended before its announced end)."""
         run, reader = self.runs[run_index], self.readers[run_index]
-        run.finish(
-            "truncated" if status == "completed" and run.source.truncated else status, frames_dropped=reader.dropped
-        )
+        status = "truncated" if status == "completed" and run.source.truncated else status
+        run.finish(status, error, frames_dropped=reader.dropped)
 
     def finish(self, status: str) -> None:
-        """Finish every run (those already finished keep their status) and release the sources."""
+        """Finish every run (those already finished keep their status) and release the sources; once."""
+        if self._finished:
+            return
+        self._finished = True
         ended = self.stop()
-        for run, reader in zip(self.runs, self.readers, strict=True):
-            final = "truncated" if status == "completed" and run.source.truncated else status
-            run.finish(final, "stopped by an error" if status == "failed" else None, frames_dropped=reader.dropped)
+        for index in range(len(self.runs)):
+            self.end(index, status, "stopped by an error" if status == "failed" else None)
         for run, reader_ended in zip(self.runs, ended, strict=True):
             if reader_ended:  # else a read blocked in FFmpeg still uses it; it ends with the process
                 run.source.close()
@@ -643,26 +648,26 @@ def _loop(fleet: _Fleet, opener: SourceOpener, bar: tqdm) -> None:
         for batch in batches:
             fleet.admit(opener.take(), stage)
             for index, frame, result in batch:
-                run, reader = fleet.runs[index], fleet.readers[index]
+                run = fleet.runs[index]
                 if run.finished:
                     continue
                 try:
                     if isinstance(result, PipelineError):
                         raise result
                     if frame is None:  # the source ended: its outputs are complete now, whatever the others do
-                        fleet.end(index, "completed")
+                        fleet.end(index)
                         continue
                     run.record_source_events(run.source.drain_events(), frame.frame_index)
                     run.process(frame, result)
                 except PipelineError as exc:
                     fleet.failures[fleet.spec_of(index)] = str(exc)
                     run.source.stop()
-                    run.finish("failed", str(exc), frames_dropped=reader.dropped)
+                    fleet.end(index, "failed", str(exc))
                     stage.stop_source(index)
                     continue
                 if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
                     run.source.stop()
-                    run.finish("completed", frames_dropped=reader.dropped)
+                    fleet.end(index)
                     stage.stop_source(index)
             for run in fleet.runs:  # connection events are written as they happen, frames or not
                 if not run.finished:

@@ -96,6 +96,17 @@ def test_h264_sink_writes_a_browser_playable_mp4(tmp_path: Path):
         assert sum(1 for _ in container.decode(stream)) == 45
 
 
+def test_h264_sink_shows_each_frame_at_its_time(tmp_path: Path):
+    path = tmp_path / "vfr.mp4"
+    times_s = [5.0, 5.1, 5.35, 5.4, 6.0]  # the first frame starts the video
+    with H264VideoSink(path, 64, 48, Fraction(25)) as sink:
+        for index, time_s in enumerate(times_s):
+            sink.write(np.full((48, 64, 3), index * 40, np.uint8), time_s)
+    with av.open(str(path)) as container:
+        shown = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+    assert shown == pytest.approx([0.0, 0.1, 0.35, 0.4, 1.0], abs=1e-4)
+
+
 def x264_options(path: Path) -> dict[str, str]:
     """The settings x264 wrote into the stream (its SEI text: ``options: key=value ...``)."""
     text = path.read_bytes().split(b"x264 - core", 1)[1].split(b"\x00", 1)[0].decode()
