@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:X1,Y1,X2,Y2",
         help="counting line in source pixels; repeat for several; replaces the config's lines",
     )
-    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (per source)")
+    run.add_argument(
+        "--max-frames",
+        type=positive_int,
+        metavar="N",
+        help="stop after processing N frames per source (dropped ones do not count)",
+    )
     live = run.add_argument_group("live sources")
     live.add_argument(
         "--read-policy",
