@@ -3,6 +3,8 @@
 Example:
     >>> peak_rss_mb() > 0
     True
+    >>> peak_gpu_mb("cpu") is None
+    True
 """
 
 from __future__ import annotations
@@ -25,3 +27,16 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def peak_gpu_mb(device: str) -> float | None:
+    """Peak GPU memory PyTorch's allocator held in this process, in MB; None where ``device`` is no CUDA GPU.
+
+    The allocator's reserved memory (its cache included: what the card gave the process), without the
+    CUDA context itself, which the driver takes besides (a few hundred MB).
+    """
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_reserved(torch.device(device)) / 2**20, 1)

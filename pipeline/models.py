@@ -76,7 +76,15 @@ BACKENDS = ("torch", "onnx", "openvino")
 
 
 def select_device(device: str) -> str:
-    """Map ``auto`` to the first CUDA GPU if there is one, else the CPU; other values pass through."""
+    """Map ``auto`` to the first CUDA GPU if there is one, else the CPU, and a bare index (Ultralytics'
+    spelling of a GPU) to ``cuda:N``, so that backend and precision see a GPU; other values pass through.
+
+    Example:
+        >>> select_device("1"), select_device("cpu")
+        ('cuda:1', 'cpu')
+    """
+    if device.isdigit():
+        return f"cuda:{device}"
     if device != "auto":
         return device
     import torch

@@ -332,7 +332,7 @@ def main() -> int:
             }
             table.append(row)
     output = args.output or args.work / "benchmark.json"
-    machine = f"{os.cpu_count()} CPUs, {_cpu_name()}, device {args.device}"
+    machine = f"{os.cpu_count()} CPUs, {_cpu_name()}, device {args.device}{_gpu_name(args.device)}"
     output.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "results": table}, indent=2) + "\n")
     print(format_table(table, machine))
     print(f"written {output}")
@@ -347,6 +347,16 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def _gpu_name(device: str) -> str:
+    """The GPU with torch's and CUDA's versions, in brackets, for a CUDA device; else nothing."""
+    if not device.startswith("cuda"):
+        return ""
+    import torch
+
+    name = torch.cuda.get_device_name(torch.device(device))
+    return f" ({name}, torch {torch.__version__}, CUDA {torch.version.cuda})"
 
 
 def format_table(table: list[dict[str, Any]], machine: str) -> str:

@@ -248,6 +248,7 @@ def test_summary_reports_backend_input_size_and_memory(detect_run: RunResult, st
     assert summary["backend"] == "openvino"  # auto on CPU
     assert summary["input_size"] == [384, 640]  # 960x540 at imgsz 640, rectangular
     assert 100 < summary["peak_rss_mb"] < 1536
+    assert summary["peak_gpu_mb"] is None  # a CPU run
     # Every core or one fewer, timed on the first 192 frames (the clip has 335): the one kept is
     # one of the two, each with a rate.
     trial = {int(threads): fps for threads, fps in summary["inference_threads_trial_fps"].items()}

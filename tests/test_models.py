@@ -23,6 +23,7 @@ from pipeline.models import (
     input_size,
     resolve_weights,
     select_backend,
+    select_device,
 )
 from pipeline.quantization import calibration_images, cpu_has_int8_dot_product, select_precision
 from tests.conftest import SAMPLES
@@ -90,6 +91,13 @@ def test_auto_backend_is_the_fastest_installed_for_the_device():
     assert select_backend("auto", "cpu") == "openvino"  # measured fastest on CPU here (scripts/benchmark.py)
     assert select_backend("auto", "cuda:0") == "torch"
     assert select_backend("onnx", "cpu") == "onnx"
+
+
+def test_a_bare_gpu_index_is_that_cuda_device_and_gets_the_gpu_backend():
+    """Ultralytics and the config accept "0" for the first GPU; unmapped, such a run took the CPU's backend."""
+    assert select_device("0") == "cuda:0"
+    assert select_backend("auto", select_device("2")) == "torch"
+    assert select_device("cpu") == "cpu" and select_device("cuda:1") == "cuda:1"
 
 
 @pytest.fixture(scope="module")

@@ -19,21 +19,19 @@ from typing import Any
 
 import av
 import numpy as np
-import supervision as sv
 
-from pipeline.analytics import Analytics, AnalyticsView
-from pipeline.analytics.heatmap import Heatmap
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.tally import SliceTally
-from pipeline.concurrency import BackgroundWorker, PrefetchIterator
+from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.plots import write_counts_plot, write_heatmap
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.outputs import RunOutputs
+from pipeline.io.plots import write_plots
+from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, VideoFileSource
 from pipeline.models import Detector
-from pipeline.tracking import ByteTrackTracker
 
 
 class SliceSource(VideoFileSource):
@@ -87,17 +85,6 @@ class SliceSource(VideoFileSource):
             )
 
 
-class _TrackIds:
-    """Distinct track IDs seen on counted frames."""
-
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-
-    def update(self, track_ids: np.ndarray | None) -> None:
-        if track_ids is not None:
-            self.seen.update(int(t) for t in track_ids)
-
-
 def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
     """Process one slice of ``config.source.path`` and write its outputs to ``config.output.dir``.
 
@@ -124,40 +111,18 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         stack.callback(source.close)
         config.validate_geometry(source.width, source.height)
         detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
-        detect_every = config.model.detect_every
-        tracker = ByteTrackTracker(
-            config.tracker, fps=float(source.fps), class_names=detector.names, detect_every=detect_every
-        )
-        analytics = Analytics.for_run(config)  # no parking: refused above
+        core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
         tally = SliceTally(
             [line.name for line in config.lines],
             [zone.name for zone in config.zones],
             lanes={line.name: [lane.name for lane in line.lanes] for line in config.lines},
-            with_speed=analytics.speed is not None,
+            with_speed=core.analytics.speed is not None,
         )
-        annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
-        heatmap = Heatmap(source.width, source.height)
-
         out_dir = Path(config.output.dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        drawing: BackgroundWorker[tuple[Frame, sv.Detections, AnalyticsView]] | None = None
-        if config.output.video:
-            video = stack.enter_context(
-                H264VideoSink.for_output(
-                    out_dir / "annotated.mp4", source.width, source.height, source.fps, config.output
-                )
-            )
-
-            def draw_and_encode(item: tuple[Frame, sv.Detections, AnalyticsView]) -> None:
-                frame, tracked, view = item
-                video.write(annotator.annotate(frame.image, tracked, frame.timestamp_s, view))
-
-            drawing = stack.enter_context(BackgroundWorker(draw_and_encode, maxsize=4))
-        counts = stack.enter_context(
-            CountsCsvSink(out_dir / "counts.csv", ["frame_index", "timestamp_s", "tracks_active", *analytics.columns])
-        )
-        events = stack.enter_context(JsonlSink(out_dir / "events.jsonl"))
-
+        annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
+        size = (source.width, source.height)
+        outputs = RunOutputs(out_dir, config.output, core.columns, source.fps, size, annotator)
+        stack.callback(outputs.close)
         summary: dict[str, Any] = {
             "source": config.source.path,
             "part": spec.name,
@@ -173,35 +138,31 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
             "duration_s": 0.0,
             "processing_fps": 0.0,
             **detector.describe(),
-            "detect_every": detect_every,
+            "detect_every": core.detect_every,
             "output_dir": str(out_dir),
             "status": "running",
         }
-        tracks = _TrackIds()
         first_frame: np.ndarray | None = None
         end_s = 0.0
         started = time.perf_counter()
 
         def finish(status: str, error: str | None = None) -> None:
             elapsed = time.perf_counter() - started
-            if drawing is not None:
-                drawing.close()
-            inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in analytics.zones}
+            outputs.close()
+            zones = core.analytics.zones
+            inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in zones}
             summary.update(
                 duration_s=round(end_s - (summary["start_s"] or 0.0), 4) if summary["frames"] else 0.0,
                 processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
                 status=status,
                 **tally.summary(inside),
-                tracks_total=len(tracks.seen),
+                tracks_total=core.tracks.total,
             )
             if error:
                 summary["error"] = error
             write_json_atomic(out_dir / "summary.json", summary)
             if config.output.plots and summary["frames"]:
-                counts.close()
-                write_counts_plot(counts.path, out_dir / "counts.png")
-                if first_frame is not None:
-                    write_heatmap(heatmap, first_frame, out_dir / "heatmap.png")
+                write_plots(outputs.counts_path, core.heatmap, first_frame, out_dir)
 
         frames = PrefetchIterator(source, maxsize=4)
         stack.callback(frames.close)
@@ -210,29 +171,13 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                 counted = frame.frame_index >= spec.start_frame
                 if counted and first_frame is None:
                     first_frame = frame.image.copy()
-                if frame.frame_index % detect_every == 0:
-                    tracked = tracker.update(detector(frame.image))
-                else:
-                    tracked = tracker.predict()
-                frame_events = analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+                detections = detector(frame.image) if core.needs_detection(frame) else None
+                result = core.step(frame, detections, counted=counted)
                 if not counted:  # warm-up: the tracker and counters learn, nothing is counted or written
                     summary["warmup_frames"] += 1
                     continue
-                tally.add(frame_events, analytics.zone_counts())
-                heatmap.update(tracked)
-                tracks.update(tracked.tracker_id)
-                counts.write(
-                    {
-                        "frame_index": frame.frame_index,
-                        "timestamp_s": frame.timestamp_s,
-                        "tracks_active": len(tracked),
-                        **analytics.row(),
-                        **tally.line_columns(),
-                    }
-                )
-                events.write(event.to_record() for event in frame_events)
-                if drawing is not None:
-                    drawing.submit((frame, tracked, analytics.view()))
+                tally.add(result.events, core.analytics.zone_counts())
+                outputs.write(result, row={**result.row, **tally.line_columns()})
                 if summary["start_s"] is None:
                     summary["start_s"] = round(frame.timestamp_s, 4)
                 summary["frames"] += 1

@@ -60,3 +60,10 @@ def write_heatmap(heatmap: Heatmap, background: np.ndarray, path: str | Path) ->
     alpha = (np.clip(density * 1.5, 0, 1) * 0.65)[..., None]
     image = (background.astype(np.float32) * (1 - alpha) + colored.astype(np.float32) * alpha).astype(np.uint8)
     cv2.imwrite(str(path), image)
+
+
+def write_plots(counts_csv: Path, heatmap: Heatmap, background: np.ndarray | None, out_dir: Path) -> None:
+    """Both plots of a run folder: ``counts.png``, and ``heatmap.png`` on ``background`` (its first frame)."""
+    write_counts_plot(counts_csv, out_dir / "counts.png")
+    if background is not None:
+        write_heatmap(heatmap, background, out_dir / "heatmap.png")

@@ -1,0 +1,146 @@
+"""The per-frame core that every way of running shares (``vpipe run``, live feeds, batch slices).
+
+One frame and its detections go in; the tracked detections, the frame's events, its counts and a
+frozen view for drawing come out. Reading frames, running the model and writing files are the
+callers' business, so this is the one place where a frame is tracked and counted.
+
+Example:
+    >>> import numpy as np, supervision as sv
+    >>> from pipeline.config import Config, LineConfig
+    >>> from pipeline.io.sources import Frame
+    >>> config = Config(lines=[LineConfig("main", (0, 50), (200, 50))])
+    >>> core = FramePipeline(config, fps=10.0, class_names={2: "car"}, frame_size=(200, 100))
+    >>> image = np.zeros((100, 200, 3), np.uint8)
+    >>> for index, y in enumerate(range(30, 100, 10)):  # a car driving down across y=50
+    ...     box = sv.Detections(np.array([[90.0, y - 30, 110.0, y]]), confidence=np.array([0.9]),
+    ...                         class_id=np.array([2]))
+    ...     result = core.step(Frame(image, index, index / 10), box)
+    >>> result.counts
+    {'main_in': 1, 'main_out': 0}
+    >>> core.tracks.total
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import supervision as sv
+
+from pipeline.analytics import Analytics, AnalyticsView, Event
+from pipeline.analytics.heatmap import Heatmap
+from pipeline.config import Config
+from pipeline.io.sources import Frame
+from pipeline.tracking import ByteTrackTracker
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the core made of one frame.
+
+    Attributes:
+        frame: The frame (its image is drawn on later).
+        tracked: Detections with ``tracker_id`` (ByteTrack's prediction on a frame not detected).
+        events: Crossings, zone and slot events of this frame.
+        counts: The analytics columns of ``counts.csv`` on this frame (what a live view shows).
+        view: A frozen snapshot of the counters for the overlays.
+    """
+
+    frame: Frame
+    tracked: sv.Detections
+    events: list[Event]
+    counts: dict[str, Any]
+    view: AnalyticsView
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """This frame's ``counts.csv`` row."""
+        return {
+            "frame_index": self.frame.frame_index,
+            "timestamp_s": self.frame.timestamp_s,
+            "tracks_active": len(self.tracked),
+            **self.counts,
+        }
+
+
+class DistinctTracks:
+    """Counts distinct track IDs in O(1) memory: ByteTrack issues IDs in increasing order.
+
+    Example:
+        >>> tracks = DistinctTracks()
+        >>> tracks.update(np.array([1, 2])); tracks.update(np.array([2, 3]))
+        >>> tracks.total
+        3
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._highest = 0
+
+    def update(self, track_ids: np.ndarray | None) -> None:
+        if track_ids is not None and len(track_ids):
+            self.total += int((track_ids > self._highest).sum())
+            self._highest = max(self._highest, int(track_ids.max()))
+
+
+class FramePipeline:
+    """Tracks and counts one source's frames: ByteTrack, every configured counter, the heat map.
+
+    Args:
+        config: The run config, geometry in this source's pixels.
+        fps: The source's nominal frame rate (the tracker's buffers are in seconds).
+        class_names: The model's class names by id.
+        frame_size: The source's (width, height).
+    """
+
+    def __init__(self, config: Config, fps: float, class_names: Mapping[int, str], frame_size: tuple[int, int]) -> None:
+        self.config = config
+        self.detect_every = config.model.detect_every
+        self.fps = fps
+        self.class_names = dict(class_names)
+        self.frame_size = frame_size
+        self.tracker = self._new_tracker()
+        self.analytics = Analytics.for_run(config)
+        self.heatmap = Heatmap(*frame_size)
+        self.tracks = DistinctTracks()
+
+    def _new_tracker(self) -> ByteTrackTracker:
+        return ByteTrackTracker(
+            self.config.tracker, fps=self.fps, class_names=self.class_names, detect_every=self.detect_every
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of ``counts.csv``, in order."""
+        return ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
+
+    def needs_detection(self, frame: Frame) -> bool:
+        """Whether ``frame`` goes through the model (``model.detect_every``)."""
+        return frame.frame_index % self.detect_every == 0
+
+    def step(self, frame: Frame, detections: sv.Detections | None, counted: bool = True) -> FrameResult:
+        """Track and count one frame.
+
+        Args:
+            frame: The frame.
+            detections: The model's detections, or None on a frame the model skipped (the tracker predicts).
+            counted: False for a batch slice's warm-up: the tracker and counters learn, the heat map
+                and distinct tracks do not.
+        """
+        tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
+        events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+        if counted:
+            self.heatmap.update(tracked)
+            self.tracks.update(tracked.tracker_id)
+        return FrameResult(frame, tracked, events, self.analytics.row(), self.analytics.view())
+
+    def resize(self, width: int, height: int) -> None:
+        """Follow the source to a new resolution: geometry rescaled, counts kept, tracks restarted
+        (boxes at another scale cannot match the old tracks)."""
+        old_width, old_height = self.frame_size
+        self.analytics.rescale(width / old_width, height / old_height)
+        self.tracker = self._new_tracker()
+        self.frame_size = (width, height)
