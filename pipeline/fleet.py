@@ -70,10 +70,10 @@ def output_dir_for(config: Config, source: FrameSource) -> Path:
     return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
 
 
-def release(source: FrameSource, reader: PrefetchIterator[Frame]) -> None:
+def release(source: FrameSource, reader: PrefetchIterator[Frame] | None) -> None:
     """Stop reading ``source`` and close it, unless a read blocked in FFmpeg still uses it."""
     source.stop()
-    if reader.close(timeout_s=STOP_WAIT_S):
+    if reader is None or reader.close(timeout_s=STOP_WAIT_S):
         source.close()
 
 

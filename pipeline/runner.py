@@ -226,13 +226,13 @@ def run_sources(
     fleet = Fleet(config, specs, start_run)
     with ExitStack() as stack:
         opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: open_spec(config, spec, stop)))
-        opened: list[tuple[int, FrameSource, PrefetchIterator[Frame]]] = []
+        opened: list[tuple[int, FrameSource, PrefetchIterator[Frame] | None]] = []
         stack.callback(lambda: [release(s, r) for _, s, r in opened[len(fleet.runs) :]])  # an error before runs
         for index, outcome in opener.wait_for_start(grace_s=config.source.stall_timeout_s):
             if isinstance(outcome, PipelineError):
                 fleet.failures[index] = str(outcome)
-            else:
-                opened.append((index, outcome, fleet.read(outcome)))
+            else:  # timed as read: read now, not once the model has loaded
+                opened.append((index, outcome, fleet.read(outcome) if outcome.read_clock else None))
         if not opened:
             raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
         source_configs = fleet.prepare([source for _, source, _ in opened])
@@ -241,7 +241,7 @@ def run_sources(
             config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
         )
         for (index, source, reader), source_config in zip(opened, source_configs, strict=True):
-            fleet.add(index, reader, source, source_config)
+            fleet.add(index, reader or fleet.read(source), source, source_config)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
         sources = [run.source for run in fleet.runs]

@@ -47,6 +47,9 @@ class FrameSource(ABC):
     """How the source is shown in logs and outputs (credentials masked)."""
     frames_skipped: int = 0
     """Frames left out because they could not be read (an unreadable or mis-sized image)."""
+    read_clock: bool = False
+    """Frames are timed when they are read (no stream clock): read from the moment the source opens,
+    or the frames that queue up meanwhile get the wrong times."""
     truncated: bool = False
     """The source ended before the end its container announced (a cut file); set once iteration ends."""
 

@@ -194,7 +194,8 @@ class StreamSource(LiveSource):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or 25
-        frames = self._decode(container, stream, has_clock(container))
+        self.read_clock = not has_clock(container)
+        frames = self._decode(container, stream, not self.read_clock)
         try:
             first = next(frames)
         except StopIteration:
@@ -220,6 +221,8 @@ class StreamSource(LiveSource):
 
 class WebcamSource(LiveSource):
     """A local camera by device index, read with OpenCV; timestamps from the wall clock."""
+
+    read_clock = True
 
     def __init__(self, index: int, **kwargs: Any) -> None:
         self.index = index
