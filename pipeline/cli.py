@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -268,18 +269,31 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the runner finalizes outputs on it, as on Ctrl-C
 
 
+def _exit_now(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown: every output is closed and written by
+    now, and unloading PyTorch and OpenVINO can take seconds, past a container's stop grace period."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code. As the process itself (``argv`` None), ``run`` and
+    ``slots`` end it at once instead (see :func:`_exit_now`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if args.command == "batch":
             return command_batch(args)
-        return _command_slots(args) if args.command == "slots" else _command_run(args)
+        code = _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("vpipe: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if argv is None and args.command != "batch":  # Ray's own shutdown must run
+        _exit_now(code)
+    return code
