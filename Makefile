@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml --output runs/highway
+	$(BIN)/vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml --output runs/highway --overwrite
 
 system-deps:
 	bash scripts/install_system_deps.sh

@@ -17,7 +17,9 @@ from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
-from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.editor.cli import add_parser as add_edit_parser
+from pipeline.editor.cli import command_edit, start_editors
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 
@@ -37,15 +39,36 @@ examples:
   vpipe run sample_videos/highway.mp4 --task segment --line main:150,330,830,330
   vpipe run "frames/*.jpg" --classes car,truck --no-video
 
-exit codes: 0 done (or stopped with Ctrl-C or SIGTERM, outputs valid), 2 bad input (config, source,
-  model; or every source failed), 3 partly done: a source failed while others ran, or a video was
-  truncated (see docs/live.md)"""
+exit codes: 0 done (or stopped with Ctrl-C or SIGTERM, outputs valid), 2 bad input (config, source, model,
+  output folder; or every source failed) or an output that could not be written (a full disk; see
+  docs/outputs.md), 3 partly done: a source failed while others ran, or a video was truncated (see
+  docs/live.md)"""
+
+
+MAX_GRID = 100
+"""``vpipe slots --grid``: at most this many rows and columns."""
+MIN_SLOT_PX = 4
+"""``vpipe slots``: a grid cell narrower or shorter than this is refused."""
+
+
+def _unquoted_glob_hint(message: str) -> str:
+    """For "unrecognized arguments" that are all existing files: the shell expanded an unquoted glob."""
+    prefix = "unrecognized arguments: "
+    extra = message[len(prefix) :].split(" ") if message.startswith(prefix) else []
+    if not extra or not all(Path(arg).exists() for arg in extra):
+        return message
+    shown = " ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+    return (
+        f"unrecognized arguments: {shown}: the shell expanded an unquoted pattern into {len(extra) + 1} files; "
+        "quote it ('frames/*.jpg') so vpipe gets the pattern"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line."""
+    """argparse that reports a usage error in one line (credentials masked)."""
 
     def error(self, message: str) -> NoReturn:
+        message = mask_credentials(_unquoted_glob_hint(message))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -69,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run's outputs in the output folder (removed first)"
+    )
     add_model_flags(run)
     run.add_argument(
         "--line",
@@ -102,17 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     slots = commands.add_parser(
         "slots",
-        help="write a starter parking slots file (and a PNG to check it) from a grid",
+        help="write a parking slots file (and a PNG to check it) from a grid or another tool's file",
         description=(
-            "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots, write them as a "
-            "YAML slots file (edit the polygons as needed) and a PNG of the first frame with the slots drawn."
+            "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots (--grid), or convert the "
+            "slots of a PKLot XML, CVAT XML, LabelMe JSON or Ultralytics parking points JSON file (--from); "
+            "write them as a YAML slots file and a PNG of the first frame with the slots drawn."
         ),
-        epilog="example:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
-        "--output configs/slots/lot_topdown.yaml",
+        epilog="examples:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
+        "--output configs/slots/lot_topdown.yaml\n  vpipe slots lot.jpg --from bounding_boxes.json -o slots.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     slots.add_argument("source", metavar="SOURCE", help="video file, folder of images, or a glob")
-    slots.add_argument("--grid", type=_grid_arg, required=True, metavar="ROWSxCOLS", help="e.g. 2x5")
+    slots.add_argument("--grid", type=_grid_arg, metavar="ROWSxCOLS", help="e.g. 2x5")
+    slots.add_argument("--from", dest="from_file", metavar="FILE", help="convert this file's slots instead")
     slots.add_argument(
         "--region", type=_region_arg, metavar="X1,Y1,X2,Y2", help="rectangle to split, in pixels (default: whole frame)"
     )
@@ -120,13 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", default="slots.yaml", metavar="YAML", help="slots file (PNG written beside it)"
     )
     add_batch_parser(commands)
+    add_edit_parser(commands)
     return parser
 
 
 def _grid_arg(text: str) -> tuple[int, int]:
     rows, _, columns = text.lower().partition("x")
-    if not (rows.isdigit() and columns.isdigit() and int(rows) > 0 and int(columns) > 0):
-        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 2x5, got {text!r}")
+    if not (rows.isdigit() and columns.isdigit() and 0 < int(rows) <= MAX_GRID and 0 < int(columns) <= MAX_GRID):
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 2x5, each from 1 to {MAX_GRID}, got {text!r}")
     return int(rows), int(columns)
 
 
@@ -154,6 +183,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("output", {})["rotate"] = args.rotate
     if args.output is not None:
         overrides.setdefault("output", {})["dir"] = args.output
+    if args.overwrite:
+        overrides.setdefault("output", {})["overwrite"] = True
     if args.no_video:
         overrides.setdefault("output", {})["video"] = False
     if args.line:
@@ -208,14 +239,15 @@ def _command_run(args: argparse.Namespace) -> int:
     from pipeline.io.sources import read_stream_list
     from pipeline.runner import run_sources
 
-    config = load_config(args.config, overrides_from_args(args))
+    config = load_config(args.config, overrides_from_args(args), flag_names=FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
     with ExitStack() as stack:
         viewers = []
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            view = stack.enter_context(LiveView(host=args.host, port=args.serve))  # entering starts it
+            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
@@ -238,29 +270,47 @@ def _command_slots(args: argparse.Namespace) -> int:
     import yaml
 
     from pipeline.analytics.parking import grid_slots
+    from pipeline.analytics.slot_formats import read_slot_file
     from pipeline.annotators.overlays import draw_slot_names
     from pipeline.errors import ConfigError
+    from pipeline.io.output_dirs import check_output_file, output_error
     from pipeline.io.sources import open_source
 
+    output = Path(args.output)
+    preview = output.with_suffix(".png")
+    check_output_file(output)
+    check_output_file(preview)
     source = open_source(args.source, max_frames=1)
     try:
         first = next(iter(source)).image
     finally:
         source.close()
-    region = args.region or (0, 0, source.width, source.height)
-    if region[2] > source.width or region[3] > source.height:
-        raise ConfigError(f"--region {region} reaches outside the {source.width}x{source.height} frame")
-    rows, columns = args.grid
-    slots = grid_slots(region, rows, columns)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if (args.grid is None) == (args.from_file is None):
+        raise ConfigError("give either --grid ROWSxCOLS or --from FILE")
+    if args.from_file:
+        slots = read_slot_file(args.from_file)
+        header = f"# Parking slots for {args.source}, converted from {args.from_file}.\n"
+    else:
+        region = args.region or (0, 0, source.width, source.height)
+        if region[2] > source.width or region[3] > source.height:
+            raise ConfigError(f"--region {region} reaches outside the {source.width}x{source.height} frame")
+        rows, columns = args.grid
+        if (region[2] - region[0]) / columns < MIN_SLOT_PX or (region[3] - region[1]) / rows < MIN_SLOT_PX:
+            raise ConfigError(
+                f"--grid {rows}x{columns} makes slots smaller than {MIN_SLOT_PX} px in the region {region}"
+            )
+        slots = grid_slots(region, rows, columns)
+        header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
     records = [
         {"name": name, "polygon": [[round(x, 1), round(y, 1)] for x, y in polygon]} for name, polygon in slots.items()
     ]
-    header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
-    output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
-    preview = output.with_suffix(".png")
-    cv2.imwrite(str(preview), draw_slot_names(first, slots))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
+        if not cv2.imwrite(str(preview), draw_slot_names(first, slots)):
+            raise OSError(f"cannot encode {preview.name}")
+    except OSError as exc:
+        raise output_error(output, exc) from None
     print(f"wrote {len(slots)} slots to {output} and a preview to {preview}")
     return 0
 
@@ -287,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "batch":
             return command_batch(args)
+        if args.command == "edit":
+            return command_edit(args)
         code = _command_slots(args) if args.command == "slots" else _command_run(args)
     except PipelineError as exc:
         print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)

@@ -14,6 +14,33 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+FLAG_NAMES = {
+    "source.path": "SOURCE",
+    "source.max_frames": "--max-frames",
+    "source.read_policy": "--read-policy",
+    "source.stall_timeout_s": "--stall-timeout",
+    "source.max_reconnects": "--max-reconnects",
+    "model.weights": "--model",
+    "model.task": "--task",
+    "model.device": "--device",
+    "model.imgsz": "--imgsz",
+    "model.conf": "--conf",
+    "model.classes": "--classes",
+    "model.inference_threads": "--inference-threads",
+    "model.backend": "--backend",
+    "model.precision": "--precision",
+    "model.calibration": "--calibration",
+    "model.upscale": "--upscale",
+    "model.detect_every": "--detect-every",
+    "lines": "--line",
+    "output.dir": "--output",
+    "output.overwrite": "--overwrite",
+    "output.video": "--no-video",
+    "output.rotate": "--rotate",
+}
+"""The flag that sets each config key, so an error in a value a flag gave names the flag (see
+:func:`pipeline.config.load_config`)."""
+
 
 def line_arg(text: str) -> dict[str, Any]:
     """Parse ``NAME:x1,y1,x2,y2`` into a ``lines`` config entry."""

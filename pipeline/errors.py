@@ -17,3 +17,7 @@ class SourceError(PipelineError):
 
 class ModelError(PipelineError):
     """Model weights cannot be found or loaded."""
+
+
+class OutputError(PipelineError):
+    """An output cannot be written: a folder that is a file or read-only, a full disk, another run's outputs."""

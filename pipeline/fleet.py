@@ -13,6 +13,7 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
+from pipeline.io.output_dirs import check_output_dir
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
 from pipeline.io.urls import mask_credentials
@@ -112,11 +113,27 @@ class Fleet:
         latest = policy == "latest" or (policy == "auto" and source.live)
         return PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
 
-    def add(self, spec_index: int, reader: PrefetchIterator[Frame], source: FrameSource, source_config: Config) -> int:
-        """Process ``source``, read by ``reader``; returns its run index."""
+    def place(self, source: FrameSource) -> Path:
+        """Give ``source`` a name unique in this run; its output folder, checked as writable.
+
+        Raises:
+            PipelineError: The folder cannot be written, or holds another run (without ``--overwrite``).
+        """
         source.name = unique_name(source.name, self._names)
         single = len(self.specs) == 1
         out_dir = output_dir_for(self.config, source) if single else self.base / source.name
+        check_output_dir(out_dir, overwrite=self.config.output.overwrite)
+        return out_dir
+
+    def add(
+        self,
+        spec_index: int,
+        reader: PrefetchIterator[Frame],
+        source: FrameSource,
+        source_config: Config,
+        out_dir: Path,
+    ) -> int:
+        """Process ``source``, read by ``reader``, into ``out_dir``; returns its run index."""
         self.runs.append(self._start_run(source, source_config, out_dir))
         self.readers.append(reader)
         self._spec_of_run.append(spec_index)
@@ -132,8 +149,8 @@ class Fleet:
             try:
                 if isinstance(outcome, PipelineError):
                     raise outcome
-                source_config = self.prepare([outcome])[0]
-                stage.add_source(self.add(spec_index, self.read(outcome), outcome, source_config))
+                source_config, out_dir = self.prepare([outcome])[0], self.place(outcome)
+                stage.add_source(self.add(spec_index, self.read(outcome), outcome, source_config, out_dir))
             except PipelineError as exc:
                 self.failures[spec_index] = str(exc)
                 stage.add_source(None)

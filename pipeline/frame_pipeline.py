@@ -67,23 +67,44 @@ class FrameResult:
 
 
 class DistinctTracks:
-    """Counts distinct track IDs in O(1) memory: ByteTrack issues IDs in increasing order.
+    """Counts the distinct track IDs seen, in memory that does not grow with the run's length.
+
+    ByteTrack issues IDs in increasing order and outputs a track from the frame after its ID is
+    issued, so an ID above the highest counted so far is new. Tracks already seen before counting
+    began (a batch slice's warm-up, see :meth:`skip`) may come back later with lower IDs; only
+    those are remembered one by one.
 
     Example:
         >>> tracks = DistinctTracks()
-        >>> tracks.update(np.array([1, 2])); tracks.update(np.array([2, 3]))
-        >>> tracks.total
-        3
+        >>> tracks.skip(np.array([3, 5]))  # warm-up: seen, not counted
+        >>> for ids in ([5, 6], [3, 6, 7], [3, 7]):
+        ...     tracks.update(np.array(ids))
+        >>> tracks.total  # 5, 6, 3 and 7
+        4
     """
 
     def __init__(self) -> None:
         self.total = 0
         self._highest = 0
+        self._skipped_up_to = 0
+        self._skipped_seen: set[int] = set()
+
+    def skip(self, track_ids: np.ndarray | None) -> None:
+        """Tracks seen before counting begins: not counted now, counted once if seen by :meth:`update`."""
+        if track_ids is not None and len(track_ids):
+            self._skipped_up_to = max(self._skipped_up_to, int(track_ids.max()))
+            self._highest = max(self._highest, self._skipped_up_to)
 
     def update(self, track_ids: np.ndarray | None) -> None:
-        if track_ids is not None and len(track_ids):
-            self.total += int((track_ids > self._highest).sum())
-            self._highest = max(self._highest, int(track_ids.max()))
+        """Count the new IDs among one frame's tracks."""
+        if track_ids is None or not len(track_ids):
+            return
+        for track_id in track_ids[track_ids <= self._skipped_up_to].tolist():
+            if track_id not in self._skipped_seen:
+                self._skipped_seen.add(track_id)
+                self.total += 1
+        self.total += int((track_ids > self._highest).sum())
+        self._highest = max(self._highest, int(track_ids.max()))
 
 
 class FramePipeline:
@@ -131,10 +152,12 @@ class FramePipeline:
                 and distinct tracks do not.
         """
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
-        events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s)
+        events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
         if counted:
             self.heatmap.update(tracked)
             self.tracks.update(tracked.tracker_id)
+        else:
+            self.tracks.skip(tracked.tracker_id)
         return FrameResult(frame, tracked, events, self.analytics.row(), self.analytics.view())
 
     def resize(self, width: int, height: int) -> None:

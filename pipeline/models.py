@@ -60,13 +60,15 @@ def resolve_weights(weights: str | None, task: str | None) -> str:
         ModelError: Not found locally and downloads are off (``YOLO_OFFLINE=1``, the default).
     """
     name = weights or DEFAULT_WEIGHTS[task or "detect"]
-    candidates = [Path(name), Path.cwd() / "models" / name, REPO_MODELS_DIR / name]
+    in_models = not Path(name).is_absolute()  # an absolute path names one place
+    candidates = [Path(name), *([Path.cwd() / "models" / name, REPO_MODELS_DIR / name] if in_models else [])]
     for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     if os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise ModelError(
-            f"model '{name}' not found (looked at {name} and models/{name}); copy the weights into models/, "
+            f"model '{name}' not found (looked at {name}{f' and models/{name}' if in_models else ''}); "
+            "copy the weights into models/, "
             "or set YOLO_OFFLINE=0 to let Ultralytics download it when online"
         )
     return name

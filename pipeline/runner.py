@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 import supervision as sv
 from tqdm import tqdm
 
+from pipeline.analytics.parking import model_for_parking
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
@@ -36,8 +37,12 @@ from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
 from pipeline.fleet import Fleet, SourcesFailed, open_spec, release
 from pipeline.frame_pipeline import FramePipeline
+from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.metrics import RunMetrics
+from pipeline.io.output_dirs import output_error, prepare_output_dir
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
+from pipeline.io.publish import Publisher
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
@@ -80,6 +85,7 @@ class SourceRun:
         self.name = source.name
         self.out_dir = out_dir
         self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = RunOutputs(
             out_dir,
             config.output,
@@ -90,7 +96,9 @@ class SourceRun:
             viewers,
             name=source.name,
             parking=self.core.analytics.parking is not None,
+            publisher=Publisher(config, source.name, out_dir, next(_metrics_of(viewers), None)),
         )
+        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self.last_frame_index = -1
         self._end_s = 0.0
@@ -125,6 +133,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
+        self.intervals.write(result)
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
@@ -146,7 +155,9 @@ class SourceRun:
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
-        has_geometry = bool(self.config.lines or self.config.zones or self.config.parking.slots)
+        has_geometry = bool(
+            self.config.lines or self.config.zones or self.config.parking.slots or self.config.movements.approaches
+        )
         if has_geometry and not self.follow_resolution:
             raise SourceError(
                 f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
@@ -167,6 +178,7 @@ class SourceRun:
             peak_gpu_mb=peak_gpu_mb(self.detector.device),
             status=status,
             **self.core.analytics.summary(self._end_s),
+            intervals=self.intervals.summary(),
             tracks_total=self.core.tracks.total,
         )
         if error:
@@ -174,25 +186,48 @@ class SourceRun:
         return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
-        """Flush and close every output, write summary.json and the plots; returns the summary."""
+        """Flush and close every output, write summary.json and the plots; returns the summary.
+
+        Raises:
+            PipelineError: An output could not be written (a full disk) while a run without an
+                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+        """
         if self.finished:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
         self.summary["frames_skipped"] = self.source.frames_skipped
+        failure: PipelineError | None = None
         try:
-            self.record_source_events(self.source.drain_events())  # the last ones, e.g. during an outage
-            parking = self.core.analytics.parking
-            if parking is not None:
-                self.outputs.write_parking(parking.finish(self._end_s))
-        finally:
-            self.outputs.close()  # the frames in flight are drawn and encoded first
-        self.summary = self._summary(status, error)
-        write_json_atomic(self.out_dir / "summary.json", self.summary)
-        self.outputs.end(status)
-        if self.config.output.plots and self.summary["frames"]:
-            write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir)
+            try:
+                self.record_source_events(self.source.drain_events())  # the last ones, e.g. during an outage
+                parking = self.core.analytics.parking
+                if parking is not None:
+                    self.outputs.write_parking(parking.finish(self._end_s))
+            finally:
+                self.intervals.close()
+                self.outputs.close()  # the frames in flight are drawn and encoded first
+                if self.outputs.publisher is not None:
+                    self.outputs.publisher.close()
+        except PipelineError as exc:  # the sinks cut their files back to whole records first
+            failure, status = exc, "failed"
+        self.summary = self._summary(status, error or (str(failure) if failure else None))
+        try:
+            write_json_atomic(self.out_dir / "summary.json", self.summary)
+            if self.config.output.plots and self.summary["frames"]:
+                movements = self.core.analytics.movements_view()
+                write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
+        except OSError as exc:
+            failure = failure or output_error(self.out_dir, exc)
+        self.outputs.end(self.summary["status"])
+        if failure is not None and error is None:  # with an error, the caller reports that one
+            raise failure
         return self.summary
+
+
+def _metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
+    """The Prometheus metrics a live view serves (``--serve``), if any."""
+    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
 def run_sources(
@@ -224,6 +259,7 @@ def run_sources(
         return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized)
 
     fleet = Fleet(config, specs, start_run)
+    Publisher.check(config)
     with ExitStack() as stack:
         opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: open_spec(config, spec, stop)))
         opened: list[tuple[int, FrameSource, PrefetchIterator[Frame] | None]] = []
@@ -236,12 +272,14 @@ def run_sources(
         if not opened:
             raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
         source_configs = fleet.prepare([source for _, source, _ in opened])
+        out_dirs = [fleet.place(source) for _, source, _ in opened]  # checked before the model loads
         largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
-        detector = Detector(
-            config.model, frame_size=(largest.width, largest.height), origin=config.origin, pipelined=True
-        )
-        for (index, source, reader), source_config in zip(opened, source_configs, strict=True):
-            fleet.add(index, reader or fleet.read(source), source, source_config)
+        frame_size = (largest.width, largest.height)
+        model = model_for_parking(config.model, config.parking, frame_size)
+        origin = config.flags.get("model.classes", config.origin)
+        detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
+        for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
+            fleet.add(index, reader or fleet.read(source), source, source_config, out_dir)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
         sources = [run.source for run in fleet.runs]

@@ -94,7 +94,7 @@ def clips(work: Path) -> dict[str, Clip]:
             samples / "street_topdown.mp4", configs / "street.yaml", "street_topdown", ((320, 0), (320, 340))
         ),
         "street_320x240": Clip(small_video, small_config, "street_topdown", ((160, 0), (160, 226.7))),
-        "lot": Clip(samples / "lot_topdown.mp4", configs / "parking.yaml", None, None),
+        "lot": Clip(samples / "lot_topdown.mp4", configs / "parking_drive_through.yaml", None, None),
     }
 
 
@@ -217,7 +217,8 @@ def run_ours(clip: Clip, setup: Setup, out: Path, video: bool = True) -> dict[st
     command = [
         sys.executable, "-m", "pipeline", "run", str(clip.video), "--config", str(clip.config),
         "--model", str(weights_for(setup.task)), "--task", setup.task, "--imgsz", str(setup.imgsz),
-        "--device", setup.device, "--precision", setup.precision, "--output", str(out / "ours"), "--quiet",
+        "--device", setup.device, "--precision", setup.precision, "--output", str(out / "ours"), "--overwrite",
+        "--quiet",
     ]  # fmt: skip
     if setup.inference_threads:
         command += ["--inference-threads", str(setup.inference_threads)]

@@ -37,7 +37,7 @@ def run_model(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     out = args.work / Path(name).stem
     command = [
         sys.executable, "-m", "pipeline", "run", str(args.clip), "--config", str(args.config), "--model", name,
-        "--device", args.device, "--output", str(out), "--quiet",
+        "--device", args.device, "--output", str(out), "--overwrite", "--quiet",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ})
     if result.returncode != 0:

@@ -49,7 +49,7 @@ PY
 
 rm -rf runs/gpu_highway
 "$python" -m pipeline run sample_videos/highway.mp4 --config configs/traffic.yaml --device cuda \
-    --output runs/gpu_highway
+    --output runs/gpu_highway --overwrite
 cp runs/gpu_highway/summary.json "$results/summary.json"
 "$python" - <<'PY'
 import json

@@ -1,11 +1,14 @@
-"""Shared fixtures: paths to the bundled clips and a way to run the real CLI in a subprocess."""
+"""Shared fixtures: paths to the bundled clips, a way to run the real CLI in a subprocess, headless Chromium."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_videos"
 CONFIGS = REPO / "configs"
 GROUND_TRUTH = Path(__file__).resolve().parent / "data"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def run_vpipe(*args: str | Path, timeout: float = 600, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -40,3 +45,53 @@ def highway() -> Path:
 @pytest.fixture(scope="session")
 def street() -> Path:
     return SAMPLES / "street_topdown.mp4"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium driven by Selenium (the live page and editor tests)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.fail(
+            f"the browser tests need headless Chromium: {', '.join(missing)} not found; "
+            "install them with `apt-get install -y chromium chromium-driver` (CI installs them)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("the browser tests need selenium: pip install selenium (a dev dependency)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=800,700",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(15)
+        driver.set_script_timeout(5)
+        yield driver
+    finally:
+        driver.quit()

@@ -29,11 +29,11 @@ from typing import Any
 import av
 import pytest
 
-from pipeline.batch.durations import format_duration, parse_duration
 from pipeline.batch.manifest import MANIFEST_NAME, ItemRecord, Manifest
 from pipeline.batch.slicing import plan_slices, probe_timestamps
 from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
+from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
 from pipeline.io.sinks import H264VideoSink
 from tests.conftest import CONFIGS, REPO, SAMPLES, run_vpipe
@@ -366,7 +366,7 @@ def test_the_rest_of_vpipe_imports_without_ray():
                 "--output",
                 "{tmp}",
                 "--config",
-                str(CONFIGS / "parking.yaml"),
+                str(CONFIGS / "parking_drive_through.yaml"),
                 "--split",
                 "1m",
             ],

@@ -157,6 +157,7 @@ def test_no_video_writes_everything_else(street_run: RunResult):
     assert {p.name for p in out.iterdir()} == {
         "counts.csv",
         "events.jsonl",
+        "intervals.csv",
         "summary.json",
         "counts.png",
         "heatmap.png",
@@ -194,7 +195,7 @@ def parking_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
         tmp_path_factory.mktemp("parking"),
         SAMPLES / "lot_topdown.mp4",
         "--config",
-        CONFIGS / "parking.yaml",
+        CONFIGS / "parking_drive_through.yaml",
         "--no-video",
     )
 

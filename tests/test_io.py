@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from pipeline.config import load_config
 from pipeline.errors import SourceError
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.io.sources import ImageFolderSource, VideoFileSource, open_source
+from tests.conftest import REPO
 
 
 def test_video_timestamps_come_from_the_container(street: Path):
@@ -177,10 +180,30 @@ def test_counts_csv_and_events_are_readable_while_being_written(tmp_path: Path):
     events.close()
 
 
-def test_summary_is_written_atomically(tmp_path: Path):
-    write_json_atomic(tmp_path / "summary.json", {"frames": 3})
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"frames": 3}
-    assert not list(tmp_path.glob("*.tmp"))
+def test_summary_is_replaced_atomically_so_a_reader_never_sees_it_change_under_it(tmp_path: Path):
+    path = tmp_path / "summary.json"
+    write_json_atomic(path, {"frames": 3})
+    with path.open() as reader:  # opened before the update, read after it
+        write_json_atomic(path, {"frames": 4, "status": "completed"})
+        assert json.loads(reader.read()) == {"frames": 3}, "the file was rewritten in place"
+    assert json.loads(path.read_text()) == {"frames": 4, "status": "completed"}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_summary_write_that_fails_midway_leaves_the_previous_summary_whole(tmp_path: Path):
+    # A child process whose files may not grow past 200 bytes (as on a full disk): the new summary
+    # cannot be written whole, and the old one must survive.
+    path = tmp_path / "summary.json"
+    write_json_atomic(path, {"frames": 3})
+    script = (
+        "import resource, signal, sys; from pipeline.io.sinks import write_json_atomic\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))\n"
+        "try:\n    write_json_atomic(sys.argv[1], {'frames': 4, 'padding': 'x' * 1000})\n"
+        "except OSError:\n    sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr  # the write did fail
+    assert json.loads(path.read_text()) == {"frames": 3}
 
 
 def test_a_truncated_video_yields_the_frames_before_the_cut(tmp_path: Path, highway: Path):

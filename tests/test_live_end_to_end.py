@@ -124,13 +124,16 @@ def test_rtsp_outage_is_survived_and_counting_goes_on(tmp_path: Path, rtsp_camer
 
 
 def test_two_cameras_at_once_one_model(tmp_path: Path, rtsp_camera: RtspCamera):
-    mjpeg = MjpegServer(SAMPLES / "street_topdown.mp4").start()
+    # The cameras differ in shape: the highway one is 960x540, the MJPEG one square. One model is
+    # sized for the larger source (320x180 at --imgsz 320, padded to 320x192) and serves both; a model
+    # of the square camera's own would take a 320x320 input.
+    mjpeg = MjpegServer(SAMPLES / "street_topdown.mp4", size=(320, 320)).start()
     try:
         streams = tmp_path / "cams.streams"
         streams.write_text(f"# two cameras\n{rtsp_camera.url}\n{mjpeg.url}\n")
         result = run_vpipe(
             "run", streams, "--output", tmp_path / "out", "--quiet", "--imgsz", "320", "--max-frames", "90",
-            "--read-policy", "all", "--line", "x:0,200,640,200", timeout=300,
+            "--read-policy", "all", "--line", "x:0,200,300,200", timeout=300,
         )  # fmt: skip
     finally:
         mjpeg.stop()
@@ -142,12 +145,16 @@ def test_two_cameras_at_once_one_model(tmp_path: Path, rtsp_camera: RtspCamera):
         (rtsp_camera.url, "completed"),
         (mjpeg.url, "completed"),
     ]
-    for folder in folders:
-        summary = json.loads((tmp_path / "out" / folder / "summary.json").read_text())
+    summaries = [json.loads((tmp_path / "out" / folder / "summary.json").read_text()) for folder in folders]
+    for folder, summary in zip(folders, summaries, strict=True):
         assert (summary["status"], summary["frames"]) == ("completed", 90)
         assert len(rows_of(tmp_path / "out" / folder / "counts.csv")) == 90
         with av.open(str(tmp_path / "out" / folder / "annotated.mp4")) as video:
             assert sum(1 for _ in video.decode(video=0)) == 90
+    model_keys = ("model", "backend", "precision", "input_size", "inference_threads", "inference_threads_trial_fps")
+    first, second = ({key: summary.get(key) for key in model_keys} for summary in summaries)
+    assert first == second, "each camera had a model of its own"
+    assert first["input_size"] == [192, 320], "the model is not the one sized for the larger camera"
 
 
 def test_a_dead_url_fails_clearly_after_its_retries_without_showing_the_password(tmp_path: Path):

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,8 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.io.live_view import LiveView, WindowView
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import REPO, SAMPLES, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 HEIGHT, WIDTH = 120, 160
 
 
@@ -63,18 +61,6 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def get(url: str) -> tuple[int, str, bytes]:
@@ -346,43 +332,6 @@ def test_a_port_in_use_is_a_clear_error(view):
 
 
 # -- the page in a real browser ----------------------------------------------------------------
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(
-            f"the live page test needs headless Chromium: {', '.join(missing)} not found; "
-            "install them with `apt-get install -y chromium chromium-driver` (CI installs them)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("the live page test needs selenium: pip install selenium (a dev dependency)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--window-size=800,700",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.set_page_load_timeout(15)
-        driver.set_script_timeout(5)
-        yield driver
-    finally:
-        driver.quit()
 
 
 def screenshot(element: Any) -> np.ndarray:

@@ -47,8 +47,9 @@ def test_smoothing_keeps_jittery_boxes_within_3_percent():
 
 def test_no_speed_until_enough_history():
     speeds = drive(SpeedEstimator(IMAGE, WORLD, min_span_s=0.3), 50.0, frames=12)
-    assert speeds[:7] == [None] * 7  # 0.28 s of history at frame 7
-    assert speeds[8] is not None
+    # At 25 fps frame 7 has 0.28 s of history, the last frame without a speed; frame 8 has 0.32 s.
+    assert speeds[:8] == [None] * 8
+    assert speeds[8] == pytest.approx(50.0, rel=0.03)
 
 
 def test_implausible_speeds_are_rejected_not_clipped():

@@ -7,6 +7,7 @@ import pytest
 import supervision as sv
 
 from pipeline.config import TrackerConfig
+from pipeline.frame_pipeline import DistinctTracks
 from pipeline.tracking import ByteTrackTracker, TrackClassVote
 
 
@@ -128,3 +129,21 @@ def test_predict_without_tracks_is_empty():
 
 def test_lost_buffer_is_counted_in_detector_frames_when_striding():
     assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3)._tracker.max_frames_lost == 10
+
+
+def test_distinct_track_ids_are_counted_once_also_tracks_seen_before_counting_began():
+    tracks = DistinctTracks()
+    tracks.skip(np.array([1, 2, 4]))  # a slice's warm-up: 3 was issued but never confirmed
+    for ids in ([4], [5], [2, 5, 6], [2], [], [1, 6, 7], [7, 8]):
+        tracks.update(np.array(ids, dtype=int))
+    assert tracks.total == 7  # 4, 5, 2, 6, 1, 7, 8
+
+
+def test_distinct_track_ids_of_a_real_tracker_match_the_set_of_ids_it_output():
+    tracker, tracks, seen = ByteTrackTracker(TrackerConfig(), fps=30), DistinctTracks(), set()
+    for frame in range(60):  # objects appear one after another and the early ones leave
+        xs = [x + 3.0 * frame for x in (0.0, 60.0, 120.0, 180.0) if frame >= x / 10 and x + 3.0 * frame < 300]
+        ids = tracker.update(boxes(*xs)).tracker_id
+        tracks.update(ids)
+        seen.update(ids.tolist())
+    assert len(seen) >= 3 and tracks.total == len(seen)

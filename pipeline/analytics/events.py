@@ -85,3 +85,34 @@ class SlotChange(Event):
 
     def to_record(self) -> dict[str, Any]:
         return {**super().to_record(), "event": "slot_occupied" if self.occupied else "slot_free"}
+
+
+@dataclass(frozen=True)
+class Movement(Event):
+    """A track went from one approach to another (or back to the same: a U-turn).
+
+    The event's frame and timestamp are when the track reached its destination; for a track that
+    left its origin and vanished before reaching any exit (``destination`` None), its last sighting.
+
+    Attributes:
+        movement: ``origin->destination``, ``origin->?`` if it reached no exit.
+        origin: The first approach the track was seen in.
+        destination: The approach it reached; None if it reached none.
+        track_id: The tracker's ID.
+        class_name: The track's majority class.
+        origin_frame: The frame it was first seen in its origin on.
+        origin_s: When it was first seen in its origin.
+        travel_s: From ``origin_s`` to this event.
+        speed_kmh: The track's smoothed speed at the event, if speed calibration is configured.
+    """
+
+    event_type: ClassVar[str] = "movement"
+    movement: str
+    origin: str
+    destination: str | None
+    track_id: int
+    class_name: str
+    origin_frame: int
+    origin_s: float
+    travel_s: float
+    speed_kmh: float | None = None

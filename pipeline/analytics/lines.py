@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 import supervision as sv
 
 from pipeline.analytics.events import Direction, LineCrossing
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 def _cross(origin: Point, a: Point, b: Point) -> float:

@@ -1,14 +1,15 @@
 """Parking-slot occupancy with debouncing, and occupancy intervals per slot.
 
-A slot is occupied on a frame when one vehicle covers at least ``min_overlap`` of the slot's area
-(its mask when segmenting, else its box). The slot's reported state changes only after the new
-state has held for ``debounce_s`` seconds, so a car driving past does not flicker it; the change is
-dated to when it began.
+Which slots are occupied on a frame is decided by an :class:`~pipeline.analytics.occupancy.OccupancyRule`
+on that frame's detections alone (no track has to be confirmed first). The slot's reported state
+changes only after the new state has held for ``debounce_s`` seconds of frame time (timestamps may be
+irregular, as with snapshots), so a car driving past does not flicker it; the change is dated to when
+it began.
 
 Example:
     >>> import numpy as np
     >>> parking = ParkingMonitor({"A1": [(0, 0), (40, 0), (40, 20), (0, 20)]}, min_overlap=0.5, debounce_s=1.0)
-    >>> car = sv.Detections(xyxy=np.array([[0.0, 0.0, 40.0, 20.0]]), tracker_id=np.array([1]))
+    >>> car = sv.Detections(xyxy=np.array([[0.0, 0.0, 40.0, 20.0]]), confidence=np.array([0.8]))
     >>> [e.to_record()["event"] for t in range(12) for e in parking.update(car, t, t / 10)]
     ['slot_occupied']
     >>> parking.occupied_count
@@ -18,32 +19,47 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import cv2
 import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import SlotChange
-
-Point = tuple[float, float]
+from pipeline.analytics.occupancy import OccupancyRule
+from pipeline.config import ModelConfig, ParkingConfig
+from pipeline.geometry import Point
 
 
 @dataclass
 class _Slot:
     name: str
     polygon: np.ndarray
-    x0: int
-    y0: int
-    mask: np.ndarray
-    """The slot's pixels inside its bounding box [y0:y0+h, x0:x0+w]."""
     occupied: bool = False
     change_since: tuple[int, float] | None = None
     """(frame_index, timestamp_s) since when the raw state has differed from ``occupied``."""
     interval_start: tuple[int, float] | None = None
     intervals: list[dict[str, Any]] = field(default_factory=list)
     occupied_s: float = 0.0
+
+
+def model_for_parking(model: ModelConfig, parking: ParkingConfig, frame_size: tuple[int, int]) -> ModelConfig:
+    """The model settings a run with parking slots detects with: the detector threshold no higher than
+    ``parking.min_confidence`` and, with ``full_resolution``, an input no smaller than the frame.
+
+    Example:
+        >>> from pipeline.config import SlotConfig
+        >>> parking = ParkingConfig(slots=[SlotConfig("A1", [(0, 0), (9, 0), (9, 9)])])
+        >>> tuned = model_for_parking(ModelConfig(), parking, (1280, 720))
+        >>> tuned.imgsz, tuned.conf
+        (1280, 0.005)
+        >>> model_for_parking(ModelConfig(), ParkingConfig(), (1280, 720)).imgsz  # no slots: unchanged
+        640
+    """
+    if not parking.slots:
+        return model
+    imgsz = max(model.imgsz, *frame_size) if parking.full_resolution else model.imgsz
+    return replace(model, imgsz=imgsz, conf=min(model.conf, parking.min_confidence))
 
 
 def grid_slots(region: tuple[float, float, float, float], rows: int, columns: int) -> dict[str, list[Point]]:
@@ -69,35 +85,39 @@ class ParkingMonitor:
 
     Args:
         slots: Slot name to polygon (pixels).
-        min_overlap: Fraction of a slot one vehicle must cover for it to count as occupied.
+        min_overlap: Score a vehicle needs in its slot (see :class:`OccupancyRule`).
         debounce_s: How long a new state must hold before it is reported.
+        rule: Occupancy rule, one of :data:`pipeline.analytics.occupancy.RULES`.
+        min_confidence: Detections below this confidence do not occupy a slot.
+        footprint_fraction: Lower share of a vehicle's box taken as its footprint (``footprint`` rule).
 
     Attributes:
         occupied_count: Slots occupied (debounced) after the last frame.
     """
 
-    def __init__(self, slots: Mapping[str, Sequence[Point]], min_overlap: float = 0.5, debounce_s: float = 2.0) -> None:
-        self.min_overlap = min_overlap
+    def __init__(
+        self,
+        slots: Mapping[str, Sequence[Point]],
+        min_overlap: float = 0.5,
+        debounce_s: float = 2.0,
+        rule: str = "center",
+        min_confidence: float = 0.005,
+        footprint_fraction: float = 0.5,
+    ) -> None:
         self.debounce_s = debounce_s
-        self._slots = [self._make_slot(name, polygon) for name, polygon in slots.items()]
+        self.rule = OccupancyRule(slots, rule, min_overlap, min_confidence, footprint_fraction)
+        self._slots = [_Slot(name, np.asarray(polygon, dtype=float)) for name, polygon in slots.items()]
         self._last: tuple[int, float] = (0, 0.0)
         self._first_s: float | None = None
 
-    @staticmethod
-    def _make_slot(name: str, polygon: Sequence[Point]) -> _Slot:
-        points = np.asarray(polygon, dtype=float)
-        x0, y0 = np.floor(points.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(points.max(axis=0)).astype(int)
-        mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
-        cv2.fillPoly(mask, [np.round(points - (x0, y0)).astype(np.int32)], 1)
-        return _Slot(name, points, int(x0), int(y0), mask.astype(bool))
-
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution; slot states, intervals and times are kept."""
-        for index, slot in enumerate(self._slots):
-            fresh = self._make_slot(slot.name, [(x * sx, y * sy) for x, y in slot.polygon])
-            slot.polygon, slot.x0, slot.y0, slot.mask = fresh.polygon, fresh.x0, fresh.y0, fresh.mask
-            self._slots[index] = slot
+        for slot in self._slots:
+            slot.polygon = slot.polygon * (sx, sy)
+        rule = self.rule
+        self.rule = OccupancyRule(
+            self.polygons, rule.rule, rule.min_overlap, rule.min_confidence, rule.footprint_fraction
+        )
 
     @property
     def slot_names(self) -> list[str]:
@@ -120,37 +140,13 @@ class ParkingMonitor:
     def free_count(self) -> int:
         return len(self._slots) - self.occupied_count
 
-    def coverage(self, detections: sv.Detections) -> dict[str, float]:
-        """Largest fraction of each slot covered by a single vehicle on this frame."""
-        result = {}
-        for slot in self._slots:
-            h, w = slot.mask.shape
-            area = slot.mask.sum()
-            best = 0.0
-            for index in range(len(detections)):
-                x1, y1, x2, y2 = detections.xyxy[index]
-                if x2 <= slot.x0 or y2 <= slot.y0 or x1 >= slot.x0 + w or y1 >= slot.y0 + h:
-                    continue
-                if detections.mask is not None:
-                    vehicle = detections.mask[index, slot.y0 : slot.y0 + h, slot.x0 : slot.x0 + w]
-                    vehicle = np.pad(vehicle, ((0, h - vehicle.shape[0]), (0, w - vehicle.shape[1])))
-                else:
-                    vehicle = np.zeros((h, w), bool)
-                    bx0, by0 = max(0, round(x1) - slot.x0), max(0, round(y1) - slot.y0)
-                    bx1, by1 = max(0, round(x2) - slot.x0), max(0, round(y2) - slot.y0)
-                    vehicle[by0:by1, bx0:bx1] = True
-                best = max(best, float((vehicle & slot.mask).sum() / area))
-            result[slot.name] = best
-        return result
-
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[SlotChange]:
-        """Add one frame of (vehicle) detections; returns the debounced state changes."""
+        """Add one frame of (vehicle) detections, tracked or not; returns the debounced state changes."""
         if self._first_s is None:
             self._first_s = timestamp_s
         self._last = (frame_index, timestamp_s)
         events = []
-        for slot, fraction in zip(self._slots, self.coverage(detections).values(), strict=True):
-            raw = fraction >= self.min_overlap
+        for slot, raw in zip(self._slots, self.rule.occupied(detections).values(), strict=True):
             if raw == slot.occupied:
                 slot.change_since = None
                 continue

@@ -28,8 +28,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.lines import tracked_anchors
-
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 class SpeedEstimator:

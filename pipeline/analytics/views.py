@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Point = tuple[float, float]
+from pipeline.geometry import Point
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,18 @@ class ParkingView:
 
 
 @dataclass(frozen=True)
+class MovementsView:
+    """Approach polygons and the movements counted between them so far (``(origin, destination)``)."""
+
+    approaches: dict[str, np.ndarray]
+    counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
 class AnalyticsView:
     """What the overlays show on one frame."""
 
     lines: tuple[LineView, ...] = ()
     zones: tuple[ZoneView, ...] = ()
     parking: ParkingView | None = None
+    movements: MovementsView | None = None

@@ -18,6 +18,7 @@ import supervision as sv
 
 from pipeline.analytics.lines import class_names_of
 from pipeline.analytics.views import AnalyticsView
+from pipeline.annotators.movements import MovementAnnotator
 from pipeline.annotators.overlays import LineCountAnnotator, SlotAnnotator, ZoneCountAnnotator
 from pipeline.annotators.trails import FadingTraceAnnotator
 from pipeline.config import DrawConfig
@@ -52,6 +53,7 @@ class FrameAnnotator:
         self._lines = LineCountAnnotator()
         self._zones = ZoneCountAnnotator()
         self._slots = SlotAnnotator()
+        self._movements = MovementAnnotator()
 
     @staticmethod
     def labels(detections: sv.Detections) -> list[str]:
@@ -89,6 +91,8 @@ class FrameAnnotator:
         if self._boxes is not None:
             self._boxes.annotate(scene, detections)
         self._lines.annotate(scene, analytics.lines)
+        if analytics.movements is not None:
+            self._movements.annotate(scene, analytics.movements)
         if self._labels is not None:
             self._labels.annotate(scene, detections, labels=self.labels(detections))
         return scene

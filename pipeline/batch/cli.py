@@ -16,9 +16,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.batch.durations import parse_duration
-from pipeline.cli_args import add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.durations import parse_duration
 from pipeline.errors import PipelineError
+from pipeline.io.urls import mask_credentials
 
 if TYPE_CHECKING:  # the job pulls in the pipeline's heavy modules: imported when a batch runs
     from pipeline.batch.job import BatchReport, BatchRequest
@@ -141,8 +142,11 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
     from pipeline.batch.job import BatchRequest
     from pipeline.batch.storage import is_url
     from pipeline.config import load_config
+    from pipeline.io.output_dirs import check_output_dir
 
-    config = load_config(args.config, config_overrides(args))
+    config = load_config(args.config, config_overrides(args), flag_names=FLAG_NAMES)
+    if not is_url(args.output):
+        check_output_dir(args.output)  # a rerun resumes in the same folder: no --overwrite needed
     if args.split is not None and config.parking.slots:
         raise config.error("parking", "parking slots cannot be split into slices (occupancy spans them); drop --split")
     if args.num_cpus <= 0:
@@ -223,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command_batch(args)
     except PipelineError as exc:
-        print(f"vpipe: error: {exc}", file=sys.stderr)
+        print(f"vpipe: error: {mask_credentials(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vpipe: interrupted", file=sys.stderr)

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import ModuleType
@@ -17,7 +17,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.batch.durations import format_duration
 from pipeline.batch.manifest import ItemRecord, Manifest, PlanRecord
 from pipeline.batch.outcomes import SUMMARY_CSV, SUMMARY_JSON, Outcomes, item_id
 from pipeline.batch.scheduler import RaySession, TaskKey, TaskPool
@@ -26,6 +25,7 @@ from pipeline.batch.storage import InputFile, OutputFolder, list_inputs, video_f
 from pipeline.batch.summaries import VideoOutcome
 from pipeline.batch.worker import ItemResult, ItemTask, PlanResult, plan_video, process_item
 from pipeline.config import Config
+from pipeline.durations import format_duration
 from pipeline.errors import SourceError
 
 
@@ -65,6 +65,7 @@ class BatchRequest:
         settings.pop("origin")
         settings["source"].pop("path")
         settings["output"].pop("dir")
+        settings["output"].pop("overwrite", None)  # how a folder is reused, not what its items hold
         settings["split"] = [str(self.split_s), str(self.overlap_s)] if self.split_s else None
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -113,21 +114,139 @@ def _check_distinct_folders(videos: Sequence[str]) -> None:
         seen[folder] = video
 
 
-class BatchJob:
-    """Runs one :class:`BatchRequest`.
+class WorkPlanner:
+    """What is left of a batch: the items the manifest does not record as finished, and the
+    videos still to probe for ``--split`` (no cached plan).
 
     Args:
-        request: What to do.
-        ray: The Ray module (:func:`pipeline.batch.scheduler.import_ray`); started only if there is work.
+        request: The batch.
+        manifest: The output folder's manifest.
+        folder: The output folder.
+        fingerprint: :meth:`BatchRequest.fingerprint` of ``request``.
     """
 
+    def __init__(self, request: BatchRequest, manifest: Manifest, folder: OutputFolder, fingerprint: str) -> None:
+        self.request = request
+        self.manifest = manifest
+        self.folder = folder
+        self.fingerprint = fingerprint
+
+    def item_task(self, video: InputFile, part: SliceSpec | None) -> ItemTask:
+        folder = video_folder(video.relative)
+        output = self.folder.join(folder if part is None else f"{folder}/{part.name}")
+        threads = max(1, int(self.request.num_cpus))
+        return ItemTask(item_id(video.relative, part), video, output, self.request.config, part, threads)
+
+    def unfinished(self, video: InputFile, parts: Sequence[SliceSpec | None]) -> list[ItemTask]:
+        return [
+            self.item_task(video, part)
+            for part in parts
+            if self.manifest.finished(item_id(video.relative, part), video.identity, self.fingerprint) is None
+        ]
+
+    def plan(self, videos: Iterable[InputFile]) -> tuple[list[ItemTask], list[InputFile]]:
+        """Items still to run, and videos still to probe."""
+        items, probes = [], []
+        for video in videos:
+            if self.request.split_s is None:
+                items += self.unfinished(video, [None])
+                continue
+            plan = self.manifest.plan(video.relative, video.identity, self.fingerprint)
+            if plan is None:
+                probes.append(video)
+            else:
+                items += self.unfinished(video, [SliceSpec.from_record(s) for s in plan.slices])
+        return items, probes
+
+
+def batch_header(request: BatchRequest, location: str, fingerprint: str, report: BatchReport) -> dict[str, Any]:
+    """The part of ``batch_summary.json`` that describes the batch and this run of it."""
+    return {
+        "pattern": request.pattern,
+        "output": location,
+        "config": request.config.origin,
+        "split": format_duration(request.split_s) if request.split_s else None,
+        "overlap": format_duration(request.overlap_s) if request.split_s else None,
+        "fingerprint": fingerprint,
+        "run": {
+            "wall_s": round(report.wall_s, 2),
+            "items_finished": report.items_finished,
+            "frames": report.frames,
+            "frames_per_s": round(report.frames_per_s, 2),
+            "interrupted": report.interrupted,
+        },
+    }
+
+
+class BatchProgress:
+    """The batch's progress bar: items done, frames per second and failures so far.
+
+    Args:
+        enabled: Show it (``--quiet`` does not).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self._bar: tqdm | None = None
+        self._failed = 0
+
+    def start(self, items: int) -> None:
+        self._bar = tqdm(total=items, unit="item", disable=not self.enabled, dynamic_ncols=True, desc="batch")
+
+    def add(self, items: int) -> None:
+        """More items became known (a video's slices, once it was probed)."""
+        if self._bar is not None:
+            self._bar.total += items
+            self._bar.refresh()
+
+    def finished(self, record: ItemRecord, frames: int, advance: bool) -> None:
+        """An item ended; ``frames``: counted so far in this run; ``advance``: the item is one of the bar's."""
+        if self._bar is None:
+            return
+        self._failed += record.status == "failed"
+        rate = frames / (time.perf_counter() - self.started)
+        self._bar.set_postfix_str(f"{rate:.1f} frames/s, {self._failed} failed", refresh=False)
+        if advance:
+            self._bar.update()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class RetryBudget:
+    """Attempts per task, and whether a failed one gets another.
+
+    Example:
+        >>> budget = RetryBudget(retries=1)
+        >>> [budget.charge(("item", "a"), retryable=True) for _ in range(3)], budget.count(("item", "a"))
+        ([True, False, False], 3)
+    """
+
+    def __init__(self, retries: int) -> None:
+        self.retries = retries
+        self._attempts: dict[TaskKey, int] = {}
+
+    def charge(self, key: TaskKey, retryable: bool) -> bool:
+        """Count a failed attempt; whether another one is due."""
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+        return retryable and self._attempts[key] <= self.retries
+
+    def count(self, key: TaskKey) -> int:
+        return self._attempts.get(key, 0)
+
+
+class BatchJob:
+    """Runs one :class:`BatchRequest` on ``ray``, the Ray module (:func:`pipeline.batch.scheduler.import_ray`),
+    which is started only if there is work."""
+
     _manifest: Manifest
+    _planner: WorkPlanner
     _outcomes: Outcomes
     _pool: TaskPool
-    _process: Any
-    """:func:`process_item` as a Ray task."""
-    _probe: Any
-    """:func:`plan_video` as a Ray task."""
+    _process: Any  # process_item as a Ray task
+    _probe: Any  # plan_video as a Ray task
 
     def __init__(self, request: BatchRequest, ray: ModuleType) -> None:
         self.request = request
@@ -136,10 +255,8 @@ class BatchJob:
         self._folder = OutputFolder(request.output)
         self._inputs: dict[str, InputFile] = {}
         self._tasks: dict[str, ItemTask] = {}
-        self._attempts: dict[TaskKey, int] = {}
-        self._bar: tqdm | None = None
-        self._failed = 0
-        self._started = 0.0
+        self._attempts = RetryBudget(request.retries)
+        self._progress = BatchProgress(request.progress)
         self._report = BatchReport()
 
     def run(self) -> BatchReport:
@@ -149,67 +266,36 @@ class BatchJob:
             PipelineError: No inputs, two inputs that would share an output folder, or Ray
                 cannot be started or reached.
         """
-        self._started = time.perf_counter()
         self._inputs = {v.relative: v for v in list_inputs(self.request.pattern, exclude=self.request.output)}
         _check_distinct_folders(list(self._inputs))
         self._manifest = Manifest(self._folder)
         self._outcomes = Outcomes(self._manifest, self._folder, self._fingerprint, self.request.split_s is not None)
+        self._planner = WorkPlanner(self.request, self._manifest, self._folder, self._fingerprint)
         try:
-            items, probes = self._plan_work()
+            items, probes = self._planner.plan(self._inputs.values())
             if items or probes:
                 with RaySession(self._ray, self.request.ray_address) as session:
                     self._execute(session, items, probes)
         except KeyboardInterrupt:
             self._report.interrupted = True
         finally:
-            if self._bar is not None:
-                self._bar.close()
+            self._progress.close()
             self._manifest.close()
         if self.request.split_s is not None:
             for video in self._inputs.values():  # e.g. the driver was killed between a last slice and its summary
                 self._outcomes.write_video_summary(video, missing_only=True)
-        self._report.wall_s = time.perf_counter() - self._started
-        self._report.outcomes = self._outcomes.write_batch_summaries(self._inputs.values(), self._header())
+        self._report.wall_s = time.perf_counter() - self._progress.started
+        header = batch_header(self.request, self._folder.location, self._fingerprint, self._report)
+        self._report.outcomes = self._outcomes.write_batch_summaries(self._inputs.values(), header)
         self._report.summary_files = [self._folder.join(SUMMARY_CSV), self._folder.join(SUMMARY_JSON)]
         return self._report
-
-    # --- what is left to do -------------------------------------------------------------------
-
-    def _item_task(self, video: InputFile, part: SliceSpec | None) -> ItemTask:
-        folder = video_folder(video.relative)
-        output = self._folder.join(folder if part is None else f"{folder}/{part.name}")
-        threads = max(1, int(self.request.num_cpus))
-        return ItemTask(item_id(video.relative, part), video, output, self.request.config, part, threads)
-
-    def _unfinished(self, video: InputFile, parts: Sequence[SliceSpec | None]) -> list[ItemTask]:
-        return [
-            self._item_task(video, part)
-            for part in parts
-            if self._manifest.finished(item_id(video.relative, part), video.identity, self._fingerprint) is None
-        ]
-
-    def _plan_work(self) -> tuple[list[ItemTask], list[InputFile]]:
-        """Items still to run, and videos still to probe (``--split`` without a cached plan)."""
-        items, probes = [], []
-        for video in self._inputs.values():
-            if self.request.split_s is None:
-                items += self._unfinished(video, [None])
-                continue
-            plan = self._manifest.plan(video.relative, video.identity, self._fingerprint)
-            if plan is None:
-                probes.append(video)
-            else:
-                items += self._unfinished(video, [SliceSpec.from_record(s) for s in plan.slices])
-        return items, probes
-
-    # --- running ------------------------------------------------------------------------------
 
     def _execute(self, session: RaySession, items: list[ItemTask], probes: list[InputFile]) -> None:
         request = self.request
         self._process = session.remote(process_item, request.num_cpus, request.num_gpus)
         self._probe = session.remote(plan_video, num_cpus=min(1.0, request.num_cpus))
         self._pool = TaskPool(self._ray, request.workers)
-        self._bar = tqdm(total=len(items), unit="item", disable=not request.progress, dynamic_ncols=True, desc="batch")
+        self._progress.start(len(items))
         for task in items:
             self._submit_item(task)
         for video in probes:
@@ -230,38 +316,31 @@ class BatchJob:
         max_frames = request.config.source.max_frames
         self._pool.submit(("plan", video.relative), self._probe, video, request.split_s, request.overlap_s, max_frames)
 
-    def _retry(self, key: TaskKey, retryable: bool) -> bool:
-        """Count an attempt; whether another one is due."""
-        self._attempts[key] = self._attempts.get(key, 0) + 1
-        return retryable and self._attempts[key] <= self.request.retries
-
     def _on_plan(self, video: InputFile, value: PlanResult | BaseException) -> None:
         if not isinstance(value, PlanResult):  # the worker or its node was lost
             value = PlanResult(video.relative, error=_ray_error(value), retryable=True)
         if value.error is not None:
-            if self._retry(("plan", video.relative), value.retryable):
+            if self._attempts.charge(("plan", video.relative), value.retryable):
                 self._submit_probe(video)
             else:
-                attempts = self._attempts[("plan", video.relative)]
+                attempts = self._attempts.count(("plan", video.relative))
                 self._finish(ItemRecord(video.relative, video.relative, None, "failed", video.identity,
                                         self._fingerprint, attempts, error=value.error))  # fmt: skip
             return
         slices = [s.to_record() for s in value.slices]
         self._manifest.add(PlanRecord(video.relative, video.identity, self._fingerprint, value.frames, slices))
-        tasks = self._unfinished(video, list(value.slices))
-        if self._bar is not None:
-            self._bar.total += len(tasks)
-            self._bar.refresh()
+        tasks = self._planner.unfinished(video, list(value.slices))
+        self._progress.add(len(tasks))
         for task in tasks:
             self._submit_item(task)
 
     def _on_item(self, task: ItemTask, value: ItemResult | BaseException) -> None:
         if not isinstance(value, ItemResult):  # the worker or its node was lost
             value = ItemResult(task.id, "failed", error=_ray_error(value), retryable=True)
-        if value.status != "completed" and self._retry(("item", task.id), value.retryable):
+        if value.status != "completed" and self._attempts.charge(("item", task.id), value.retryable):
             self._submit_item(task)
             return
-        attempts = self._attempts.get(("item", task.id), 0) + (value.status == "completed")
+        attempts = self._attempts.count(("item", task.id)) + (value.status == "completed")
         part = task.part.index if task.part is not None else None
         self._report.frames += value.frames
         self._finish(ItemRecord(task.id, task.input.relative, part, value.status, task.input.identity,
@@ -274,28 +353,4 @@ class BatchJob:
         """Record an item's end in the manifest (durably, at once) and advance the progress bar."""
         self._manifest.add(record)
         self._report.items_finished += 1
-        if self._bar is not None:
-            elapsed = time.perf_counter() - self._started
-            self._failed += record.status == "failed"
-            rate = self._report.frames / elapsed
-            self._bar.set_postfix_str(f"{rate:.1f} frames/s, {self._failed} failed", refresh=False)
-            if record.part is not None or self.request.split_s is None:
-                self._bar.update()
-
-    def _header(self) -> dict[str, Any]:
-        request, report = self.request, self._report
-        return {
-            "pattern": request.pattern,
-            "output": self._folder.location,
-            "config": request.config.origin,
-            "split": format_duration(request.split_s) if request.split_s else None,
-            "overlap": format_duration(request.overlap_s) if request.split_s else None,
-            "fingerprint": self._fingerprint,
-            "run": {
-                "wall_s": round(report.wall_s, 2),
-                "items_finished": report.items_finished,
-                "frames": report.frames,
-                "frames_per_s": round(report.frames_per_s, 2),
-                "interrupted": report.interrupted,
-            },
-        }
+        self._progress.finished(record, self._report.frames, record.part is not None or self.request.split_s is None)

@@ -117,7 +117,7 @@ def process_item(task: ItemTask) -> ItemResult:
             config = dataclasses.replace(
                 task.config,
                 source=dataclasses.replace(task.config.source, path=path),
-                output=dataclasses.replace(task.config.output, dir=str(out_dir)),
+                output=dataclasses.replace(task.config.output, dir=str(out_dir), overwrite=True),  # a retry reruns here
             )
             summary = run_slice(config, task.part) if task.part is not None else run(config, progress=False)
             summary = _relocated(summary, task, out_dir)

@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import math
@@ -42,17 +43,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.io.metrics import CONTENT_TYPE_LATEST, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +63,6 @@ _BOUNDARY = "vpipe-frame"
 # Resend the last JPEG this often while a source is idle, so a client that went away is noticed
 # (the write fails) and its thread ends instead of waiting for the next frame.
 _KEEPALIVE_S = 2.0
-
-
-class FrameView(Protocol):
-    """What the runner feeds: :class:`LiveView` and :class:`WindowView` both fit."""
-
-    def publish(
-        self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, float | int]
-    ) -> None: ...
-
-    def end(self, source: str, status: str) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -117,6 +108,8 @@ class LiveView:
             the whole view) has been silent this long.
         jpeg_quality: JPEG quality, 1-100.
         max_streams: Most concurrent ``/stream.mjpg`` clients; more get 503 (each holds a thread).
+        links: Link text -> port of another page on this host, shown above the stream (``vpipe run --serve``
+            links each source's editor); the link keeps the host name the browser used for this page.
     """
 
     def __init__(
@@ -127,6 +120,7 @@ class LiveView:
         stale_after_s: float = 10.0,
         jpeg_quality: int = 80,
         max_streams: int = 8,
+        links: Mapping[str, int] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise PipelineError(f"--serve {port}: the port must be between 0 and 65535")
@@ -138,7 +132,12 @@ class LiveView:
         self.stale_after_s = float(stale_after_s)
         self.jpeg_quality = int(jpeg_quality)
         self.max_streams = int(max_streams)
+        anchors = " ".join(
+            f'<a data-port="{int(port)}" href="/">{html.escape(text)}</a>' for text, port in (links or {}).items()
+        )
+        self.page = _PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.jpeg_encodes = 0  # JPEG encodes so far (lazy encoding is observable)
+        self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
         self._lock = threading.Condition()
         self._sources: dict[str, _Latest] = {}
         self._streams: dict[socket.socket, threading.Thread] = {}
@@ -369,9 +368,10 @@ class LiveView:
             due = time.monotonic() + interval
 
 
-class _Server(ThreadingHTTPServer):
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server for a local page: no DNS lookup on bind, no tracebacks for routine errors."""
+
     daemon_threads = True  # a stuck client never keeps the process alive
-    view: LiveView
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can stall for seconds without DNS.
@@ -382,15 +382,20 @@ class _Server(ThreadingHTTPServer):
         # A client that disconnects mid-response is routine, not worth a traceback on stderr.
         error = sys.exc_info()[1]
         level = logging.DEBUG if isinstance(error, OSError) else logging.WARNING
-        log.log(level, "live view: error serving a request: %s", error, exc_info=level == logging.DEBUG)
+        log.log(level, "%s: error serving a request: %s", type(self).__name__, error, exc_info=level == logging.DEBUG)
+
+
+class _Server(LocalHTTPServer):
+    view: LiveView
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class QuietHandler(BaseHTTPRequestHandler):
+    """Request handler basics for a local page: JSON and byte replies with safe headers, logs at DEBUG."""
+
     server_version = "vpipe"
     sys_version = ""  # no Python version in the Server header
     timeout = 30  # a client that stops reading frees its thread after this long
@@ -398,32 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.head_only = True
-        if urlsplit(self.path).path == "/stream.mjpg":  # the headers a stream would start with
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-        else:
-            self.do_GET()
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        view = self.server.view
-        try:
-            if url.path in ("/", "/index.html"):
-                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE.encode(), _PAGE_HEADERS)
-            elif url.path == "/counts":
-                self.send_json(HTTPStatus.OK, view.counts())
-            elif url.path == "/health":
-                health = view.health()
-                ok = health["status"] == "ok"
-                self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
-            elif url.path == "/stream.mjpg":
-                view._stream(self, parse_qs(url.query).get("source", [None])[0])
-            else:
-                self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        except OSError:  # the client went away
-            pass
+        self.do_GET()
 
     def send_json(self, status: HTTPStatus, document: object) -> None:
         self.send_bytes(status, "application/json", json.dumps(document, allow_nan=False).encode())
@@ -444,7 +424,41 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         # Not on stderr: a page polling twice a second for weeks would flood it.
-        log.debug("live view %s: " + format, self.address_string(), *args)
+        log.debug("%s %s: " + format, type(self).__name__, self.address_string(), *args)
+
+
+class _Handler(QuietHandler):
+    server: _Server
+
+    def do_HEAD(self) -> None:
+        if urlsplit(self.path).path != "/stream.mjpg":
+            super().do_HEAD()
+            return
+        self.send_response(HTTPStatus.OK)  # the headers a stream would start with
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        view = self.server.view
+        try:
+            if url.path in ("/", "/index.html"):
+                self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", view.page, _PAGE_HEADERS)
+            elif url.path == "/counts":
+                self.send_json(HTTPStatus.OK, view.counts())
+            elif url.path == "/health":
+                health = view.health()
+                ok = health["status"] == "ok"
+                self.send_json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, health)
+            elif url.path == "/metrics":
+                self.send_bytes(HTTPStatus.OK, CONTENT_TYPE_LATEST, view.metrics.text())
+            elif url.path == "/stream.mjpg":
+                view._stream(self, parse_qs(url.query).get("source", [None])[0])
+            else:
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        except OSError:  # the client went away
+            pass
 
 
 # The page loads nothing from elsewhere (the policy enforces it) and renders names as text, never HTML.
@@ -466,9 +480,11 @@ th, td { padding: .15em .6em; text-align: right; border-bottom: 1px solid #333; 
 th:first-child, td:first-child { text-align: left; }
 h2 { font-size: 1em; margin: .6em 0 .2em; }
 .muted { color: #999; }
+nav a { color: #8ab4f8; margin-right: 1em; }
 </style>
 </head>
 <body>
+<!--links-->
 <label>source <select id="source"></select></label> <span id="status" class="muted">waiting for frames</span>
 <img id="stream" alt="annotated stream">
 <div id="counts"></div>
@@ -540,6 +556,10 @@ async function poll() {
     statusBox.textContent = "disconnected, retrying";
   }
   setTimeout(poll, 500);
+}
+
+for (const a of document.querySelectorAll("a[data-port]")) {
+  a.href = location.protocol + "//" + location.hostname + ":" + a.dataset.port + "/";
 }
 
 // Started after "load": an endless MJPEG response must not keep the page loading.

@@ -20,6 +20,7 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.frame_pipeline import FrameResult
+from pipeline.io.publish import Publisher
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink
 
 
@@ -57,6 +58,7 @@ class RunOutputs:
         viewers: Live views to publish each annotated frame to, under ``name``.
         name: The source's name for the viewers.
         parking: Whether to write ``parking.jsonl``.
+        publisher: Live event streams fed the same events (and periodic counts); None: none.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class RunOutputs:
         viewers: Sequence[FrameViewer] = (),
         name: str = "",
         parking: bool = False,
+        publisher: Publisher | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.output = output
@@ -80,6 +83,7 @@ class RunOutputs:
         self.viewers = list(viewers)
         self.name = name
         self.with_parking = parking
+        self.publisher = publisher
         self.rotation = parse_rotation(output.rotate) if output.rotate else None
         self.segment = 0
         self._segment_started_s: float | None = None
@@ -121,14 +125,20 @@ class RunOutputs:
     def write(self, result: FrameResult, row: Mapping[str, Any] | None = None) -> None:
         """Write one frame's row, events and drawing (``row``: instead of ``result.row``)."""
         self._rotate_if_due(result.frame.timestamp_s)
+        if self.drawing is not None:  # first: a failed video (a full disk) stops before this frame's row
+            self.drawing.submit(result)
         self.counts.write(result.row if row is None else row)
         self.events.write(event.to_record() for event in result.events)
-        if self.drawing is not None:
-            self.drawing.submit(result)
+        if self.publisher is not None:
+            self.publisher.publish(event.to_record() for event in result.events)
+            self.publisher.counts(result.row if row is None else row, result.frame.timestamp_s)
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Write events that are not a counter's (connection events, resolution changes)."""
+        records = list(records)
         self.events.write(records)
+        if self.publisher is not None:
+            self.publisher.publish(records)
 
     def write_parking(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Write closed occupancy intervals to ``parking.jsonl``."""

@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.analytics.heatmap import Heatmap
+from pipeline.analytics.views import MovementsView
+from pipeline.annotators.movements import MovementAnnotator
 
 
 def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
@@ -26,7 +28,7 @@ def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
     if not rows:
         return False
     columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
-    line_columns = [c for c in columns if c.endswith(("_in", "_out"))]
+    line_columns = [c for c in columns if c.endswith(("_in", "_out")) or "->" in c]  # crossings, movements
     level_columns = [c for c in columns if c not in line_columns]
     if not columns:
         return False
@@ -62,8 +64,22 @@ def write_heatmap(heatmap: Heatmap, background: np.ndarray, path: str | Path) ->
     cv2.imwrite(str(path), image)
 
 
-def write_plots(counts_csv: Path, heatmap: Heatmap, background: np.ndarray | None, out_dir: Path) -> None:
-    """Both plots of a run folder: ``counts.png``, and ``heatmap.png`` on ``background`` (its first frame)."""
+def write_movements_map(view: MovementsView, background: np.ndarray, path: str | Path) -> None:
+    """The origin-destination overlay with the run's final counts on ``background``."""
+    cv2.imwrite(str(path), MovementAnnotator(text_scale=0.6).annotate(background.copy(), view))
+
+
+def write_plots(
+    counts_csv: Path,
+    heatmap: Heatmap,
+    background: np.ndarray | None,
+    out_dir: Path,
+    movements: MovementsView | None = None,
+) -> None:
+    """The plots of a run folder: ``counts.png``, and on ``background`` (its first frame)
+    ``heatmap.png`` and, with movements, ``movements.png``."""
     write_counts_plot(counts_csv, out_dir / "counts.png")
     if background is not None:
         write_heatmap(heatmap, background, out_dir / "heatmap.png")
+        if movements is not None:
+            write_movements_map(movements, background, out_dir / "movements.png")

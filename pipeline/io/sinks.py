@@ -1,7 +1,9 @@
 """Output sinks: the annotated H.264 video, the per-frame counts CSV, the events JSONL, the summary.
 
 Every sink writes as it goes and flushes per frame, so a run that dies leaves valid files up to the
-last frame it finished; :meth:`close` is safe to call twice.
+last frame it finished; :meth:`close` is safe to call twice. An I/O error (a full disk) raises
+:class:`~pipeline.errors.OutputError` after cutting the file back to its last complete record (a
+CSV row, a JSON line, a video fragment), so what was written stays readable.
 
 Example::
 
@@ -12,25 +14,85 @@ Example::
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import struct
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import av
 import cv2
 import numpy as np
 
 from pipeline.config import OutputConfig
+from pipeline.io.output_dirs import output_error
 
 TIME_BASE = Fraction(1, 90_000)
 """The video's clock: 90 kHz, as MPEG's, exact for 25, 30 and 30000/1001 fps."""
 
 _ENCODER_DEFAULTS = OutputConfig()
 """The sink's defaults are the config's, so ``crf``, ``preset`` and ``lookahead`` have one default each."""
+
+
+class _WholeWriteFile(io.FileIO):
+    """An unbuffered binary file whose :meth:`write` writes everything or raises (never a short write),
+    so each call reaches the OS at once and a failure is never silent."""
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            view = view[super().write(view) :]
+        return total
+
+
+class _RecordFile:
+    """Appends whole records (lines); a failed write is cut back to the end of the last whole one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = _WholeWriteFile(path, "w")
+        except OSError as exc:
+            raise output_error(path, exc) from None
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            with suppress(OSError):
+                self._file.truncate(self._size)
+            raise output_error(self.path, exc) from None
+        self._size += len(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def playable_length(path: str | Path) -> int:
+    """Bytes of a fragmented MP4 up to the end of its last complete fragment (``moof`` + ``mdat``):
+    what still decodes when the writing stopped half-way through a box."""
+    path = Path(path)
+    size, end, position = path.stat().st_size, 0, 0
+    with path.open("rb") as file:
+        while position + 8 <= size:
+            file.seek(position)
+            header = file.read(16)
+            box_size, kind = struct.unpack(">I4s", header[:8])
+            if box_size == 1 and len(header) == 16:  # a 64-bit size follows the type
+                box_size = struct.unpack(">Q", header[8:])[0]
+            if box_size < 8 or position + box_size > size:
+                break
+            position += box_size
+            if kind != b"moof":  # a fragment's header is only whole with its media data
+                end = position
+    return end
 
 
 class _Sink:
@@ -79,11 +141,19 @@ class H264VideoSink(_Sink):
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
-        self._container = av.open(
-            str(self.path),
-            mode="w",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
-        )
+        self._closed = False
+        try:
+            # Our own file object: on a full disk (a short write, then ENOSPC) FFmpeg's file writer
+            # went on silently, leaving a video that stops decoding part-way.
+            self._file = _WholeWriteFile(self.path, "w")
+            self._container = av.open(
+                self._file,
+                mode="w",
+                format="mp4",
+                options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+            )
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
         stream = self._container.add_stream("libx264", rate=fps)
         # yuv420p needs even dimensions; odd ones are padded by one black pixel.
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -98,7 +168,6 @@ class H264VideoSink(_Sink):
         self._first_s: float | None = None
         self._last_pts = -1
         self._frames = 0
-        self._closed = False
 
     @classmethod
     def for_output(cls, path: str | Path, width: int, height: int, fps: Fraction, output: OutputConfig) -> Self:
@@ -107,14 +176,17 @@ class H264VideoSink(_Sink):
 
     def write(self, image: np.ndarray, timestamp_s: float | None = None) -> None:
         """Encode one BGR frame of the configured size, shown at ``timestamp_s`` (seconds in the
-        source; the first frame written starts the video) or else ``1 / fps`` after the previous one."""
+        source; the first frame written starts the video) or else ``1 / fps`` after the previous one.
+        Nothing once an I/O error stopped the video."""
+        if self._closed:
+            return
         if image.shape[0] != self.height or image.shape[1] != self.width:
             raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, video is {self.width}x{self.height}")
         if image.shape[:2] != (self._stream.height, self._stream.width):
             padded = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
             padded[: self.height, : self.width] = image
             image = padded
-        # OpenCV's BGR to I420 is ~10x faster than PyAV's (swscale) and gives the same BT.601 YUV (±1).
+        # OpenCV's BGR to I420 costs far less than PyAV's (swscale) and gives the same BT.601 YUV (±1).
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         if timestamp_s is None:
             pts = max(round(self._frames * self._frame_ticks), self._last_pts + 1)
@@ -123,8 +195,21 @@ class H264VideoSink(_Sink):
             pts = max(round((timestamp_s - self._first_s) / TIME_BASE), self._last_pts + 1)  # never back in time
         frame.pts = self._last_pts = pts
         self._frames += 1
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        """Stop writing after an I/O error: cut the file back to its last complete fragment."""
+        self._closed = True
+        with suppress(Exception):  # it fails writing its trailer too; the file is cut below
+            self._container.close()
+        self._file.close()
+        with suppress(OSError):
+            os.truncate(self.path, playable_length(self.path))
+        raise output_error(self.path, exc) from None
 
     @property
     def frames_written(self) -> int:
@@ -134,12 +219,14 @@ class H264VideoSink(_Sink):
         """Flush the encoder and finalize the file."""
         if self._closed:
             return
-        self._closed = True
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
-        finally:
             self._container.close()
+        except OSError as exc:
+            self._fail(exc)
+        self._closed = True
+        self._file.close()
 
 
 class CountsCsvSink(_Sink):
@@ -148,15 +235,21 @@ class CountsCsvSink(_Sink):
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
         self.path = Path(path)
         self.columns = list(columns)
-        self._file = self.path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
+        self._file = _RecordFile(self.path)
+        self._row = io.StringIO()
+        self._writer = csv.DictWriter(self._row, fieldnames=self.columns, extrasaction="raise")
         self._writer.writeheader()
-        self._file.flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        self._file.write(self._row.getvalue().encode("utf-8"))
+        self._row.seek(0)
+        self._row.truncate()
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one frame's row (floats with 4 decimals) and flush."""
         self._writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
-        self._file.flush()
+        self._flush()
 
     def close(self) -> None:
         self._file.close()
@@ -167,15 +260,12 @@ class JsonlSink(_Sink):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file = self.path.open("w", encoding="utf-8")
+        self._file = _RecordFile(self.path)
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
-        wrote = False
-        for record in records:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-            wrote = True
-        if wrote:
-            self._file.flush()
+        lines = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        if lines:
+            self._file.write(lines.encode("utf-8"))
 
     def close(self) -> None:
         self._file.close()
@@ -185,5 +275,9 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON via a temporary file, so readers never see half a file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -28,6 +28,7 @@ import numpy as np
 from pipeline.errors import SourceError
 from pipeline.io.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
 from pipeline.io.live_sources import LiveSource, StreamSource, WebcamSource
+from pipeline.io.snapshot_times import snapshot_offsets_s
 from pipeline.io.urls import is_stream_url
 
 __all__ = [
@@ -118,7 +119,9 @@ class VideoFileSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """Images from a folder or a glob pattern, in name order, at a configured frame rate.
+    """Images from a folder or a glob pattern. When every image has a capture time (in its file name or
+    EXIF, see :mod:`pipeline.io.snapshot_times`), they play in time order at those times; otherwise in
+    name order at the configured frame rate.
 
     The first readable image sets the size; an image that cannot be read or has another size is
     skipped with a warning and counted in :attr:`frames_skipped` (its frame index and time stay
@@ -136,7 +139,11 @@ class ImageFolderSource(FrameSource):
         if not files:
             raise SourceError(f"{spec}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         self.display_name = spec
+        offsets_s = snapshot_offsets_s(files)
+        if offsets_s is not None:
+            offsets_s, files = (list(v) for v in zip(*sorted(zip(offsets_s, files, strict=True)), strict=True))
         self.files = files[:max_frames] if max_frames else files
+        self.offsets_s = offsets_s[: len(self.files)] if offsets_s is not None else None
         first = next((image for image in map(self._read, self.files) if image is not None), None)
         if first is None:
             raise SourceError(f"{spec}: none of the {len(self.files)} images can be read (damaged or unsupported)")
@@ -163,7 +170,8 @@ class ImageFolderSource(FrameSource):
                 self.frames_skipped += 1
                 log.warning("%s: %s; skipped", path, problem)
                 continue
-            yield Frame(image, frame_index, frame_index / float(self.fps))
+            offset_s = self.offsets_s[frame_index] if self.offsets_s is not None else frame_index / float(self.fps)
+            yield Frame(image, frame_index, offset_s)
 
 
 def open_source(

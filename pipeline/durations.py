@@ -57,3 +57,16 @@ def format_duration(seconds: Fraction | float) -> str:
     if secs or not (hours or minutes):
         parts.append(f"{float(secs):g}s")
     return "".join(parts)
+
+
+def is_duration(text: object) -> bool:
+    """Whether ``text`` is a duration :func:`parse_duration` accepts and longer than zero.
+
+    Example:
+        >>> is_duration("15m"), is_duration("0s"), is_duration("soon")
+        (True, False, False)
+    """
+    try:
+        return isinstance(text, str) and parse_duration(text) > 0
+    except ValueError:
+        return False

@@ -1,0 +1,173 @@
+"""Interval counts: line crossings and movements per fixed time bin, with the peak hour.
+
+Bins are aligned to wall-clock time when the run knows when its source started (a live feed's
+clock, a file's ``creation_time`` or ``source.start_time``): 15-minute bins start at :00, :15, :30
+and :45. Without a start time they are aligned to the source's first frame. A bin is written once
+the video has moved ``lag_s`` past its end (a movement that reached no exit is reported when its
+track is forgotten, with the time of its last sighting), so memory holds a few bins at most.
+
+Example:
+    >>> from pipeline.analytics.events import LineCrossing
+    >>> counter = IntervalCounter(60.0, start_epoch_s=None, keys=[("line", "main", "in")], lag_s=0.0)
+    >>> counter.update([LineCrossing(0, 5.0, "main", "in", 1, "car")], 5.0)
+    []
+    >>> [(r["interval_start"], r["class_name"], r["count"]) for r in counter.update([], 61.0)]
+    [('0.0', 'all', 1), ('0.0', 'car', 1)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.analytics.events import Event, LineCrossing, Movement
+
+Key = tuple[str, str, str]
+"""(kind, name, direction): ``("line", "main", "in")`` or ``("movement", "West->East", "")``."""
+
+COLUMNS = ["interval_start", "interval_end", "covered_s", "kind", "name", "direction", "class_name", "count"]
+
+
+def key_of(event: Event) -> Key | None:
+    """The interval key an event counts under (None: not counted in intervals)."""
+    if isinstance(event, LineCrossing):
+        return ("line", event.line, event.direction)
+    if isinstance(event, Movement):
+        return ("movement", event.movement, "")
+    return None
+
+
+@dataclass
+class _Bin:
+    counts: dict[Key, Counter[str]] = field(default_factory=dict)
+    first_s: float | None = None
+    last_s: float | None = None
+
+
+@dataclass
+class _PeakHour:
+    """Sliding sums over the last ``bins_per_hour`` bins of one key: constant memory."""
+
+    bins_per_hour: int
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+    best: tuple[int, float, int] | None = None
+    """(volume, window start, largest bin in it)."""
+
+    def add(self, start_s: float, count: int) -> None:
+        self.window.append((start_s, count))
+        if len(self.window) > self.bins_per_hour:
+            self.window.popleft()
+        volume = sum(c for _, c in self.window)
+        if self.best is None or volume > self.best[0]:
+            self.best = (volume, self.window[0][0], max(c for _, c in self.window))
+
+
+class IntervalCounter:
+    """Counts events per bin of ``interval_s`` and key, per class and in all.
+
+    Args:
+        interval_s: Bin length in seconds.
+        start_epoch_s: Unix time of the source's first frame (timestamp 0); None aligns the bins
+            to the first frame and labels them in seconds from it.
+        keys: Keys that get a row in every bin, zero or not (every line direction and movement);
+            other keys (e.g. ``A->?``) get rows in the bins they occur in.
+        lag_s: How long after a bin's end its rows are held back for late events.
+    """
+
+    def __init__(self, interval_s: float, start_epoch_s: float | None, keys: Sequence[Key], lag_s: float = 5.0) -> None:
+        self.interval_s = interval_s
+        self.start_epoch_s = start_epoch_s
+        self.keys: dict[Key, None] = dict.fromkeys(keys)
+        self.lag_s = lag_s
+        self._bins: dict[int, _Bin] = {}
+        self._next_bin: int | None = None
+        self._first_bin = self._last_frame_bin = 0
+        hour = 3600.0 / interval_s
+        self._peak_bins = round(hour) if interval_s <= 3600 and abs(hour - round(hour)) < 1e-9 else 0
+        self._peaks: dict[Key, _PeakHour] = {}
+
+    def _bin_of(self, timestamp_s: float) -> int:
+        return math.floor(((self.start_epoch_s or 0.0) + timestamp_s) / self.interval_s + 1e-9)
+
+    def _label(self, bin_index: int) -> str:
+        start = bin_index * self.interval_s
+        if self.start_epoch_s is None:
+            return str(round(start, 3))
+        return datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
+
+    def update(self, events: Iterable[Event], timestamp_s: float) -> list[dict[str, Any]]:
+        """Count one frame's events at video time ``timestamp_s``; returns the rows of bins now closed."""
+        current = self._bin_of(timestamp_s)
+        if self._next_bin is None:
+            self._next_bin = self._first_bin = current
+        self._last_frame_bin = current
+        for event in events:
+            key = key_of(event)
+            if key is None:
+                continue
+            self.keys.setdefault(key, None)
+            index = max(self._bin_of(event.timestamp_s), self._next_bin)  # never into a bin already written
+            counts = self._bins.setdefault(index, _Bin()).counts
+            counts.setdefault(key, Counter())[getattr(event, "class_name", "object")] += 1
+        seen = self._bins.setdefault(current, _Bin())
+        seen.first_s = timestamp_s if seen.first_s is None else seen.first_s
+        seen.last_s = timestamp_s
+        closed = self._bin_of(timestamp_s - self.lag_s)
+        rows: list[dict[str, Any]] = []
+        while self._next_bin < closed:
+            rows += self._close(self._next_bin)
+        return rows
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Rows of every bin still open (the end of the run)."""
+        rows: list[dict[str, Any]] = []
+        last = max(self._bins, default=self._next_bin)
+        while self._next_bin is not None and last is not None and self._next_bin <= last:
+            rows += self._close(self._next_bin)
+        return rows
+
+    def _close(self, index: int) -> list[dict[str, Any]]:
+        assert self._next_bin is not None
+        self._next_bin = index + 1
+        content = self._bins.pop(index, _Bin())
+        start, end = self._label(index), self._label(index + 1)
+        covered_s = 0.0  # a bin with no frame: a gap in a live feed
+        if content.first_s is not None and content.last_s is not None:
+            # From the bin's start (or the run's first frame) to its end (or the run's last frame).
+            bin_start_s = index * self.interval_s - (self.start_epoch_s or 0.0)
+            seen_from = content.first_s if index == self._first_bin else bin_start_s
+            seen_to = bin_start_s + self.interval_s if self._last_frame_bin > index else content.last_s
+            covered_s = round(seen_to - seen_from, 3)
+        rows = []
+        for key in self.keys:
+            classes = content.counts.get(key, Counter())
+            total = sum(classes.values())
+            if self._peak_bins:
+                self._peaks.setdefault(key, _PeakHour(self._peak_bins)).add(index * self.interval_s, total)
+            base = {"interval_start": start, "interval_end": end, "covered_s": covered_s}
+            kind, name, direction = key
+            base.update(kind=kind, name=name, direction=direction)
+            rows.append({**base, "class_name": "all", "count": total})
+            rows += [{**base, "class_name": c, "count": n} for c, n in sorted(classes.items())]
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
+        (the 60 minutes of whole bins with the most events) and its peak-hour factor
+        (volume / (bins per hour x the largest bin in it))."""
+        peaks = {}
+        for (kind, name, direction), peak in self._peaks.items():
+            if peak.best is None or peak.best[0] == 0:
+                continue
+            volume, start, largest = peak.best
+            label = f"{kind}:{name}" + (f":{direction}" if direction else "")
+            peaks[label] = {
+                "start": self._label(round(start / self.interval_s)),
+                "volume": volume,
+                "phf": round(volume / (self._peak_bins * largest), 3),
+            }
+        return {"interval_s": self.interval_s, "peak_hour": peaks}

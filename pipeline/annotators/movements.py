@@ -1,0 +1,81 @@
+"""The origin-destination overlay: approach outlines and an arrow with its count per movement.
+
+Example:
+    >>> from pipeline.analytics.views import MovementsView
+    >>> view = MovementsView(
+    ...     {"W": np.array([[0, 80], [40, 80], [40, 120], [0, 120]]),
+    ...      "E": np.array([[260, 80], [300, 80], [300, 120], [260, 120]])},
+    ...     {("W", "W"): 0, ("W", "E"): 3, ("E", "W"): 0, ("E", "E"): 0})
+    >>> scene = MovementAnnotator().annotate(np.zeros((200, 300, 3), np.uint8), view)
+    >>> bool(scene[100 + 8, 150].any()), bool(scene[100 - 8, 150].any())  # W->E drawn right of its way only
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import supervision as sv
+
+from pipeline.analytics.views import MovementsView
+
+
+class MovementAnnotator:
+    """Draws each approach's outline and name, and for every movement counted so far an arrow from
+    its origin's centre to its destination's (shifted to the right of its way, so ``A->B`` and
+    ``B->A`` lie side by side) labelled with its count; a U-turn is a label at the approach.
+
+    Args:
+        palette: Colors by origin index.
+        offset_px: How far an arrow lies right of the line between the two centres.
+        text_scale: Scale of the labels.
+    """
+
+    def __init__(
+        self, palette: sv.ColorPalette = sv.ColorPalette.DEFAULT, offset_px: float = 8.0, text_scale: float = 0.5
+    ) -> None:
+        self.palette = palette
+        self.offset_px = offset_px
+        self.text_scale = text_scale
+
+    def annotate(self, scene: np.ndarray, view: MovementsView) -> np.ndarray:
+        """Draw ``view`` on ``scene`` (in place) and return it."""
+        colors = {name: self.palette.by_idx(index) for index, name in enumerate(view.approaches)}
+        centres = {name: polygon.mean(axis=0) for name, polygon in view.approaches.items()}
+        for name, polygon in view.approaches.items():
+            sv.draw_polygon(scene, polygon.round().astype(int), colors[name], thickness=1)
+            top = polygon[polygon[:, 1].argmin()]
+            self._label(scene, name, np.array([centres[name][0], top[1] + 12.0]), colors[name])
+        for (origin, destination), count in view.counts.items():
+            if count == 0:
+                continue
+            start, end = centres[origin], centres[destination]
+            if origin == destination:
+                self._label(scene, f"{origin}->{origin} {count}", start + np.array([0.0, 16.0]), colors[origin])
+                continue
+            way = (end - start) / np.linalg.norm(end - start)
+            right = np.array([-way[1], way[0]]) * self.offset_px  # image y points down: this is the right
+            tail, head = start + right + way * 6, end + right - way * 6
+            pt = (tuple(tail.round().astype(int)), tuple(head.round().astype(int)))
+            cv2.arrowedLine(
+                scene,
+                *pt,
+                colors[origin].as_bgr(),
+                2,
+                cv2.LINE_AA,
+                tipLength=min(0.3, 15 / max(1, np.linalg.norm(head - tail))),
+            )
+            self._label(scene, str(count), (tail + head) / 2 + right * 1.5, colors[origin])
+        return scene
+
+    def _label(self, scene: np.ndarray, text: str, at: np.ndarray, color: sv.Color) -> None:
+        sv.draw_text(
+            scene,
+            text,
+            sv.Point(float(at[0]), float(at[1])),
+            text_color=sv.Color.BLACK,
+            text_scale=self.text_scale,
+            text_thickness=1,
+            text_padding=3,
+            background_color=color,
+        )

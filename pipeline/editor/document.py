@@ -1,0 +1,261 @@
+"""A config file's geometry read and written back with ruamel.yaml, keeping every other key and its comments.
+
+The editor page works in source pixels. :class:`ConfigDocument` hands it the file's lines, zones and
+inline parking slots in pixels, and writes the page's edits back in the unit the page chose
+(``coordinates: pixels`` or ``normalized``). Items the page got from the file carry their index in
+the file (``src``), so an edited item keeps its other keys (``min_crossing_distance``) and comments.
+
+Example:
+    >>> doc = ConfigDocument.from_text("# mine\\nmodel: {imgsz: 320}\\nlines: []\\n", "cfg.yaml")
+    >>> line = {"name": "gate", "start": [10, 20], "end": [90.04, 20], "lanes": [], "src": None}
+    >>> print(doc.to_text(Geometry("pixels", [line], [], []), 100, 50), end="")
+    # mine
+    model: {imgsz: 320}
+    lines:
+      - name: gate
+        start: [10, 20]
+        end: [90, 20]
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from pipeline.errors import ConfigError
+
+Item = dict[str, Any]
+"""One line, lane, zone or slot as the page sends it: ``name``, its points, and ``src``."""
+
+_DIGITS = {"pixels": 1, "normalized": 4}  # 0.1 px; 1e-4 of a 1920 px frame is 0.2 px
+
+
+@dataclass
+class Geometry:
+    """What the editor edits, in source pixels.
+
+    Attributes:
+        coordinates: The unit the file is (or is to be) written in: ``pixels`` or ``normalized``.
+        lines: ``{name, start, end, lanes: [{name, start, end, src}], src}``.
+        zones: ``{name, polygon, src}``.
+        slots: The inline ``parking.slots``, like zones (slots from ``slots_file`` are not edited).
+    """
+
+    coordinates: str
+    lines: list[Item]
+    zones: list[Item]
+    slots: list[Item]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Geometry:
+        """The page's save request, checked for shape (values are checked by :func:`load_config`)."""
+        if not isinstance(data, dict) or data.get("coordinates") not in _DIGITS:
+            raise ValueError("expected {coordinates: pixels|normalized, lines, zones, slots}")
+        sections = [data.get(key, []) for key in ("lines", "zones", "slots")]
+        if not all(isinstance(items, list) and all(isinstance(i, dict) for i in items) for items in sections):
+            raise ValueError("lines, zones and slots must be lists of objects")
+        return cls(data["coordinates"], *sections)
+
+
+class ConfigDocument:
+    """A YAML config held as round-trip nodes.
+
+    Args:
+        root: The file's top-level mapping.
+        origin: The file's path, for error messages.
+    """
+
+    def __init__(self, root: CommentedMap, origin: str) -> None:
+        self.root = root
+        self.origin = origin
+
+    @classmethod
+    def from_text(cls, text: str, origin: str) -> ConfigDocument:
+        """Parse YAML text.
+
+        Raises:
+            ConfigError: Not YAML, or not a mapping at the top level.
+        """
+        try:
+            root = _yaml().load(text)
+        except YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{origin}: YAML syntax error{where}: {getattr(exc, 'problem', None) or exc}") from None
+        if root is None:
+            root = CommentedMap()
+        if not isinstance(root, CommentedMap):
+            raise ConfigError(f"{origin}: expected a mapping of sections at the top level")
+        return cls(root, origin)
+
+    @classmethod
+    def read(cls, path: Path) -> ConfigDocument:
+        """The file at ``path``, or an empty config when there is none yet."""
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+        return cls.from_text(text, str(path))
+
+    @property
+    def coordinates(self) -> str:
+        value = self.root.get("coordinates", "pixels")
+        return value if value in _DIGITS else "pixels"
+
+    def geometry(self, width: int, height: int) -> Geometry:
+        """The file's lines, zones and inline slots in pixels of a ``width`` x ``height`` frame.
+
+        Malformed entries are skipped: the page shows what it can, saving reports the rest.
+        """
+        scale = (width, height) if self.coordinates == "normalized" else (1, 1)
+        parking = self.root.get("parking")
+        slots = parking.get("slots") if isinstance(parking, dict) else None
+        return Geometry(
+            self.coordinates,
+            _read_items(self.root.get("lines"), ("start", "end"), scale),
+            _read_items(self.root.get("zones"), ("polygon",), scale),
+            _read_items(slots, ("polygon",), scale),
+        )
+
+    def to_text(self, geometry: Geometry, width: int, height: int) -> str:
+        """The file with ``geometry`` (in pixels of a ``width`` x ``height`` frame) written in."""
+        unit = geometry.coordinates
+        to_file = _Converter(unit, width, height)
+        if unit != self.coordinates:  # speed.image_points share the unit: convert them too
+            _convert_speed_points(self.root, _Converter(self.coordinates, width, height), to_file)
+        if unit == "normalized" or "coordinates" in self.root:
+            self.root["coordinates"] = unit
+        _set_section(self.root, "lines", _merge(self.root.get("lines"), geometry.lines, to_file.line))
+        _set_section(self.root, "zones", _merge(self.root.get("zones"), geometry.zones, to_file.polygon))
+        parking = self.root.get("parking")
+        old_slots = parking.get("slots") if isinstance(parking, dict) else None
+        slots = _merge(old_slots, geometry.slots, to_file.polygon)
+        if slots or old_slots is not None:
+            if not isinstance(parking, dict):
+                parking = self.root["parking"] = CommentedMap()
+            _set_section(parking, "slots", slots)
+        stream = io.StringIO()
+        _yaml().dump(self.root, stream)
+        return stream.getvalue()
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round trip
+    yaml.preserve_quotes = True
+    yaml.width = 120
+    yaml.indent(mapping=2, sequence=4, offset=2)  # "  - name: ..." under its key, as configs/ are written
+    yaml.representer.add_representer(type(None), _represent_null)
+    return yaml
+
+
+def _represent_null(representer: Any, data: None) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")  # not an empty value
+
+
+class _Converter:
+    """Pixels to the file's unit (and back), rounded so a saved file stays readable."""
+
+    def __init__(self, unit: str, width: int, height: int) -> None:
+        self.scale = (width, height) if unit == "normalized" else (1, 1)
+        self.digits = _DIGITS[unit]
+
+    def point(self, xy: Any) -> CommentedSeq:
+        x, y = (_number(float(value) / size, self.digits) for value, size in zip(xy, self.scale, strict=True))
+        seq = CommentedSeq([x, y])
+        seq.fa.set_flow_style()
+        return seq
+
+    def to_pixels(self, xy: Any) -> list[float]:
+        return [float(value) * size for value, size in zip(xy, self.scale, strict=True)]
+
+    def polygon(self, node: CommentedMap, item: Item) -> None:
+        points = CommentedSeq([self.point(p) for p in item["polygon"]])
+        points.fa.set_flow_style()
+        node["polygon"] = points
+
+    def line(self, node: CommentedMap, item: Item) -> None:
+        node["start"], node["end"] = self.point(item["start"]), self.point(item["end"])
+        lanes = _merge(node.get("lanes"), item.get("lanes") or [], self.segment)
+        _set_section(node, "lanes", lanes)
+
+    def segment(self, node: CommentedMap, item: Item) -> None:
+        node["start"], node["end"] = self.point(item["start"]), self.point(item["end"])
+
+
+def _number(value: float, digits: int) -> float | int:
+    rounded = round(value, digits)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _merge(old: Any, items: list[Item], write: Any) -> CommentedSeq:
+    """``items`` as the old sequence (its comments kept), each reusing the node it came from."""
+    old_nodes = list(old) if isinstance(old, list) else []
+    seq = old if isinstance(old, CommentedSeq) else CommentedSeq()
+    item_comments = dict(seq.ca.items)  # the comment above an item is the sequence's, by index
+    nodes, comments = [], {}
+    for item in items:
+        src = item.get("src")
+        reuse = isinstance(src, int) and 0 <= src < len(old_nodes) and isinstance(old_nodes[src], CommentedMap)
+        node = old_nodes[src] if reuse else CommentedMap()
+        node["name"] = str(item.get("name", ""))
+        write(node, item)
+        if reuse and src in item_comments:
+            comments[len(nodes)] = item_comments[src]
+        nodes.append(node)
+    del seq[:]
+    seq.extend(nodes)
+    seq.ca.items.clear()
+    seq.ca.items.update(comments)
+    if nodes:
+        seq.fa.set_block_style()  # an empty "[]" grows into one item per line
+    else:
+        seq.fa.set_flow_style()  # "key: []"; a comment above a removed first item goes with it
+        if seq.ca.comment is not None and len(seq.ca.comment) > 1:
+            seq.ca.comment[1] = None
+    return seq
+
+
+def _set_section(parent: CommentedMap, key: str, seq: CommentedSeq) -> None:
+    """Set ``parent[key]``, unless it is empty and was not there (an optional key stays out)."""
+    if seq or key in parent:
+        parent[key] = seq
+    comments = parent.ca.items.get(key)
+    if not seq and comments is not None and len(comments) > 3:
+        comments[3] = None  # the comment above the removed first item; "key: []" has no item lines
+
+
+def _read_items(seq: Any, keys: tuple[str, ...], scale: tuple[int, int]) -> list[Item]:
+    def pixels(xy: Any) -> list[float]:
+        return [float(xy[0]) * scale[0], float(xy[1]) * scale[1]]
+
+    items: list[Item] = []
+    for src, node in enumerate(seq if isinstance(seq, list) else []):
+        try:
+            item: Item = {"name": str(node.get("name", "")), "src": src}
+            for key in keys:
+                item[key] = [pixels(p) for p in node[key]] if key == "polygon" else pixels(node[key])
+            if "start" in keys:
+                item["lanes"] = _read_items(node.get("lanes"), ("start", "end"), scale)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            continue
+        items.append(item)
+    return items
+
+
+def _convert_speed_points(root: CommentedMap, old: _Converter, new: _Converter) -> None:
+    speed = root.get("speed")
+    points = speed.get("image_points") if isinstance(speed, dict) else None
+    if not isinstance(points, list):
+        return
+    try:
+        converted = CommentedSeq([new.point(old.to_pixels(p)) for p in points])
+    except (TypeError, ValueError):
+        return  # left as it was; loading the config reports it
+    converted.fa.set_flow_style()
+    speed["image_points"] = converted

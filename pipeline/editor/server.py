@@ -1,0 +1,194 @@
+"""The editor's web server: the page (package files, nothing from elsewhere), a frame, the config.
+
+Endpoints, on ``127.0.0.1`` unless told otherwise:
+
+- ``/``, ``/editor.js``, ``/geometry.js``, ``/editor.css``: the page;
+- ``/frame.jpg?index=N``: frame N of a file or folder (0 by default), a fresh frame of a live feed;
+- ``/api/state``: the config's geometry in pixels (:meth:`ConfigEditor.state`);
+- ``POST /api/save``: JSON ``{coordinates, lines, zones, slots}``; 200 ``{"message"}`` once written,
+  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``.
+
+The page can write a file, so requests must come from the page itself: the ``Host`` header must be
+this server (a web page elsewhere cannot reach it through DNS rebinding), and a save must be JSON
+from the same origin (a cross-site form cannot send JSON without the browser asking first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from importlib import resources
+from types import TracebackType
+from typing import Self
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+
+from pipeline.editor.frames import FrameGrabber
+from pipeline.editor.session import ConfigEditor
+from pipeline.errors import PipelineError
+from pipeline.io.live_view import LocalHTTPServer, QuietHandler
+
+log = logging.getLogger(__name__)
+
+_STATIC = {
+    "/": ("editor.html", "text/html; charset=utf-8"),
+    "/editor.js": ("editor.js", "text/javascript; charset=utf-8"),
+    "/geometry.js": ("geometry.js", "text/javascript; charset=utf-8"),
+    "/editor.css": ("editor.css", "text/css; charset=utf-8"),
+}
+_POLICY = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; connect-src 'self'; script-src 'self'; "
+    "style-src 'self'; form-action 'none'; frame-ancestors 'none'",
+}
+_MAX_BODY_BYTES = 4_000_000
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class EditorServer:
+    """Serves the editor page for one source and one config file.
+
+    Args:
+        editor: The config file being edited.
+        frames: The source whose frames the page draws on.
+        host: Interface to bind; anything but loopback lets other machines edit the file.
+        port: TCP port; 0 picks a free one.
+    """
+
+    def __init__(self, editor: ConfigEditor, frames: FrameGrabber, host: str = "127.0.0.1", port: int = 8765) -> None:
+        if not 0 <= port <= 65535:
+            raise PipelineError(f"--port {port}: the port must be between 0 and 65535")
+        self.editor = editor
+        self.frames = frames
+        self.host = host
+        self._requested_port = port
+        self._server: _Server | None = None
+        static = resources.files("pipeline.editor") / "static"
+        self.pages = {path: (static / name).read_bytes() for path, (name, _) in _STATIC.items()}
+
+    def start(self) -> Self:
+        """Bind and serve on a background thread.
+
+        Raises:
+            PipelineError: The address cannot be bound (e.g. the port is in use).
+        """
+        server_class = _Server6 if ":" in self.host else _Server
+        try:
+            self._server = server_class((self.host, self._requested_port), _Handler)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise PipelineError(f"--port {self._requested_port}: cannot listen on {self.host}: {reason}") from None
+        self._server.editor = self
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("EditorServer.start() has not been called")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's ``Host`` names this server (any name when bound to another interface)."""
+        if self.host not in _LOOPBACK:
+            return True
+        hostname = urlsplit(f"//{host_header}").hostname or ""
+        return hostname in _LOOPBACK
+
+
+class _Server(LocalHTTPServer):
+    editor: EditorServer
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(QuietHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        owner = self.server.editor
+        if not owner.host_allowed(self.headers.get("Host", "")):
+            self.send_json(HTTPStatus.FORBIDDEN, {"error": "unexpected Host header"})
+            return
+        url = urlsplit(self.path)
+        if url.path in _STATIC:
+            self.send_bytes(HTTPStatus.OK, _STATIC[url.path][1], owner.pages[url.path], _POLICY)
+        elif url.path == "/api/state":
+            try:
+                self.send_json(HTTPStatus.OK, owner.editor.state())
+            except PipelineError as exc:
+                self.send_json(HTTPStatus.CONFLICT, {"error": str(exc)})
+        elif url.path == "/favicon.ico":
+            self.send_response(HTTPStatus.NO_CONTENT)  # none, and no error in the browser's console
+            self.end_headers()
+        elif url.path == "/frame.jpg":
+            self._send_frame(parse_qs(url.query).get("index", ["0"])[0])
+        else:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+
+    def _send_frame(self, index_text: str) -> None:
+        if not index_text.isdigit():
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "index must be a frame number"})
+            return
+        try:
+            image = self.server.editor.frames.grab(int(index_text))
+        except PipelineError as exc:
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+            return
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "cannot encode the frame"})
+            return
+        self.send_bytes(HTTPStatus.OK, "image/jpeg", jpeg.tobytes())
+
+    def do_POST(self) -> None:
+        owner = self.server.editor
+        host = self.headers.get("Host", "")
+        origin = self.headers.get("Origin")
+        if not owner.host_allowed(host) or (origin is not None and urlsplit(origin).netloc != host):
+            self.send_json(HTTPStatus.FORBIDDEN, {"error": "requests must come from the editor page"})
+            return
+        if urlsplit(self.path).path != "/api/save":
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            self.send_json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "expected application/json"})
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > _MAX_BODY_BYTES:
+            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "missing or too large a body"})
+            return
+        try:
+            data = json.loads(self.rfile.read(int(length)))
+            message = owner.editor.save(data)
+        except json.JSONDecodeError:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+        except PipelineError as exc:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        else:
+            log.info("%s", message)
+            self.send_json(HTTPStatus.OK, {"message": message})

@@ -1,0 +1,330 @@
+"""Live event streams: every event of ``events.jsonl`` and periodic counts, to MQTT and webhooks.
+
+Each record gets the camera's name and a sequence number (``seq``, from 1 per run), so a receiver can
+tell a retry it already has. Sinks never block the run: MQTT publishing is paho's network thread
+(QoS 1, messages kept while the broker is away), webhooks a background thread that POSTs from a
+bounded queue on disk. An unreachable sink gets one warning line when it goes away and one when it
+comes back; the run's files are written whatever happens to the sinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, MqttConfig, WebhookConfig
+from pipeline.errors import ConfigError
+from pipeline.io.metrics import RunMetrics
+from pipeline.io.urls import mask_credentials
+
+log = logging.getLogger(__name__)
+
+
+def read_credentials(config: MqttConfig, origin: str) -> tuple[str | None, str | None]:
+    """(username, password) from the environment or ``credentials_file`` (``user:password``).
+
+    Raises:
+        ConfigError: A named variable is unset or the file is unreadable (the secret is never shown).
+    """
+    username = password = None
+    if config.credentials_file:
+        try:
+            text = Path(config.credentials_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{origin}: publish.mqtt.credentials_file: cannot read it ({exc.strerror})") from None
+        username, _, password = text.partition(":")
+    for key, name in (("username_env", config.username_env), ("password_env", config.password_env)):
+        if name is None:
+            continue
+        if name not in os.environ:
+            raise ConfigError(f"{origin}: publish.mqtt.{key}: environment variable {name} is not set")
+        if key == "username_env":
+            username = os.environ[name]
+        else:
+            password = os.environ[name]
+    return username, password
+
+
+class DiskQueue:
+    """A FIFO of JSON records in one append-only file, consumed from an offset; the file is
+    emptied whenever the consumer has caught up, and holds at most ``max_bytes``.
+
+    Example:
+        >>> import tempfile
+        >>> queue = DiskQueue(Path(tempfile.mkdtemp()) / "q.jsonl", max_bytes=1000)
+        >>> queue.put({"a": 1}); queue.put({"a": 2})
+        True
+        True
+        >>> queue.peek(), queue.pop(), queue.peek(), queue.pop(), queue.peek()
+        ({'a': 1}, None, {'a': 2}, None, None)
+        >>> queue.put({"a": 3}), queue.put({"a": 4})
+        (True, True)
+        >>> queue.pop(); queue.close()  # what is left on close is what was not delivered
+        >>> queue.path.read_text()
+        '{"a":4}\\n'
+    """
+
+    def __init__(self, path: Path, max_bytes: float) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._size = 0
+        self._count = 0
+        self._file: Any = None
+
+    def put(self, record: Mapping[str, Any]) -> bool:
+        """Append ``record``; False (and counted as dropped) if the queue is full."""
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._size - self._offset + len(line) > self.max_bytes:
+                self.dropped += 1
+                return False
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("w+b")
+            self._file.seek(self._size)
+            self._file.write(line)
+            self._file.flush()
+            self._size += len(line)
+            self._count += 1
+        return True
+
+    def peek(self) -> dict[str, Any] | None:
+        """The oldest record not yet popped, or None."""
+        with self._lock:
+            if self._file is None or self._offset >= self._size:
+                return None
+            self._file.seek(self._offset)
+            return json.loads(self._file.readline())
+
+    def pop(self) -> None:
+        """Drop the oldest record (it was delivered)."""
+        with self._lock:
+            self._file.seek(self._offset)
+            self._offset += len(self._file.readline())
+            self._count -= 1
+            if self._offset >= self._size:  # caught up: start the file again
+                self._file.truncate(0)
+                self._offset = self._size = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        """Close the file, leaving in it only the records not yet popped."""
+        with self._lock:
+            if self._file is None:
+                return
+            if self._offset:
+                self._file.seek(self._offset)
+                left = self._file.read()
+                self._file.seek(0)
+                self._file.write(left)
+                self._file.truncate(len(left))
+            self._file.close()
+            self._file = None
+
+
+class WebhookSink:
+    """POSTs records one at a time, in order, from a :class:`DiskQueue`, on its own thread; a
+    failure (no connection, timeout, non-2xx) is retried with backoff (0.5 s doubling up to 30 s).
+
+    Args:
+        config: The ``publish.webhook`` section.
+        queue_path: The queue's file.
+    """
+
+    def __init__(self, config: WebhookConfig, queue_path: Path) -> None:
+        assert config.url is not None
+        self.url = config.url
+        self.timeout_s = config.timeout_s
+        self.queue = DiskQueue(queue_path, config.max_queue_mb * 1e6)
+        self.delivered = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._thread.start()
+
+    def send(self, record: Mapping[str, Any]) -> None:
+        if not self.queue.put(record) and self.queue.dropped == 1:
+            log.warning("webhook %s: queue full, dropping new events", mask_credentials(self.url))
+        self._wake.set()
+
+    def _post(self, record: Mapping[str, Any]) -> None:
+        body = json.dumps(record, separators=(",", ":")).encode()
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            response.read()
+
+    def _run(self) -> None:
+        delay_s, failing = 0.5, False
+        while True:
+            record = self.queue.peek()
+            if record is None:
+                if self._stop.is_set():
+                    return
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            try:
+                self._post(record)
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                if not failing:
+                    reason = getattr(exc, "reason", None) or exc
+                    log.warning("webhook %s: cannot deliver (%s); retrying", mask_credentials(self.url), reason)
+                    failing = True
+                if self._stop.wait(delay_s):
+                    return
+                delay_s = min(30.0, delay_s * 2)
+                continue
+            if failing:
+                log.warning("webhook %s: delivering again", mask_credentials(self.url))
+                failing, delay_s = False, 0.5
+            self.queue.pop()
+            self.delivered += 1
+
+    def close(self, drain_s: float) -> None:
+        """Deliver what is queued for up to ``drain_s``, then stop; the rest stays in the queue file."""
+        deadline = time.monotonic() + drain_s
+        while len(self.queue) and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self.timeout_s + 1)
+        left = len(self.queue)
+        if left:
+            log.warning(
+                "webhook %s: %d events not delivered, kept in %s", mask_credentials(self.url), left, self.queue.path
+            )
+        self.queue.close()
+
+
+class MqttSink:
+    """Publishes records with QoS 1 through paho-mqtt's network thread, which reconnects with backoff
+    (1 s doubling up to 8 s) and sends the messages queued meanwhile; the broker keeps the session.
+
+    Args:
+        config: The ``publish.mqtt`` section.
+        camera: The camera's name in the topics.
+        credentials: (username, password) or Nones.
+    """
+
+    def __init__(self, config: MqttConfig, camera: str, credentials: tuple[str | None, str | None]) -> None:
+        import paho.mqtt.client as mqtt
+
+        assert config.host is not None
+        self.where = f"{config.host}:{config.port}"
+        self.prefix = f"{config.topic_prefix}/{camera}"
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id or f"vpipe-{camera}", clean_session=False
+        )
+        username, password = credentials
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._client.max_queued_messages_set(0)  # unbounded in paho; bounded by the run's event rate
+        self._client.reconnect_delay_set(1, 8)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._connected_once = False
+        self._down = False
+        self._last: Any = None
+        self._client.connect_async(config.host, config.port, keepalive=30)
+        self._client.loop_start()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self._warn(f"refused ({reason})")
+            return
+        if self._down:
+            log.warning("mqtt %s: connected again", self.where)
+        self._down, self._connected_once = False, True
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._warn("disconnected" if self._connected_once else f"cannot connect ({reason})")
+
+    def _warn(self, what: str) -> None:
+        if not self._down:
+            log.warning("mqtt %s: %s; queueing messages, reconnecting", self.where, what)
+            self._down = True
+
+    def send(self, record: Mapping[str, Any]) -> None:
+        kind = record.get("event", "counts")
+        topic = f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}"
+        self._last = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1)
+
+    def close(self, drain_s: float) -> None:
+        """Wait up to ``drain_s`` for the broker to acknowledge the last message, then disconnect."""
+        if self._last is not None:
+            with contextlib.suppress(RuntimeError, ValueError):  # never queued: nothing to wait for
+                self._last.wait_for_publish(timeout=drain_s)
+            if not self._last.is_published():
+                log.warning("mqtt %s: messages not acknowledged by the broker at the end of the run", self.where)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class Publisher:
+    """Fans one source's records out to its configured sinks, numbering them.
+
+    Args:
+        config: The run config (its ``publish`` section).
+        camera: The source's name (``publish.camera`` overrides it).
+        out_dir: The run folder (the webhook's queue goes in ``publish/``).
+        metrics: Prometheus metrics to count the same records in (``--serve``'s ``/metrics``).
+    """
+
+    def __init__(self, config: Config, camera: str, out_dir: Path, metrics: RunMetrics | None = None) -> None:
+        publish = config.publish
+        self.camera = publish.camera or camera
+        self.counts_every_s = publish.counts_every_s
+        self.sinks: list[Any] = []
+        self.metrics = metrics
+        self._seq = 0
+        self._counts_due_s = 0.0
+        if publish.mqtt.host:
+            self.sinks.append(MqttSink(publish.mqtt, self.camera, read_credentials(publish.mqtt, config.origin)))
+        if publish.webhook.url:
+            self.sinks.append(WebhookSink(publish.webhook, out_dir / "publish" / "webhook.queue"))
+
+    @staticmethod
+    def check(config: Config) -> None:
+        """Raise a :class:`ConfigError` for what only shows at run time (credentials), before anything runs."""
+        if config.publish.mqtt.host:
+            read_credentials(config.publish.mqtt, config.origin)
+
+    def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Send events (as in ``events.jsonl``)."""
+        for record in records:
+            self._seq += 1
+            message = {"camera": self.camera, "seq": self._seq, **record}
+            if self.metrics is not None:
+                self.metrics.record(self.camera, record)
+            for sink in self.sinks:
+                sink.send(message)
+
+    def counts(self, row: Mapping[str, Any], timestamp_s: float) -> None:
+        """Called once per frame: sends the current counts (a ``counts.csv`` row) every ``counts_every_s``
+        of video."""
+        if self.metrics is not None:
+            self.metrics.frame(self.camera, row)
+        if not self.sinks:
+            return
+        if timestamp_s >= self._counts_due_s:
+            self._counts_due_s = timestamp_s + self.counts_every_s
+            self.publish([{"event": "counts", **row}])
+
+    def close(self, drain_s: float = 10.0) -> None:
+        """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
+        for sink in self.sinks:
+            sink.close(drain_s)

@@ -1,0 +1,69 @@
+"""Reading the YAML files a user writes (configs, slots files) with one-line errors naming the file.
+
+A YAML mapping that repeats a key is an error here (plain YAML keeps the last value silently, so a
+second ``lines:`` section would replace the first unnoticed), and so is a file that is not UTF-8
+text (such as a video passed as ``--config``).
+
+Example:
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = path.write_text("model:\\n  conf: 0.2\\n  conf: 0.3\\n")
+    >>> read_yaml(path, "config file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.ConfigError: ...c.yaml: duplicate key 'conf' at line 3, column 3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing a mapping that repeats a key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key_node.value}'", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
+    """Parse the YAML file ``path`` (a ``what``, e.g. "config file", for the messages), or ``text``
+    standing for its contents.
+
+    Raises:
+        ConfigError: Unreadable, not UTF-8 text, invalid YAML, or a repeated key.
+    """
+    if text is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                f"expected a YAML {what}"
+            ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        if problem.startswith("duplicate key"):
+            raise ConfigError(f"{path}: {problem}{where}") from None
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None

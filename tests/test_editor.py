@@ -1,0 +1,212 @@
+"""vpipe edit in a real headless Chromium: mouse actions on a frame of highway.mp4, saved, then ``vpipe run``.
+
+Expected coordinates are where the test clicked (bays: an independent perspective split with
+OpenCV's homography), and expected counts are the ground truth in tests/data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import load_config
+from pipeline.editor.frames import FrameGrabber
+from pipeline.editor.server import EditorServer
+from pipeline.editor.session import ConfigEditor
+from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe, wait_until
+
+WIDTH, HEIGHT = 960, 540
+TRAFFIC = (CONFIGS / "traffic.yaml").read_text()
+
+
+class EditorPage:
+    """The editor page, driven with mouse actions at source-pixel positions on the frame."""
+
+    def __init__(self, driver: Any, url: str) -> None:
+        self.driver = driver
+        driver.set_window_size(1400, 900)  # room for the 960x540 frame at its own size
+        driver.get(url)
+        wait_until(lambda: self.script("return document.getElementById('config-name').textContent"), timeout=10)
+        wait_until(lambda: self.script("return document.getElementById('frame').naturalWidth") == WIDTH, timeout=10)
+
+    def script(self, code: str, *args: Any) -> Any:
+        return self.driver.execute_script(code, *args)
+
+    def _screen(self, x: float, y: float) -> tuple[int, int]:
+        rect = self.script("return document.getElementById('overlay').getBoundingClientRect().toJSON()")
+        assert rect["width"] == WIDTH, "the frame is not shown at its own size: clicks would round"
+        return round(rect["left"] + x), round(rect["top"] + y)
+
+    def _actions(self) -> Any:
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+        return ActionBuilder(self.driver)
+
+    def click(self, x: float, y: float) -> None:
+        actions = self._actions()
+        actions.pointer_action.move_to_location(*self._screen(x, y)).click()
+        actions.perform()
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float]) -> None:
+        actions = self._actions()
+        pointer = actions.pointer_action
+        pointer.move_to_location(*self._screen(*start)).pointer_down()
+        middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        pointer.move_to_location(*self._screen(*middle)).move_to_location(*self._screen(*end)).pointer_up()
+        actions.perform()
+
+    def press(self, selector: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.CSS_SELECTOR, selector).click()
+
+    def type_into(self, element_id: str, text: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        field = self.driver.find_element(By.ID, element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def in_label_y(self) -> float:
+        """Where the "in" label of the (only) line is drawn."""
+        return float(
+            self.script(
+                "return [...document.querySelectorAll('text')].find(t => t.textContent === 'in').getAttribute('y')"
+            )
+        )
+
+    def save(self) -> tuple[str, str]:
+        """Press Save; the status line's text and class once the answer is in."""
+        self.press("#save")
+        status = wait_until(
+            lambda: self.script(
+                "const s = document.getElementById('status');"
+                "return s.className === 'ok' || s.className === 'error' ? [s.textContent, s.className] : null"
+            ),
+            timeout=20,
+        )
+        return status[0], status[1]
+
+
+@pytest.fixture
+def editing(tmp_path: Path, browser: Any) -> Iterator[tuple[EditorPage, Path]]:
+    """The editor on highway.mp4 for configs/traffic.yaml without its line, in the browser."""
+    config = tmp_path / "traffic.yaml"
+    config.write_text(TRAFFIC[: TRAFFIC.index("\nlines:")] + "\n")
+    frames = FrameGrabber(str(SAMPLES / "highway.mp4"))
+    with EditorServer(ConfigEditor(config, frames.width, frames.height), frames, port=0) as server:
+        yield EditorPage(browser, server.url), config
+
+
+def count(config: Path, out: Path) -> dict[str, Any]:
+    result = run_vpipe("run", SAMPLES / "highway.mp4", "--config", config, "--output", out, "--no-video", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "summary.json").read_text())["lines"]
+
+
+def test_a_line_drawn_and_flipped_in_the_browser_counts_like_the_bundled_config(editing, tmp_path: Path):
+    page, config = editing
+    page.press("[data-tool=line]")
+    page.click(830, 330)  # drawn right to left: "in" is up the image
+    page.click(150, 330)
+    assert page.in_label_y() < 330
+    page.press("#flip")
+    assert page.in_label_y() > 330  # left to right now: "in" is down, toward the camera
+    page.type_into("name", "main")
+    text, kind = page.save()
+    assert kind == "ok", text
+
+    saved = config.read_text()
+    assert saved.startswith("# Vehicle counting on sample_videos/highway.mp4")
+    assert yaml.safe_load(saved)["lines"] == [{"name": "main", "start": [150, 330], "end": [830, 330]}]
+    assert yaml.safe_load(saved)["model"] == yaml.safe_load(TRAFFIC)["model"]
+
+    truth = yaml.safe_load((GROUND_TRUTH / "highway_ground_truth.yaml").read_text())["lines"]["main"]["crossings"]
+    edited = count(config, tmp_path / "edited")["main"]
+    bundled = count(CONFIGS / "traffic.yaml", tmp_path / "bundled")["main"]
+    assert (edited["in_total"], edited["out_total"]) == (bundled["in_total"], bundled["out_total"])
+    assert (edited["in_total"], edited["out_total"]) == (len(truth), 0) == (11, 0)
+
+
+def perspective_bays(quad: list[tuple[float, float]], columns: int) -> np.ndarray:
+    """A row of bays cut at equal steps on the ground: the unit square mapped onto ``quad``."""
+    square = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])
+    homography = cv2.getPerspectiveTransform(square, np.float32(quad))
+    corners = [
+        [[c / columns, 0], [(c + 1) / columns, 0], [(c + 1) / columns, 1], [c / columns, 1]] for c in range(columns)
+    ]
+    return cv2.perspectiveTransform(np.float64(corners).reshape(-1, 1, 2), homography).reshape(columns, 4, 2)
+
+
+def test_a_zone_corner_dragged_and_a_row_of_bays_are_saved_where_they_were_drawn(editing):
+    page, config = editing
+    page.press("[data-tool=zone]")
+    for corner in [(100, 100), (300, 100), (300, 250), (100, 250)]:
+        page.click(*corner)
+    page.press("#finish")
+    page.drag((300, 250), (340, 270))
+
+    # A row receding from the camera (p0 -> p1 runs along it): equal bays on the ground look shorter far away.
+    quad = [(300, 500), (440, 200), (540, 200), (600, 500)]
+    page.type_into("grid-rows", "1")
+    page.type_into("grid-cols", "4")
+    page.press("[data-tool=grid]")
+    for corner in quad:
+        page.click(*corner)
+    text, kind = page.save()
+    assert kind == "ok", text
+    assert "1 zone, 4 slots" in text
+
+    loaded = load_config(config)  # as vpipe run reads it
+    assert [zone.polygon for zone in loaded.zones] == [[(100, 100), (300, 100), (340, 270), (100, 250)]]
+    assert len(loaded.parking.slots) == 4 and len({slot.name for slot in loaded.parking.slots}) == 4
+    bays = np.array([slot.polygon for slot in loaded.parking.slots])
+    assert np.abs(bays - perspective_bays(quad, 4)).max() < 1.0
+    lengths = np.linalg.norm(bays[:, 1] - bays[:, 0], axis=1)  # along the row's first side
+    assert np.all(np.diff(lengths) < -5), lengths  # each bay shorter than the nearer one
+    even_split = np.linspace(quad[0], quad[1], 5)[:4]  # what ignoring perspective would give
+    assert np.abs(bays[:, 0] - even_split).max() > 20
+
+
+def test_a_zone_with_two_points_shows_the_error_and_writes_nothing(editing):
+    page, config = editing
+    before = config.read_bytes()
+    page.press("[data-tool=zone]")
+    page.click(100, 100)
+    page.click(300, 100)
+    page.press("#finish")
+    text, kind = page.save()
+    assert kind == "error"
+    assert f"{config}: zones[0].polygon: expected a list of at least 3 points" in text
+    assert config.read_bytes() == before
+    assert [p.name for p in config.parent.iterdir() if p.is_file()] == ["traffic.yaml"]  # no temporary file
+
+
+def test_the_live_page_links_to_each_source_editor(tmp_path: Path, browser: Any):
+    from selenium.webdriver.common.by import By
+
+    from pipeline.editor.cli import start_editors
+    from pipeline.io.live_view import LiveView
+
+    config = tmp_path / "traffic.yaml"
+    config.write_text(TRAFFIC)
+    with ExitStack() as stack:
+        links = start_editors(stack, [str(SAMPLES / "highway.mp4")], str(config), "127.0.0.1")
+        view = stack.enter_context(LiveView(port=0, links=links))
+        browser.get(view.url)
+        link = browser.find_element(By.CSS_SELECTOR, "#links a")
+        assert link.text == f"edit lines and zones of {SAMPLES / 'highway.mp4'}"
+        link.click()
+        page = EditorPage(browser, browser.current_url)
+        assert page.script("return document.getElementById('config-name').textContent") == str(config)
+        assert page.script("return [...document.querySelectorAll('#list-lines li')].map(li => li.textContent)") == [
+            "main"
+        ]

@@ -1,0 +1,110 @@
+"""Interval binning and the peak hour on synthetic events (exact expectations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.analytics.events import LineCrossing, Movement
+from pipeline.analytics.intervals import IntervalCounter
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+
+KEYS = [("line", "main", "in"), ("line", "main", "out")]
+
+
+def crossing(t: float, direction: str = "in", class_name: str = "car") -> LineCrossing:
+    return LineCrossing(0, t, "main", direction, 1, class_name)  # type: ignore[arg-type]
+
+
+def run(counter: IntervalCounter, frames_s: list[float], events_at: dict[float, list]) -> list[dict]:
+    rows = []
+    for t in frames_s:
+        rows += counter.update(events_at.get(t, []), t)
+    return rows + counter.finish()
+
+
+def totals(rows: list[dict], direction: str = "in") -> list[tuple[str, int]]:
+    return [(r["interval_start"], r["count"]) for r in rows if r["class_name"] == "all" and r["direction"] == direction]
+
+
+def test_an_event_on_a_boundary_opens_the_next_bin_and_empty_bins_get_zero_rows():
+    counter = IntervalCounter(60.0, None, KEYS, lag_s=0.0)
+    frames = [float(t) for t in range(0, 181, 1)]  # 1 fps for 3 minutes
+    rows = run(counter, frames, {59.0: [crossing(59.0)], 60.0: [crossing(60.0), crossing(60.0, "out")]})
+    assert totals(rows) == [("0.0", 1), ("60.0", 1), ("120.0", 0), ("180.0", 0)]
+    assert totals(rows, "out") == [("0.0", 0), ("60.0", 1), ("120.0", 0), ("180.0", 0)]
+
+
+def test_rows_per_class_add_up_to_the_all_row():
+    counter = IntervalCounter(60.0, None, KEYS, lag_s=0.0)
+    events = {1.0: [crossing(1.0, class_name="car"), crossing(1.0, class_name="bus")], 2.0: [crossing(2.0)]}
+    rows = [r for r in run(counter, [0.0, 1.0, 2.0, 30.0], events) if r["direction"] == "in"]
+    assert [(r["class_name"], r["count"]) for r in rows] == [("all", 3), ("bus", 1), ("car", 2)]
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_a_run_that_starts_mid_bin_is_aligned_to_the_clock_and_says_what_it_covered():
+    counter = IntervalCounter(900.0, epoch("2024-05-01T07:05:00"), KEYS, lag_s=0.0)
+    frames = [float(t) for t in range(0, 1501, 10)]  # 07:05:00 .. 07:30:00, the last frame opens a third bin
+    rows = run(counter, frames, {100.0: [crossing(100.0)], 500.0: [crossing(500.0)], 700.0: [crossing(700.0)]})
+    all_in = [r for r in rows if r["class_name"] == "all" and r["direction"] == "in"]
+    assert [(r["interval_start"], r["interval_end"], r["covered_s"], r["count"]) for r in all_in] == [
+        ("2024-05-01T07:00:00Z", "2024-05-01T07:15:00Z", 600.0, 2),
+        ("2024-05-01T07:15:00Z", "2024-05-01T07:30:00Z", 900.0, 1),  # 700 s is 07:16:40
+        ("2024-05-01T07:30:00Z", "2024-05-01T07:45:00Z", 0.0, 0),
+    ]
+
+
+def test_a_live_feed_across_midnight_changes_date():
+    counter = IntervalCounter(900.0, epoch("2024-12-31T23:50:00"), KEYS, lag_s=0.0)
+    frames = [float(t) for t in range(0, 1800, 30)]  # 23:50 .. 00:19:30
+    rows = run(counter, frames, {300.0: [crossing(300.0)], 660.0: [crossing(660.0)]})  # 23:55 and 00:01
+    assert totals(rows) == [("2024-12-31T23:45:00Z", 1), ("2025-01-01T00:00:00Z", 1), ("2025-01-01T00:15:00Z", 0)]
+
+
+def test_a_late_event_goes_to_its_own_bin_while_the_bin_is_held_open():
+    counter = IntervalCounter(60.0, None, KEYS, lag_s=5.0)
+    late = Movement(0, 58.0, "A->?", "A", None, 1, "car", 0, 50.0, 8.0)  # reported at 62 s, last seen at 58 s
+    rows = run(counter, [0.0, 58.0, 62.0, 66.0, 70.0], {62.0: [late]})
+    movement_rows = [r for r in rows if r["kind"] == "movement" and r["class_name"] == "all"]
+    assert [(r["interval_start"], r["name"], r["count"]) for r in movement_rows] == [
+        ("0.0", "A->?", 1),
+        ("60.0", "A->?", 0),
+    ]
+
+
+def test_bins_are_written_only_lag_s_after_their_end():
+    counter = IntervalCounter(60.0, None, KEYS, lag_s=5.0)
+    assert counter.update([crossing(10.0)], 10.0) == []
+    assert counter.update([], 64.0) == []
+    assert totals(counter.update([], 65.0)) == [("0.0", 1)]
+
+
+@pytest.mark.parametrize(
+    ("per_bin", "start", "volume", "phf"),
+    [
+        ([10, 20, 30, 40, 5], "0.0", 100, 0.625),  # 100 / (4 x 40)
+        ([5, 10, 20, 30, 40], "900.0", 100, 0.625),
+        ([25, 25, 25, 25, 25], "0.0", 100, 1.0),  # the first of equal hours
+    ],
+)
+def test_peak_hour_and_peak_hour_factor(per_bin: list[int], start: str, volume: int, phf: float):
+    counter = IntervalCounter(900.0, None, KEYS, lag_s=0.0)
+    for index, count in enumerate(per_bin):
+        t = index * 900.0 + 1.0
+        counter.update([crossing(t) for _ in range(count)], t)
+    counter.finish()
+    assert counter.summary()["peak_hour"] == {"line:main:in": {"start": start, "volume": volume, "phf": phf}}
+
+
+def test_interval_and_start_time_are_validated():
+    assert load_config(None, {"output": {"interval": "5s"}}).output.interval == "5s"
+    with pytest.raises(ConfigError, match=r"^<defaults>: output.interval: expected a duration"):
+        load_config(None, {"output": {"interval": "often"}})
+    with pytest.raises(ConfigError, match=r"^<defaults>: source.start_time: expected an ISO 8601"):
+        load_config(None, {"source": {"start_time": "7am"}})

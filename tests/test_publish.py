@@ -1,0 +1,256 @@
+"""Live event streams against real servers on loopback: an HTTP receiver that fails for a while, and
+a real mosquitto broker; the real CLI and model on the first 150 frames of the street clip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from pipeline.config import WebhookConfig
+from pipeline.io.publish import WebhookSink
+from tests.conftest import CONFIGS, run_vpipe
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Receiver(ThreadingHTTPServer):
+    """Answers 503 to the first ``fail_first`` POSTs (without keeping them), then 200 and keeps them."""
+
+    def __init__(self, port: int, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.attempts = 0
+        self.received: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:
+                body = handler.rfile.read(int(handler.headers["Content-Length"]))
+                with lock:
+                    self.attempts += 1
+                    ok = self.attempts > self.fail_first
+                    if ok:
+                        self.received.append(json.loads(body))
+                handler.send_response(200 if ok else 503)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+            def log_message(handler, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_webhook_delivers_every_record_once_in_order_after_failures(tmp_path: Path):
+    receiver = Receiver(free_port(), fail_first=3)
+    sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{receiver.server_port}/hook"), tmp_path / "q")
+    try:
+        for seq in range(1, 51):
+            sink.send({"seq": seq})
+        sink.close(drain_s=20)
+    finally:
+        receiver.shutdown()
+    assert receiver.attempts == 53
+    assert [r["seq"] for r in receiver.received] == list(range(1, 51))
+    assert len(sink.queue) == 0
+
+
+def street_config(tmp_path: Path, publish: dict[str, Any]) -> Path:
+    settings = yaml.safe_load((CONFIGS / "street_movements.yaml").read_text())
+    settings.update(source={"max_frames": 150}, publish={"counts_every_s": 2.0, **publish})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def events_of(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def test_a_run_posts_every_event_of_events_jsonl_to_an_endpoint_that_comes_up_late(tmp_path: Path, street: Path):
+    port = free_port()
+    config = street_config(tmp_path, {"webhook": {"url": f"http://127.0.0.1:{port}/events"}})
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(street),
+            "--config",
+            str(config),
+            "--output",
+            str(out),
+            "--no-video",
+        ],
+        cwd=CONFIGS.parent,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    events_file = out / "events.jsonl"
+    while process.poll() is None and (not events_file.exists() or len(events_file.read_text().splitlines()) < 3):
+        time.sleep(0.1)  # the endpoint is down (connection refused) until the run has written 3 events
+    receiver = Receiver(port)
+    try:
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        receiver.shutdown()
+    assert process.returncode == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "webhook" in line]
+    assert len(warnings) == 2 and "cannot deliver" in warnings[0] and "delivering again" in warnings[1], stderr
+    events = [r for r in receiver.received if r["event"] != "counts"]
+    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in events] == events_of(out)
+    assert [r["seq"] for r in receiver.received] == list(range(1, len(receiver.received) + 1))
+    assert {r["camera"] for r in receiver.received} == {"street_topdown"}
+    counts = [r for r in receiver.received if r["event"] == "counts"]
+    assert len(counts) >= 3 and all("West->East" in r for r in counts)
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-p", str(port)], stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_mqtt_subscriber_receives_events_jsonl_line_for_line(
+    tmp_path: Path, street: Path, broker: int, monkeypatch: pytest.MonkeyPatch
+):
+    received: list[tuple[str, dict[str, Any]]] = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
+    subscriber.on_message = lambda client, userdata, message: received.append(
+        (message.topic, json.loads(message.payload))
+    )
+    subscriber.connect("127.0.0.1", broker)
+    subscriber.subscribe("vpipe/#", qos=1)
+    subscriber.loop_start()
+    try:
+        mqtt_config = {"host": "127.0.0.1", "port": broker, "username_env": "MQTT_USER", "password_env": "MQTT_PASS"}
+        config = street_config(tmp_path, {"mqtt": mqtt_config, "camera": "cam1"})
+        out = tmp_path / "out"
+        secret = "s3cret-value-never-printed"
+        monkeypatch.setenv("MQTT_USER", "vpipe")
+        monkeypatch.setenv("MQTT_PASS", secret)
+        result = run_vpipe("run", street, "--config", config, "--output", out, "--no-video", "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert secret not in result.stdout + result.stderr + (out / "summary.json").read_text()
+        time.sleep(1)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    events = [(topic, r) for topic, r in received if r["event"] != "counts"]
+    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for _, r in events] == events_of(out)
+    assert all(topic == f"vpipe/cam1/events/{r['event']}" for topic, r in events)
+    assert {r["event"] for _, r in events} >= {"line_crossing", "movement"}
+    counts = [r for topic, r in received if topic == "vpipe/cam1/counts"]
+    assert len(counts) >= 3
+    assert sorted(r["seq"] for _, r in received) == list(range(1, len(received) + 1))
+
+
+def test_a_missing_credentials_variable_is_one_line_before_anything_runs(tmp_path: Path, street: Path):
+    config = street_config(tmp_path, {"mqtt": {"host": "127.0.0.1", "password_env": "VPIPE_TEST_UNSET_VARIABLE"}})
+    result = run_vpipe("run", street, "--config", config, "--output", tmp_path / "out", "--no-video")
+    assert result.returncode == 2
+    message = "publish.mqtt.password_env: environment variable VPIPE_TEST_UNSET_VARIABLE is not set"
+    assert result.stderr.strip().splitlines() == [f"vpipe: error: {config}: {message}"]
+    assert not (tmp_path / "out").exists()
+
+
+def start_broker(port: int, folder: Path) -> subprocess.Popen:
+    """mosquitto on loopback with persistence, so sessions and their QoS 1 messages survive a restart."""
+    folder.mkdir(exist_ok=True)
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {folder}/\nautosave_interval 1\n"
+    )
+    process = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.1)
+    raise RuntimeError("mosquitto did not start")
+
+
+def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: Path, street: Path):
+    port = free_port()
+    broker = start_broker(port, tmp_path / "broker")
+    received: list[dict[str, Any]] = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="outage-subscriber", clean_session=False)
+    subscriber.on_message = lambda client, userdata, message: received.append(json.loads(message.payload))
+    subscriber.on_connect = lambda client, *_: client.subscribe("vpipe/#", qos=1)
+    subscriber.reconnect_delay_set(1, 2)
+    subscriber.connect("127.0.0.1", port)
+    subscriber.loop_start()
+    settings = yaml.safe_load((CONFIGS / "street_movements.yaml").read_text())
+    settings["publish"] = {"mqtt": {"host": "127.0.0.1", "port": port}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "run", str(street), "--config", str(config), "--output", str(out)]
+    process = subprocess.Popen(
+        [*command, "--no-video", "--quiet"],
+        cwd=CONFIGS.parent,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        events_file = out / "events.jsonl"
+        while process.poll() is None and (not events_file.exists() or len(events_file.read_text().splitlines()) < 5):
+            time.sleep(0.1)
+        broker.terminate()  # mid-run, after 5 events
+        broker.wait(timeout=10)
+        time.sleep(10)
+        broker = start_broker(port, tmp_path / "broker")
+        _, stderr = process.communicate(timeout=600)
+        deadline = time.monotonic() + 10
+        written = events_of(out)
+        while time.monotonic() < deadline and len([r for r in received if r["event"] != "counts"]) < len(written):
+            time.sleep(0.2)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+        broker.terminate()
+        broker.wait(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "mqtt 127.0.0.1" in stderr and "connected again" in stderr, stderr
+    events = [r for r in received if r["event"] != "counts"]
+    seqs = [r["seq"] for r in events]
+    assert len(seqs) == len(set(seqs)), "duplicated messages"
+    by_seq = sorted(events, key=lambda r: r["seq"])
+    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in by_seq] == written
