@@ -30,7 +30,7 @@ import cv2
 from pipeline.editor.frames import FrameGrabber
 from pipeline.editor.session import ConfigEditor
 from pipeline.errors import PipelineError
-from pipeline.io.live_view import LocalHTTPServer, QuietHandler
+from pipeline.io.local_http import LocalHTTPServer, QuietHandler
 
 log = logging.getLogger(__name__)
 
