@@ -64,18 +64,7 @@ class SourceRun:
         self.out_dir = out_dir
         self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
-        self.outputs = RunOutputs(
-            out_dir,
-            config.output,
-            self.core.columns,
-            source.fps,
-            (source.width, source.height),
-            FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
-            viewers,
-            name=source.name,
-            parking=self.core.analytics.parking is not None,
-            publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
-        )
+        self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self.last_frame_index = -1
@@ -83,23 +72,7 @@ class SourceRun:
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
         self.finished = False
-        self.summary: dict[str, Any] = {
-            "source": source.display_name,
-            "frames": 0,
-            "fps": round(float(source.fps), 4),
-            "width": source.width,
-            "height": source.height,
-            "duration_s": 0.0,
-            "processing_fps": 0.0,
-            **detector.describe(),
-            "detect_every": self.core.detect_every,
-            "tracker": self.core.tracker.describe(),
-            "output_dir": str(out_dir),
-            "status": "running",
-            "frames_dropped": 0,
-            "frames_skipped": 0,
-            "reconnects": 0,
-        }
+        self.summary = summary_header(source, detector, self.core, out_dir)
 
     def needs_detection(self, frame: Frame) -> bool:
         return self.core.needs_detection(frame)
@@ -134,10 +107,7 @@ class SourceRun:
 
     def _resolution_changed(self, width: int, height: int) -> None:
         old_width, old_height = self.core.frame_size
-        has_geometry = bool(
-            self.config.lines or self.config.zones or self.config.parking.slots or self.config.movements.approaches
-        )
-        if has_geometry and not self.follow_resolution:
+        if self.config.has_geometry and not self.follow_resolution:
             raise SourceError(
                 f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
                 "lines and zones are in pixels: give them with 'coordinates: normalized' to follow such changes"
@@ -147,22 +117,8 @@ class SourceRun:
         self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
 
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        elapsed = time.perf_counter() - self._started
-        summary = dict(self.summary)
-        summary.update(self.detector.describe())  # what a trial at the start chose
-        summary.update(
-            duration_s=round(self._end_s, 4),
-            processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-            peak_rss_mb=peak_rss_mb(),
-            peak_gpu_mb=peak_gpu_mb(self.detector.device),
-            status=status,
-            **self.core.analytics.summary(self._end_s),
-            intervals=self.intervals.summary(),
-            tracks_total=self.core.tracks.total,
-        )
-        if error:
-            summary["error"] = mask_credentials(error)
-        return summary
+        return closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
+                               status, error)  # fmt: skip
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
         """Flush and close every output, write summary.json and the plots; returns the summary.
@@ -186,18 +142,10 @@ class SourceRun:
             finally:
                 self.intervals.close()
                 self.outputs.close()  # the frames in flight are drawn and encoded first
-                if self.outputs.publisher is not None:
-                    self.outputs.publisher.close()
         except PipelineError as exc:  # the sinks cut their files back to whole records first
             failure, status = exc, "failed"
         self.summary = self._summary(status, error or (str(failure) if failure else None))
-        try:
-            write_json_atomic(self.out_dir / "summary.json", self.summary)
-            if self.config.output.plots and self.summary["frames"]:
-                movements = self.core.analytics.movements_view()
-                write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
-        except OSError as exc:
-            failure = failure or output_error(self.out_dir, exc)
+        failure = failure or write_summary(self.summary, self.config, self.core, self._first_frame, self.out_dir)
         self.outputs.end(self.summary["status"])
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
@@ -207,3 +155,90 @@ class SourceRun:
 def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     """The Prometheus metrics a live view serves (``--serve``), if any."""
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
+
+
+def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
+    """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
+    return {
+        "source": source.display_name,
+        "frames": 0,
+        "fps": round(float(source.fps), 4),
+        "width": source.width,
+        "height": source.height,
+        "duration_s": 0.0,
+        "processing_fps": 0.0,
+        **detector.describe(),
+        "detect_every": core.detect_every,
+        "tracker": core.tracker.describe(),
+        "output_dir": str(out_dir),
+        "status": "running",
+        "frames_dropped": 0,
+        "frames_skipped": 0,
+        "reconnects": 0,
+    }
+
+
+def closing_summary(
+    summary: dict[str, Any],
+    detector: Detector,
+    core: FramePipeline,
+    intervals: IntervalsFile,
+    started: float,
+    end_s: float,
+    status: str,
+    error: str | None,
+) -> dict[str, Any]:
+    """``summary`` completed with the rates, memory, status and every count so far."""
+    elapsed = time.perf_counter() - started
+    summary = dict(summary)
+    summary.update(detector.describe())  # what a trial at the start chose
+    summary.update(
+        duration_s=round(end_s, 4),
+        processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+        peak_rss_mb=peak_rss_mb(),
+        peak_gpu_mb=peak_gpu_mb(detector.device),
+        status=status,
+        **core.analytics.summary(end_s),
+        intervals=intervals.summary(),
+        tracks_total=core.tracks.total,
+    )
+    if error:
+        summary["error"] = mask_credentials(error)
+    return summary
+
+
+def write_summary(
+    summary: dict[str, Any], config: Config, core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path
+) -> PipelineError | None:
+    """Write ``summary.json`` and the plots; the error to report if the disk refused them."""
+    try:
+        write_json_atomic(out_dir / "summary.json", summary)
+        if config.output.plots and summary["frames"]:
+            movements = core.analytics.movements_view()
+            write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
+    except OSError as exc:
+        return output_error(out_dir, exc)
+    return None
+
+
+def _outputs_for(
+    config: Config,
+    source: FrameSource,
+    detector: Detector,
+    core: FramePipeline,
+    out_dir: Path,
+    viewers: Sequence[FrameViewer],
+) -> RunOutputs:
+    """The run folder's writers for one source, with its live viewers and event streams."""
+    return RunOutputs(
+        out_dir,
+        config.output,
+        core.columns,
+        source.fps,
+        (source.width, source.height),
+        FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
+        viewers,
+        name=source.name,
+        parking=core.analytics.parking is not None,
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
+    )

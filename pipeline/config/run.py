@@ -48,6 +48,11 @@ class Config:
     flags: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
     """The keys command-line flags set, and those flags (``{"model.conf": "--conf"}``), to name them in errors."""
 
+    @property
+    def has_geometry(self) -> bool:
+        """Whether anything is placed on the image (lines, zones, slots, approaches), in :attr:`coordinates`."""
+        return bool(self.lines or self.zones or self.parking.slots or self.movements.approaches)
+
     def error(self, key: str, message: str) -> ConfigError:
         """A :class:`ConfigError` that names ``key``: by its flag if a flag set it, else with the file."""
         return ConfigError(f"{key_label(self.origin, self.flags, key)}: {message}")

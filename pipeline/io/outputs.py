@@ -45,6 +45,41 @@ def segment_path(path: Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
 
 
+class Rotation:
+    """When a run folder's files move on to the next segment: every period of frame time, or once a
+    file of the segment has reached a size.
+
+    Example:
+        >>> rotation = Rotation.parse("10s")
+        >>> [rotation.due(t, Path("runs/x"), 0) for t in (3.0, 12.9, 13.0)]
+        [False, False, True]
+    """
+
+    def __init__(self, kind: str, limit: float) -> None:
+        self.kind, self.limit = kind, limit
+        self._started_s: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Rotation:
+        parsed = parse_rotation(spec)
+        if parsed is None:
+            raise ValueError(f"not a rotation: {spec!r}")
+        return cls(*parsed)
+
+    def due(self, timestamp_s: float, out_dir: Path, segment: int) -> bool:
+        """Whether the frame at ``timestamp_s`` starts a new segment (the first frame starts the clock)."""
+        if self._started_s is None:
+            self._started_s = timestamp_s
+        if self.kind == "time":
+            due = timestamp_s - self._started_s >= self.limit
+        else:
+            paths = [segment_path(out_dir / name, segment) for name in ("annotated.mp4", "counts.csv", "events.jsonl")]
+            due = any(p.exists() and p.stat().st_size >= self.limit for p in paths)
+        if due:
+            self._started_s = timestamp_s
+        return due
+
+
 class RunOutputs:
     """Writes one run folder.
 
@@ -84,9 +119,8 @@ class RunOutputs:
         self.name = name
         self.with_parking = parking
         self.publisher = publisher
-        self.rotation = parse_rotation(output.rotate) if output.rotate else None
+        self.rotation = Rotation.parse(output.rotate) if output.rotate else None
         self.segment = 0
-        self._segment_started_s: float | None = None
         out_dir.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -146,21 +180,9 @@ class RunOutputs:
             self.parking_log.write(records)
 
     def _rotate_if_due(self, timestamp_s: float) -> None:
-        if self._segment_started_s is None:
-            self._segment_started_s = timestamp_s
-        if self.rotation is None:
-            return
-        kind, limit = self.rotation
-        if kind == "time":
-            due = timestamp_s - self._segment_started_s >= limit
-        else:
-            names = ["annotated.mp4", "counts.csv", "events.jsonl"]
-            paths = [segment_path(self.out_dir / name, self.segment) for name in names]
-            due = any(p.exists() and p.stat().st_size >= limit for p in paths)
-        if due:
+        if self.rotation is not None and self.rotation.due(timestamp_s, self.out_dir, self.segment):
             self._stack.close()
             self.segment += 1
-            self._segment_started_s = timestamp_s
             self._open()
 
     def end(self, status: str) -> None:
@@ -169,5 +191,11 @@ class RunOutputs:
             viewer.end(self.name, status)
 
     def close(self) -> None:
-        """Finish every file (the frames in flight are drawn and encoded first). Idempotent."""
-        self._stack.close()
+        """Finish every file (the frames in flight are drawn and encoded first), then the event
+        streams (their last events included). Idempotent."""
+        try:
+            self._stack.close()
+        finally:
+            publisher, self.publisher = self.publisher, None
+            if publisher is not None:
+                publisher.close()
