@@ -7,7 +7,9 @@ for live feeds); a detection thread batches the frames of all sources into one i
 while the main thread has each source's :class:`SourceRun` step its
 :class:`~pipeline.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
 for the previous batch; drawing and H.264 encoding run on one more thread per source, with a
-frozen snapshot of that frame's counts. A slow or dead camera does not stall the others.
+frozen snapshot of that frame's counts. Sources are opened side by side
+(:class:`~pipeline.opening.SourceOpener`) and kept by a :class:`~pipeline.fleet.Fleet`: a slow or
+dead camera does not stall the others, and one that connects late joins the run then.
 
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
 output folders are touched; once running, every sink flushes per frame and is closed on any exit,
@@ -17,11 +19,9 @@ Ctrl-C included, and ``summary.json`` is always written with the run's status.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +33,28 @@ from pipeline.analytics.parking import model_for_parking
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
+from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
+from pipeline.fleet import Fleet, SourcesFailed, open_spec, release
 from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.metrics import RunMetrics
-from pipeline.io.output_dirs import check_output_dir, output_error, prepare_output_dir
+from pipeline.io.output_dirs import output_error, prepare_output_dir
 from pipeline.io.outputs import FrameViewer, RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.publish import Publisher
 from pipeline.io.sinks import write_json_atomic
-from pipeline.io.sources import Frame, FrameSource, open_source
+from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
-from pipeline.models import Detector, PendingDetections
+from pipeline.models import Detector
+from pipeline.opening import SourceOpener
 from pipeline.runtime import set_torch_threads
 
 log = logging.getLogger(__name__)
 
 SUMMARY_REFRESH_S = 30.0
 """How often (wall clock) a long run rewrites summary.json, so it is current while running."""
-
-
-def output_dir_for(config: Config, source: FrameSource) -> Path:
-    """``output.dir`` if set, else ``runs/<source name>``."""
-    return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
 
 
 class SourceRun:
@@ -103,6 +101,7 @@ class SourceRun:
         )
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
+        self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
@@ -121,6 +120,7 @@ class SourceRun:
             "output_dir": str(out_dir),
             "status": "running",
             "frames_dropped": 0,
+            "frames_skipped": 0,
             "reconnects": 0,
         }
 
@@ -140,13 +140,17 @@ class SourceRun:
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
         self.summary["frames"] += 1
+        self.last_frame_index = frame.frame_index
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
             write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
 
-    def record_source_events(self, records: list[dict[str, Any]], frame_index: int) -> None:
-        """Write the source's connection events (disconnects, reconnects) to events.jsonl."""
+    def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
+        """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
+        index of the frame they came before (default: after the last frame processed)."""
+        if frame_index is None:
+            frame_index = self.last_frame_index + 1
         if records:
             self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
             self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
@@ -194,9 +198,11 @@ class SourceRun:
             return self.summary
         self.finished = True
         self.summary["frames_dropped"] = frames_dropped
+        self.summary["frames_skipped"] = self.source.frames_skipped
         failure: PipelineError | None = None
         try:
             try:
+                self.record_source_events(self.source.drain_events())  # the last ones, e.g. during an outage
                 parking = self.core.analytics.parking
                 if parking is not None:
                     self.outputs.write_parking(parking.finish(self._end_s))
@@ -215,6 +221,7 @@ class SourceRun:
                 write_plots(self.outputs.counts_path, self.core.heatmap, self._first_frame, self.out_dir, movements)
         except OSError as exc:
             failure = failure or output_error(self.out_dir, exc)
+        self.outputs.end(self.summary["status"])
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
         return self.summary
@@ -225,198 +232,111 @@ def _metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
-def _unique_names(sources: Sequence[FrameSource]) -> list[str]:
-    names: list[str] = []
-    for source in sources:
-        name, suffix = source.name, 2
-        while name in names:
-            name, suffix = f"{source.name}_{suffix}", suffix + 1
-        names.append(name)
-    return names
-
-
 def run_sources(
     config: Config, specs: Sequence[str], progress: bool = True, viewers: Sequence[FrameViewer] = ()
 ) -> list[dict[str, Any]]:
     """Process several sources with one model: frames are batched across sources for inference.
 
     With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
-    to ``<output.dir or runs/streams>/<source name>/``.
+    to ``<output.dir or runs/streams>/<source name>/``, and ``summary.json`` there lists every
+    source's status. Sources are opened side by side (see :class:`SourceOpener`): one that cannot
+    connect retries, or gives up, on its own while the others run.
 
     Returns:
-        One summary per source, as written to their ``summary.json``.
+        One summary per source that ran, as written to their ``summary.json``.
 
     Raises:
-        PipelineError: Invalid input (before anything is written), or a source that failed for
-            good mid-run (after every output is finalized; the other sources run to their end).
+        PipelineError: Invalid input (before anything is written: every source failed to open, a
+            config or model error).
+        SourcesFailed: A source failed to open or failed mid-run while others ran (after every
+            output is finalized; the other sources run to their end).
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    normalized = config.coordinates == "normalized"  # geometry that can follow a change of resolution
+    detector: Detector | None = None
+
+    def start_run(source: FrameSource, source_config: Config, out_dir: Path) -> SourceRun:
+        assert detector is not None
+        return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized)
+
+    fleet = Fleet(config, specs, start_run)
     Publisher.check(config)
     with ExitStack() as stack:
-        sources: list[FrameSource] = []
-        for spec in specs:
-            source = open_source(
-                spec,
-                fps=config.source.fps,
-                max_frames=config.source.max_frames,
-                stall_timeout_s=config.source.stall_timeout_s,
-                max_reconnects=config.source.max_reconnects,
-            )
-            stack.callback(source.close)
-            sources.append(source)
-        source_configs = [config.in_pixels(s.width, s.height) for s in sources]
-        for source_config, source in zip(source_configs, sources, strict=True):
-            source_config.validate_geometry(source.width, source.height)
-        base = Path(config.output.dir) if config.output.dir else Path("runs") / ("streams" if len(specs) > 1 else "")
-        out_dirs = []
-        for name, source in zip(_unique_names(sources), sources, strict=True):
-            source.name = name
-            out_dirs.append(output_dir_for(config, source) if len(sources) == 1 else base / name)
-            check_output_dir(out_dirs[-1], overwrite=config.output.overwrite)
-        largest = max(sources, key=lambda s: s.width * s.height)
+        opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: open_spec(config, spec, stop)))
+        opened: list[tuple[int, FrameSource, PrefetchIterator[Frame] | None]] = []
+        stack.callback(lambda: [release(s, r) for _, s, r in opened[len(fleet.runs) :]])  # an error before runs
+        for index, outcome in opener.wait_for_start(grace_s=config.source.stall_timeout_s):
+            if isinstance(outcome, PipelineError):
+                fleet.failures[index] = str(outcome)
+            else:  # timed as read: read now, not once the model has loaded
+                opened.append((index, outcome, fleet.read(outcome) if outcome.read_clock else None))
+        if not opened:
+            raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
+        source_configs = fleet.prepare([source for _, source, _ in opened])
+        out_dirs = [fleet.place(source) for _, source, _ in opened]  # checked before the model loads
+        largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
         frame_size = (largest.width, largest.height)
         model = model_for_parking(config.model, config.parking, frame_size)
         origin = config.flags.get("model.classes", config.origin)
         detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
         set_torch_threads(detector.backend)
+        for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
+            fleet.add(index, reader or fleet.read(source), source, source_config, out_dir)
+        stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
-        runs = []
-        for out_dir, source, source_config in zip(out_dirs, sources, source_configs, strict=True):
-            normalized = config.coordinates == "normalized"
-            runs.append(SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized))
-        for run in runs:
-            stack.callback(run.finish, "failed", "stopped by an error")  # no-op after a normal finish
-
-        readers = []
-        for source in sources:
-            policy = config.source.read_policy
-            latest = policy == "latest" or (policy == "auto" and source.live)
-            reader = PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
-            stack.callback(reader.close)
-            readers.append(reader)
-
-        total = sum(s.frame_count or 0 for s in sources) if all(s.frame_count for s in sources) else None
+        sources = [run.source for run in fleet.runs]
+        known = not opener.pending and all(s.frame_count for s in sources)
+        total = sum(s.frame_count or 0 for s in sources) if known else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True))
-        failures: list[str] = []
         try:
-            _loop(runs, readers, detector, bar, failures)
+            _loop(fleet, opener, detector, bar)
         except KeyboardInterrupt:
-            for run, reader in zip(runs, readers, strict=True):
-                run.finish("interrupted", frames_dropped=reader.dropped)
+            fleet.finish("interrupted")
         else:
-            for run, reader in zip(runs, readers, strict=True):
-                run.finish("completed", frames_dropped=reader.dropped)
-        summaries = [run.summary for run in runs]
+            fleet.finish("completed")
+        fleet.write_overview(opener.pending)
+        summaries = [run.summary for run in fleet.runs]
+        failures = [fleet.failures[index] for index in sorted(fleet.failures)]
+        failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
     if failures:
-        raise SourceError("; ".join(failures))
+        raise SourcesFailed(failures, [s for s in summaries if s["status"] != "failed"])
     return summaries
 
 
-_Batch = list[tuple[int, Frame | None, sv.Detections | PipelineError | None]]
-
-
-class _DetectionStage:
-    """Takes the frames that are ready from every source and detects them in one batch, on its own
-    thread, so inference overlaps the main thread's tracking, counting and writing.
-
-    Keeps up to ``detector.in_flight`` batches in inference at once (OpenVINO's throughput streams
-    on a CPU), handing them on in order; when no new frame is ready, whatever is in flight is
-    finished and handed on at once rather than held back.
-
-    Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples, or
-    ``(source index, None, error)`` for a source that failed. :meth:`stop_source` drops a source
-    (the consumer failed it); :meth:`close` ends the iteration.
-    """
-
-    def __init__(self, readers: list[PrefetchIterator[Frame]], runs: list[SourceRun], detector: Detector) -> None:
-        self.readers = readers
-        self.runs = runs
-        self.detector = detector
-        self._stopped: set[int] = set()
-        self._closed = threading.Event()
-
-    def stop_source(self, index: int) -> None:
-        self._stopped.add(index)
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def __iter__(self) -> Iterator[_Batch]:
-        active = list(range(len(self.readers)))
-        in_flight: deque[tuple[_Batch, list[tuple[int, Frame]], list[bool], PendingDetections]] = deque()
-        try:
-            while active and not self._closed.is_set():
-                active = [index for index in active if index not in self._stopped]
-                failed: _Batch = []
-                ready: list[tuple[int, Frame]] = []
-                for index in list(active):
-                    reader = self.readers[index]
-                    try:
-                        # Inference in flight takes longer than this short wait for the next frame.
-                        wait_s = 0 if ready or len(active) > 1 else 0.01 if in_flight else 0.1
-                        frame = reader.poll(timeout=wait_s)
-                    except PipelineError as exc:
-                        failed.append((index, None, exc))
-                        active.remove(index)
-                        continue
-                    if frame is None:
-                        if reader.done:
-                            active.remove(index)
-                        continue
-                    ready.append((index, frame))
-                if not ready:
-                    while in_flight:
-                        yield self._finish(*in_flight.popleft())
-                    if failed:
-                        yield failed
-                    elif active:
-                        time.sleep(0.005)
-                    continue
-                wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
-                images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
-                in_flight.append((failed, ready, wanted, self.detector.start(images)))
-                while len(in_flight) >= self.detector.in_flight:
-                    yield self._finish(*in_flight.popleft())
-            while in_flight:
-                yield self._finish(*in_flight.popleft())
-        finally:
-            for *_, pending in in_flight:  # stopped early: let the inference in progress end first
-                with suppress(Exception):  # its results are not wanted, nor are its errors
-                    pending()
-
-    @staticmethod
-    def _finish(
-        failed: _Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections
-    ) -> _Batch:
-        detected = iter(pending())
-        return failed + [
-            (index, frame, next(detected) if want else None) for (index, frame), want in zip(ready, wanted, strict=True)
-        ]
-
-
-def _loop(
-    runs: list[SourceRun], readers: list[PrefetchIterator[Frame]], detector: Detector, bar: tqdm, failures: list[str]
-) -> None:
+def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> None:
     """Until every source ends: detection batches come from their own thread; track, count, write."""
-    stage = _DetectionStage(readers, runs, detector)
+    stage = DetectionStage(fleet.readers, fleet.runs, detector, expected=len(opener.pending))
     batches = PrefetchIterator(stage, maxsize=2)
+    max_frames = fleet.config.source.max_frames
     try:
         for batch in batches:
+            fleet.admit(opener.take(), stage)
             for index, frame, result in batch:
-                run = runs[index]
+                run = fleet.runs[index]
                 if run.finished:
                     continue
                 try:
                     if isinstance(result, PipelineError):
                         raise result
-                    assert frame is not None
+                    if frame is None:  # the source ended: its outputs are complete now, whatever the others do
+                        fleet.end(index)
+                        continue
                     run.record_source_events(run.source.drain_events(), frame.frame_index)
                     run.process(frame, result)
                 except PipelineError as exc:
-                    failures.append(str(exc))
-                    run.finish("failed", str(exc), frames_dropped=readers[index].dropped)
+                    fleet.failures[fleet.spec_of(index)] = str(exc)
+                    run.source.stop()
+                    fleet.end(index, "failed", str(exc))
                     stage.stop_source(index)
+                    continue
+                if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
+                    run.source.stop()
+                    fleet.end(index)
+                    stage.stop_source(index)
+            for run in fleet.runs:  # connection events are written as they happen, frames or not
+                if not run.finished:
+                    run.record_source_events(run.source.drain_events())
             bar.update(sum(frame is not None for _, frame, _ in batch))
     finally:
         stage.close()

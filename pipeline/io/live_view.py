@@ -11,7 +11,11 @@ under a lock: a slow browser or window never slows the pipeline, it just sees fe
   most ``max_fps`` frames per second (default: the first source);
 - ``/counts``: ``{"sources": {NAME: {"frame_index", "timestamp_s", "counts": {...}}}}``;
 - ``/health``: ``{"status": "ok", "sources": {NAME: {"last_frame_age_s", "frames"}}}``, or HTTP 503
-  with ``"status": "stale"`` once a source has not published for ``stale_after_s``.
+  with ``"status": "stale"`` once a source has not published for ``stale_after_s``; a source that
+  has ended (a file played to its end, see :meth:`LiveView.end`) shows ``"ended": STATUS`` and is
+  never stale.
+
+Every path answers ``HEAD`` as it answers ``GET``, without the body.
 
 Frames are JPEG-encoded only for connected stream clients, at most ``max_fps`` times per second
 per source, however many clients watch.
@@ -71,6 +75,7 @@ class _Latest:
     counts: dict[str, float | int]
     published_at: float  # time.monotonic()
     frames: int = 1  # publishes so far; also the frame's sequence number
+    ended: str | None = None  # the source's final status once it has ended
     jpeg: bytes | None = None
     jpeg_frames: int = 0  # the value of ``frames`` that ``jpeg`` shows
     encoded_at: float = -math.inf
@@ -246,6 +251,14 @@ class LiveView:
                 latest.frames += 1
             self._lock.notify_all()
 
+    def end(self, source: str, status: str) -> None:
+        """``source`` has ended with ``status`` (e.g. ``completed``): its last frame stays, and it no
+        longer counts towards ``/health`` going stale."""
+        with self._lock:
+            latest = self._sources.get(source)
+            if latest is not None:
+                latest.ended = status
+
     # -- what the endpoints answer -------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
@@ -266,12 +279,14 @@ class LiveView:
         """The ``/health`` document: ``status`` is ``ok`` or ``stale`` (served with HTTP 503)."""
         now = time.monotonic()
         with self._lock:
-            sources = {
+            sources: dict[str, dict[str, Any]] = {
                 name: {"last_frame_age_s": round(now - latest.published_at, 3), "frames": latest.frames}
+                | ({"ended": latest.ended} if latest.ended else {})
                 for name, latest in self._sources.items()
             }
         if sources:
-            stale = any(entry["last_frame_age_s"] > self.stale_after_s for entry in sources.values())
+            ages = [entry["last_frame_age_s"] for entry in sources.values() if "ended" not in entry]
+            stale = any(age > self.stale_after_s for age in ages)
         else:  # a pipeline that never delivers a first frame is stale too
             stale = now - self._started_at > self.stale_after_s
         return {"status": "stale" if stale else "ok", "sources": sources}
@@ -384,6 +399,11 @@ class QuietHandler(BaseHTTPRequestHandler):
     server_version = "vpipe"
     sys_version = ""  # no Python version in the Server header
     timeout = 30  # a client that stops reading frees its thread after this long
+    head_only = False  # answering HEAD: headers as for GET, no body
+
+    def do_HEAD(self) -> None:
+        self.head_only = True
+        self.do_GET()
 
     def send_json(self, status: HTTPStatus, document: object) -> None:
         self.send_bytes(status, "application/json", json.dumps(document, allow_nan=False).encode())
@@ -399,7 +419,8 @@ class QuietHandler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head_only:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         # Not on stderr: a page polling twice a second for weeks would flood it.
@@ -408,6 +429,15 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 class _Handler(QuietHandler):
     server: _Server
+
+    def do_HEAD(self) -> None:
+        if urlsplit(self.path).path != "/stream.mjpg":
+            super().do_HEAD()
+            return
+        self.send_response(HTTPStatus.OK)  # the headers a stream would start with
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -654,6 +684,9 @@ class WindowView:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def end(self, source: str, status: str) -> None:
+        """``source`` has ended: its window keeps showing its last frame."""
 
     def close(self) -> None:
         """Close the windows and stop the thread; re-raises an error of the window thread."""

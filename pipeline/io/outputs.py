@@ -31,6 +31,9 @@ class FrameViewer(Protocol):
         self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
     ) -> None: ...
 
+    def end(self, source: str, status: str) -> None:
+        """``source`` has ended with ``status``: it will publish no more frames."""
+
 
 def segment_path(path: Path, index: int) -> Path:
     """``counts.csv`` for the first segment of a rotated output, then ``counts.0001.csv``, ...
@@ -115,7 +118,7 @@ class RunOutputs:
         if self.video is not None:
             if image.shape[1::-1] != self.video_size:  # the source changed resolution: the video keeps its size
                 image = cv2.resize(image, self.video_size, interpolation=cv2.INTER_AREA)
-            self.video.write(image)
+            self.video.write(image, frame.timestamp_s)
         for viewer in self.viewers:
             viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, result.counts)
 
@@ -159,6 +162,11 @@ class RunOutputs:
             self.segment += 1
             self._segment_started_s = timestamp_s
             self._open()
+
+    def end(self, status: str) -> None:
+        """Tell the viewers this source has ended with ``status``."""
+        for viewer in self.viewers:
+            viewer.end(self.name, status)
 
     def close(self) -> None:
         """Finish every file (the frames in flight are drawn and encoded first). Idempotent."""
