@@ -1,4 +1,4 @@
-"""The sources of one run: each one's reader and :class:`~pipeline.runner.SourceRun`, added as it
+"""The sources of one run: each one's reader and :class:`~pipeline.source_run.SourceRun`, added as it
 opens, ended as it ends, and the overview of how each went (``summary.json`` of a ``.streams`` run)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pipeline.io.urls import mask_credentials
 from pipeline.opening import Outcome
 
 if TYPE_CHECKING:  # the runner builds on this module
-    from pipeline.runner import SourceRun
+    from pipeline.source_run import SourceRun
 
 
 STOP_WAIT_S = 1.0
