@@ -196,8 +196,8 @@ def test_saving_creates_a_missing_config_that_loads(tmp_path: Path):
 def test_slots_from_a_slots_file_are_shown_but_stay_in_their_file(tmp_path: Path):
     shutil.copytree(CONFIGS / "slots", tmp_path / "slots")
     path = tmp_path / "parking.yaml"
-    shutil.copy(CONFIGS / "parking.yaml", path)
-    editor = ConfigEditor(path, 768, 432)
+    path.write_text("parking:\n  slots_file: slots/lot_topdown.yaml   # relative to this file\n")
+    editor = ConfigEditor(path, 768, 432)  # the frame size lot_topdown.yaml was labelled on
     state = editor.state()
     file_slots = yaml.safe_load((CONFIGS / "slots" / "lot_topdown.yaml").read_text())
     assert [s["name"] for s in state["file_slots"]] == [s["name"] for s in file_slots]
