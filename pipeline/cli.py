@@ -232,7 +232,7 @@ def _command_run(args: argparse.Namespace) -> int:
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
-            from pipeline.io.live_view import WindowView
+            from pipeline.io.window_view import WindowView
 
             viewers.append(stack.enter_context(WindowView()))
         try:

@@ -33,7 +33,7 @@ from pipeline.editor.frames import FrameGrabber
 from pipeline.editor.preview import DetectionPreview
 from pipeline.editor.session import ConfigEditor
 from pipeline.errors import PipelineError
-from pipeline.io.live_view import LocalHTTPServer, QuietHandler
+from pipeline.io.local_http import LocalHTTPServer, QuietHandler
 
 log = logging.getLogger(__name__)
 
