@@ -6,11 +6,13 @@ Endpoints, on ``127.0.0.1`` unless told otherwise:
 - ``/frame.jpg?index=N``: frame N of a file or folder (0 by default), a fresh frame of a live feed;
 - ``/api/state``: the config's geometry in pixels (:meth:`ConfigEditor.state`);
 - ``POST /api/save``: JSON ``{coordinates, lines, zones, slots}``; 200 ``{"message"}`` once written,
-  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``.
+  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``;
+- ``POST /api/preview``: JSON ``{"index": N}``; 200 with the detections on the frame the page shows
+  (:meth:`DetectionPreview.detect`), 503 ``{"error"}`` when the config or the model does not load.
 
-The page can write a file, so requests must come from the page itself: the ``Host`` header must be
-this server (a web page elsewhere cannot reach it through DNS rebinding), and a save must be JSON
-from the same origin (a cross-site form cannot send JSON without the browser asking first).
+The page can write a file and run a model, so requests must come from the page itself: the ``Host``
+header must be this server (a web page elsewhere cannot reach it through DNS rebinding), and a POST
+must be JSON from the same origin (a cross-site form cannot send JSON without the browser asking first).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import threading
 from http import HTTPStatus
 from importlib import resources
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
 from pipeline.editor.frames import FrameGrabber
+from pipeline.editor.preview import DetectionPreview
 from pipeline.editor.session import ConfigEditor
 from pipeline.errors import PipelineError
 from pipeline.io.local_http import LocalHTTPServer, QuietHandler
@@ -63,6 +66,7 @@ class EditorServer:
             raise PipelineError(f"--port {port}: the port must be between 0 and 65535")
         self.editor = editor
         self.frames = frames
+        self.preview = DetectionPreview(editor.path, (frames.width, frames.height))
         self.host = host
         self._requested_port = port
         self._server: _Server | None = None
@@ -172,7 +176,8 @@ class _Handler(QuietHandler):
         if not owner.host_allowed(host) or (origin is not None and urlsplit(origin).netloc != host):
             self.send_json(HTTPStatus.FORBIDDEN, {"error": "requests must come from the editor page"})
             return
-        if urlsplit(self.path).path != "/api/save":
+        path = urlsplit(self.path).path
+        if path not in ("/api/save", "/api/preview"):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -184,11 +189,32 @@ class _Handler(QuietHandler):
             return
         try:
             data = json.loads(self.rfile.read(int(length)))
-            message = owner.editor.save(data)
         except json.JSONDecodeError:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+            return
+        if path == "/api/save":
+            self._save(data)
+        else:
+            self._preview(data)
+
+    def _save(self, data: Any) -> None:
+        try:
+            message = self.server.editor.editor.save(data)
         except PipelineError as exc:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         else:
             log.info("%s", message)
             self.send_json(HTTPStatus.OK, {"message": message})
+
+    def _preview(self, data: Any) -> None:
+        index = data.get("index", 0) if isinstance(data, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "index must be a frame number"})
+            return
+        owner = self.server.editor
+        try:
+            answer = owner.preview.detect(owner.frames.shown(index))
+        except PipelineError as exc:
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        else:
+            self.send_json(HTTPStatus.OK, {"index": index, **answer})
