@@ -14,10 +14,11 @@ import threading
 import time
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import cv2
@@ -27,6 +28,81 @@ from pipeline.io.frames import Frame, FrameSource, TimedImage, error_reason, has
 from pipeline.io.urls import mask_credentials, stream_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConnectionEvents:
+    """A live source's connection events (attempts, disconnects, reconnects), kept for the run to
+    write to ``events.jsonl`` and logged as warnings; the newest 1000 at most.
+
+    Args:
+        source: The source's display name (free of credentials).
+        started: ``time.monotonic()`` when the source was created (``wall_time_s`` counts from it).
+    """
+
+    def __init__(self, source: str, started: float) -> None:
+        self.source = source
+        self.started = started
+        self._events: deque[dict[str, Any]] = deque(maxlen=1000)
+
+    def add(self, event: str, **fields: Any) -> None:
+        record = {"event": event, "source": self.source, "wall_time_s": round(time.monotonic() - self.started, 3)}
+        record.update(fields)
+        self._events.append(record)
+        log.warning("%s: %s %s", self.source, event, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events since the last call, oldest first."""
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        return events
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a live source retries a connection: waits doubling from ``first_s`` up to ``max_s``, and
+    ``max_attempts`` attempts after a failure before giving up (None: forever).
+
+    Example:
+        >>> calls = iter([SourceError("refused"), SourceError("refused"), "connected"])
+        >>> def connect():
+        ...     outcome = next(calls)
+        ...     if isinstance(outcome, Exception):
+        ...         raise outcome
+        ...     return outcome
+        >>> events = ConnectionEvents("cam", time.monotonic())
+        >>> Backoff(max_attempts=3, first_s=0.01).retry(connect, threading.Event(), events, "cam: cannot connect")
+        'connected'
+        >>> [(e["attempt"], e["wait_s"]) for e in events.drain()]
+        [(1, 0.01), (2, 0.02)]
+    """
+
+    max_attempts: int | None = None
+    first_s: float = 0.5
+    max_s: float = 30.0
+
+    def retry(
+        self, connect: Callable[[], T], stop: threading.Event, events: ConnectionEvents, giving_up: str
+    ) -> T | None:
+        """``connect()``'s result once it succeeds, or None if ``stop`` is set while waiting.
+
+        Raises:
+            SourceError: ``giving_up``, after the last attempt failed.
+        """
+        attempt = 0
+        while True:
+            try:
+                return connect()
+            except SourceError as exc:
+                reason = mask_credentials(str(exc))
+            attempt += 1
+            if self.max_attempts is not None and attempt > self.max_attempts:
+                raise SourceError(f"{giving_up} after {attempt} attempt{'' if attempt == 1 else 's'} ({reason})")
+            wait = min(self.first_s * 2 ** (attempt - 1), self.max_s)
+            events.add("reconnect_attempt", attempt=attempt, wait_s=round(wait, 2), reason=reason)
+            if stop.wait(wait):
+                return None
 
 
 class LiveSource(FrameSource):
@@ -65,14 +141,12 @@ class LiveSource(FrameSource):
         self.spec = spec
         self.display_name = mask_credentials(spec)
         self.stall_timeout_s = stall_timeout_s
-        self.max_reconnects = max_reconnects
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(max_reconnects, backoff_s, backoff_max_s)
         self._max_frames = max_frames
         self.frame_count = max_frames
-        self._events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._stop = stop_event or threading.Event()
         self._started = time.monotonic()
+        self.events = ConnectionEvents(self.display_name, self._started)
         connection = self._connect_with_retries(first=True)
         if connection is None:
             raise SourceError(f"{self.display_name}: stopped while connecting")
@@ -87,45 +161,20 @@ class LiveSource(FrameSource):
     def _close_connection(self) -> None:
         """Release the current connection."""
 
-    def _event(self, event: str, **fields: Any) -> None:
-        record = {
-            "event": event,
-            "source": self.display_name,
-            "wall_time_s": round(time.monotonic() - self._started, 3),
-        }
-        record.update(fields)
-        self._events.append(record)
-        log.warning("%s: %s %s", self.display_name, event, " ".join(f"{k}={v}" for k, v in fields.items()))
-
     def drain_events(self) -> list[dict[str, Any]]:
-        events = []
-        while self._events:
-            events.append(self._events.popleft())
-        return events
+        return self.events.drain()
 
     def _connect_with_retries(self, first: bool) -> tuple[Iterator[TimedImage], TimedImage] | None:
         """The next connection, or None if stopped meanwhile."""
-        attempt = 0
-        while True:
-            try:
-                frames, image, fps = self._connect()
-                self.fps = fps
-                # When the first frame came, not when someone starts reading (the first connection
-                # is opened before the model loads): frames buffered meanwhile keep their own times.
-                self._connected_s = time.monotonic() - self._started
-                return frames, image
-            except SourceError as exc:
-                reason = str(exc)
-            attempt += 1
-            if self.max_reconnects is not None and attempt > self.max_reconnects:
-                raise SourceError(
-                    f"{self.display_name}: {'cannot connect' if first else 'lost and not back'} "
-                    f"after {attempt} attempts ({mask_credentials(reason)})"
-                )
-            wait = min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
-            self._event("reconnect_attempt", attempt=attempt, wait_s=round(wait, 2), reason=mask_credentials(reason))
-            if self._stop.wait(wait):
-                return None
+        giving_up = f"{self.display_name}: {'cannot connect' if first else 'lost and not back'}"
+        connection = self.backoff.retry(self._connect, self._stop, self.events, giving_up)
+        if connection is None:
+            return None
+        frames, image, self.fps = connection
+        # When the first frame came, not when someone starts reading (the first connection is
+        # opened before the model loads): frames buffered meanwhile keep their own times.
+        self._connected_s = time.monotonic() - self._started
+        return frames, image
 
     def __iter__(self) -> Iterator[Frame]:
         frame_index = 0
@@ -156,12 +205,12 @@ class LiveSource(FrameSource):
             self._close_connection()
             if self._stop.is_set() or (self._max_frames is not None and frame_index >= self._max_frames):
                 return
-            self._event("stream_disconnected", frame_index=frame_index, reason=mask_credentials(reason))
+            self.events.add("stream_disconnected", frame_index=frame_index, reason=mask_credentials(reason))
             connection = self._connect_with_retries(first=False)
             if connection is None:
                 return
             frames, first = connection
-            self._event(
+            self.events.add(
                 "stream_reconnected", frame_index=frame_index, width=first[0].shape[1], height=first[0].shape[0]
             )
 
