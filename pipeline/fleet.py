@@ -96,7 +96,7 @@ class Fleet:
         self.runs: list[SourceRun] = []
         self.readers: list[PrefetchIterator[Frame]] = []
         self.failures: dict[int, str] = {}  # by spec index
-        self._spec_of_run: list[int] = []
+        self.spec_of_run: list[int] = []
         self._names: list[str] = []
         self._finished = False
 
@@ -136,12 +136,12 @@ class Fleet:
         """Process ``source``, read by ``reader``, into ``out_dir``; returns its run index."""
         self.runs.append(self._start_run(source, source_config, out_dir))
         self.readers.append(reader)
-        self._spec_of_run.append(spec_index)
+        self.spec_of_run.append(spec_index)
         return len(self.runs) - 1
 
     def spec_of(self, run_index: int) -> int:
         """The position in the run's source list of run ``run_index``."""
-        return self._spec_of_run[run_index]
+        return self.spec_of_run[run_index]
 
     def admit(self, outcomes: Sequence[Outcome], stage: DetectionStage) -> None:
         """Sources that opened (or failed) mid-run: start them (or record why not)."""
@@ -184,22 +184,23 @@ class Fleet:
             if reader_ended:  # else a read blocked in FFmpeg still uses it; it ends with the process
                 run.source.close()
 
-    def write_overview(self, pending: set[int]) -> None:
-        """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
-        if len(self.specs) == 1:
-            return
-        entries: dict[int, dict[str, Any]] = {}
-        for run, spec_index in zip(self.runs, self._spec_of_run, strict=True):
-            entry = {"source": run.source.display_name, "status": run.summary["status"], "output_dir": str(run.out_dir)}
-            entries[spec_index] = {**entry, **({"error": run.summary["error"]} if "error" in run.summary else {})}
-        for spec_index, error in self.failures.items():
-            if spec_index in entries:  # failed mid-run: its summary says why
-                continue
-            entries[spec_index] = {"source": mask_credentials(self.specs[spec_index]), "status": "failed"}
-            entries[spec_index]["error"] = mask_credentials(error)
-        for spec_index in pending:
-            entries[spec_index] = {"source": mask_credentials(self.specs[spec_index]), "status": "never_connected"}
-        sources = [entries[index] for index in sorted(entries)]
-        failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
-        self.base.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.base / "summary.json", {"sources": sources, "sources_failed": failed})
+
+def write_overview(fleet: Fleet, pending: set[int]) -> None:
+    """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
+    if len(fleet.specs) == 1:
+        return
+    entries: dict[int, dict[str, Any]] = {}
+    for run, spec_index in zip(fleet.runs, fleet.spec_of_run, strict=True):
+        entry = {"source": run.source.display_name, "status": run.summary["status"], "output_dir": str(run.out_dir)}
+        entries[spec_index] = {**entry, **({"error": run.summary["error"]} if "error" in run.summary else {})}
+    for spec_index, error in fleet.failures.items():
+        if spec_index in entries:  # failed mid-run: its summary says why
+            continue
+        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "failed"}
+        entries[spec_index]["error"] = mask_credentials(error)
+    for spec_index in pending:
+        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "never_connected"}
+    sources = [entries[index] for index in sorted(entries)]
+    failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
+    fleet.base.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(fleet.base / "summary.json", {"sources": sources, "sources_failed": failed})

@@ -31,7 +31,7 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
-from pipeline.fleet import Fleet, SourcesFailed, open_spec, release
+from pipeline.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
 from pipeline.io.outputs import FrameViewer
 from pipeline.io.publish import Publisher
 from pipeline.io.sources import Frame, FrameSource
@@ -107,7 +107,7 @@ def run_sources(
             fleet.finish("interrupted")
         else:
             fleet.finish("completed")
-        fleet.write_overview(opener.pending)
+        write_overview(fleet, opener.pending)
         summaries = [run.summary for run in fleet.runs]
         failures = [fleet.failures[index] for index in sorted(fleet.failures)]
         failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
