@@ -216,9 +216,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _command_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.fleet import SourcesFailed
     from pipeline.io.sources import read_stream_list
-    from pipeline.runner import run_sources
+    from pipeline.run.fleet import SourcesFailed
+    from pipeline.run.runner import run_sources
 
     config = load_config(args.config, overrides_from_args(args), flag_names=FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]

@@ -1,4 +1,4 @@
-"""The files of one run folder, fed one :class:`~pipeline.frame_pipeline.FrameResult` at a time.
+"""The files of one run folder, fed one :class:`~pipeline.run.frame_pipeline.FrameResult` at a time.
 
 ``annotated.mp4`` (drawn and encoded on a background thread, with the counts frozen on each
 frame), ``counts.csv``, ``events.jsonl`` and, with parking, ``parking.jsonl``; every file is
@@ -19,9 +19,9 @@ import numpy as np
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
-from pipeline.frame_pipeline import FrameResult
 from pipeline.io.publish import Publisher
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink
+from pipeline.run.frame_pipeline import FrameResult
 
 
 class FrameViewer(Protocol):

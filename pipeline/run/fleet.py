@@ -1,4 +1,4 @@
-"""The sources of one run: each one's reader and :class:`~pipeline.source_run.SourceRun`, added as it
+"""The sources of one run: each one's reader and :class:`~pipeline.run.source_run.SourceRun`, added as it
 opens, ended as it ends, and the overview of how each went (``summary.json`` of a ``.streams`` run)."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
-from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.output_dirs import check_output_dir
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
 from pipeline.io.urls import mask_credentials
-from pipeline.opening import Outcome
+from pipeline.run.detection_stage import DetectionStage
+from pipeline.run.opening import Outcome
 
 if TYPE_CHECKING:  # the runner builds on this module
-    from pipeline.source_run import SourceRun
+    from pipeline.run.source_run import SourceRun
 
 
 STOP_WAIT_S = 1.0

@@ -5,10 +5,10 @@
 Each source is read on its own thread into a small bounded queue (keeping only the newest frames
 for live feeds); a detection thread batches the frames of all sources into one inference call,
 while the main thread has each source's :class:`SourceRun` step its
-:class:`~pipeline.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
+:class:`~pipeline.run.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
 for the previous batch; drawing and H.264 encoding run on one more thread per source, with a
 frozen snapshot of that frame's counts. Sources are opened side by side
-(:class:`~pipeline.opening.SourceOpener`) and kept by a :class:`~pipeline.fleet.Fleet`: a slow or
+(:class:`~pipeline.run.opening.SourceOpener`) and kept by a :class:`~pipeline.run.fleet.Fleet`: a slow or
 dead camera does not stall the others, and one that connects late joins the run then.
 
 Everything that can fail on bad input (config, source, model, geometry) is checked before the
@@ -29,17 +29,17 @@ from tqdm import tqdm
 from pipeline.analytics.parking import model_for_parking
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
-from pipeline.detection_stage import DetectionStage
 from pipeline.errors import PipelineError, SourceError
-from pipeline.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
 from pipeline.io.outputs import FrameViewer
 from pipeline.io.publish import Publisher
 from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
-from pipeline.opening import SourceOpener
+from pipeline.run.detection_stage import DetectionStage
+from pipeline.run.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
+from pipeline.run.opening import SourceOpener
+from pipeline.run.source_run import SourceRun
 from pipeline.runtime import set_torch_threads
-from pipeline.source_run import SourceRun
 
 log = logging.getLogger(__name__)
 

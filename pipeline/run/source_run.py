@@ -1,4 +1,4 @@
-"""One source's run after the model: its :class:`~pipeline.frame_pipeline.FramePipeline`, its
+"""One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
 :class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import supervision as sv
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.metrics import RunMetrics
 from pipeline.io.output_dirs import output_error, prepare_output_dir
@@ -27,6 +26,7 @@ from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
+from pipeline.run.frame_pipeline import FramePipeline
 
 log = logging.getLogger(__name__)
 
