@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--max-reconnects", type=int, metavar="N", help="give up after N failed reconnects in a row (default: never)"
     )
+    live.add_argument(
+        "--sample-every",
+        type=float,
+        metavar="S",
+        help="process one frame every S seconds of source time, skipping the rest before the model",
+    )
     live.add_argument("--rotate", metavar="PERIOD|SIZE", help="start new output files every 1h, 30m, 500MB, ...")
     live.add_argument("--show", action="store_true", help="show the annotated video in a window (needs a display)")
     live.add_argument("--serve", type=int, metavar="PORT", help="live web page with the video and counts on PORT")
@@ -158,6 +164,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "read_policy": args.read_policy,
         "stall_timeout_s": args.stall_timeout,
         "max_reconnects": args.max_reconnects,
+        "sample_every_s": args.sample_every,
     }
     overrides["source"].update({key: value for key, value in source_flags.items() if value is not None})
     if args.rotate is not None:

@@ -29,6 +29,11 @@ class SourceConfig:
     ``intervals.csv`` to the clock; None: the file's ``creation_time`` if it has one. Live feeds use the clock."""
     max_reconnects: int | None = field(default=None, metadata=check(lambda v: v >= 0, "an integer >= 0"))
     """Live sources: failed attempts in a row before giving up (exit code 2); null: retry forever."""
+    sample_every_s: float | None = field(
+        default=None, metadata=check(lambda v: v is None or v > 0, "a positive number of seconds")
+    )
+    """Process one frame every this many seconds of source time and skip the rest before the model
+    (a parking lot needs a frame every few seconds, not 30 a second); null: every frame."""
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -78,3 +78,21 @@ def has_clock(container: Any) -> bool:
 def error_reason(exc: BaseException) -> str:
     """The short text of an FFmpeg or OS error (its ``strerror`` when it has one)."""
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def sample_every(frames: Iterable[Frame], interval_s: float) -> Iterator[Frame]:
+    """The frames at least ``interval_s`` seconds of source time after the last one kept (the first
+    is kept); frame indices and times stay the source's.
+
+    Example:
+        >>> image = np.zeros((1, 1, 3), np.uint8)
+        >>> frames = [Frame(image, index, index / 10) for index in range(25)]
+        >>> [frame.frame_index for frame in sample_every(frames, 1.0)]
+        [0, 10, 20]
+    """
+    last_s: float | None = None
+    for frame in frames:
+        # A tolerance of a microsecond: timestamps from a stream clock are rounded.
+        if last_s is None or frame.timestamp_s - last_s >= interval_s - 1e-6:
+            last_s = frame.timestamp_s
+            yield frame

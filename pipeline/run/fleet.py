@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
+from pipeline.io.frames import sample_every
 from pipeline.io.output_dirs import check_output_dir
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
@@ -111,7 +112,9 @@ class Fleet:
         """Start reading ``source`` on its own thread (at once: a live feed must not back up meanwhile)."""
         policy = self.config.source.read_policy
         latest = policy == "latest" or (policy == "auto" and source.live)
-        return PrefetchIterator(source, maxsize=2 if latest else 4, drop_oldest=latest)
+        interval_s = self.config.source.sample_every_s
+        frames = sample_every(source, interval_s) if interval_s else source
+        return PrefetchIterator(frames, maxsize=2 if latest else 4, drop_oldest=latest)
 
     def place(self, source: FrameSource) -> Path:
         """Give ``source`` a name unique in this run; its output folder, checked as writable.

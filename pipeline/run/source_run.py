@@ -62,7 +62,7 @@ class SourceRun:
         self.detector = detector
         self.name = source.name
         self.out_dir = out_dir
-        self.core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
@@ -242,3 +242,10 @@ def _outputs_for(
         parking=core.analytics.parking is not None,
         publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
     )
+
+
+def processed_fps(source: FrameSource, config: Config) -> float:
+    """Frames per second the pipeline sees of ``source``: fewer with ``source.sample_every_s`` (the
+    tracker's buffers and gates are set from it)."""
+    interval_s = config.source.sample_every_s
+    return min(float(source.fps), 1.0 / interval_s) if interval_s else float(source.fps)
