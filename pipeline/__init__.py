@@ -1,6 +1,6 @@
 """vpipe: real-time video analytics (YOLO11 + ByteTrack + counting) as a frame-streaming pipeline.
 
-The stages, each a small object with one method, wired by :func:`pipeline.runner.run`::
+The stages, each a small object with one method, wired by :func:`pipeline.run.runner.run`::
 
     io.sources  -> models.Detector -> tracking.ByteTrackTracker -> analytics -> annotators -> io.sinks
 """

@@ -6,11 +6,13 @@ Flags override the config file; errors in input are reported as one line with ex
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
@@ -35,8 +37,10 @@ examples:
   vpipe run sample_videos/highway.mp4 --task segment --line main:150,330,830,330
   vpipe run "frames/*.jpg" --classes car,truck --no-video
 
-exit codes: 0 done (or stopped with Ctrl-C, outputs valid), 2 bad input (config, source, model, output
-folder) or an output that could not be written (a full disk; see docs/outputs.md)"""
+exit codes: 0 done (or stopped with Ctrl-C or SIGTERM, outputs valid), 2 bad input (config, source, model,
+  output folder; or every source failed) or an output that could not be written (a full disk; see
+  docs/outputs.md), 3 partly done: a source failed while others ran, or a video was truncated (see
+  docs/live.md)"""
 
 
 MAX_GRID = 100
@@ -78,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:X1,Y1,X2,Y2",
         help="counting line in source pixels; repeat for several; replaces the config's lines",
     )
-    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (per source)")
+    run.add_argument(
+        "--max-frames",
+        type=positive_int,
+        metavar="N",
+        help="stop after processing N frames per source (dropped ones do not count)",
+    )
     live = run.add_argument_group("live sources")
     live.add_argument(
         "--read-policy",
@@ -88,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--stall-timeout", type=float, metavar="S", help="seconds without a frame before reconnecting")
     live.add_argument(
         "--max-reconnects", type=int, metavar="N", help="give up after N failed reconnects in a row (default: never)"
+    )
+    live.add_argument(
+        "--sample-every",
+        type=float,
+        metavar="S",
+        help="process one frame every S seconds of source time, skipping the rest before the model",
     )
     live.add_argument("--rotate", metavar="PERIOD|SIZE", help="start new output files every 1h, 30m, 500MB, ...")
     live.add_argument("--show", action="store_true", help="show the annotated video in a window (needs a display)")
@@ -149,6 +164,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "read_policy": args.read_policy,
         "stall_timeout_s": args.stall_timeout,
         "max_reconnects": args.max_reconnects,
+        "sample_every_s": args.sample_every,
     }
     overrides["source"].update({key: value for key, value in source_flags.items() if value is not None})
     if args.rotate is not None:
@@ -208,7 +224,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 def _command_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.io.sources import read_stream_list
-    from pipeline.runner import run_sources
+    from pipeline.run.fleet import SourcesFailed
+    from pipeline.run.runner import run_sources
 
     config = load_config(args.config, overrides_from_args(args), flag_names=FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
@@ -222,13 +239,18 @@ def _command_run(args: argparse.Namespace) -> int:
             print(f"live view: {view.url}", file=sys.stderr)
             viewers.append(view)
         if args.show:
-            from pipeline.io.live_view import WindowView
+            from pipeline.io.window_view import WindowView
 
             viewers.append(stack.enter_context(WindowView()))
-        summaries = run_sources(config, specs, progress=not args.quiet, viewers=viewers)
+        try:
+            summaries = run_sources(config, specs, progress=not args.quiet, viewers=viewers)
+        except SourcesFailed as failed:
+            if not args.quiet and failed.summaries:  # those that ran, before the line on those that failed
+                print("\n\n".join(format_summary(summary) for summary in failed.summaries))
+            raise
     if not args.quiet:
         print("\n\n".join(format_summary(summary) for summary in summaries))
-    return 0
+    return 3 if any(summary["status"] == "truncated" for summary in summaries) else 0
 
 
 def _command_slots(args: argparse.Namespace) -> int:
@@ -284,7 +306,20 @@ def _command_slots(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _command_run, "slots": _command_slots, "batch": command_batch, "edit": command_edit}
 
 
+def _exit_now(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown: every output is closed and written by
+    now, and unloading PyTorch and OpenVINO can take seconds, past a container's stop grace period."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code. As the process itself (``argv`` None), ``run`` and
+    ``slots`` end it at once instead (see :func:`_exit_now`)."""
     args = build_parser().parse_args(argv)
-    return run_command(COMMANDS[args.command], args)
+    code = run_command(COMMANDS[args.command], args)
+    if argv is None and args.command in ("run", "slots"):  # batch: Ray's own shutdown must run
+        _exit_now(code)
+    return code

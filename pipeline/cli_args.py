@@ -19,6 +19,7 @@ FLAG_NAMES = {
     "source.max_frames": "--max-frames",
     "source.read_policy": "--read-policy",
     "source.stall_timeout_s": "--stall-timeout",
+    "source.sample_every_s": "--sample-every",
     "source.max_reconnects": "--max-reconnects",
     "model.weights": "--model",
     "model.task": "--task",

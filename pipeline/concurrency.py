@@ -106,10 +106,20 @@ class PrefetchIterator(Generic[T]):
             if item is not None:
                 yield item
 
-    def close(self) -> None:
-        """Stop the producer (it finishes the item it is reading) and wait for it."""
+    def stop(self) -> None:
+        """Ask the producer to stop after the item it is reading, without waiting for it."""
         self._stop.set()
-        self._thread.join(timeout=10)
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Stop the producer (it finishes the item it is reading) and wait up to ``timeout_s`` for it.
+
+        Returns:
+            Whether the producer has ended (else it is still blocked in ``source``; being a daemon
+            thread, it does not keep the process alive).
+        """
+        self._stop.set()
+        self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
 
 
 class BackgroundWorker(Generic[T]):

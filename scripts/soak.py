@@ -1,6 +1,6 @@
 """Soak run: per-track state and trails must stay bounded however long a live source runs.
 
-A synthetic scene (640x360 at 30 fps) goes through the real stages, wired as ``pipeline/runner.py``
+A synthetic scene (640x360 at 30 fps) goes through the real stages, wired as ``pipeline/run/runner.py``
 wires them: ``ByteTrackTracker`` -> ``Analytics`` (three counting lines, one with lanes; two zones;
 eight parking slots; speed calibration) -> ``Heatmap`` and ``FrameAnnotator`` (boxes, labels,
 fading trails and overlays drawn onto one reused frame). There is no model: the detections are

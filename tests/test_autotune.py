@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.autotune import SpeedTrial
+from pipeline.models.autotune import SpeedTrial
 
 
 class FakeClock:

@@ -190,6 +190,55 @@ def test_a_zone_with_two_points_shows_the_error_and_writes_nothing(editing):
     assert [p.name for p in config.parent.iterdir() if p.is_file()] == ["traffic.yaml"]  # no temporary file
 
 
+def drawn_detections(page: EditorPage) -> list[tuple[list[float], list[float]]]:
+    """The preview's (box x1 y1 x2 y2, anchor x y) pairs as drawn on the page, in source pixels."""
+    return page.script(
+        "const f = (n, ks) => ks.map(k => parseFloat(n.getAttribute(k)));"
+        "const boxes = [...document.querySelectorAll('rect.detection')].map(r => f(r, ['x', 'y', 'width', 'height']));"
+        "const dots = [...document.querySelectorAll('circle.anchor')].map(c => f(c, ['cx', 'cy']));"
+        "return boxes.length === dots.length ? boxes.map(([x, y, w, h], i) => [[x, y, x + w, y + h], dots[i]]) : null"
+    )
+
+
+def test_preview_shows_where_the_anchors_of_the_cars_on_frame_56_fall(editing):
+    page, _ = editing
+    page.type_into("frame-index", "56")
+    page.press("#reload-frame")
+    wait_until(lambda: page.script("const i = document.getElementById('frame'); return i.complete && i.src"), 10)
+    assert "index=56" in page.script("return document.getElementById('frame').src")
+    assert drawn_detections(page) == []
+    page.press("#preview")
+    status = wait_until(
+        lambda: page.script("const s = document.getElementById('status'); return s.className && s.textContent"), 120
+    )
+    assert page.script("return document.getElementById('status').className") == "ok", status
+
+    shown = drawn_detections(page)
+    # tests/data/highway_ground_truth.yaml: at frame 56 two cars' front bumpers reach line main (y=330)
+    on_line = [anchor for _, anchor in shown if abs(anchor[1] - 330) < 15 and 150 < anchor[0] < 830]
+    assert len(on_line) >= 2, shown
+    for (x1, y1, x2, y2), (x, y) in shown:
+        assert x1 < x < x2 and y1 < y
+        assert x == pytest.approx((x1 + x2) / 2, abs=0.1) and y == pytest.approx(y2, abs=0.1)  # the bottom centre
+
+    page.press("#show-detections")  # toggled off: the geometry alone
+    assert drawn_detections(page) == []
+    page.press("#show-detections")
+    assert drawn_detections(page) == shown
+    page.press("#reload-frame")  # another frame (or a fresh one): the boxes were on the old one
+    assert drawn_detections(page) == []
+
+
+def test_a_model_that_cannot_load_is_one_line_on_the_page(editing):
+    page, config = editing
+    config.write_text(TRAFFIC.replace("  task: detect\n", "  task: detect\n  weights: nope.pt\n"))
+    page.press("#preview")
+    wait_until(lambda: page.script("return document.getElementById('status').className") == "error", 60)
+    text = page.script("return document.getElementById('status').textContent")
+    assert "model 'nope.pt' not found" in text and "\n" not in text
+    assert drawn_detections(page) == []
+
+
 def test_the_live_page_links_to_each_source_editor(tmp_path: Path, browser: Any):
     from selenium.webdriver.common.by import By
 

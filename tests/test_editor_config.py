@@ -196,8 +196,8 @@ def test_saving_creates_a_missing_config_that_loads(tmp_path: Path):
 def test_slots_from_a_slots_file_are_shown_but_stay_in_their_file(tmp_path: Path):
     shutil.copytree(CONFIGS / "slots", tmp_path / "slots")
     path = tmp_path / "parking.yaml"
-    shutil.copy(CONFIGS / "parking.yaml", path)
-    editor = ConfigEditor(path, 768, 432)
+    path.write_text("parking:\n  slots_file: slots/lot_topdown.yaml   # relative to this file\n")
+    editor = ConfigEditor(path, 768, 432)  # the frame size lot_topdown.yaml was labelled on
     state = editor.state()
     file_slots = yaml.safe_load((CONFIGS / "slots" / "lot_topdown.yaml").read_text())
     assert [s["name"] for s in state["file_slots"]] == [s["name"] for s in file_slots]
@@ -280,6 +280,62 @@ def test_an_invalid_save_answers_400_with_the_error(server: EditorServer, site: 
     status, answer = request(server.url + "api/save", body, {"Content-Type": "application/json"})
     assert status == 400
     assert "zones[0].polygon: expected a list of at least 3 points" in json.loads(answer)["error"]
+
+
+# -- the preview: the detector on the frame the page shows ------------------------------------
+
+
+def test_the_preview_detects_with_the_files_model_settings_and_anchors_at_the_bottom_centre(
+    tmp_path: Path, highway_frames: FrameGrabber
+):
+    config = tmp_path / "cars.yaml"
+    config.write_text("model:\n  classes: [car]\n  conf: 0.5\n")
+    as_json = {"Content-Type": "application/json"}
+    with EditorServer(ConfigEditor(config, WIDTH, HEIGHT), highway_frames, port=0) as server:
+        assert server.preview.detector is None  # not loaded before a preview is asked for
+        status, body = request(server.url + "api/preview", b'{"index": 56}', as_json)
+        assert status == 200, body
+        answer = json.loads(body)
+        detector = server.preview.detector
+        assert answer["index"] == 56 and answer["model"].endswith("yolo11n.pt")
+        detections = answer["detections"]
+        # tests/data/highway_ground_truth.yaml: at frame 56 two cars' front bumpers are on line main (y=330)
+        on_line = [d for d in detections if abs(d["anchor"][1] - 330) < 15 and 150 < d["anchor"][0] < 830]
+        assert len(on_line) >= 2, detections
+        for d in detections:
+            assert set(d) == {"class_name", "confidence", "box", "anchor"}
+            assert d["class_name"] == "car" and d["confidence"] >= 0.5  # the file's classes and conf
+            x1, y1, x2, y2 = d["box"]
+            assert x1 < x2 and y1 < y2
+            assert d["anchor"] == [pytest.approx((x1 + x2) / 2, abs=0.1), pytest.approx(y2, abs=0.1)]
+
+        assert json.loads(request(server.url + "api/preview", b'{"index": 56}', as_json)[1]) == answer
+        assert server.preview.detector is detector  # loaded once, reused
+
+        config.write_text("model:\n  classes: [car]\n  conf: 0.3\n")  # an edit of the file applies to the next one
+        lower = json.loads(request(server.url + "api/preview", b'{"index": 56}', as_json)[1])["detections"]
+        assert len(lower) > len(detections) and min(d["confidence"] for d in lower) < 0.5
+
+
+def test_a_preview_from_elsewhere_is_refused_and_a_model_that_does_not_load_is_one_line(
+    tmp_path: Path, highway_frames: FrameGrabber
+):
+    config = tmp_path / "site.yaml"
+    config.write_text("model:\n  weights: nope.pt\n")
+    with EditorServer(ConfigEditor(config, WIDTH, HEIGHT), highway_frames, port=0) as server:
+        preview = server.url + "api/preview"
+        as_json = {"Content-Type": "application/json"}
+        assert request(preview, b'{"index": 0}', {**as_json, "Origin": "http://evil.example"})[0] == 403
+        assert request(preview, b'{"index": 0}', {**as_json, "Host": f"evil.example:{server.port}"})[0] == 403
+        assert request(preview, b'{"index": 0}', {"Content-Type": "text/plain"})[0] == 415
+        assert request(preview, b'{"index": -1}', as_json)[0] == 400
+        assert request(server.url + "api/preview?index=0")[0] == 404  # a link or an <img> cannot run the model
+
+        status, body = request(preview, b'{"index": 0}', {**as_json, "Origin": server.url.rstrip("/")})
+        assert status == 503
+        error = json.loads(body)["error"]
+        assert "model 'nope.pt' not found" in error and "\n" not in error
+        assert server.preview.detector is None
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -47,11 +47,22 @@ def test_image_folder_is_read_in_name_order(tmp_path: Path):
     assert list(open_source(str(tmp_path / "img_00[01].png")))[1].image[0, 0, 0] == 20  # a glob
 
 
-def test_image_folder_with_mixed_sizes_fails_clearly(tmp_path: Path):
-    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 60, 3), np.uint8))
-    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((50, 60, 3), np.uint8))
-    with pytest.raises(SourceError, match=r"b\.png: image is 60x50, but the first image is 60x40"):
-        list(open_source(str(tmp_path)))
+def test_image_folder_skips_and_counts_unreadable_or_mis_sized_images(tmp_path: Path):
+    (tmp_path / "a.png").write_bytes(b"not an image")  # the first readable image sets the size
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((40, 60, 3), 1, np.uint8))
+    cv2.imwrite(str(tmp_path / "c.png"), np.zeros((50, 60, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((40, 60, 3), 3, np.uint8))
+    source = open_source(str(tmp_path), fps=10)
+    frames = list(source)
+    assert [(f.frame_index, int(f.image[0, 0, 0])) for f in frames] == [(1, 1), (3, 3)]
+    assert frames[1].timestamp_s == pytest.approx(0.3)  # a skipped image leaves its time unused
+    assert (source.width, source.height, source.frames_skipped) == (60, 40, 2)
+
+
+def test_image_folder_with_no_readable_image_fails_clearly(tmp_path: Path):
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    with pytest.raises(SourceError, match="none of the 1 images can be read"):
+        open_source(str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -86,6 +97,17 @@ def test_h264_sink_writes_a_browser_playable_mp4(tmp_path: Path):
         assert (stream.width, stream.height) == (320, 240)
         assert stream.average_rate == fps
         assert sum(1 for _ in container.decode(stream)) == 45
+
+
+def test_h264_sink_shows_each_frame_at_its_time(tmp_path: Path):
+    path = tmp_path / "vfr.mp4"
+    times_s = [5.0, 5.1, 5.35, 5.4, 6.0]  # the first frame starts the video
+    with H264VideoSink(path, 64, 48, Fraction(25)) as sink:
+        for index, time_s in enumerate(times_s):
+            sink.write(np.full((48, 64, 3), index * 40, np.uint8), time_s)
+    with av.open(str(path)) as container:
+        shown = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+    assert shown == pytest.approx([0.0, 0.1, 0.35, 0.4, 1.0], abs=1e-4)
 
 
 def x264_options(path: Path) -> dict[str, str]:

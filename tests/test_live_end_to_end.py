@@ -138,8 +138,13 @@ def test_two_cameras_at_once_one_model(tmp_path: Path, rtsp_camera: RtspCamera):
     finally:
         mjpeg.stop()
     assert result.returncode == 0, result.stderr
-    folders = sorted(p.name for p in (tmp_path / "out").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
     assert folders == sorted([f"127.0.0.1_{rtsp_camera.port}_live", f"127.0.0.1_{mjpeg.port}_video.mjpg"])
+    overview = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [(s["source"], s["status"]) for s in overview["sources"]] == [
+        (rtsp_camera.url, "completed"),
+        (mjpeg.url, "completed"),
+    ]
     summaries = [json.loads((tmp_path / "out" / folder / "summary.json").read_text()) for folder in folders]
     for folder, summary in zip(folders, summaries, strict=True):
         assert (summary["status"], summary["frames"]) == ("completed", 90)

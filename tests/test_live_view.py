@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.io.live_view import LiveView, WindowView
+from pipeline.io.live_view import LiveView
+from pipeline.io.window_view import WindowView
 from tests.conftest import REPO, SAMPLES, wait_until
 
 HEIGHT, WIDTH = 120, 160
@@ -175,6 +176,39 @@ def test_health_is_stale_when_no_frame_ever_arrives():
         assert get_json(live.url + "health") == (200, {"status": "ok", "sources": {}})
         time.sleep(0.4)
         assert get_json(live.url + "health") == (503, {"status": "stale", "sources": {}})
+
+
+def test_an_ended_source_never_makes_health_stale_but_a_silent_one_does():
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    with LiveView(port=0, stale_after_s=0.3) as live:
+        live.publish("file", image, 0, 0.0, {})
+        live.publish("cam", image, 0, 0.0, {})
+        live.end("file", "completed")
+        time.sleep(0.4)
+        live.publish("cam", image, 1, 0.04, {})
+        status, health = get_json(live.url + "health")
+        assert status == 200 and health["status"] == "ok"
+        assert health["sources"]["file"]["ended"] == "completed" and "ended" not in health["sources"]["cam"]
+        time.sleep(0.4)  # now the camera is silent
+        assert get_json(live.url + "health")[0] == 503
+
+
+def test_head_gets_the_headers_of_get_without_a_body(view, publisher):
+    for path in ("", "counts", "health", "stream.mjpg", "nowhere"):
+        request = urllib.request.Request(view.url + path, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status, body, kind = response.status, response.read(), response.headers["Content-Type"]
+        except urllib.error.HTTPError as error:
+            status, body, kind = error.code, error.read(), error.headers["Content-Type"]
+        assert body == b"", path
+        assert (status, kind.split(";")[0]) == {
+            "": (200, "text/html"),
+            "counts": (200, "application/json"),
+            "health": (200, "application/json"),
+            "stream.mjpg": (200, "multipart/x-mixed-replace"),
+            "nowhere": (404, "application/json"),
+        }[path]
 
 
 def test_stream_delivers_different_jpeg_frames(view, publisher):

@@ -8,7 +8,7 @@ import supervision as sv
 
 from pipeline.analytics.lines import LineCounter
 from pipeline.config import TrackerConfig
-from pipeline.frame_pipeline import DistinctTracks
+from pipeline.run.frame_pipeline import DistinctTracks
 from pipeline.tracking import ByteTrackTracker, TrackClassVote
 
 

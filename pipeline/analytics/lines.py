@@ -89,6 +89,101 @@ class _TrackState:
     """A crossing seen but not yet ``min_crossing_distance`` beyond the line: (direction, lane)."""
     counted: set[Direction] = field(default_factory=set)
 
+    def move_to(
+        self, point: Point, now_s: float, segment: DirectedSegment, min_distance: float
+    ) -> tuple[Direction, str | None] | None:
+        """Record the track's next position; the (direction, lane) of a crossing it confirms, if any
+        (at most one per direction per track)."""
+        sign = _sign(segment.side(point))
+        previous, self.point, self.last_seen_s = self.point, point, now_s
+        if self.side == 0 or sign == 0:  # on the line: wait until it leaves to know where it went
+            self.side = self.side or sign
+            return None
+        if sign == self.side:
+            self.pending = None  # stayed, or came back before the crossing was confirmed
+            return None
+        if self.pending is None:
+            position = segment.crossing_position(previous, point)
+            if position is None:  # went around the segment's end: now on the other side, no crossing
+                self.side = sign
+                return None
+            self.pending = ("in" if sign > 0 else "out", segment.lane_at(position))
+        if segment.distance(point) < min_distance:
+            return None
+        crossing, self.pending, self.side = self.pending, None, sign
+        if crossing[0] in self.counted:
+            return None
+        self.counted.add(crossing[0])
+        return crossing
+
+
+class DirectedSegment:
+    """A line segment with a direction, and the lanes along it.
+
+    Args:
+        start: First end point in pixels.
+        end: Second end point. Moving from the negative to the positive side of
+            cross(end - start, point - start) is ``in``: for a segment drawn left to right, moving down.
+        lanes: Sub-segments; a crossing point belongs to the lane whose stretch of the segment (the
+            lane's end points projected onto it) contains it.
+
+    Example:
+        >>> segment = DirectedSegment((0, 10), (100, 10), [Lane("left", (0, 10), (50, 10))])
+        >>> segment.side((20, 30)) > 0, segment.distance((20, 30))
+        (True, 20.0)
+        >>> position = segment.crossing_position((20, 0), (20, 30))
+        >>> position, segment.lane_at(position)
+        (0.2, 'left')
+    """
+
+    def __init__(self, start: Point, end: Point, lanes: Sequence[Lane] = ()) -> None:
+        self.start = (float(start[0]), float(start[1]))
+        self.end = (float(end[0]), float(end[1]))
+        self.lanes = list(lanes)
+        self._length = math.dist(self.start, self.end)
+        self._lane_spans = [
+            tuple(sorted((self.position_along(lane.start), self.position_along(lane.end)))) for lane in lanes
+        ]
+
+    def side(self, point: Point) -> float:
+        """Signed side of ``point``: > 0 on the ``in`` side, < 0 on the ``out`` side, 0 on the line."""
+        return _cross(self.start, self.end, point)
+
+    def distance(self, point: Point) -> float:
+        """Perpendicular distance from ``point`` to the (infinite) line, in pixels."""
+        return abs(self.side(point)) / self._length
+
+    def position_along(self, point: Point) -> float:
+        """Projection of ``point`` onto the line: 0 at ``start``, 1 at ``end``."""
+        dx, dy = self.end[0] - self.start[0], self.end[1] - self.start[1]
+        return ((point[0] - self.start[0]) * dx + (point[1] - self.start[1]) * dy) / self._length**2
+
+    def crossing_position(self, p0: Point, p1: Point) -> float | None:
+        """Where the motion p0 -> p1 (which changes side) meets the line, as a position along the
+        segment, or None if it passes beside the segment."""
+        if _cross(p0, p1, self.start) * _cross(p0, p1, self.end) > 0:
+            return None
+        s0, s1 = self.side(p0), self.side(p1)
+        fraction = s0 / (s0 - s1)
+        hit = (p0[0] + fraction * (p1[0] - p0[0]), p0[1] + fraction * (p1[1] - p0[1]))
+        return self.position_along(hit)
+
+    def lane_at(self, position: float) -> str | None:
+        """The lane at ``position`` along the segment, if any."""
+        for lane, (low, high) in zip(self.lanes, self._lane_spans, strict=True):
+            if low <= position <= high:
+                return lane.name
+        return None
+
+    def scaled(self, sx: float, sy: float) -> DirectedSegment:
+        """This segment (and its lanes) in a frame scaled by (sx, sy)."""
+
+        def scale(p: Point) -> Point:
+            return (p[0] * sx, p[1] * sy)
+
+        lanes = [Lane(lane.name, scale(lane.start), scale(lane.end)) for lane in self.lanes]
+        return DirectedSegment(scale(self.start), scale(self.end), lanes)
+
 
 class LineCounter:
     """Counts tracks crossing a directed line segment, per class, direction and lane.
@@ -122,20 +217,26 @@ class LineCounter:
         anchor: sv.Position = sv.Position.BOTTOM_CENTER,
     ) -> None:
         self.name = name
-        self.start = (float(start[0]), float(start[1]))
-        self.end = (float(end[0]), float(end[1]))
+        self.segment = DirectedSegment(start, end, lanes)
         self.min_crossing_distance = min_crossing_distance
         self.forget_after_s = forget_after_s
         self.anchor = anchor
-        self._length = math.dist(self.start, self.end)
-        self.lanes = list(lanes)
-        self._lane_spans = [
-            tuple(sorted((self._position_along(lane.start), self._position_along(lane.end)))) for lane in lanes
-        ]
         self.crossings_in: Counter[str] = Counter()
         self.crossings_out: Counter[str] = Counter()
-        self.lane_counts: dict[str, Counter[str]] = {lane.name: Counter() for lane in self.lanes}
+        self.lane_counts: dict[str, Counter[str]] = {lane.name: Counter() for lane in lanes}
         self._tracks: dict[int, _TrackState] = {}
+
+    @property
+    def start(self) -> Point:
+        return self.segment.start
+
+    @property
+    def end(self) -> Point:
+        return self.segment.end
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return self.segment.lanes
 
     @property
     def in_total(self) -> int:
@@ -149,35 +250,6 @@ class LineCounter:
     def tracks_held(self) -> int:
         """Number of tracks with state in memory (bounded by pruning)."""
         return len(self._tracks)
-
-    def side(self, point: Point) -> float:
-        """Signed side of ``point``: > 0 on the ``in`` side, < 0 on the ``out`` side, 0 on the line."""
-        return _cross(self.start, self.end, point)
-
-    def distance(self, point: Point) -> float:
-        """Perpendicular distance from ``point`` to the (infinite) line, in pixels."""
-        return abs(self.side(point)) / self._length
-
-    def _position_along(self, point: Point) -> float:
-        """Projection of ``point`` onto the line: 0 at ``start``, 1 at ``end``."""
-        dx, dy = self.end[0] - self.start[0], self.end[1] - self.start[1]
-        return ((point[0] - self.start[0]) * dx + (point[1] - self.start[1]) * dy) / self._length**2
-
-    def _crossing_position(self, p0: Point, p1: Point) -> float | None:
-        """Where the motion p0 -> p1 (which changes side) meets the line, as a position along the
-        segment, or None if it passes beside the segment."""
-        if _cross(p0, p1, self.start) * _cross(p0, p1, self.end) > 0:
-            return None
-        s0, s1 = self.side(p0), self.side(p1)
-        fraction = s0 / (s0 - s1)
-        hit = (p0[0] + fraction * (p1[0] - p0[0]), p0[1] + fraction * (p1[1] - p0[1]))
-        return self._position_along(hit)
-
-    def _lane_at(self, position: float) -> str | None:
-        for lane, (low, high) in zip(self.lanes, self._lane_spans, strict=True):
-            if low <= position <= high:
-                return lane.name
-        return None
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[LineCrossing]:
         """Advance by one frame of tracked detections; returns the crossings confirmed on this frame.
@@ -213,44 +285,19 @@ class LineCounter:
                 self._update_track(int(track_id), (float(point[0]), float(point[1])), now_s)
 
     def _update_track(self, track_id: int, point: Point, now_s: float) -> tuple[Direction, str | None] | None:
-        sign = _sign(self.side(point))
         state = self._tracks.get(track_id)
         if state is None:
-            self._tracks[track_id] = _TrackState(point, sign, now_s)
+            self._tracks[track_id] = _TrackState(point, _sign(self.segment.side(point)), now_s)
             return None
-        previous, state.point, state.last_seen_s = state.point, point, now_s
-        if state.side == 0 or sign == 0:  # on the line: wait until it leaves to know where it went
-            state.side = state.side or sign
-            return None
-        if sign == state.side:
-            state.pending = None  # stayed, or came back before the crossing was confirmed
-            return None
-        if state.pending is None:
-            position = self._crossing_position(previous, point)
-            if position is None:  # went around the segment's end: now on the other side, no crossing
-                state.side = sign
-                return None
-            state.pending = ("in" if sign > 0 else "out", self._lane_at(position))
-        if self.distance(point) < self.min_crossing_distance:
-            return None
-        crossing, state.pending, state.side = state.pending, None, sign
-        if crossing[0] in state.counted:
-            return None
-        state.counted.add(crossing[0])
-        return crossing
+        return state.move_to(point, now_s, self.segment, self.min_crossing_distance)
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution: scale the geometry and the tracks' last
         positions by (sx, sy); counts are kept."""
 
-        def scale(p: Point) -> Point:
-            return (p[0] * sx, p[1] * sy)
-
-        self.start, self.end = scale(self.start), scale(self.end)
-        self._length = math.dist(self.start, self.end)
-        self.lanes = [Lane(lane.name, scale(lane.start), scale(lane.end)) for lane in self.lanes]
+        self.segment = self.segment.scaled(sx, sy)
         for state in self._tracks.values():
-            state.point = scale(state.point)
+            state.point = (state.point[0] * sx, state.point[1] * sy)
 
     def _forget_stale(self, now_s: float) -> None:
         stale = [tid for tid, state in self._tracks.items() if now_s - state.last_seen_s > self.forget_after_s]

@@ -125,16 +125,10 @@ class MovementCounter:
         self.polygons = {name: np.asarray(polygon, dtype=float) for name, polygon in approaches.items()}
         self.min_outside_s = min_outside_s
         self.forget_after_s = forget_after_s
-        self._zones = self._make_zones()
+        self._zones = _anchor_zones(self.polygons)
         self.counts: dict[tuple[str | None, str | None], Counter[str]] = {}
         self.stayed: Counter[str] = Counter()
         self._tracks: dict[int, _Track] = {}
-
-    def _make_zones(self) -> dict[str, sv.PolygonZone]:
-        return {
-            name: sv.PolygonZone(polygon.round().astype(int), triggering_anchors=(sv.Position.BOTTOM_CENTER,))
-            for name, polygon in self.polygons.items()
-        }
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -153,7 +147,7 @@ class MovementCounter:
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution; counts and tracks are kept."""
         self.polygons = {name: polygon * (sx, sy) for name, polygon in self.polygons.items()}
-        self._zones = self._make_zones()
+        self._zones = _anchor_zones(self.polygons)
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Movement]:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
@@ -260,4 +254,12 @@ def movements_summary(counter: MovementCounter) -> dict[str, object]:
         },
         "stayed_in_origin": dict(sorted(counter.stayed.items())),
         "in_progress_at_end": counter.in_progress(),
+    }
+
+
+def _anchor_zones(polygons: Mapping[str, np.ndarray]) -> dict[str, sv.PolygonZone]:
+    """A zone per approach that a detection is in when its bottom-centre anchor is."""
+    return {
+        name: sv.PolygonZone(polygon.round().astype(int), triggering_anchors=(sv.Position.BOTTOM_CENTER,))
+        for name, polygon in polygons.items()
     }

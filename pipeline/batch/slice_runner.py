@@ -1,7 +1,7 @@
 """Runs the pipeline over one slice of a video: a warm-up that is tracked but not counted, then
 the slice's frames, counted and written as ``vpipe run`` writes a whole video.
 
-The stages are those of :func:`pipeline.runner.run` (same detector, tracker, counters, sinks,
+The stages are those of :func:`pipeline.run.runner.run` (same detector, tracker, counters, sinks,
 same per-frame step), so a slice counts what a whole-video run counts on its frames. Outputs
 cover the counted frames only: ``counts.csv`` (line counts cumulative from the slice's start),
 ``events.jsonl``, ``annotated.mp4``, ``summary.json``, plots. Frame indices and timestamps are
@@ -26,12 +26,12 @@ from pipeline.batch.tally import SliceTally
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.frame_pipeline import FramePipeline
 from pipeline.io.outputs import RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, VideoFileSource
 from pipeline.models import Detector
+from pipeline.run.frame_pipeline import FramePipeline
 from pipeline.runtime import set_torch_threads
 
 

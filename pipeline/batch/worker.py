@@ -102,7 +102,7 @@ def process_item(task: ItemTask) -> ItemResult:
     Never raises for a failing item: the failure and whether to retry it come back in the result.
     """
     from pipeline.batch.slice_runner import run_slice
-    from pipeline.runner import run
+    from pipeline.run.runner import run
 
     started, started_at = time.perf_counter(), round(time.time(), 3)
     try:

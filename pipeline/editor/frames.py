@@ -40,6 +40,7 @@ class FrameGrabber:
         if first is None:
             raise SourceError(f"{self.display_name}: no frame could be read")
         self._first = first.image
+        self._shown: tuple[int, np.ndarray] = (0, first.image)  # the last frame served: (index, image)
 
     def _open(self, frames: int | None) -> FrameSource:
         # A live feed gets one reconnect attempt: the page reports a dead camera instead of waiting.
@@ -60,10 +61,9 @@ class FrameGrabber:
         Raises:
             SourceError: The source cannot be read now, or changed size since the editor opened it.
         """
-        if index <= 0 and not self.live:
+        index = self._clamp(index)
+        if index == 0 and not self.live:
             return self._first
-        if self.frame_count is not None:
-            index = min(index, self.frame_count - 1)
         with self._lock:
             source = self._open(1 if self.live else index + 1)
             try:
@@ -75,4 +75,24 @@ class FrameGrabber:
                 f"{self.display_name}: the frame is now {image.shape[1]}x{image.shape[0]}, "
                 f"was {self.width}x{self.height}: restart the editor"
             )
+        self._shown = (index, image)
         return image
+
+    def shown(self, index: int = 0) -> np.ndarray:
+        """The frame :meth:`grab` last returned for ``index`` (for a live feed, the last one it
+        returned): the image the page shows, not a newer one; read anew if it was another frame.
+
+        Raises:
+            SourceError: As :meth:`grab`.
+        """
+        shown_index, image = self._shown
+        if self.live or shown_index == self._clamp(index):
+            return image
+        return self.grab(index)
+
+    def _clamp(self, index: int) -> int:
+        """``index`` within the source's frames (0 for a live feed, whose frames have no number)."""
+        if self.live:
+            return 0
+        index = max(0, index)
+        return index if self.frame_count is None else min(index, self.frame_count - 1)

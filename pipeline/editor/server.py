@@ -6,31 +6,31 @@ Endpoints, on ``127.0.0.1`` unless told otherwise:
 - ``/frame.jpg?index=N``: frame N of a file or folder (0 by default), a fresh frame of a live feed;
 - ``/api/state``: the config's geometry in pixels (:meth:`ConfigEditor.state`);
 - ``POST /api/save``: JSON ``{coordinates, lines, zones, slots}``; 200 ``{"message"}`` once written,
-  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``.
+  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``;
+- ``POST /api/preview``: JSON ``{"index": N}``; 200 with the detections on the frame the page shows
+  (:meth:`DetectionPreview.detect`), 503 ``{"error"}`` when the config or the model does not load.
 
-The page can write a file, so requests must come from the page itself: the ``Host`` header must be
-this server (a web page elsewhere cannot reach it through DNS rebinding), and a save must be JSON
-from the same origin (a cross-site form cannot send JSON without the browser asking first).
+The page can write a file and run a model, so requests must come from the page itself: the ``Host``
+header must be this server (a web page elsewhere cannot reach it through DNS rebinding), and a POST
+must be JSON from the same origin (a cross-site form cannot send JSON without the browser asking first).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 from http import HTTPStatus
 from importlib import resources
-from types import TracebackType
-from typing import Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
 from pipeline.editor.frames import FrameGrabber
+from pipeline.editor.preview import DetectionPreview
 from pipeline.editor.session import ConfigEditor
 from pipeline.errors import PipelineError
-from pipeline.io.live_view import LocalHTTPServer, QuietHandler
+from pipeline.io.local_http import LocalServer, QuietHandler
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _MAX_BODY_BYTES = 4_000_000
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-class EditorServer:
+class EditorServer(LocalServer):
     """Serves the editor page for one source and one config file.
 
     Args:
@@ -59,56 +59,12 @@ class EditorServer:
     """
 
     def __init__(self, editor: ConfigEditor, frames: FrameGrabber, host: str = "127.0.0.1", port: int = 8765) -> None:
-        if not 0 <= port <= 65535:
-            raise PipelineError(f"--port {port}: the port must be between 0 and 65535")
+        super().__init__(host, port, _Handler, flag="--port")
         self.editor = editor
         self.frames = frames
-        self.host = host
-        self._requested_port = port
-        self._server: _Server | None = None
+        self.preview = DetectionPreview(editor.path, (frames.width, frames.height))
         static = resources.files("pipeline.editor") / "static"
         self.pages = {path: (static / name).read_bytes() for path, (name, _) in _STATIC.items()}
-
-    def start(self) -> Self:
-        """Bind and serve on a background thread.
-
-        Raises:
-            PipelineError: The address cannot be bound (e.g. the port is in use).
-        """
-        server_class = _Server6 if ":" in self.host else _Server
-        try:
-            self._server = server_class((self.host, self._requested_port), _Handler)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise PipelineError(f"--port {self._requested_port}: cannot listen on {self.host}: {reason}") from None
-        self._server.editor = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        return self
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("EditorServer.start() has not been called")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def host_allowed(self, host_header: str) -> bool:
         """Whether a request's ``Host`` names this server (any name when bound to another interface)."""
@@ -118,19 +74,9 @@ class EditorServer:
         return hostname in _LOOPBACK
 
 
-class _Server(LocalHTTPServer):
-    editor: EditorServer
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(QuietHandler):
-    server: _Server
-
     def do_GET(self) -> None:
-        owner = self.server.editor
+        owner = self.server.owner
         if not owner.host_allowed(self.headers.get("Host", "")):
             self.send_json(HTTPStatus.FORBIDDEN, {"error": "unexpected Host header"})
             return
@@ -155,7 +101,7 @@ class _Handler(QuietHandler):
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "index must be a frame number"})
             return
         try:
-            image = self.server.editor.frames.grab(int(index_text))
+            image = self.server.owner.frames.grab(int(index_text))
         except PipelineError as exc:
             self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
             return
@@ -166,13 +112,14 @@ class _Handler(QuietHandler):
         self.send_bytes(HTTPStatus.OK, "image/jpeg", jpeg.tobytes())
 
     def do_POST(self) -> None:
-        owner = self.server.editor
+        owner = self.server.owner
         host = self.headers.get("Host", "")
         origin = self.headers.get("Origin")
         if not owner.host_allowed(host) or (origin is not None and urlsplit(origin).netloc != host):
             self.send_json(HTTPStatus.FORBIDDEN, {"error": "requests must come from the editor page"})
             return
-        if urlsplit(self.path).path != "/api/save":
+        path = urlsplit(self.path).path
+        if path not in ("/api/save", "/api/preview"):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -184,11 +131,32 @@ class _Handler(QuietHandler):
             return
         try:
             data = json.loads(self.rfile.read(int(length)))
-            message = owner.editor.save(data)
         except json.JSONDecodeError:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+            return
+        if path == "/api/save":
+            self._save(data)
+        else:
+            self._preview(data)
+
+    def _save(self, data: Any) -> None:
+        try:
+            message = self.server.owner.editor.save(data)
         except PipelineError as exc:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         else:
             log.info("%s", message)
             self.send_json(HTTPStatus.OK, {"message": message})
+
+    def _preview(self, data: Any) -> None:
+        index = data.get("index", 0) if isinstance(data, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "index must be a frame number"})
+            return
+        owner = self.server.owner
+        try:
+            answer = owner.preview.detect(owner.frames.shown(index))
+        except PipelineError as exc:
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        else:
+            self.send_json(HTTPStatus.OK, {"index": index, **answer})

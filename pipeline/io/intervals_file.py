@@ -15,9 +15,9 @@ from pipeline.analytics.intervals import COLUMNS, IntervalCounter, Key
 from pipeline.analytics.movements import movement_name
 from pipeline.config import Config, parse_time
 from pipeline.durations import parse_duration
-from pipeline.frame_pipeline import FrameResult
 from pipeline.io.sinks import CountsCsvSink
 from pipeline.io.sources import FrameSource, VideoFileSource
+from pipeline.run.frame_pipeline import FrameResult
 
 
 def file_start_epoch_s(source: FrameSource, start_time: str | None) -> float | None:

@@ -1,4 +1,4 @@
-"""The files of one run folder, fed one :class:`~pipeline.frame_pipeline.FrameResult` at a time.
+"""The files of one run folder, fed one :class:`~pipeline.run.frame_pipeline.FrameResult` at a time.
 
 ``annotated.mp4`` (drawn and encoded on a background thread, with the counts frozen on each
 frame), ``counts.csv``, ``events.jsonl`` and, with parking, ``parking.jsonl``; every file is
@@ -19,9 +19,9 @@ import numpy as np
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
-from pipeline.frame_pipeline import FrameResult
 from pipeline.io.publish import Publisher
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink
+from pipeline.run.frame_pipeline import FrameResult
 
 
 class FrameViewer(Protocol):
@@ -30,6 +30,9 @@ class FrameViewer(Protocol):
     def publish(
         self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
     ) -> None: ...
+
+    def end(self, source: str, status: str) -> None:
+        """``source`` has ended with ``status``: it will publish no more frames."""
 
 
 def segment_path(path: Path, index: int) -> Path:
@@ -40,6 +43,41 @@ def segment_path(path: Path, index: int) -> Path:
         'counts.0002.csv'
     """
     return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
+
+
+class Rotation:
+    """When a run folder's files move on to the next segment: every period of frame time, or once a
+    file of the segment has reached a size.
+
+    Example:
+        >>> rotation = Rotation.parse("10s")
+        >>> [rotation.due(t, Path("runs/x"), 0) for t in (3.0, 12.9, 13.0)]
+        [False, False, True]
+    """
+
+    def __init__(self, kind: str, limit: float) -> None:
+        self.kind, self.limit = kind, limit
+        self._started_s: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Rotation:
+        parsed = parse_rotation(spec)
+        if parsed is None:
+            raise ValueError(f"not a rotation: {spec!r}")
+        return cls(*parsed)
+
+    def due(self, timestamp_s: float, out_dir: Path, segment: int) -> bool:
+        """Whether the frame at ``timestamp_s`` starts a new segment (the first frame starts the clock)."""
+        if self._started_s is None:
+            self._started_s = timestamp_s
+        if self.kind == "time":
+            due = timestamp_s - self._started_s >= self.limit
+        else:
+            paths = [segment_path(out_dir / name, segment) for name in ("annotated.mp4", "counts.csv", "events.jsonl")]
+            due = any(p.exists() and p.stat().st_size >= self.limit for p in paths)
+        if due:
+            self._started_s = timestamp_s
+        return due
 
 
 class RunOutputs:
@@ -81,9 +119,8 @@ class RunOutputs:
         self.name = name
         self.with_parking = parking
         self.publisher = publisher
-        self.rotation = parse_rotation(output.rotate) if output.rotate else None
+        self.rotation = Rotation.parse(output.rotate) if output.rotate else None
         self.segment = 0
-        self._segment_started_s: float | None = None
         out_dir.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -115,7 +152,7 @@ class RunOutputs:
         if self.video is not None:
             if image.shape[1::-1] != self.video_size:  # the source changed resolution: the video keeps its size
                 image = cv2.resize(image, self.video_size, interpolation=cv2.INTER_AREA)
-            self.video.write(image)
+            self.video.write(image, frame.timestamp_s)
         for viewer in self.viewers:
             viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, result.counts)
 
@@ -143,23 +180,22 @@ class RunOutputs:
             self.parking_log.write(records)
 
     def _rotate_if_due(self, timestamp_s: float) -> None:
-        if self._segment_started_s is None:
-            self._segment_started_s = timestamp_s
-        if self.rotation is None:
-            return
-        kind, limit = self.rotation
-        if kind == "time":
-            due = timestamp_s - self._segment_started_s >= limit
-        else:
-            names = ["annotated.mp4", "counts.csv", "events.jsonl"]
-            paths = [segment_path(self.out_dir / name, self.segment) for name in names]
-            due = any(p.exists() and p.stat().st_size >= limit for p in paths)
-        if due:
+        if self.rotation is not None and self.rotation.due(timestamp_s, self.out_dir, self.segment):
             self._stack.close()
             self.segment += 1
-            self._segment_started_s = timestamp_s
             self._open()
 
+    def end(self, status: str) -> None:
+        """Tell the viewers this source has ended with ``status``."""
+        for viewer in self.viewers:
+            viewer.end(self.name, status)
+
     def close(self) -> None:
-        """Finish every file (the frames in flight are drawn and encoded first). Idempotent."""
-        self._stack.close()
+        """Finish every file (the frames in flight are drawn and encoded first), then the event
+        streams (their last events included). Idempotent."""
+        try:
+            self._stack.close()
+        finally:
+            publisher, self.publisher = self.publisher, None
+            if publisher is not None:
+                publisher.close()

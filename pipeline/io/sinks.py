@@ -32,6 +32,9 @@ import numpy as np
 from pipeline.config import OutputConfig
 from pipeline.io.output_dirs import output_error
 
+TIME_BASE = Fraction(1, 90_000)
+"""The video's clock: 90 kHz, as MPEG's, exact for 25, 30 and 30000/1001 fps."""
+
 _ENCODER_DEFAULTS = OutputConfig()
 """The sink's defaults are the config's, so ``crf``, ``preset`` and ``lookahead`` have one default each."""
 
@@ -111,13 +114,15 @@ class H264VideoSink(_Sink):
     """Writes BGR frames to a browser-playable H.264 (yuv420p) MP4 with PyAV; no system FFmpeg needed.
 
     The MP4 is fragmented (a self-contained fragment per keyframe interval), so the file written so
-    far still plays if the process is killed before :meth:`close`.
+    far still plays if the process is killed before :meth:`close`. Frames are shown at the times
+    given to :meth:`write` (variable frame rate on a 90 kHz clock), so the video's time is the
+    source's time, gaps and dropped frames included; without times each frame lasts ``1 / fps``.
 
     Args:
         path: Output ``.mp4`` file.
         width: Frame width in pixels.
         height: Frame height in pixels.
-        fps: Frame rate; each written frame lasts exactly ``1 / fps``.
+        fps: Nominal frame rate (keyframe interval; how long a frame written without a time lasts).
         crf: x264 constant rate factor (quality; lower is better).
         preset: x264 speed preset.
         lookahead: Frames of rate-control lookahead with x264's macroblock tree (0: neither);
@@ -153,21 +158,26 @@ class H264VideoSink(_Sink):
         # yuv420p needs even dimensions; odd ones are padded by one black pixel.
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = Fraction(1) / fps
+        stream.codec_context.time_base = TIME_BASE
         gop = max(1, round(float(fps) * 2))
         stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "bf": "0"}
         if lookahead is not None:
             stream.options = {**stream.options, "x264-params": f"rc-lookahead={lookahead}:mbtree={int(lookahead > 0)}"}
         self._stream = stream
-        self._pts = 0
+        self._frame_ticks = 1 / (fps * TIME_BASE)
+        self._first_s: float | None = None
+        self._last_pts = -1
+        self._frames = 0
 
     @classmethod
     def for_output(cls, path: str | Path, width: int, height: int, fps: Fraction, output: OutputConfig) -> Self:
         """A sink encoding as the run's ``output`` config says (``crf``, ``preset``, ``lookahead``)."""
         return cls(path, width, height, fps, crf=output.crf, preset=output.preset, lookahead=output.lookahead)
 
-    def write(self, image: np.ndarray) -> None:
-        """Encode one BGR frame of the configured size (nothing once an I/O error stopped the video)."""
+    def write(self, image: np.ndarray, timestamp_s: float | None = None) -> None:
+        """Encode one BGR frame of the configured size, shown at ``timestamp_s`` (seconds in the
+        source; the first frame written starts the video) or else ``1 / fps`` after the previous one.
+        Nothing once an I/O error stopped the video."""
         if self._closed:
             return
         if image.shape[0] != self.height or image.shape[1] != self.width:
@@ -178,8 +188,13 @@ class H264VideoSink(_Sink):
             image = padded
         # OpenCV's BGR to I420 costs far less than PyAV's (swscale) and gives the same BT.601 YUV (±1).
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
-        frame.pts = self._pts
-        self._pts += 1
+        if timestamp_s is None:
+            pts = max(round(self._frames * self._frame_ticks), self._last_pts + 1)
+        else:
+            self._first_s = timestamp_s if self._first_s is None else self._first_s
+            pts = max(round((timestamp_s - self._first_s) / TIME_BASE), self._last_pts + 1)  # never back in time
+        frame.pts = self._last_pts = pts
+        self._frames += 1
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
@@ -198,7 +213,7 @@ class H264VideoSink(_Sink):
 
     @property
     def frames_written(self) -> int:
-        return self._pts
+        return self._frames
 
     def close(self) -> None:
         """Flush the encoder and finalize the file."""

@@ -41,7 +41,7 @@ def capture_time(path: Path) -> datetime | None:
             exif = image.getexif()
             text = exif.get_ifd(_EXIF_IFD).get(_EXIF_DATETIME_ORIGINAL) or exif.get(_EXIF_DATETIME)
         return datetime.strptime(str(text).strip(), "%Y:%m:%d %H:%M:%S") if text else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError):  # unreadable (ultralytics' patched open then imports pi_heif)
         return None
 
 

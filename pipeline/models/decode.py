@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from pipeline.preprocess import letterbox_window
+from pipeline.models.preprocess import letterbox_window
 
 
 class YoloOutputDecoder:

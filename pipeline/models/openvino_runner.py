@@ -11,7 +11,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.models.decode import YoloOutputDecoder
-from pipeline.preprocess import PAD_VALUE, letterbox
+from pipeline.models.preprocess import PAD_VALUE, letterbox
 
 PendingDetections = Callable[[], list[sv.Detections]]
 """Detections being computed: calling it waits for them."""

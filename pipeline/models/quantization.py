@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ModelError
-from pipeline.preprocess import letterbox_blob
+from pipeline.models.preprocess import letterbox_blob
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.autotune import SpeedTrial
+from pipeline.models.autotune import SpeedTrial
 from pipeline.models.openvino_runner import OpenVINOModelRunner, PendingDetections
 
 
 class ThreadCountTrial:
     """Runs OpenVINO inference on every core or on one fewer, whichever the run's first frames go
-    faster with (a :class:`~pipeline.autotune.SpeedTrial`), then on that one.
+    faster with (a :class:`~pipeline.models.autotune.SpeedTrial`), then on that one.
 
     Where inference is most of the work (a large input) it wants every core; where it is not (a
     small one), a core left to decoding, tracking, drawing and encoding can win, as these then no

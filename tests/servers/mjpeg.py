@@ -19,7 +19,8 @@ BOUNDARY = "vpipeframe"
 
 
 class MjpegServer:
-    """Serves ``/video.mjpg`` (multipart/x-mixed-replace JPEG) on 127.0.0.1 at the video's frame rate.
+    """Serves ``/video.mjpg`` (multipart/x-mixed-replace JPEG) on 127.0.0.1 at the video's frame rate
+    (or ``fps``), on an exact schedule: the n-th frame of a connection is sent n / fps seconds after its first.
 
     Args:
         video: A video file whose frames are served, in a loop if ``loop``.
@@ -28,6 +29,7 @@ class MjpegServer:
         size: Optional (width, height) to resize frames to.
         username: With ``password``, require HTTP basic auth.
         password: See ``username``.
+        fps: Serve at this rate instead of the video's own.
     """
 
     def __init__(
@@ -38,10 +40,11 @@ class MjpegServer:
         size: tuple[int, int] | None = None,
         username: str | None = None,
         password: str | None = None,
+        fps: float | None = None,
     ) -> None:
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
-            self.fps = float(stream.average_rate)
+            self.fps = float(fps or stream.average_rate)
             frames = [frame.to_ndarray(format="bgr24") for frame in container.decode(stream)]
         if size is not None:
             frames = [cv2.resize(frame, size) for frame in frames]

@@ -22,6 +22,8 @@ let pointer = null;     // the mouse position, for the draft's rubber band
 let selection = null;   // {kind: "lines"|"zones"|"slots", index, lane: index|null}
 let dragging = null;    // while a point is dragged: the function that moves it
 let modified = false;
+let shownIndex = 0;     // the frame the page shows
+let detections = [];    // the preview's detections on that frame: {class_name, confidence, box, anchor}
 
 function say(text, kind) {
   statusBox.textContent = text;
@@ -106,6 +108,7 @@ function render() {
   if (doc === null) return;
   svg.replaceChildren();
   const arrow = Math.max(12, doc.width / 30);
+  if ($("show-detections").checked) renderDetections();
   for (const item of doc.file_slots) {
     el("polygon", {points: item.polygon.join(" "), class: "file-slot"});
     label(item.name, centroid(item.polygon), "file-slot");
@@ -145,6 +148,15 @@ function polygon(kind, item, index, cls) {
   const selectedCls = isSelected(kind, index) ? " selected" : "";
   shape("polygon", {points: item.polygon.join(" "), class: cls + selectedCls}, kind, index);
   label(item.name, centroid(item.polygon), cls);
+}
+
+// Under the geometry, and not clickable: a box in thin lines, the anchor lines and zones count by as a dot.
+function renderDetections() {
+  for (const {class_name, confidence, box: [x1, y1, x2, y2], anchor: [ax, ay]} of detections) {
+    el("rect", {x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: "detection"});
+    el("circle", {cx: ax, cy: ay, r: handleRadius() * 0.6, class: "anchor"});
+    label(`${class_name} ${confidence === null ? "" : confidence.toFixed(2)}`, [x1, y1 - 3], "detection");
+  }
 }
 
 function renderDraft() {
@@ -280,8 +292,29 @@ async function save() {
 }
 
 function showFrame() {
-  const index = Math.max(0, parseInt($("frame-index").value, 10) || 0);
-  img.src = `frame.jpg?index=${index}&t=${Date.now()}`;
+  shownIndex = Math.max(0, parseInt($("frame-index").value, 10) || 0);
+  img.src = `frame.jpg?index=${shownIndex}&t=${Date.now()}`;
+  detections = [];  // they were on another frame
+  render();
+}
+
+async function preview() {
+  const index = shownIndex;
+  say("running the detector on this frame...");
+  try {
+    const response = await fetch("api/preview", {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({index}),
+    });
+    const answer = await response.json();
+    if (!response.ok) return say(answer.error, "error");
+    if (index !== shownIndex) return say("the frame changed: press Preview again");
+    detections = answer.detections;
+    $("show-detections").checked = true;
+    render();
+    say(`${detections.length} detections (${answer.model}); the dots are the points lines and zones count`, "ok");
+  } catch (error) {
+    say("cannot reach the editor (was it stopped?): " + error, "error");
+  }
 }
 
 // -- events --------------------------------------------------------------------------------------
@@ -310,6 +343,8 @@ $("delete").onclick = removeSelected;
 $("flip").onclick = flipSelected;
 $("save").onclick = save;
 $("reload-frame").onclick = showFrame;
+$("preview").onclick = preview;
+$("show-detections").onchange = render;
 $("name").oninput = () => {
   const item = selected();
   if (item !== null) item.name = $("name").value;

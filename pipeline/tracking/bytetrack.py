@@ -2,7 +2,7 @@
 
 Ultralytics' own default tracker is not ByteTrack, and its ``track_buffer`` counts frames; this
 wrapper always uses ByteTrack (extended for large motion between frames, see
-:mod:`pipeline.motion_tracking`) and takes its durations in seconds of video.
+:mod:`pipeline.tracking.motion`) and takes its durations in seconds of video.
 
 Example:
     >>> tracker = ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30.0)
@@ -22,7 +22,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.config import TrackerConfig
-from pipeline.motion_tracking import LargeMotionByteTrack
+from pipeline.tracking.motion import LargeMotionByteTrack
 
 
 class _BoxesView:
@@ -86,7 +86,7 @@ class ByteTrackTracker:
     ``class_name``) is its majority class so far (:class:`TrackClassVote`); ``data["previous_xyxy"]``
     is the track's observed box before this one (NaN for none), so a counter that first meets a
     track on its confirmation still sees where it came from. The association survives objects that
-    move more than their own size between frames (:mod:`pipeline.motion_tracking`).
+    move more than their own size between frames (:mod:`pipeline.tracking.motion`).
 
     Args:
         config: Thresholds and the lost-track buffer in seconds.

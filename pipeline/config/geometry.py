@@ -1,0 +1,133 @@
+"""The config sections that place things on the image: lines and lanes, zones, parking slots,
+movement approaches and the speed calibration (pixels, or 0..1 with ``coordinates: normalized``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.config.fields import FOUR_POINTS, NON_EMPTY_NAME, check
+from pipeline.geometry import Point, calibration_problem, polygon_problem
+
+
+@dataclass
+class LaneConfig:
+    """A named sub-segment of a line; crossings are attributed to the lane they pass through."""
+
+    name: str = field(metadata=NON_EMPTY_NAME)
+    start: Point
+    end: Point
+
+
+@dataclass
+class LineConfig:
+    """A counting line in source pixels. Crossing from the negative to the positive side of
+    cross(end - start, anchor - start) is ``in``: for a line drawn left to right, moving down."""
+
+    name: str = field(metadata=NON_EMPTY_NAME)
+    start: Point
+    end: Point
+    min_crossing_distance: float = field(default=6.0, metadata=check(lambda v: v >= 0, "a number of pixels >= 0"))
+    """How far beyond the line (pixels) an anchor must get for a crossing to count: jitter on the
+    line counts nothing, and crossing back counts only after moving this far back."""
+    lanes: list[LaneConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"start and end are the same point {self.start}")
+
+
+@dataclass
+class ZoneConfig:
+    """A polygon zone in source pixels; objects whose anchor is inside are counted per frame."""
+
+    name: str = field(metadata=NON_EMPTY_NAME)
+    polygon: list[Point] = field(metadata=check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+    def __post_init__(self) -> None:
+        problem = polygon_problem(self.polygon)
+        if problem:
+            raise ValueError(f"polygon: {problem}")
+
+
+@dataclass
+class SlotConfig(ZoneConfig):
+    """A parking slot: a named polygon in source pixels."""
+
+
+@dataclass
+class ParkingConfig:
+    """Parking occupancy. Slots come from ``slots`` and/or a YAML/JSON file of the same list
+    (``slots_file``, relative to the config file); no slots means no parking analytics."""
+
+    slots_file: str | None = None
+    slots: list[SlotConfig] = field(default_factory=list)
+    rule: str = field(
+        default="center",
+        metadata=check(lambda v: v in ("center", "footprint", "coverage"), "center, footprint or coverage"),
+    )
+    """How a vehicle occupies a slot, judged on each frame's own detections (no track needed). center: its
+    box centre is in the slot; footprint: ``min_overlap`` of the lower ``footprint_fraction`` of its box (mask)
+    is in the slot; coverage: it covers ``min_overlap`` of the slot. Each vehicle occupies at most one slot
+    and each slot counts one vehicle. docs/parking.md has the measurements behind the defaults."""
+    min_overlap: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
+    """footprint: share of the vehicle's footprint inside the slot; coverage: share of the slot covered."""
+    min_confidence: float = field(default=0.005, metadata=check(lambda v: 0 < v < 1, "a number between 0 and 1"))
+    """Detections below this confidence do not occupy a slot. Low on purpose: parked cars seen from far and
+    at an angle score low, and the one-vehicle-one-slot matching keeps stray boxes out of free slots. With
+    slots configured, the detector runs at the lower of this and ``model.conf``."""
+    footprint_fraction: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
+    """Lower share of a vehicle's box (mask) taken as where it meets the ground (``footprint`` rule)."""
+    full_resolution: bool = True
+    """With slots configured, run the model at no less than the source's own size (``model.imgsz`` raised to
+    its long side): distant parked cars are a few pixels wide."""
+    debounce_s: float = field(default=2.0, metadata=check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """A slot's state changes only after the new state has held this long."""
+
+
+@dataclass
+class ApproachConfig:
+    """One approach of an intersection or road: a polygon in source pixels where tracks enter and leave."""
+
+    name: str = field(
+        metadata=check(lambda v: v.strip() not in ("", "?") and "->" not in v, "a non-empty name without '->'")
+    )
+    polygon: list[Point] = field(metadata=check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+
+
+@dataclass
+class MovementsConfig:
+    """Turning movements: each track that enters by one approach and leaves by another is one
+    movement ``A->B`` (see ``docs/traffic.md``). No approaches, no movement counting."""
+
+    approaches: list[ApproachConfig] = field(default_factory=list)
+    min_outside_s: float = field(default=0.5, metadata=check(lambda v: v >= 0, "a number of seconds >= 0"))
+    """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
+
+    def __post_init__(self) -> None:
+        if len(self.approaches) == 1:
+            raise ValueError("approaches: a movement needs at least 2 approaches (or none to turn it off)")
+
+
+@dataclass
+class SpeedConfig:
+    """Ground speed from a perspective calibration: four image points (pixels) and the same four
+    points on the ground (metres). Without them, no speeds are computed."""
+
+    image_points: list[Point] | None = field(default=None, metadata=FOUR_POINTS)
+    world_points: list[Point] | None = field(default=None, metadata=FOUR_POINTS)
+    window_s: float = field(default=1.0, metadata=check(lambda v: v > 0, "a positive number of seconds"))
+    """Speeds are smoothed over the track's last ``window_s``."""
+    max_kmh: float = field(default=250.0, metadata=check(lambda v: v > 0, "a positive number"))
+    """Faster values are rejected as implausible (not clipped)."""
+
+    def __post_init__(self) -> None:
+        if (self.image_points is None) != (self.world_points is None):
+            raise ValueError("image_points and world_points must be given together")
+        if self.image_points is not None and self.world_points is not None:
+            problem = calibration_problem(self.image_points, self.world_points)
+            if problem:
+                raise ValueError(problem)
+
+    @property
+    def enabled(self) -> bool:
+        return self.image_points is not None

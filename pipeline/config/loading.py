@@ -1,0 +1,191 @@
+"""YAML (and flag overrides) to a validated :class:`~pipeline.config.run.Config`: unknown keys,
+wrong types and out-of-range values raise :class:`ConfigError` naming the file and the key."""
+
+from __future__ import annotations
+
+import difflib
+import types
+from collections.abc import Mapping
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from pipeline.config.fields import key_label
+from pipeline.config.geometry import SlotConfig
+from pipeline.config.run import Config
+from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_yaml
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    text: str | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> Config:
+    """Load a YAML config, apply ``overrides`` (same nesting as the YAML) and validate.
+
+    Args:
+        path: A YAML file, or None for the defaults.
+        overrides: Values that replace the file's, e.g. ``{"model": {"imgsz": 320}}`` from CLI flags.
+        text: The file's contents, when they are already in hand (checked before being written to
+            ``path``); errors and ``slots_file`` are still relative to ``path``.
+        flag_names: The flag each override key comes from (``{"model.imgsz": "--imgsz"}``): an error
+            in a value a flag set names the flag.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The file is missing or unparsable, or a key or value is invalid.
+    """
+    origin = str(path) if path is not None else "<defaults>"
+    data: Any = {}
+    if path is not None:
+        data = read_yaml(path, "config file", text)
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin}: expected a mapping of sections at the top level, got {_describe(data)}")
+    flags = {key: flag for key, flag in (flag_names or {}).items() if _has_key(overrides or {}, key)}
+    merged = _deep_merge(data, overrides or {})
+    try:
+        config = _build(Config, merged, origin, "")
+    except _KeyError as exc:
+        raise ConfigError(f"{key_label(origin, flags, exc.key)}: {exc.detail}") from None
+    config.origin, config.flags = origin, flags
+    if config.parking.slots_file:
+        config.parking.slots += load_slots(_relative_to(config.parking.slots_file, path))
+    _check_unique_names(config)
+    return config
+
+
+def _relative_to(name: str, config_path: str | Path | None) -> Path:
+    """A path from a config file: relative to the config's folder if it exists there, else as given."""
+    candidate = Path(config_path).parent / name if config_path is not None else Path(name)
+    return candidate if candidate.exists() else Path(name)
+
+
+def load_slots(path: str | Path) -> list[SlotConfig]:
+    """Read a slots file: a YAML (or JSON, which is YAML) list of ``{name, polygon}``.
+
+    Raises:
+        ConfigError: Missing, unparsable or malformed file.
+    """
+    data = read_yaml(path, "slots file")
+    if isinstance(data, dict) and "slots" in data:
+        data = data["slots"]
+    return _coerce(data, list[SlotConfig], str(path), "slots")
+
+
+def _check_unique_names(config: Config) -> None:
+    sections = (
+        ("lines", config.lines),
+        ("zones", config.zones),
+        ("parking.slots", config.parking.slots),
+        ("movements.approaches", config.movements.approaches),
+    )
+    for section, items in sections:
+        names = [item.name for item in items]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise config.error(section, f"names must be unique, {', '.join(duplicates)} repeated")
+
+
+def _has_key(data: Mapping[str, Any], dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head not in data:
+        return False
+    return not rest or (isinstance(data[head], Mapping) and _has_key(data[head], rest))
+
+
+class _KeyError(ConfigError):
+    """A config error at one key, before it is labelled with the file or the flag."""
+
+    def __init__(self, origin: str, key: str, detail: str) -> None:
+        super().__init__(f"{key_label(origin, {}, key)}: {detail}")
+        self.key, self.detail = key, detail
+
+
+def _deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def _build(cls: type, data: Any, origin: str, key: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, checking every key, type and value."""
+    label = key or "top level"
+    if not isinstance(data, Mapping):
+        raise _KeyError(origin, label, f"expected a mapping, got {_describe(data)}")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+    for name in data:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+            prefix = f"{origin}: " if origin != "<defaults>" else ""  # as _label names a key
+            raise ConfigError(f"{prefix}unknown key '{_join(key, str(name))}'{hint}")
+    kwargs = {}
+    for name, spec in known.items():
+        where = _join(key, name)
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise _KeyError(origin, label, f"missing required key '{name}'")
+            continue
+        value = _coerce(data[name], hints[name], origin, where)
+        if "check" in spec.metadata:
+            predicate, expected = spec.metadata["check"]
+            if value is not None and not predicate(value):
+                raise _KeyError(origin, where, f"expected {expected}, got {data[name]!r}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # cross-field checks in __post_init__
+        raise _KeyError(origin, label, str(exc)) from None
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
+    """Return ``value`` as type ``tp`` or raise a ConfigError that says what was expected."""
+    expected_name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    origin_tp = get_origin(tp)
+    if origin_tp in (Union, types.UnionType):
+        options = [arg for arg in get_args(tp) if arg is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0], origin, where)
+    if is_dataclass(tp):
+        return _build(tp, value, origin, where)
+    if origin_tp is list:
+        if not isinstance(value, list):
+            raise _KeyError(origin, where, f"expected a list, got {_describe(value)}")
+        (item_tp,) = get_args(tp)
+        return [_coerce(item, item_tp, origin, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin_tp is tuple:
+        item_types = get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(item_types):
+            raise _KeyError(origin, where, f"expected a point [x, y], got {_describe(value)}")
+        return tuple(
+            _coerce(item, t, origin, f"{where}[{i}]") for i, (item, t) in enumerate(zip(value, item_types, strict=True))
+        )
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        raise _KeyError(origin, where, f"expected {expected_name[tp]}, got {_describe(value)}")
+    return float(value) if tp is float else value

@@ -1,0 +1,119 @@
+"""A whole run's config (:class:`Config`), and the ``output.rotate`` spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from pipeline.config.fields import check, key_label
+from pipeline.config.geometry import (
+    LineConfig,
+    MovementsConfig,
+    ParkingConfig,
+    SpeedConfig,
+    ZoneConfig,
+)
+from pipeline.config.sections import (
+    DrawConfig,
+    ModelConfig,
+    OutputConfig,
+    PublishConfig,
+    SourceConfig,
+    TrackerConfig,
+)
+from pipeline.errors import ConfigError
+from pipeline.geometry import Point
+
+
+@dataclass
+class Config:
+    """A whole run. ``origin`` names where it came from, for error messages (not a YAML key)."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    lines: list[LineConfig] = field(default_factory=list)
+    zones: list[ZoneConfig] = field(default_factory=list)
+    parking: ParkingConfig = field(default_factory=ParkingConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    movements: MovementsConfig = field(default_factory=MovementsConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    draw: DrawConfig = field(default_factory=DrawConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    coordinates: str = field(
+        default="pixels", metadata=check(lambda v: v in ("pixels", "normalized"), "pixels or normalized")
+    )
+    """Units of lines, zones, slots and speed image points: source pixels, or 0..1 of the frame's width
+    and height (normalized: they follow the source through a change of resolution)."""
+    origin: str = field(default="<defaults>", metadata={"internal": True})
+    flags: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
+    """The keys command-line flags set, and those flags (``{"model.conf": "--conf"}``), to name them in errors."""
+
+    @property
+    def has_geometry(self) -> bool:
+        """Whether anything is placed on the image (lines, zones, slots, approaches), in :attr:`coordinates`."""
+        return bool(self.lines or self.zones or self.parking.slots or self.movements.approaches)
+
+    def error(self, key: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` that names ``key``: by its flag if a flag set it, else with the file."""
+        return ConfigError(f"{key_label(self.origin, self.flags, key)}: {message}")
+
+    def in_pixels(self, width: int, height: int) -> Config:
+        """This config with normalized geometry turned into pixels of a ``width`` x ``height`` frame
+        (itself when it is in pixels already)."""
+        if self.coordinates == "pixels":
+            return self
+        self.validate_geometry(1, 1)
+
+        def scale(point: Point) -> Point:
+            return (point[0] * width, point[1] * height)
+
+        lines = [
+            replace(
+                line,
+                start=scale(line.start),
+                end=scale(line.end),
+                lanes=[replace(lane, start=scale(lane.start), end=scale(lane.end)) for lane in line.lanes],
+            )
+            for line in self.lines
+        ]
+        zones = [replace(zone, polygon=[scale(p) for p in zone.polygon]) for zone in self.zones]
+        slots = [replace(slot, polygon=[scale(p) for p in slot.polygon]) for slot in self.parking.slots]
+        approaches = [replace(a, polygon=[scale(p) for p in a.polygon]) for a in self.movements.approaches]
+        speed = self.speed
+        if speed.image_points is not None:
+            speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
+        return replace(
+            self,
+            lines=lines,
+            zones=zones,
+            parking=replace(self.parking, slots=slots),
+            speed=speed,
+            movements=replace(self.movements, approaches=approaches),
+            coordinates="pixels",
+        )
+
+    def validate_geometry(self, width: int, height: int) -> None:
+        """Check that every line and zone point lies inside a ``width`` x ``height`` frame."""
+        named: list[tuple[str, list[Point]]] = [
+            (f"lines[{i}] ({line.name})", [line.start, line.end]) for i, line in enumerate(self.lines)
+        ]
+        named += [
+            (f"lines[{i}].lanes[{j}] ({lane.name})", [lane.start, lane.end])
+            for i, line in enumerate(self.lines)
+            for j, lane in enumerate(line.lanes)
+        ]
+        named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
+        named += [(f"parking.slots[{i}] ({slot.name})", slot.polygon) for i, slot in enumerate(self.parking.slots)]
+        named += [
+            (f"movements.approaches[{i}] ({approach.name})", approach.polygon)
+            for i, approach in enumerate(self.movements.approaches)
+        ]
+        for key, points in named:
+            for x, y in points:
+                if not (0 <= x <= width and 0 <= y <= height):
+                    frame = (
+                        "0..1 (coordinates: normalized)"
+                        if self.coordinates == "normalized"
+                        else f"the {width}x{height} frame"
+                    )
+                    raise self.error(key, f"point ({x:g}, {y:g}) is outside {frame}")

@@ -1,0 +1,13 @@
+"""Running the pipeline: :func:`~pipeline.run.runner.run_sources` wires sources, the shared
+:class:`~pipeline.models.Detector`, one :class:`~pipeline.run.frame_pipeline.FramePipeline` per
+source (the per-frame core that batch slices share) and the run folders' outputs.
+
+Modules, in the order a run uses them::
+
+    runner          run / run_sources: the wiring, the loop, the progress bar
+    opening         sources opened side by side, so a dead camera stalls nothing
+    fleet           the run's sources, readers and SourceRuns, added as each one opens
+    detection_stage frames of every source batched into one inference call, on its own thread
+    source_run      one source after the model: core, outputs, intervals, summary.json
+    frame_pipeline  the per-frame core: tracker, analytics, heat map, distinct tracks
+"""

@@ -1,0 +1,209 @@
+"""The sources of one run: each one's reader and :class:`~pipeline.run.source_run.SourceRun`, added as it
+opens, ended as it ends, and the overview of how each went (``summary.json`` of a ``.streams`` run)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.concurrency import PrefetchIterator
+from pipeline.config import Config
+from pipeline.errors import PipelineError, SourceError
+from pipeline.io.frames import sample_every
+from pipeline.io.output_dirs import check_output_dir
+from pipeline.io.sinks import write_json_atomic
+from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
+from pipeline.io.urls import mask_credentials
+from pipeline.run.detection_stage import DetectionStage
+from pipeline.run.opening import Outcome
+
+if TYPE_CHECKING:  # the runner builds on this module
+    from pipeline.run.source_run import SourceRun
+
+
+STOP_WAIT_S = 1.0
+"""How long shutting down waits for a source's reading thread (one blocked in a network read is left
+to end with the process)."""
+
+
+class SourcesFailed(SourceError):
+    """Some sources failed (the others ran to their end): exit code 3, or 2 if none ran at all."""
+
+    def __init__(self, failures: Sequence[str], summaries: Sequence[dict[str, Any]]) -> None:
+        super().__init__("; ".join(failures))
+        self.summaries = list(summaries)
+        self.exit_code = 3 if summaries else 2
+
+
+def unique_name(name: str, taken: list[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if taken; recorded as taken.
+
+    Example:
+        >>> taken = ["cam"]
+        >>> unique_name("cam", taken), unique_name("cam", taken), taken
+        ('cam_2', 'cam_3', ['cam', 'cam_2', 'cam_3'])
+    """
+    unique, suffix = name, 2
+    while unique in taken:
+        unique, suffix = f"{name}_{suffix}", suffix + 1
+    taken.append(unique)
+    return unique
+
+
+def open_spec(config: Config, spec: str, stop: threading.Event) -> FrameSource:
+    """Open ``spec`` as the ``source`` section says; ``stop`` ends a live source's connection attempts."""
+    # --max-frames counts processed frames: a live source must not count the ones dropped unread.
+    max_frames = None if is_live_spec(spec) else config.source.max_frames
+    return open_source(
+        spec,
+        fps=config.source.fps,
+        max_frames=max_frames,
+        stall_timeout_s=config.source.stall_timeout_s,
+        max_reconnects=config.source.max_reconnects,
+        stop_event=stop,
+    )
+
+
+def output_dir_for(config: Config, source: FrameSource) -> Path:
+    """``output.dir`` if set, else ``runs/<source name>``."""
+    return Path(config.output.dir) if config.output.dir else Path("runs") / source.name
+
+
+def release(source: FrameSource, reader: PrefetchIterator[Frame] | None) -> None:
+    """Stop reading ``source`` and close it, unless a read blocked in FFmpeg still uses it."""
+    source.stop()
+    if reader is None or reader.close(timeout_s=STOP_WAIT_S):
+        source.close()
+
+
+class Fleet:
+    """The sources of a run and their :class:`SourceRun` and reader, added as each one opens.
+
+    Args:
+        config: The run config.
+        specs: The sources, as given.
+        start_run: Makes the run of an opened source, given its config in its pixels and its folder.
+    """
+
+    def __init__(
+        self, config: Config, specs: Sequence[str], start_run: Callable[[FrameSource, Config, Path], SourceRun]
+    ) -> None:
+        self.config, self.specs, self._start_run = config, specs, start_run
+        self.base = Path(config.output.dir) if config.output.dir else Path("runs") / "streams"
+        """Where a run of several sources writes (each in a subfolder)."""
+        self.runs: list[SourceRun] = []
+        self.readers: list[PrefetchIterator[Frame]] = []
+        self.failures: dict[int, str] = {}  # by spec index
+        self.spec_of_run: list[int] = []
+        self._names: list[str] = []
+        self._finished = False
+
+    def prepare(self, sources: Sequence[FrameSource]) -> list[Config]:
+        """Geometry in each source's pixels, checked; the first sources also size the model input."""
+        configs = [self.config.in_pixels(s.width, s.height) for s in sources]
+        for source_config, source in zip(configs, sources, strict=True):
+            source_config.validate_geometry(source.width, source.height)
+        return configs
+
+    def read(self, source: FrameSource) -> PrefetchIterator[Frame]:
+        """Start reading ``source`` on its own thread (at once: a live feed must not back up meanwhile)."""
+        policy = self.config.source.read_policy
+        latest = policy == "latest" or (policy == "auto" and source.live)
+        interval_s = self.config.source.sample_every_s
+        frames = sample_every(source, interval_s) if interval_s else source
+        return PrefetchIterator(frames, maxsize=2 if latest else 4, drop_oldest=latest)
+
+    def place(self, source: FrameSource) -> Path:
+        """Give ``source`` a name unique in this run; its output folder, checked as writable.
+
+        Raises:
+            PipelineError: The folder cannot be written, or holds another run (without ``--overwrite``).
+        """
+        source.name = unique_name(source.name, self._names)
+        single = len(self.specs) == 1
+        out_dir = output_dir_for(self.config, source) if single else self.base / source.name
+        check_output_dir(out_dir, overwrite=self.config.output.overwrite)
+        return out_dir
+
+    def add(
+        self,
+        spec_index: int,
+        reader: PrefetchIterator[Frame],
+        source: FrameSource,
+        source_config: Config,
+        out_dir: Path,
+    ) -> int:
+        """Process ``source``, read by ``reader``, into ``out_dir``; returns its run index."""
+        self.runs.append(self._start_run(source, source_config, out_dir))
+        self.readers.append(reader)
+        self.spec_of_run.append(spec_index)
+        return len(self.runs) - 1
+
+    def spec_of(self, run_index: int) -> int:
+        """The position in the run's source list of run ``run_index``."""
+        return self.spec_of_run[run_index]
+
+    def admit(self, outcomes: Sequence[Outcome], stage: DetectionStage) -> None:
+        """Sources that opened (or failed) mid-run: start them (or record why not)."""
+        for spec_index, outcome in outcomes:
+            try:
+                if isinstance(outcome, PipelineError):
+                    raise outcome
+                source_config, out_dir = self.prepare([outcome])[0], self.place(outcome)
+                stage.add_source(self.add(spec_index, self.read(outcome), outcome, source_config, out_dir))
+            except PipelineError as exc:
+                self.failures[spec_index] = str(exc)
+                stage.add_source(None)
+                if not isinstance(outcome, PipelineError):
+                    outcome.close()
+
+    def stop(self) -> list[bool]:
+        """Stop every source and its reader at once, waiting ``STOP_WAIT_S`` for them all; whether
+        each reader has ended."""
+        for run, reader in zip(self.runs, self.readers, strict=True):
+            run.source.stop()
+            reader.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        return [reader.close(timeout_s=max(0.0, deadline - time.monotonic())) for reader in self.readers]
+
+    def end(self, run_index: int, status: str = "completed", error: str | None = None) -> None:
+        """Finish one run (``completed`` becomes ``truncated`` for a source that ended before its announced end)."""
+        run, reader = self.runs[run_index], self.readers[run_index]
+        status = "truncated" if status == "completed" and run.source.truncated else status
+        run.finish(status, error, frames_dropped=reader.dropped)
+
+    def finish(self, status: str) -> None:
+        """Finish every run (those already finished keep their status) and release the sources; once."""
+        if self._finished:
+            return
+        self._finished = True
+        ended = self.stop()
+        for index in range(len(self.runs)):
+            self.end(index, status, "stopped by an error" if status == "failed" else None)
+        for run, reader_ended in zip(self.runs, ended, strict=True):
+            if reader_ended:  # else a read blocked in FFmpeg still uses it; it ends with the process
+                run.source.close()
+
+
+def write_overview(fleet: Fleet, pending: set[int]) -> None:
+    """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
+    if len(fleet.specs) == 1:
+        return
+    entries: dict[int, dict[str, Any]] = {}
+    for run, spec_index in zip(fleet.runs, fleet.spec_of_run, strict=True):
+        entry = {"source": run.source.display_name, "status": run.summary["status"], "output_dir": str(run.out_dir)}
+        entries[spec_index] = {**entry, **({"error": run.summary["error"]} if "error" in run.summary else {})}
+    for spec_index, error in fleet.failures.items():
+        if spec_index in entries:  # failed mid-run: its summary says why
+            continue
+        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "failed"}
+        entries[spec_index]["error"] = mask_credentials(error)
+    for spec_index in pending:
+        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "never_connected"}
+    sources = [entries[index] for index in sorted(entries)]
+    failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
+    fleet.base.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(fleet.base / "summary.json", {"sources": sources, "sources_failed": failed})

@@ -1,0 +1,176 @@
+"""Wires the stages together and runs them over one or several sources.
+
+``source -> Detector -> FramePipeline (ByteTrack, analytics) -> RunOutputs (drawing, sinks)``
+
+Each source is read on its own thread into a small bounded queue (keeping only the newest frames
+for live feeds); a detection thread batches the frames of all sources into one inference call,
+while the main thread has each source's :class:`SourceRun` step its
+:class:`~pipeline.run.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
+for the previous batch; drawing and H.264 encoding run on one more thread per source, with a
+frozen snapshot of that frame's counts. Sources are opened side by side
+(:class:`~pipeline.run.opening.SourceOpener`) and kept by a :class:`~pipeline.run.fleet.Fleet`: a slow or
+dead camera does not stall the others, and one that connects late joins the run then.
+
+Everything that can fail on bad input (config, source, model, geometry) is checked before the
+output folders are touched; once running, every sink flushes per frame and is closed on any exit,
+Ctrl-C included, and ``summary.json`` is always written with the run's status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.analytics.parking import model_for_parking
+from pipeline.concurrency import PrefetchIterator
+from pipeline.config import Config
+from pipeline.errors import PipelineError, SourceError
+from pipeline.io.outputs import FrameViewer
+from pipeline.io.publish import Publisher
+from pipeline.io.sources import Frame, FrameSource
+from pipeline.io.urls import mask_credentials
+from pipeline.models import Detector
+from pipeline.run.detection_stage import DetectionStage
+from pipeline.run.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
+from pipeline.run.opening import SourceOpener
+from pipeline.run.source_run import SourceRun
+from pipeline.runtime import set_torch_threads
+
+log = logging.getLogger(__name__)
+
+
+def run_sources(
+    config: Config, specs: Sequence[str], progress: bool = True, viewers: Sequence[FrameViewer] = ()
+) -> list[dict[str, Any]]:
+    """Process several sources with one model: frames are batched across sources for inference.
+
+    With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
+    to ``<output.dir or runs/streams>/<source name>/``, and ``summary.json`` there lists every
+    source's status. Sources are opened side by side (see :class:`SourceOpener`): one that cannot
+    connect retries, or gives up, on its own while the others run.
+
+    Returns:
+        One summary per source that ran, as written to their ``summary.json``.
+
+    Raises:
+        PipelineError: Invalid input (before anything is written: every source failed to open, a
+            config or model error).
+        SourcesFailed: A source failed to open or failed mid-run while others ran (after every
+            output is finalized; the other sources run to their end).
+    """
+    if not specs:
+        raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    normalized = config.coordinates == "normalized"  # geometry that can follow a change of resolution
+    detector: Detector | None = None
+
+    def start_run(source: FrameSource, source_config: Config, out_dir: Path) -> SourceRun:
+        assert detector is not None
+        return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized)
+
+    fleet = Fleet(config, specs, start_run)
+    Publisher.check(config)
+    with ExitStack() as stack:
+        opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: open_spec(config, spec, stop)))
+        opened: list[tuple[int, FrameSource, PrefetchIterator[Frame] | None]] = []
+        stack.callback(lambda: [release(s, r) for _, s, r in opened[len(fleet.runs) :]])  # an error before runs
+        for index, outcome in opener.wait_for_start(grace_s=config.source.stall_timeout_s):
+            if isinstance(outcome, PipelineError):
+                fleet.failures[index] = str(outcome)
+            else:  # timed as read: read now, not once the model has loaded
+                opened.append((index, outcome, fleet.read(outcome) if outcome.read_clock else None))
+        if not opened:
+            raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
+        source_configs = fleet.prepare([source for _, source, _ in opened])
+        out_dirs = [fleet.place(source) for _, source, _ in opened]  # checked before the model loads
+        largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
+        frame_size = (largest.width, largest.height)
+        model = model_for_parking(config.model, config.parking, frame_size)
+        origin = config.flags.get("model.classes", config.origin)
+        detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
+        set_torch_threads(detector.backend)
+        for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
+            fleet.add(index, reader or fleet.read(source), source, source_config, out_dir)
+        stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
+
+        sources = [run.source for run in fleet.runs]
+        known = not opener.pending and all(s.frame_count for s in sources)
+        total = sum(s.frame_count or 0 for s in sources) if known else None
+        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True))
+        try:
+            _loop(fleet, opener, detector, bar)
+        except KeyboardInterrupt:
+            fleet.finish("interrupted")
+        else:
+            fleet.finish("completed")
+        write_overview(fleet, opener.pending)
+        summaries = [run.summary for run in fleet.runs]
+        failures = [fleet.failures[index] for index in sorted(fleet.failures)]
+        failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
+    if failures:
+        raise SourcesFailed(failures, [s for s in summaries if s["status"] != "failed"])
+    return summaries
+
+
+def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> None:
+    """Until every source ends: detection batches come from their own thread; track, count, write."""
+    stage = DetectionStage(fleet.readers, fleet.runs, detector, expected=len(opener.pending))
+    batches = PrefetchIterator(stage, maxsize=2)
+    max_frames = fleet.config.source.max_frames
+    try:
+        for batch in batches:
+            fleet.admit(opener.take(), stage)
+            for index, frame, result in batch:
+                run = fleet.runs[index]
+                if run.finished:
+                    continue
+                try:
+                    if isinstance(result, PipelineError):
+                        raise result
+                    if frame is None:  # the source ended: its outputs are complete now, whatever the others do
+                        fleet.end(index)
+                        continue
+                    run.record_source_events(run.source.drain_events(), frame.frame_index)
+                    run.process(frame, result)
+                except PipelineError as exc:
+                    fleet.failures[fleet.spec_of(index)] = str(exc)
+                    run.source.stop()
+                    fleet.end(index, "failed", str(exc))
+                    stage.stop_source(index)
+                    continue
+                if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
+                    run.source.stop()
+                    fleet.end(index)
+                    stage.stop_source(index)
+            for run in fleet.runs:  # connection events are written as they happen, frames or not
+                if not run.finished:
+                    run.record_source_events(run.source.drain_events())
+            bar.update(sum(frame is not None for _, frame, _ in batch))
+    finally:
+        stage.close()
+        batches.close()
+
+
+def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> dict[str, Any]:
+    """Process ``config.source.path`` end to end and write the outputs.
+
+    Args:
+        config: A validated run config; ``source.path`` must be set.
+        progress: Show a progress bar (frames, FPS, ETA) on stderr.
+        viewers: Live views (``--serve``, ``--show``) to publish annotated frames to.
+
+    Returns:
+        The run summary, as written to ``summary.json``. ``status`` is ``completed`` or
+        ``interrupted`` (Ctrl-C / SIGTERM; outputs are valid up to the last frame).
+
+    Raises:
+        PipelineError: Invalid input, found before any output is written, or a source that fails
+            mid-run (outputs are finalized first).
+    """
+    if not config.source.path:
+        raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    return run_sources(config, [config.source.path], progress=progress, viewers=viewers)[0]

@@ -1,0 +1,251 @@
+"""One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
+:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import supervision as sv
+
+from pipeline.annotators.frame import FrameAnnotator
+from pipeline.config import Config
+from pipeline.errors import PipelineError, SourceError
+from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.metrics import RunMetrics
+from pipeline.io.output_dirs import output_error, prepare_output_dir
+from pipeline.io.outputs import FrameViewer, RunOutputs
+from pipeline.io.plots import write_plots
+from pipeline.io.publish import Publisher
+from pipeline.io.sinks import write_json_atomic
+from pipeline.io.sources import Frame, FrameSource
+from pipeline.io.urls import mask_credentials
+from pipeline.memory import peak_gpu_mb, peak_rss_mb
+from pipeline.models import Detector
+from pipeline.run.frame_pipeline import FramePipeline
+
+log = logging.getLogger(__name__)
+
+SUMMARY_REFRESH_S = 30.0
+"""How often (wall clock) a long run rewrites summary.json, so it is current while running."""
+
+
+class SourceRun:
+    """One source's run after the model: the per-frame core, its outputs and its summary.
+
+    Args:
+        config: The run config, geometry in this source's pixels.
+        source: The opened source.
+        detector: The shared detector (for class names, task and the summary).
+        out_dir: This source's output folder.
+        viewers: Live views to publish annotated frames to.
+        follow_resolution: The geometry was given normalized, so it can follow the source through a
+            change of resolution (with pixel geometry such a change stops this source).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        source: FrameSource,
+        detector: Detector,
+        out_dir: Path,
+        viewers: Sequence[FrameViewer] = (),
+        follow_resolution: bool = False,
+    ) -> None:
+        self.config = config
+        self.follow_resolution = follow_resolution
+        self.source = source
+        self.detector = detector
+        self.name = source.name
+        self.out_dir = out_dir
+        self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
+        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
+        self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
+        self._first_frame: np.ndarray | None = None
+        self.last_frame_index = -1
+        self._end_s = 0.0
+        self._started = time.perf_counter()
+        self._last_refresh = time.monotonic()
+        self.finished = False
+        self.summary = summary_header(source, detector, self.core, out_dir)
+
+    def needs_detection(self, frame: Frame) -> bool:
+        return self.core.needs_detection(frame)
+
+    def process(self, frame: Frame, detections: sv.Detections | None) -> None:
+        """Track, count, write and queue for drawing one frame (``detections`` None: a skipped frame)."""
+        if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
+            self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
+        if self._first_frame is None:
+            self._first_frame = frame.image.copy()  # the annotator draws on frame.image
+        result = self.core.step(frame, detections)
+        self.outputs.write(result)
+        self.intervals.write(result)
+        parking = self.core.analytics.parking
+        if parking is not None:
+            self.outputs.write_parking(parking.pop_intervals())
+        self.summary["frames"] += 1
+        self.last_frame_index = frame.frame_index
+        self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
+        if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
+            self._last_refresh = time.monotonic()
+            write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
+
+    def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
+        """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
+        index of the frame they came before (default: after the last frame processed)."""
+        if frame_index is None:
+            frame_index = self.last_frame_index + 1
+        if records:
+            self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
+            self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
+
+    def _resolution_changed(self, width: int, height: int) -> None:
+        old_width, old_height = self.core.frame_size
+        if self.config.has_geometry and not self.follow_resolution:
+            raise SourceError(
+                f"{self.source.display_name}: resolution changed from {old_width}x{old_height} to {width}x{height}; "
+                "lines and zones are in pixels: give them with 'coordinates: normalized' to follow such changes"
+            )
+        log.warning("%s: resolution changed to %dx%d; geometry rescaled", self.source.display_name, width, height)
+        self.core.resize(width, height)
+        self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
+
+    def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
+        return closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
+                               status, error)  # fmt: skip
+
+    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
+        """Flush and close every output, write summary.json and the plots; returns the summary.
+
+        Raises:
+            PipelineError: An output could not be written (a full disk) while a run without an
+                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+        """
+        if self.finished:
+            return self.summary
+        self.finished = True
+        self.summary["frames_dropped"] = frames_dropped
+        self.summary["frames_skipped"] = self.source.frames_skipped
+        failure: PipelineError | None = None
+        try:
+            try:
+                self.record_source_events(self.source.drain_events())  # the last ones, e.g. during an outage
+                parking = self.core.analytics.parking
+                if parking is not None:
+                    self.outputs.write_parking(parking.finish(self._end_s))
+            finally:
+                self.intervals.close()
+                self.outputs.close()  # the frames in flight are drawn and encoded first
+        except PipelineError as exc:  # the sinks cut their files back to whole records first
+            failure, status = exc, "failed"
+        self.summary = self._summary(status, error or (str(failure) if failure else None))
+        failure = failure or write_summary(self.summary, self.config, self.core, self._first_frame, self.out_dir)
+        self.outputs.end(self.summary["status"])
+        if failure is not None and error is None:  # with an error, the caller reports that one
+            raise failure
+        return self.summary
+
+
+def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
+    """The Prometheus metrics a live view serves (``--serve``), if any."""
+    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
+
+
+def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
+    """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
+    return {
+        "source": source.display_name,
+        "frames": 0,
+        "fps": round(float(source.fps), 4),
+        "width": source.width,
+        "height": source.height,
+        "duration_s": 0.0,
+        "processing_fps": 0.0,
+        **detector.describe(),
+        "detect_every": core.detect_every,
+        "tracker": core.tracker.describe(),
+        "output_dir": str(out_dir),
+        "status": "running",
+        "frames_dropped": 0,
+        "frames_skipped": 0,
+        "reconnects": 0,
+    }
+
+
+def closing_summary(
+    summary: dict[str, Any],
+    detector: Detector,
+    core: FramePipeline,
+    intervals: IntervalsFile,
+    started: float,
+    end_s: float,
+    status: str,
+    error: str | None,
+) -> dict[str, Any]:
+    """``summary`` completed with the rates, memory, status and every count so far."""
+    elapsed = time.perf_counter() - started
+    summary = dict(summary)
+    summary.update(detector.describe())  # what a trial at the start chose
+    summary.update(
+        duration_s=round(end_s, 4),
+        processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+        peak_rss_mb=peak_rss_mb(),
+        peak_gpu_mb=peak_gpu_mb(detector.device),
+        status=status,
+        **core.analytics.summary(end_s),
+        intervals=intervals.summary(),
+        tracks_total=core.tracks.total,
+    )
+    if error:
+        summary["error"] = mask_credentials(error)
+    return summary
+
+
+def write_summary(
+    summary: dict[str, Any], config: Config, core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path
+) -> PipelineError | None:
+    """Write ``summary.json`` and the plots; the error to report if the disk refused them."""
+    try:
+        write_json_atomic(out_dir / "summary.json", summary)
+        if config.output.plots and summary["frames"]:
+            movements = core.analytics.movements_view()
+            write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
+    except OSError as exc:
+        return output_error(out_dir, exc)
+    return None
+
+
+def _outputs_for(
+    config: Config,
+    source: FrameSource,
+    detector: Detector,
+    core: FramePipeline,
+    out_dir: Path,
+    viewers: Sequence[FrameViewer],
+) -> RunOutputs:
+    """The run folder's writers for one source, with its live viewers and event streams."""
+    return RunOutputs(
+        out_dir,
+        config.output,
+        core.columns,
+        source.fps,
+        (source.width, source.height),
+        FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
+        viewers,
+        name=source.name,
+        parking=core.analytics.parking is not None,
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
+    )
+
+
+def processed_fps(source: FrameSource, config: Config) -> float:
+    """Frames per second the pipeline sees of ``source``: fewer with ``source.sample_every_s`` (the
+    tracker's buffers and gates are set from it)."""
+    interval_s = config.source.sample_every_s
+    return min(float(source.fps), 1.0 / interval_s) if interval_s else float(source.fps)
