@@ -101,6 +101,32 @@ class _Track:
         return True
 
 
+def continue_vanished(
+    tracks: dict[int, _Track],
+    tracked: list[tuple[int, Point, str]],
+    frame_index: int,
+    now_s: float,
+    forget_after_s: float,
+) -> None:
+    """Give each new track ID in ``tracked`` that continues a vanished track (see
+    :mod:`pipeline.analytics.continuation`) that track's state; the vanished one is marked done, so
+    it counts nothing if its ID comes back."""
+    new = {track_id: anchor for track_id, anchor, _ in tracked if track_id not in tracks}
+    vanished = {
+        track_id: track.trail
+        for track_id, track in tracks.items()
+        if track.origin is not None
+        and not track.done
+        and track.last_seen_frame < frame_index
+        and now_s - track.last_seen_s <= forget_after_s
+    }
+    if not new or not vanished:
+        return
+    for new_id, old_id in continuations(new, vanished, now_s).items():
+        tracks[new_id] = replace(tracks[old_id])
+        tracks[old_id].done = True
+
+
 class MovementCounter:
     """Counts origin-destination movements between named approach polygons, per class.
 
@@ -153,7 +179,7 @@ class MovementCounter:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
         tracked = tracked_anchors(detections)
         inside = {name: zone.trigger(detections) for name, zone in self._zones.items()} if tracked else {}
-        self._continue_vanished(tracked, frame_index, timestamp_s)
+        continue_vanished(self._tracks, tracked, frame_index, timestamp_s, self.forget_after_s)
         sizes = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
         events: list[Movement] = []
         for row, (track_id, anchor, class_name) in enumerate(tracked):
@@ -164,24 +190,6 @@ class MovementCounter:
                 events.append(event)
         events += self._forget_stale(timestamp_s)
         return events
-
-    def _continue_vanished(self, tracked: list[tuple[int, Point, str]], frame_index: int, now_s: float) -> None:
-        """Give each new track ID that continues a vanished track that track's state; the vanished
-        one is marked done, so it counts nothing if its ID comes back."""
-        new = {track_id: anchor for track_id, anchor, _ in tracked if track_id not in self._tracks}
-        vanished = {
-            track_id: track.trail
-            for track_id, track in self._tracks.items()
-            if track.origin is not None
-            and not track.done
-            and track.last_seen_frame < frame_index
-            and now_s - track.last_seen_s <= self.forget_after_s
-        }
-        if not new or not vanished:
-            return
-        for new_id, old_id in continuations(new, vanished, now_s).items():
-            self._tracks[new_id] = replace(self._tracks[old_id])
-            self._tracks[old_id].done = True
 
     def _update_track(
         self, track_id: int, approach: str | None, class_name: str, frame_index: int, now_s: float
