@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,9 @@ from pipeline.analytics.events import LineCrossing, Movement
 from pipeline.analytics.intervals import IntervalCounter
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.io.frames import Frame
+from pipeline.io.intervals_file import IntervalsFile
+from pipeline.run.frame_pipeline import FrameResult
 
 KEYS = [("line", "main", "in"), ("line", "main", "out")]
 
@@ -65,6 +70,31 @@ def test_a_live_feed_across_midnight_changes_date():
     frames = [float(t) for t in range(0, 1800, 30)]  # 23:50 .. 00:19:30
     rows = run(counter, frames, {300.0: [crossing(300.0)], 660.0: [crossing(660.0)]})  # 23:55 and 00:01
     assert totals(rows) == [("2024-12-31T23:45:00Z", 1), ("2025-01-01T00:00:00Z", 1), ("2025-01-01T00:15:00Z", 0)]
+
+
+def test_a_live_feed_bins_by_the_clock_at_its_first_frame_across_midnight_and_a_stall(tmp_path: Path):
+    # The feed's first frame (timestamp 5 s: it started 5 s before) arrives at 23:52:35 (mid-bin);
+    # frames every 10 s until 00:10:05, then none until 00:31:05 (the 00:15 bin is a gap), then until 00:33:05.
+    clock = epoch("2024-12-31T23:52:35")
+    intervals = IntervalsFile(tmp_path / "intervals.csv", 900.0, None, KEYS, live=True, lag_s=0.0, clock=lambda: clock)
+    frames_s = [float(t) for t in [*range(5, 1056, 10), *range(2315, 2436, 10)]]
+    events_at = {t: [crossing(t)] for t in (155.0, 515.0, 2375.0)}  # 23:55:05, 00:01:05, 00:32:05
+    for index, t in enumerate(frames_s):
+        frame = Frame(None, index, t)  # type: ignore[arg-type]  # binning needs no pixels
+        intervals.write(FrameResult(frame, None, events_at.get(t, []), {}, None))  # type: ignore[arg-type]
+        clock += 10.0  # the clock moves on; the bins follow the frames' times from the first reading
+    intervals.close()
+    rows = csv.DictReader((tmp_path / "intervals.csv").open())
+    assert [
+        (r["interval_start"], r["interval_end"], float(r["covered_s"]), int(r["count"]))
+        for r in rows
+        if (r["direction"], r["class_name"]) == ("in", "all")
+    ] == [
+        ("2024-12-31T23:45:00Z", "2025-01-01T00:00:00Z", 445.0, 1),
+        ("2025-01-01T00:00:00Z", "2025-01-01T00:15:00Z", 900.0, 1),
+        ("2025-01-01T00:15:00Z", "2025-01-01T00:30:00Z", 0.0, 0),
+        ("2025-01-01T00:30:00Z", "2025-01-01T00:45:00Z", 185.0, 1),
+    ]
 
 
 def test_a_late_event_goes_to_its_own_bin_while_the_bin_is_held_open():

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,22 @@ class IntervalsFile:
         keys: Rows of every bin.
         live: Align to the wall clock read when the first frame arrives.
         lag_s: How long a bin stays open after its end for late events.
+        clock: The wall clock, Unix time in seconds.
     """
 
     def __init__(
-        self, path: Path, interval_s: float, start_epoch_s: float | None, keys: list[Key], live: bool, lag_s: float
+        self,
+        path: Path,
+        interval_s: float,
+        start_epoch_s: float | None,
+        keys: list[Key],
+        live: bool,
+        lag_s: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._counter = IntervalCounter(interval_s, start_epoch_s, keys, lag_s=lag_s)
         self._live = live and start_epoch_s is None
+        self._clock = clock
         # Nothing to count (no lines, no movements): no file.
         self._sink = CountsCsvSink(path, COLUMNS) if keys else None
         self._closed = False
@@ -78,7 +88,7 @@ class IntervalsFile:
         if self._sink is None:
             return
         if self._live:
-            self._counter.start_epoch_s = time.time() - result.frame.timestamp_s
+            self._counter.start_epoch_s = self._clock() - result.frame.timestamp_s
             self._live = False
         for row in self._counter.update(result.events, result.frame.timestamp_s):
             self._sink.write(row)
