@@ -22,8 +22,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import WebhookConfig
-from pipeline.io.publish import WebhookSink
+from pipeline.config import MqttConfig, WebhookConfig
+from pipeline.io.publish import MqttSink, WebhookSink
 from tests.conftest import CONFIGS, run_vpipe
 from tests.servers.mjpeg import MjpegServer
 
@@ -190,6 +190,38 @@ def test_a_missing_credentials_variable_is_one_line_before_anything_runs(tmp_pat
     message = "publish.mqtt.password_env: environment variable VPIPE_TEST_UNSET_VARIABLE is not set"
     assert result.stderr.strip().splitlines() == [f"vpipe: error: {config}: {message}"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_ends_while_the_broker_is_away_warns_and_does_not_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    sink = MqttSink(MqttConfig(host="127.0.0.1", port=free_port()), "cam", (None, None))  # no broker there
+    sink.send({"event": "line_crossing", "seq": 1})  # queued while not connected
+    sink.close(drain_s=0.5)
+    assert "messages not acknowledged by the broker at the end of the run" in caplog.text
+
+
+def test_mqtt_close_waits_for_messages_queued_during_an_outage(tmp_path: Path):
+    port = free_port()
+    sink = MqttSink(MqttConfig(host="127.0.0.1", port=port, client_id="queued-then-sent"), "cam", (None, None))
+    sink.send({"event": "line_crossing", "seq": 1})  # the broker is not up yet: paho queues it
+    broker = start_broker(port, tmp_path / "broker")
+    received: list[dict[str, Any]] = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="queued-subscriber")
+    subscriber.on_message = lambda client, userdata, message: received.append(json.loads(message.payload))
+    subscriber.on_connect = lambda client, *_: client.subscribe("vpipe/#", qos=1)
+    subscriber.connect("127.0.0.1", port)
+    subscriber.loop_start()
+    try:
+        time.sleep(0.5)  # subscribed before the sink's reconnect (1 s after its failed first try)
+        sink.close(drain_s=10)  # returns once the broker has acknowledged the queued message
+        wait_for(lambda: len(received) == 1, "the queued message", timeout_s=10)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+        broker.terminate()
+        broker.wait(timeout=10)
+    assert received == [{"event": "line_crossing", "seq": 1}]
 
 
 def start_broker(port: int, folder: Path) -> subprocess.Popen:

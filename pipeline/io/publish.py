@@ -9,7 +9,6 @@ comes back; the run's files are written whatever happens to the sinks.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -238,7 +237,12 @@ class MqttSink:
         self._client.on_disconnect = self._on_disconnect
         self._connected_once = False
         self._down = False
-        self._last: Any = None
+        # Message ids sent and not yet acknowledged, and acknowledgements that came before their
+        # send() returned: paho's own wait raises for a message queued while disconnected.
+        self._unacked: set[int] = set()
+        self._early_acks: set[int] = set()
+        self._lock = threading.Lock()
+        self._client.on_publish = self._on_publish
         self._client.connect_async(config.host, config.port, keepalive=30)
         self._client.loop_start()
 
@@ -258,18 +262,30 @@ class MqttSink:
             log.warning("mqtt %s: %s; queueing messages, reconnecting", self.where, what)
             self._down = True
 
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._lock:
+            if mid in self._unacked:
+                self._unacked.remove(mid)
+            else:
+                self._early_acks.add(mid)
+
     def send(self, record: Mapping[str, Any]) -> None:
         kind = record.get("event", "counts")
         topic = f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}"
-        self._last = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1)
+        mid = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1).mid
+        with self._lock:  # never held while calling paho: its network thread calls _on_publish
+            if mid in self._early_acks:
+                self._early_acks.remove(mid)
+            else:
+                self._unacked.add(mid)
 
     def close(self, drain_s: float) -> None:
-        """Wait up to ``drain_s`` for the broker to acknowledge the last message, then disconnect."""
-        if self._last is not None:
-            with contextlib.suppress(RuntimeError, ValueError):  # never queued: nothing to wait for
-                self._last.wait_for_publish(timeout=drain_s)
-            if not self._last.is_published():
-                log.warning("mqtt %s: messages not acknowledged by the broker at the end of the run", self.where)
+        """Wait up to ``drain_s`` for the broker to acknowledge every message, then disconnect."""
+        deadline = time.monotonic() + drain_s
+        while self._unacked and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._unacked:
+            log.warning("mqtt %s: messages not acknowledged by the broker at the end of the run", self.where)
         self._client.disconnect()
         self._client.loop_stop()
 
