@@ -261,7 +261,7 @@ def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: P
     out = tmp_path / "out"
     command = [sys.executable, "-m", "pipeline", "run", str(street), "--config", str(config), "--output", str(out)]
     process = subprocess.Popen(
-        [*command, "--no-video", "--quiet"],
+        [*command, "--no-video"],  # not --quiet: the warnings are checked
         cwd=CONFIGS.parent,
         env={**os.environ, "YOLO_OFFLINE": "1"},
         stderr=subprocess.PIPE,
