@@ -389,5 +389,9 @@ def test_a_live_feed_s_health_events_reach_both_sinks_and_metrics_equal_the_summ
         for c, n in entry["by_class"].items()
     }
     assert samples[("vpipe_frames_processed_total", ())] == summary["frames"]
+    dropped = [
+        s.value for f in text_string_to_metric_families(metrics) for s in f.samples if s.name == "vpipe_frames_dropped"
+    ]
+    assert dropped == [summary["frames_dropped"]]
     assert samples[("vpipe_stream_events_total", (("event", "disconnected"),))] == 2
     assert samples[("vpipe_stream_events_total", (("event", "reconnected"),))] == summary["reconnects"] == 1

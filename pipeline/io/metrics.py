@@ -25,7 +25,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "RunMetrics"]
 class RunMetrics:
     """Counters per camera: crossings per line, direction and class; movements per class; zone
     enters; frames processed (``rate()`` of it is the processing fps); stream disconnects and
-    reconnects; and the objects in each zone on the last frame."""
+    reconnects; frames dropped; and the objects in each zone on the last frame."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -40,6 +40,12 @@ class RunMetrics:
         self._frames = Counter("vpipe_frames_processed", "Frames processed.", ("camera",), registry=self.registry)
         self._stream = Counter(
             "vpipe_stream_events", "Source disconnects and reconnects.", ("camera", "event"), registry=self.registry
+        )
+        self._dropped = Gauge(
+            "vpipe_frames_dropped",
+            "Frames a live source dropped to stay real time.",
+            ("camera",),
+            registry=self.registry,
         )
         self._zone_objects = Gauge(
             "vpipe_zone_objects", "Objects inside a zone on the last frame.", ("camera", "zone"), registry=self.registry
@@ -63,6 +69,10 @@ class RunMetrics:
         for key, value in (row or {}).items():
             if key.endswith("_count"):
                 self._zone_objects.labels(camera, key.removesuffix("_count")).set(value)
+
+    def dropped(self, camera: str, frames: int) -> None:
+        """Frames ``camera`` has dropped so far (the latest-frame policy keeps a live feed real time)."""
+        self._dropped.labels(camera).set(frames)
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -135,7 +135,7 @@ def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> 
                         fleet.end(index)
                         continue
                     run.record_source_events(run.source.drain_events(), frame.frame_index)
-                    run.process(frame, result)
+                    run.process(frame, result, frames_dropped=fleet.readers[index].dropped)
                 except PipelineError as exc:
                     fleet.failures[fleet.spec_of(index)] = str(exc)
                     run.source.stop()

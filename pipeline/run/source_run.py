@@ -65,6 +65,7 @@ class SourceRun:
         self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+        self._metrics = next(metrics_of(viewers), None)
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self.last_frame_index = -1
@@ -77,8 +78,11 @@ class SourceRun:
     def needs_detection(self, frame: Frame) -> bool:
         return self.core.needs_detection(frame)
 
-    def process(self, frame: Frame, detections: sv.Detections | None) -> None:
-        """Track, count, write and queue for drawing one frame (``detections`` None: a skipped frame)."""
+    def process(self, frame: Frame, detections: sv.Detections | None, frames_dropped: int = 0) -> None:
+        """Track, count, write and draw one frame (``detections`` None: skipped by the model)."""
+        self.summary["frames_dropped"] = frames_dropped
+        if self._metrics is not None:
+            self._metrics.dropped(self.name, frames_dropped)
         if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
             self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
         if self._first_frame is None:
