@@ -164,8 +164,8 @@ def test_6_sigterm_during_a_camera_outage_ends_at_once_with_every_event_written(
     port = free_port()
     camera = MjpegServer(street, port=port).start()
     out = tmp_path / "out"
-    vpipe = Vpipe(f"http://127.0.0.1:{port}/video.mjpg", "--output", out, "--quiet", "--imgsz", "320",
-                  "--stall-timeout", "1")  # fmt: skip
+    # Not --quiet: the reconnect warnings on stderr are compared with events.jsonl.
+    vpipe = Vpipe(f"http://127.0.0.1:{port}/video.mjpg", "--output", out, "--imgsz", "320", "--stall-timeout", "1")
     try:
         wait_for_rows(out / "counts.csv", 20)
         camera.stop()  # outage: reconnect attempts wait 0.5, 1, 2, 4, 8 s
@@ -194,7 +194,7 @@ def test_10_a_bad_image_in_a_folder_is_skipped_and_counted(tmp_path: Path, highw
     write_frames(folder, highway, 6)
     (folder / "0002_broken.jpg").write_bytes(b"\xff\xd8 cut short")
     cv2.imwrite(str(folder / "0004_small.jpg"), cv2.imread(str(folder / "0004.jpg"))[:100, :100])
-    result = run_vpipe("run", folder, "--output", tmp_path / "out", "--quiet", "--imgsz", "320")
+    result = run_vpipe("run", folder, "--output", tmp_path / "out", "--imgsz", "320")  # warnings: not --quiet
     assert result.returncode == 0, result.stderr
     summary = summary_of(tmp_path / "out")
     assert (summary["status"], summary["frames"], summary["frames_skipped"]) == ("completed", 6, 2)
@@ -210,7 +210,7 @@ def test_10_a_bad_image_in_a_folder_is_skipped_and_counted(tmp_path: Path, highw
 def test_11_a_cut_video_is_reported_truncated(tmp_path: Path, highway: Path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(highway.read_bytes()[: highway.stat().st_size // 4])
-    result = run_vpipe("run", cut, "--output", tmp_path / "out", "--quiet", "--imgsz", "320", "--no-video")
+    result = run_vpipe("run", cut, "--output", tmp_path / "out", "--imgsz", "320", "--no-video")  # not --quiet
     assert result.returncode == 3, result.stderr
     summary = summary_of(tmp_path / "out")
     assert summary["status"] == "truncated" and 0 < summary["frames"] < 335
@@ -277,7 +277,7 @@ def test_14_raw_h264_assumed_25_fps_warns_once(tmp_path: Path, highway: Path):
             frame.pts = None
             target.mux(stream.encode(frame.reformat(format="yuv420p")))
         target.mux(stream.encode(None))
-    result = run_vpipe("run", raw, "--output", tmp_path / "out", "--quiet", "--imgsz", "320", "--no-video")
+    result = run_vpipe("run", raw, "--output", tmp_path / "out", "--imgsz", "320", "--no-video")  # not --quiet
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "no timestamps" in line]
     assert len(warnings) == 1 and "assuming 25 fps" in warnings[0]
