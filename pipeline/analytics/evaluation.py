@@ -197,22 +197,28 @@ def load_truth(path: Path) -> list[TruthCrossing]:
     return crossings
 
 
-def load_counted(events_path: Path, frame_step: int = 1) -> list[CountedCrossing]:
-    """The ``line_crossing`` events of an ``events.jsonl``, frames multiplied by ``frame_step``.
+def load_counted(
+    events_path: Path, frame_step: int = 1, source_frames: Sequence[int] | None = None
+) -> list[CountedCrossing]:
+    """The ``line_crossing`` events of an ``events.jsonl``, in the ground truth's frame numbering.
 
-    ``frame_step`` maps a clip made of every Nth frame of the ground truth's clip back onto the
-    truth's frame numbering.
+    ``frame_step`` maps a clip made of every Nth frame of the truth's clip back onto the truth's
+    frames; ``source_frames`` (from :func:`resample_clip`) maps frame ``k`` of a resampled clip to
+    ``source_frames[k]``.
     """
     counted = []
     for text in events_path.read_text().splitlines():
         record = json.loads(text) if text.strip() else {}
         if record.get("event") == "line_crossing":
-            counted.append(
-                CountedCrossing(
-                    record["line"], record["direction"], int(record["frame_index"]) * frame_step, record["track_id"]
-                )
-            )
+            frame = _truth_frame(int(record["frame_index"]), frame_step, source_frames)
+            counted.append(CountedCrossing(record["line"], record["direction"], frame, record["track_id"]))
     return counted
+
+
+def _truth_frame(index: int, frame_step: int, source_frames: Sequence[int] | None) -> int:
+    if source_frames is None:
+        return index * frame_step
+    return source_frames[index]
 
 
 def format_table(result: MatchResult) -> str:
@@ -246,3 +252,38 @@ def subsample_clip(source: Path, destination: Path, step: int, crf: int = 16) ->
                 writer.mux(stream.encode(image))
         writer.mux(stream.encode(None))
     return rate
+
+
+def resample_clip(source: Path, destination: Path, fps: float, crf: int = 16) -> list[int]:
+    """Write ``source`` as a camera streaming at ``fps`` would deliver it: of each ``1 / fps``
+    seconds, the first frame, at its own presentation time (so the gaps are uneven when ``fps``
+    does not divide the source's rate, as when a camera drops frames). Returns the source frame
+    index of each frame written.
+
+    Example:
+        >>> [index for index in range(13) if _opens_period(index, 12.5, 10.0)]
+        [0, 2, 3, 4, 5, 7, 8, 9, 10, 12]
+    """
+    import av  # only this helper needs it
+
+    kept = []
+    with av.open(str(source)) as reader, av.open(str(destination), "w") as writer:
+        video = reader.streams.video[0]
+        source_fps = float(video.average_rate)
+        stream = writer.add_stream("libx264", rate=Fraction(video.average_rate))
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        time_base = 1 / Fraction(video.average_rate)
+        for index, frame in enumerate(reader.decode(video)):
+            if _opens_period(index, source_fps, fps):
+                image = frame.reformat(format="yuv420p")
+                image.pts, image.time_base = index, time_base
+                writer.mux(stream.encode(image))
+                kept.append(index)
+        writer.mux(stream.encode(None))
+    return kept
+
+
+def _opens_period(index: int, source_fps: float, fps: float) -> bool:
+    """Whether source frame ``index`` is the first one in its ``1 / fps`` period."""
+    return index == 0 or math.floor(index * fps / source_fps + 1e-9) > math.floor((index - 1) * fps / source_fps + 1e-9)
