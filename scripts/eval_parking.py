@@ -10,6 +10,8 @@ Usage:
         --labels tests/data/pklot_pucpr_ground_truth.yaml --config configs/parking.yaml --png runs/eval.png
 
 The labels file is YAML: ``frames: {IMAGE_FILE_NAME: [occupied slot names], ...}``; slots not listed are free.
+``--labels`` may also be a folder of PKLot XML files, one per image with the image's name (slot names
+are the XML's space ids, as ``vpipe slots IMAGE --from XML`` writes them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -35,6 +38,7 @@ from pipeline.config import load_config, load_slots
 from pipeline.errors import ConfigError
 from pipeline.models import Detector
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 COLOURS = {"right": (0, 200, 0), "missed": (0, 0, 255), "false": (0, 165, 255)}
 
 
@@ -77,19 +81,37 @@ class Tally:
         return {k: round(v, 4) for k, v in {**values, "recall": recall, "f1": f1}.items()}
 
 
-def load_labels(path: Path) -> dict[str, set[str]]:
-    """Frame file name to the set of occupied slot names."""
+def load_labels(path: Path, frames: Path) -> dict[str, set[str]]:
+    """Frame file name to the set of occupied slot names, from a labels YAML file or a folder of PKLot XML
+    files (``<space id=.. occupied="1">``, one per image, named after it)."""
+    if path.is_dir():
+        return _pklot_labels(path, frames)
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("frames"), dict):
         raise ConfigError(f"{path}: expected a mapping with 'frames: {{image name: [occupied slots]}}'")
     return {str(name): set(occupied or []) for name, occupied in data["frames"].items()}
 
 
+def _pklot_labels(folder: Path, frames: Path) -> dict[str, set[str]]:
+    labels = {}
+    for image in sorted(frames.iterdir()):
+        xml = folder / f"{image.stem}.xml"
+        if image.suffix.lower() in IMAGE_SUFFIXES and xml.exists():
+            try:
+                spaces = ElementTree.parse(xml).getroot().iter("space")
+                labels[image.name] = {space.attrib["id"] for space in spaces if space.get("occupied") == "1"}
+            except (ElementTree.ParseError, KeyError) as exc:
+                raise ConfigError(f"{xml}: not a PKLot XML file ({type(exc).__name__}: {exc})") from None
+    if not labels:
+        raise ConfigError(f"{folder}: no PKLot XML file named after an image in {frames}")
+    return labels
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     config = load_config(args.config, None)
     slots = {slot.name: slot.polygon for slot in load_slots(args.slots)}
-    labels = load_labels(Path(args.labels))
     frames = Path(args.frames)
+    labels = load_labels(Path(args.labels), frames)
     parking = config.parking
     rule = OccupancyRule(
         slots,
@@ -97,6 +119,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         args.min_overlap or parking.min_overlap,
         args.min_confidence if args.min_confidence is not None else parking.min_confidence,
         args.footprint_fraction or parking.footprint_fraction,
+        parking.min_box_to_bay_area if args.min_box_to_bay_area is None else args.min_box_to_bay_area,
     )
     first = cv2.imread(str(frames / next(iter(labels))))
     if first is None:
@@ -151,7 +174,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("frames", metavar="FRAMES", help="folder holding the labelled images")
     parser.add_argument("--slots", required=True, help="slots file (YAML)")
-    parser.add_argument("--labels", required=True, help="labels file (YAML, see above)")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        help="labels file (YAML, see above) or a folder of PKLot XML files named after the images",
+    )
     parser.add_argument(
         "--config", default=None, help="run config for the model and parking settings, e.g. configs/parking.yaml"
     )
@@ -161,6 +188,7 @@ def main() -> int:
     parser.add_argument("--min-overlap", type=float, default=None)
     parser.add_argument("--min-confidence", type=float, default=None)
     parser.add_argument("--footprint-fraction", type=float, default=None)
+    parser.add_argument("--min-box-to-bay-area", type=float, default=None)
     parser.add_argument("--per-slot", action="store_true", help="print every slot's metrics")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args()

@@ -166,3 +166,25 @@ def test_slots_make_the_detector_run_at_full_size_and_down_to_the_parking_thresh
     assert model_for_parking(ModelConfig(imgsz=640, conf=0.1), parking, (1280, 720)).imgsz == 640
     assert model_for_parking(ModelConfig(imgsz=640, conf=0.1), parking, (1280, 720)).conf == 0.1
     assert model_for_parking(ModelConfig(imgsz=640), ParkingConfig(), (1280, 720)).imgsz == 640  # no slots
+
+
+def test_a_box_much_smaller_than_the_bay_cannot_occupy_it():
+    # Bays are 40 x 20 px (about 861 px as rasterised). A stain or a person boxed at low confidence, 12 x 10 px,
+    # with its centre in B1, is 0.14 of the bay; a small car seen far away, 24 x 12 px, is 0.33 of it.
+    rule = OccupancyRule(BAYS, rule="center", min_confidence=0.005)
+    stain = cars((14, 105, 26, 115), confidence=0.01)
+    small_car = cars((8, 104, 32, 116), confidence=0.01)
+    assert rule.occupied(stain) == {"B1": False, "B2": False}
+    assert rule.occupied(small_car) == {"B1": True, "B2": False}
+    assert OccupancyRule(BAYS, min_box_to_bay_area=0.0).occupied(stain) == {"B1": True, "B2": False}
+
+
+def test_a_fragment_of_a_parked_car_does_not_fill_the_bay_beside_it():
+    # A car in B1 boxed whole (0.9) and again as a fragment (0.01) whose centre lies in B2: the one-to-one
+    # matching would give the fragment B2; its size (10 x 14 px, 0.16 of a bay) keeps B2 free.
+    rule = OccupancyRule(BAYS, rule="center")
+    whole = (0, 96, 44, 122)
+    fragment = (38, 98, 48, 112)
+    detections = sv.Detections(xyxy=np.array([whole, fragment], float), confidence=np.array([0.9, 0.01]))
+    assert rule.occupied(detections) == {"B1": True, "B2": False}
+    assert OccupancyRule(BAYS, min_box_to_bay_area=0.0).occupied(detections) == {"B1": True, "B2": True}

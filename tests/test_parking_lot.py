@@ -11,6 +11,8 @@ that fills free bays (the false-occupied bound) or a run at 640 px (330 wrong).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,7 +20,7 @@ import yaml
 from PIL import Image
 
 from pipeline.io.sources import ImageFolderSource
-from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+from tests.conftest import CONFIGS, GROUND_TRUTH, REPO, SAMPLES, run_vpipe
 
 LOT = SAMPLES / "pklot_pucpr"
 MAX_WRONG = 11  # of 1164: 99.0 %
@@ -82,3 +84,30 @@ def test_images_without_a_time_in_their_name_are_timed_from_exif(tmp_path: Path)
         ("b.jpg", 0.0),
         ("a.jpg", 330.0),
     ]
+
+
+def test_eval_parking_scores_the_snapshots_from_pklot_xml_labels(tmp_path: Path):
+    """The evaluation script reads labels as PKLot XML files beside the YAML format: the same truth, written
+    as one XML per snapshot, gives all 1164 states and the end-to-end bound; a folder without them is one line."""
+    truth = yaml.safe_load((GROUND_TRUTH / "pklot_pucpr_ground_truth.yaml").read_text())["frames"]
+    slots = [s["name"] for s in yaml.safe_load((CONFIGS / "slots" / "pklot_pucpr.yaml").read_text())]
+    for frame, occupied in truth.items():
+        spaces = "".join(f'<space id="{s}" occupied="{int(s in set(occupied or []))}"/>' for s in slots)
+        (tmp_path / f"{Path(frame).stem}.xml").write_text(f'<parking id="pucpr">{spaces}</parking>')
+    script = [
+        sys.executable,
+        str(REPO / "scripts" / "eval_parking.py"),
+        str(LOT),
+        "--config",
+        str(CONFIGS / "parking.yaml"),
+    ]
+    script += ["--slots", str(CONFIGS / "slots" / "pklot_pucpr.yaml"), "--json"]
+    child = subprocess.run([*script, "--labels", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert (result["frames"], result["slot_states"]) == (12, 1164)
+    assert result["overall"]["accuracy"] >= 1 - MAX_WRONG / 1164
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    child = subprocess.run([*script, "--labels", str(empty)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 2 and child.stderr.count("\n") == 1 and "no PKLot XML file" in child.stderr

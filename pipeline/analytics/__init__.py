@@ -210,6 +210,7 @@ def _parking_monitor(parking: ParkingConfig) -> ParkingMonitor:
         rule=parking.rule,
         min_confidence=parking.min_confidence,
         footprint_fraction=parking.footprint_fraction,
+        min_box_to_bay_area=parking.min_box_to_bay_area,
     )
 
 

@@ -5,6 +5,8 @@ share of the lower part of its box (or mask), where a car seen at an angle meets
 the bay; ``coverage``, the share of the bay its box (mask) covers. Each vehicle then goes to at most
 one bay and each bay gets at most one vehicle (Hungarian matching on the scores), so a car
 straddling two bays fills one of them, not both, and stray boxes on an occupied bay add nothing.
+Whatever the rule, a box smaller than ``min_box_to_bay_area`` of a bay cannot occupy it: at the low
+confidences parking needs, the detector also boxes stains, people and parts of cars.
 
 Example:
     >>> import numpy as np
@@ -84,6 +86,7 @@ class OccupancyRule:
         min_overlap: Score a vehicle needs in its matched bay for the bay to count as occupied.
         min_confidence: Detections below this confidence are ignored.
         footprint_fraction: Lower share of the box (mask) taken as the vehicle's footprint.
+        min_box_to_bay_area: A box whose area is below this share of a bay's cannot occupy that bay.
     """
 
     def __init__(
@@ -93,11 +96,12 @@ class OccupancyRule:
         min_overlap: float = 0.5,
         min_confidence: float = 0.005,
         footprint_fraction: float = 0.5,
+        min_box_to_bay_area: float = 0.3,
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown occupancy rule {rule!r} (one of {', '.join(RULES)})")
         self.rule, self.min_overlap, self.min_confidence = rule, min_overlap, min_confidence
-        self.footprint_fraction = footprint_fraction
+        self.footprint_fraction, self.min_box_to_bay_area = footprint_fraction, min_box_to_bay_area
         self.names = list(slots)
         self.bays = [_Bay.of(polygon) for polygon in slots.values()]
 
@@ -110,11 +114,14 @@ class OccupancyRule:
         masks = detections.mask[keep] if detections.mask is not None else None
         result = np.zeros((len(boxes), len(self.bays)))
         for row, (x1, y1, x2, y2) in enumerate(boxes):
+            box_area = (x2 - x1) * (y2 - y1)
             if self.rule == "footprint":
                 y1 = y2 - self.footprint_fraction * (y2 - y1)
             for column, bay in enumerate(self.bays):
                 h, w = bay.mask.shape
                 if x2 <= bay.x0 or y2 <= bay.y0 or x1 >= bay.x0 + w or y1 >= bay.y0 + h:
+                    continue
+                if box_area < self.min_box_to_bay_area * bay.area:
                     continue
                 result[row, column] = self._score(bay, (x1, y1, x2, y2), None if masks is None else masks[row])
         return result

@@ -108,6 +108,7 @@ class ParkingMonitor:
         rule: Occupancy rule, one of :data:`pipeline.analytics.occupancy.RULES`.
         min_confidence: Detections below this confidence do not occupy a slot.
         footprint_fraction: Lower share of a vehicle's box taken as its footprint (``footprint`` rule).
+        min_box_to_bay_area: A box below this share of a slot's area cannot occupy that slot.
 
     Attributes:
         occupied_count: Slots occupied (debounced) after the last frame.
@@ -121,9 +122,10 @@ class ParkingMonitor:
         rule: str = "center",
         min_confidence: float = 0.005,
         footprint_fraction: float = 0.5,
+        min_box_to_bay_area: float = 0.3,
     ) -> None:
         self.debounce_s = debounce_s
-        self.rule = OccupancyRule(slots, rule, min_overlap, min_confidence, footprint_fraction)
+        self.rule = OccupancyRule(slots, rule, min_overlap, min_confidence, footprint_fraction, min_box_to_bay_area)
         self._slots = [_Slot(name, np.asarray(polygon, dtype=float)) for name, polygon in slots.items()]
         self._last: tuple[int, float] = (0, 0.0)
         self._first_s: float | None = None
@@ -134,7 +136,12 @@ class ParkingMonitor:
             slot.polygon = slot.polygon * (sx, sy)
         rule = self.rule
         self.rule = OccupancyRule(
-            self.polygons, rule.rule, rule.min_overlap, rule.min_confidence, rule.footprint_fraction
+            self.polygons,
+            rule.rule,
+            rule.min_overlap,
+            rule.min_confidence,
+            rule.footprint_fraction,
+            rule.min_box_to_bay_area,
         )
 
     @property

@@ -77,6 +77,9 @@ class ParkingConfig:
     slots configured, the detector runs at the lower of this and ``model.conf``."""
     footprint_fraction: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "a fraction between 0 and 1"))
     """Lower share of a vehicle's box (mask) taken as where it meets the ground (``footprint`` rule)."""
+    min_box_to_bay_area: float = field(default=0.3, metadata=check(lambda v: v >= 0, "a number >= 0"))
+    """A box whose area is below this share of a slot's area cannot occupy that slot: at ``min_confidence``
+    the detector also boxes stains, people and parts of cars, all much smaller than a bay. 0 turns it off."""
     full_resolution: bool = True
     """With slots configured, run the model at no less than the source's own size (``model.imgsz`` raised to
     its long side): distant parked cars are a few pixels wide."""
