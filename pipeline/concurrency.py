@@ -18,8 +18,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, TypeVar
+
+from pipeline.closing import Closing
 
 T = TypeVar("T")
 
@@ -122,7 +123,7 @@ class PrefetchIterator(Generic[T]):
         return not self._thread.is_alive()
 
 
-class BackgroundWorker(Generic[T]):
+class BackgroundWorker(Closing, Generic[T]):
     """Calls ``handle(item)`` for each submitted item, in order, on a background thread.
 
     :meth:`submit` blocks while ``maxsize`` items wait. An exception in ``handle`` is re-raised by
@@ -165,11 +166,3 @@ class BackgroundWorker(Generic[T]):
             self._queue.put(_END)
             self._thread.join()
         self._raise_pending()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

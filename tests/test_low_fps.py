@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.analytics.evaluation import (
+    MatchResult,
     Tolerance,
     format_table,
     load_counted,
@@ -38,6 +39,18 @@ CLIPS = {
     "street_topdown": ("street.yaml", "street_topdown_ground_truth.yaml", 24000 / 1001, (1, 2, 3, 4)),
 }
 CASES = [(clip, step) for clip, (_, _, _, steps) in CLIPS.items() for step in steps]
+
+
+def assert_within_one_vehicle(matched: MatchResult, title: str) -> str:
+    """Print the per line and direction table with each miss and extra; assert the bar; return the report."""
+    report = f"{title}:\n{format_table(matched)}"
+    report += "".join(f"\nmissed {t.line} {t.direction} frame {t.frame}" for t in matched.missed)
+    report += "".join(f"\nextra {c.line} {c.direction} frame {c.frame}" for c in matched.extra)
+    print(report)
+    for row in matched.rows():
+        assert abs(row.counted - row.ambiguous_counted - row.truth) <= 1, report
+        assert row.missed <= 1 and row.extra <= 1, report
+    return report
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +81,7 @@ def test_crossings_match_ground_truth_at_low_frame_rates(
         load_counted(tmp_path / "events.jsonl", frame_step=step),
         Tolerance.for_run(fps, step),
     )
-    report = f"{clip} every {step} ({fps / step:.1f} fps, {precision}):\n{format_table(matched)}"
-    report += "".join(f"\nmissed {t.line} {t.direction} frame {t.frame}" for t in matched.missed)
-    report += "".join(f"\nextra {c.line} {c.direction} frame {c.frame}" for c in matched.extra)
-    print(report)
-    for row in matched.rows():
-        assert abs(row.counted - row.ambiguous_counted - row.truth) <= 1, report
-        assert row.missed <= 1 and row.extra <= 1, report
+    assert_within_one_vehicle(matched, f"{clip} every {step} ({fps / step:.1f} fps, {precision})")
 
 
 # clip: (config, truth, source fps, rates); the street clip at exactly 5 fps (uneven gaps of 4 and 5
@@ -114,12 +121,6 @@ def test_crossings_match_ground_truth_at_camera_rates_with_dropped_frames(
         load_counted(tmp_path / "events.jsonl", source_frames=source_frames),
         Tolerance.for_run(source_fps, largest_gap),
     )
-    report = f"{clip} at {fps:g} fps ({precision}):\n{format_table(matched)}"
-    report += "".join(f"\nmissed {t.line} {t.direction} frame {t.frame}" for t in matched.missed)
-    report += "".join(f"\nextra {c.line} {c.direction} frame {c.frame}" for c in matched.extra)
-    print(report)
+    report = assert_within_one_vehicle(matched, f"{clip} at {fps:g} fps ({precision})")
     if clip == "lot_topdown":  # held out, and slow enough to be exact
         assert matched.exact, report
-    for row in matched.rows():
-        assert abs(row.counted - row.ambiguous_counted - row.truth) <= 1, report
-        assert row.missed <= 1 and row.extra <= 1, report

@@ -12,9 +12,9 @@ import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Self
 
+from pipeline.closing import Closing
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class LocalHTTPServer6(LocalHTTPServer):
     address_family = socket.AF_INET6
 
 
-class LocalServer:
+class LocalServer(Closing):
     """A page served on a background thread, started and closed as a context manager.
 
     The handler reaches this object as ``self.server.owner``.
@@ -145,8 +145,3 @@ class LocalServer:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

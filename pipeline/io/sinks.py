@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NoReturn, Self
 
 import av
 import cv2
 import numpy as np
 
+from pipeline.closing import Closing
 from pipeline.config import OutputConfig
 from pipeline.io.output_dirs import output_error
 
@@ -95,22 +95,7 @@ def playable_length(path: str | Path) -> int:
     return end
 
 
-class _Sink:
-    """Context-manager plumbing shared by the sinks."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class H264VideoSink(_Sink):
+class H264VideoSink(Closing):
     """Writes BGR frames to a browser-playable H.264 (yuv420p) MP4 with PyAV; no system FFmpeg needed.
 
     The MP4 is fragmented (a self-contained fragment per keyframe interval), so the file written so
@@ -229,7 +214,7 @@ class H264VideoSink(_Sink):
         self._file.close()
 
 
-class CountsCsvSink(_Sink):
+class CountsCsvSink(Closing):
     """One row per frame with fixed columns (see :meth:`pipeline.analytics.Analytics.row`)."""
 
     def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
@@ -255,7 +240,7 @@ class CountsCsvSink(_Sink):
         self._file.close()
 
 
-class JsonlSink(_Sink):
+class JsonlSink(Closing):
     """Appends one JSON object per line and flushes, so every complete line is a valid record."""
 
     def __init__(self, path: str | Path) -> None:

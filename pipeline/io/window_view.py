@@ -8,12 +8,11 @@ import re
 import subprocess
 import sys
 import threading
-from types import TracebackType
-from typing import Self
 
 import cv2
 import numpy as np
 
+from pipeline.closing import Closing
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ def check_display(timeout_s: float = 20.0) -> None:
         raise PipelineError(f"--show needs a display: cannot open a window ({reason[:200]}); {hint}")
 
 
-class WindowView:
+class WindowView(Closing):
     """Shows each source's latest annotated frame in its own OpenCV window (``--show``).
 
     Every OpenCV GUI call happens on one thread of its own (GUI toolkits want a single GUI thread),
@@ -140,11 +139,3 @@ class WindowView:
         self._stop.set()
         self._thread.join(timeout=5)
         self._raise_pending()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -17,9 +17,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Self
 
+from pipeline.closing import Closing
 from pipeline.errors import PipelineError
 from pipeline.io.sources import FrameSource
 
@@ -27,7 +26,7 @@ Outcome = tuple[int, FrameSource | PipelineError]
 """A source's index in the run's list and what opening it gave."""
 
 
-class SourceOpener:
+class SourceOpener(Closing):
     """Opens ``specs`` with ``open_one(spec, stop_event)``, each on its own daemon thread.
 
     Args:
@@ -103,11 +102,3 @@ class SourceOpener:
                 return
             if isinstance(outcome, FrameSource):
                 outcome.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
