@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,11 @@ import pytest
 
 # Runs under the system Python with GStreamer's bindings (gi), not in this venv.
 collect_ignore = ["servers/rtsp_server.py"]
+
+# A run started in the background of a non-interactive shell (`make test &`) starts with SIGINT ignored,
+# and every vpipe child inherits that and ignores the SIGINT the tests send: give it Python's default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_videos"
