@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -237,20 +237,7 @@ def subsample_clip(source: Path, destination: Path, step: int, crf: int = 16) ->
     whose frame rate is the source's divided by ``step``, as a camera streaming at that rate would
     deliver it; returns the new frame rate. Frame ``k`` of the copy is frame ``k * step`` of the source.
     """
-    import av  # only this helper needs it
-
-    with av.open(str(source)) as reader, av.open(str(destination), "w") as writer:
-        video = reader.streams.video[0]
-        rate = Fraction(video.average_rate) / step
-        stream = writer.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for index, frame in enumerate(reader.decode(video)):
-            if index % step == 0:
-                image = frame.reformat(format="yuv420p")
-                image.pts, image.time_base = index // step, 1 / rate
-                writer.mux(stream.encode(image))
-        writer.mux(stream.encode(None))
+    rate, _ = _reencode(source, destination, step, lambda index, _: index % step == 0, crf)
     return rate
 
 
@@ -264,24 +251,33 @@ def resample_clip(source: Path, destination: Path, fps: float, crf: int = 16) ->
         >>> [index for index in range(13) if _opens_period(index, 12.5, 10.0)]
         [0, 2, 3, 4, 5, 7, 8, 9, 10, 12]
     """
-    import av  # only this helper needs it
+    _, kept = _reencode(source, destination, 1, lambda index, source_fps: _opens_period(index, source_fps, fps), crf)
+    return kept
+
+
+def _reencode(
+    source: Path, destination: Path, step: int, keep: Callable[[int, float], bool], crf: int
+) -> tuple[Fraction, list[int]]:
+    """Write the frames of ``source`` for which ``keep(index, source_fps)`` holds as H.264 at the
+    source's rate divided by ``step``, frame ``index`` at tick ``index // step``; returns that rate
+    and the indices written."""
+    import av  # only the clip writers need it
 
     kept = []
     with av.open(str(source)) as reader, av.open(str(destination), "w") as writer:
         video = reader.streams.video[0]
-        source_fps = float(video.average_rate)
-        stream = writer.add_stream("libx264", rate=Fraction(video.average_rate))
+        rate = Fraction(video.average_rate) / step
+        stream = writer.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
-        time_base = 1 / Fraction(video.average_rate)
         for index, frame in enumerate(reader.decode(video)):
-            if _opens_period(index, source_fps, fps):
+            if keep(index, float(video.average_rate)):
                 image = frame.reformat(format="yuv420p")
-                image.pts, image.time_base = index, time_base
+                image.pts, image.time_base = index // step, 1 / rate
                 writer.mux(stream.encode(image))
                 kept.append(index)
         writer.mux(stream.encode(None))
-    return kept
+    return rate, kept
 
 
 def _opens_period(index: int, source_fps: float, fps: float) -> bool:
