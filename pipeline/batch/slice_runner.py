@@ -32,6 +32,7 @@ from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, VideoFileSource
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
+from pipeline.run.source_run import source_and_model
 from pipeline.runtime import set_torch_threads
 
 
@@ -134,15 +135,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
             "end_frame": spec.start_frame,
             "start_s": None,
             "end_s": None,
-            "fps": round(float(source.fps), 4),
-            "width": source.width,
-            "height": source.height,
-            "duration_s": 0.0,
-            "processing_fps": 0.0,
-            **detector.describe(),
-            "detect_every": core.detect_every,
-            "output_dir": str(out_dir),
-            "status": "running",
+            **source_and_model(source, detector, core, out_dir),
         }
         first_frame: np.ndarray | None = None
         end_s = 0.0

@@ -166,6 +166,18 @@ def summary_header(source: FrameSource, detector: Detector, core: FramePipeline,
     return {
         "source": source.display_name,
         "frames": 0,
+        **source_and_model(source, detector, core, out_dir),
+        "tracker": core.tracker.describe(),
+        "frames_dropped": 0,
+        "frames_skipped": 0,
+        "reconnects": 0,
+    }
+
+
+def source_and_model(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
+    """The fields every ``summary.json`` starts with, a whole run's and a batch slice's: the source's
+    rate and size, the model, the stride, the output folder, rates and status before the first frame."""
+    return {
         "fps": round(float(source.fps), 4),
         "width": source.width,
         "height": source.height,
@@ -173,12 +185,8 @@ def summary_header(source: FrameSource, detector: Detector, core: FramePipeline,
         "processing_fps": 0.0,
         **detector.describe(),
         "detect_every": core.detect_every,
-        "tracker": core.tracker.describe(),
         "output_dir": str(out_dir),
         "status": "running",
-        "frames_dropped": 0,
-        "frames_skipped": 0,
-        "reconnects": 0,
     }
 
 
