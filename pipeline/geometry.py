@@ -33,8 +33,9 @@ MAX_CONDITION = 1e4
 degenerate: a fronto-parallel square gives about 6, a road narrowing to 2 px at the top about 300."""
 
 
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+def cross(origin: Point, a: Point, b: Point) -> float:
+    """z of (a - origin) x (b - origin): > 0 when b is on the positive side of origin->a."""
+    return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
 
 
 def _scale_sq(points: Sequence[Point]) -> float:
@@ -44,7 +45,7 @@ def _scale_sq(points: Sequence[Point]) -> float:
 
 def _segments_meet(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
     """Whether segments p1p2 and q1q2 cross or touch."""
-    d1, d2, d3, d4 = _cross(q1, q2, p1), _cross(q1, q2, p2), _cross(p1, p2, q1), _cross(p1, p2, q2)
+    d1, d2, d3, d4 = cross(q1, q2, p1), cross(q1, q2, p2), cross(p1, p2, q1), cross(p1, p2, q2)
     if ((d1 > 0) != (d2 > 0) and d1 != 0 and d2 != 0) and ((d3 > 0) != (d4 > 0) and d3 != 0 and d4 != 0):
         return True
 
@@ -68,7 +69,7 @@ def polygon_problem(points: Sequence[Point]) -> str | None:
             continue
         if _segments_meet(*edges[i], *edges[j]):
             return f"the polygon crosses itself (edge {i} meets edge {j})"
-    area = 0.5 * abs(sum(_cross((0.0, 0.0), points[i], points[(i + 1) % n]) for i in range(n)))
+    area = 0.5 * abs(sum(cross((0.0, 0.0), points[i], points[(i + 1) % n]) for i in range(n)))
     if area <= _FLAT * _scale_sq(points):
         return "the polygon has no area (its points are on one line or repeated)"
     return None
@@ -76,7 +77,7 @@ def polygon_problem(points: Sequence[Point]) -> str | None:
 
 def _three_collinear(points: Sequence[Point]) -> bool:
     scale_sq = _scale_sq(points)
-    return any(abs(_cross(a, b, c)) / 2 <= _FLAT * scale_sq for a, b, c in itertools.combinations(points, 3))
+    return any(abs(cross(a, b, c)) / 2 <= _FLAT * scale_sq for a, b, c in itertools.combinations(points, 3))
 
 
 def _normalizing(points: np.ndarray) -> np.ndarray:

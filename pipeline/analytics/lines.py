@@ -36,12 +36,7 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Direction, LineCrossing
-from pipeline.geometry import Point
-
-
-def _cross(origin: Point, a: Point, b: Point) -> float:
-    """z of (a - origin) x (b - origin): > 0 when b is on the positive side of origin->a."""
-    return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
+from pipeline.geometry import Point, cross
 
 
 def _sign(value: float) -> int:
@@ -147,7 +142,7 @@ class DirectedSegment:
 
     def side(self, point: Point) -> float:
         """Signed side of ``point``: > 0 on the ``in`` side, < 0 on the ``out`` side, 0 on the line."""
-        return _cross(self.start, self.end, point)
+        return cross(self.start, self.end, point)
 
     def distance(self, point: Point) -> float:
         """Perpendicular distance from ``point`` to the (infinite) line, in pixels."""
@@ -161,7 +156,7 @@ class DirectedSegment:
     def crossing_position(self, p0: Point, p1: Point) -> float | None:
         """Where the motion p0 -> p1 (which changes side) meets the line, as a position along the
         segment, or None if it passes beside the segment."""
-        if _cross(p0, p1, self.start) * _cross(p0, p1, self.end) > 0:
+        if cross(p0, p1, self.start) * cross(p0, p1, self.end) > 0:
             return None
         s0, s1 = self.side(p0), self.side(p1)
         fraction = s0 / (s0 - s1)
