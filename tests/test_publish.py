@@ -226,6 +226,22 @@ def test_mqtt_close_waits_for_messages_queued_during_an_outage(tmp_path: Path):
     assert received == [{"event": "line_crossing", "seq": 1}]
 
 
+def test_a_broker_back_during_the_drain_gets_the_queue_even_after_a_long_outage(tmp_path: Path):
+    """After several failed reconnects the backoff is at its cap; a 10 s drain must still see the broker back."""
+    port = free_port()
+    sink = MqttSink(MqttConfig(host="127.0.0.1", port=port, client_id="long-outage"), "cam", (None, None))
+    sink.send({"event": "line_crossing", "seq": 1})
+    time.sleep(8)  # tries at about 1, 3, 7 s: with an 8 s cap the next would be at 15 s
+    broker = start_broker(port, tmp_path / "broker")
+    try:
+        started = time.monotonic()
+        sink.close(drain_s=5)
+        assert time.monotonic() - started < 5, "the drain ran out before the sink reconnected"
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
+
+
 def start_broker(port: int, folder: Path) -> subprocess.Popen:
     """mosquitto on loopback with persistence, so sessions and their QoS 1 messages survive a restart."""
     folder.mkdir(exist_ok=True)
