@@ -276,7 +276,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     if (args.grid is None) == (args.from_file is None):
         raise ConfigError("give either --grid ROWSxCOLS or --from FILE")
     if args.from_file:
-        slots = read_slot_file(args.from_file)
+        slots = read_slot_file(args.from_file, (source.width, source.height))
         header = f"# Parking slots for {args.source}, converted from {args.from_file}.\n"
     else:
         region = args.region or (0, 0, source.width, source.height)

@@ -11,14 +11,18 @@ Usage:
 
 The labels file is YAML: ``frames: {IMAGE_FILE_NAME: [occupied slot names], ...}``; slots not listed are free.
 ``--labels`` may also be a folder of PKLot XML files, one per image with the image's name (slot names
-are the XML's space ids, as ``vpipe slots IMAGE --from XML`` writes them).
+are the XML's space ids, as ``vpipe slots IMAGE --from XML`` writes them), or CNRPark-EXT's
+``CNRPark+EXT.csv`` (the rows of one camera, ``--camera N`` or the frames folder's name ``cameraN``;
+slot names are its slot ids, as ``vpipe slots IMAGE --from cameraN.csv`` writes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -81,11 +85,13 @@ class Tally:
         return {k: round(v, 4) for k, v in {**values, "recall": recall, "f1": f1}.items()}
 
 
-def load_labels(path: Path, frames: Path) -> dict[str, set[str]]:
-    """Frame file name to the set of occupied slot names, from a labels YAML file or a folder of PKLot XML
-    files (``<space id=.. occupied="1">``, one per image, named after it)."""
+def load_labels(path: Path, frames: Path, camera: str | None = None) -> dict[str, set[str]]:
+    """Frame file name to the set of occupied slot names, from a labels YAML file, a folder of PKLot XML
+    files (``<space id=.. occupied="1">``, one per image, named after it) or CNRPark-EXT's CSV."""
     if path.is_dir():
         return _pklot_labels(path, frames)
+    if path.suffix.lower() == ".csv":
+        return _cnrpark_labels(path, frames, camera)
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("frames"), dict):
         raise ConfigError(f"{path}: expected a mapping with 'frames: {{image name: [occupied slots]}}'")
@@ -107,11 +113,36 @@ def _pklot_labels(folder: Path, frames: Path) -> dict[str, set[str]]:
     return labels
 
 
+def _cnrpark_labels(path: Path, frames: Path, camera: str | None) -> dict[str, set[str]]:
+    """Rows ``camera,datetime,...,occupancy,slot_id`` of one camera; an image ``2015-11-12_0713.jpg``
+    takes the rows of datetime ``2015-11-12_07.13``."""
+    if camera is None:
+        match = re.fullmatch(r"camera(\d+)", frames.resolve().name, re.IGNORECASE)
+        if match is None:
+            raise ConfigError(f"{path}: give --camera N (the frames folder is not named cameraN)")
+        camera = match.group(1)
+    by_time: dict[str, set[str]] = {}
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = {"camera", "datetime", "occupancy", "slot_id"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path}: not a CNRPark-EXT labels CSV (no column {', '.join(sorted(missing))})")
+        for row in reader:
+            if row["camera"].lstrip("0") == camera.lstrip("0"):
+                occupied = by_time.setdefault(row["datetime"].replace(".", ""), set())
+                if row["occupancy"].strip() == "1":
+                    occupied.add(row["slot_id"].strip())
+    images = sorted(p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in by_time)
+    if not images:
+        raise ConfigError(f"{path}: no rows of camera {camera} at the times of the images in {frames}")
+    return {image.name: by_time[image.stem] for image in images}
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     config = load_config(args.config, None)
     slots = {slot.name: slot.polygon for slot in load_slots(args.slots)}
     frames = Path(args.frames)
-    labels = load_labels(Path(args.labels), frames)
+    labels = load_labels(Path(args.labels), frames, args.camera)
     parking = config.parking
     rule = OccupancyRule(
         slots,
@@ -177,8 +208,9 @@ def main() -> int:
     parser.add_argument(
         "--labels",
         required=True,
-        help="labels file (YAML, see above) or a folder of PKLot XML files named after the images",
+        help="labels file (YAML, see above), a folder of PKLot XML files named after the images, or CNRPark+EXT.csv",
     )
+    parser.add_argument("--camera", default=None, help="CNRPark-EXT camera number (default: from FRAMES' name)")
     parser.add_argument(
         "--config", default=None, help="run config for the model and parking settings, e.g. configs/parking.yaml"
     )

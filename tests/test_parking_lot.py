@@ -111,3 +111,30 @@ def test_eval_parking_scores_the_snapshots_from_pklot_xml_labels(tmp_path: Path)
     empty.mkdir()
     child = subprocess.run([*script, "--labels", str(empty)], capture_output=True, text=True, timeout=600)
     assert child.returncode == 2 and child.stderr.count("\n") == 1 and "no PKLot XML file" in child.stderr
+
+
+def test_eval_parking_reads_one_cameras_rows_of_a_cnrpark_csv(tmp_path: Path):
+    """CNRPark-EXT's labels CSV holds every camera: the script takes the rows of the camera the frames
+    folder is named after (image ``2012-09-16_06_22_55.jpg`` at datetime ``2012-09-16_06_22_55``). Another
+    camera's rows at the same times, here the opposite of the truth, must not count."""
+    truth = yaml.safe_load((GROUND_TRUTH / "pklot_pucpr_ground_truth.yaml").read_text())["frames"]
+    slots = [s["name"] for s in yaml.safe_load((CONFIGS / "slots" / "pklot_pucpr.yaml").read_text())]
+    frames = tmp_path / "camera3"
+    frames.mkdir()
+    rows = ["camera,datetime,image_url,occupancy,slot_id,weather"]
+    for frame in sorted(truth)[:2]:
+        (frames / frame).symlink_to(LOT / frame)
+        for slot in slots:
+            occupied, when = int(slot in set(truth[frame] or [])), Path(frame).stem
+            rows += [f"03,{when},x.jpg,{occupied},{slot},S", f"05,{when},x.jpg,{1 - occupied},{slot},S"]
+    labels = tmp_path / "CNRPark+EXT.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    script = [sys.executable, str(REPO / "scripts" / "eval_parking.py"), str(frames), "--labels", str(labels)]
+    script += ["--config", str(CONFIGS / "parking.yaml"), "--slots", str(CONFIGS / "slots" / "pklot_pucpr.yaml")]
+    child = subprocess.run([*script, "--json"], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert (result["frames"], result["slot_states"]) == (2, 2 * len(slots))
+    assert result["overall"]["accuracy"] >= 1 - MAX_WRONG / (2 * len(slots))
+    child = subprocess.run([*script, "--camera", "7"], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 2 and child.stderr.count("\n") == 1 and "no rows of camera 7" in child.stderr

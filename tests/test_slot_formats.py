@@ -76,6 +76,17 @@ def test_bad_files_give_one_clear_error(text: str, message: str):
         slots_from_text(text, "x.json")
 
 
+def test_cnrpark_camera_csv_boxes_are_scaled_from_the_2592x1944_frame():
+    text = "SlotId,X,Y,W,H\n211,2592,0,-1296,972\n613,0,972,1296,972\n"
+    slots = slots_from_text(text, "camera8.csv", (1000, 750))
+    assert slots["613"] == [(0.0, 375.0), (500.0, 375.0), (500.0, 750.0), (0.0, 750.0)]
+    assert slots["211"] == [(1000.0, 0.0), (500.0, 0.0), (500.0, 375.0), (1000.0, 375.0)]
+    with pytest.raises(ConfigError, match=r"camera8\.csv: a CNRPark-EXT slots CSV needs the size of the images"):
+        slots_from_text(text, "camera8.csv")
+    with pytest.raises(ConfigError, match="not a PKLot XML"):
+        slots_from_text("SlotId,X,Y\n1,2,3\n", "camera8.csv", (1000, 750))
+
+
 def test_missing_file_names_it(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"missing\.json: cannot read"):
         read_slot_file(tmp_path / "missing.json")
