@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a parking slots file (and a PNG to check it) from a grid or another tool's file",
         description=(
             "Split a rectangle of SOURCE's first frame into ROWSxCOLS parking slots (--grid), or convert the "
-            "slots of a PKLot XML, CVAT XML, LabelMe JSON or Ultralytics parking points JSON file (--from); "
+            "slots of a PKLot XML, CVAT XML, LabelMe JSON, Ultralytics parking points JSON or CNRPark-EXT "
+            "camera CSV file (--from); "
             "write them as a YAML slots file and a PNG of the first frame with the slots drawn."
         ),
         epilog="examples:\n  vpipe slots sample_videos/lot_topdown.mp4 --grid 2x4 --region 60,40,720,400 "
