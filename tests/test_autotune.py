@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.models.autotune import SpeedTrial
+from pipeline.models.thread_trial import ThreadCountTrial
 
 
 class FakeClock:
@@ -100,3 +101,31 @@ def test_the_first_frames_of_a_block_are_not_timed():
         clock.now += 0.05 if first_of_block else {"a": 0.010, "b": 0.008}[label]
     assert trial.medians() == pytest.approx({"a": 100.0, "b": 125.0})
     assert trial.chosen == "b"
+
+
+class _Runner:
+    """Stands in for a compiled OpenVINO model: its thread count, and a result per frame."""
+
+    in_flight = 1
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def start(self, images: list) -> object:
+        return lambda: [None] * len(images)
+
+
+def test_thread_trial_reports_rates_only_once_it_has_chosen():
+    """Two sources sharing one model each write its rates in their summary when they end: rates of a
+    trial still running would differ between them, so there are none until it has chosen."""
+    clock = FakeClock()
+    threads = ThreadCountTrial(_Runner(2), _Runner(1))  # type: ignore[arg-type]
+    threads.trial = SpeedTrial({2: threads.trial.candidates[2], 1: threads.trial.candidates[1]},
+                               block_frames=2, settle_frames=0, rounds=1, clock=clock)  # fmt: skip
+    while threads.trial.chosen is None:
+        threads.start([None])
+        clock.now += 0.01
+        if threads.trial.chosen is None:
+            assert threads.rates_fps() == {}, "rates of a trial that has not chosen"
+    assert threads.trial.medians() and threads.rates_fps() == threads.trial.medians()
+    assert set(threads.rates_fps()) == {2, 1} and threads.threads == 2

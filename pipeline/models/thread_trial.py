@@ -50,5 +50,6 @@ class ThreadCountTrial:
         return model.start(images)
 
     def rates_fps(self) -> dict[int, float]:
-        """Median frames per second of each thread count's timed blocks so far."""
-        return self.trial.medians()
+        """Median frames per second of each thread count's timed blocks, once the trial has ended
+        (empty until then: partial rates would change from one source's summary to the next)."""
+        return self.trial.medians() if self.trial.chosen is not None else {}
