@@ -28,11 +28,14 @@ from typing import Any
 
 import av
 import pytest
+import yaml
 
+from pipeline.analytics.events import Movement
 from pipeline.batch.manifest import MANIFEST_NAME, ItemRecord, Manifest
 from pipeline.batch.slicing import plan_slices, probe_timestamps
 from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
+from pipeline.batch.tally import SliceTally
 from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
 from pipeline.io.sinks import H264VideoSink
@@ -201,12 +204,18 @@ def test_cluster_batch_counts_equal_vpipe_run_per_video(tmp_path: Path, clips: d
 
 
 def test_split_slices_add_up_to_the_whole_clip_across_boundaries(tmp_path: Path, highway: Path, ray_address: str):
+    """Events, counts and interval counts of the slices equal those of one ``vpipe run``; 2 s bins put
+    both slice boundaries (4.2 s, 8.4 s) inside a bin."""
+    settings = {**yaml.safe_load((CONFIGS / "traffic.yaml").read_text()), "output": {"interval": "2s"}}
+    config = tmp_path / "traffic_2s.yaml"
+    config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "split"
     result = run_batch(
-        highway, "--output", out, "--ray-address", ray_address, "--split", "4.2s", "--overlap", "2s", *FAST
-    )
+        highway, "--output", out, "--ray-address", ray_address, "--split", "4.2s", "--overlap", "2s", *FAST,
+        "--config", config,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    whole = vpipe_run_summary(highway, tmp_path / "whole")
+    whole = vpipe_run_summary(highway, tmp_path / "whole", "--config", config)
     whole_events = [json.loads(line) for line in (tmp_path / "whole" / "events.jsonl").read_text().splitlines()]
 
     video = read_json(out / "highway" / "summary.json")
@@ -231,6 +240,18 @@ def test_split_slices_add_up_to_the_whole_clip_across_boundaries(tmp_path: Path,
     assert video["lines"] == whole["lines"]
     row = next(csv.DictReader((out / "batch_summary.csv").open()))
     assert (row["slices"], int(row["main_in"])) == ("3", whole["lines"]["main"]["in_total"])
+
+    def bins(path: Path) -> dict[tuple[str, ...], tuple[int, float]]:
+        rows = csv.DictReader(path.open())
+        return {tuple(r[k] for k in ("interval_start", "name", "direction", "class_name")): (
+            int(r["count"]), float(r["covered_s"])) for r in rows}  # fmt: skip
+
+    split_bins, whole_bins = bins(out / "highway" / "intervals.csv"), bins(tmp_path / "whole" / "intervals.csv")
+    assert len(whole_bins) >= 12 and sum(count for count, _ in whole_bins.values()) > 0
+    assert {k: c for k, (c, _) in split_bins.items()} == {k: c for k, (c, _) in whole_bins.items()}
+    frame_s = 1 / whole["fps"]  # a slice covers its bins up to its last frame's time, one frame short of the next
+    assert all(abs(split_bins[k][1] - s) <= frame_s + 1e-3 for k, (_, s) in whole_bins.items())
+    assert video["intervals"] == whole["intervals"]
 
 
 # --- resume after the driver is killed ---------------------------------------------------------
@@ -485,3 +506,27 @@ def test_merged_slices_add_counts_and_weight_rates():
     assert merged["processing_fps"] == pytest.approx(400 / (100 / 50 + 300 / 25), abs=0.01)
     assert merged["zones"]["z"]["mean_count"] == pytest.approx(2.5) and merged["zones"]["z"]["max_count"] == 3
     assert merged["duration_s"] == pytest.approx(40.0)
+
+
+def test_slices_count_movements_and_the_video_adds_them_up():
+    """A slice counts the movements that end on its counted frames (zeros for every named pair);
+    the video's summary adds them per movement and class, ``A->?`` included."""
+
+    def movement(name: str, class_name: str) -> Movement:
+        origin, destination = name.split("->")
+        to = None if destination == "?" else destination
+        return Movement(100, 4.0, name, origin, to, 1, class_name, 10, 1.0, 3.0)
+
+    pairs = ["West->East", "East->West"]
+    first, second = SliceTally([], [], lanes={}, movements=pairs), SliceTally([], [], lanes={}, movements=pairs)
+    first.add([movement("West->East", "car"), movement("West->East", "truck")], zone_counts={})
+    second.add([movement("West->East", "car"), movement("East->?", "car")], zone_counts={})
+    assert first.summary()["movements"]["counts"]["East->West"] == {"total": 0, "by_class": {}}
+    base = {"frames": 10, "processing_fps": 10.0, "duration_s": 1.0, "lines": {}, "zones": {}}
+    merged = merge_slices([{**base, **first.summary()}, {**base, **second.summary()}])["movements"]["counts"]
+    assert merged == {
+        "West->East": {"total": 3, "by_class": {"car": 2, "truck": 1}},
+        "East->West": {"total": 0, "by_class": {}},
+        "East->?": {"total": 1, "by_class": {"car": 1}},
+    }
+    assert "movements" not in merge_slices([{**base, **SliceTally([], [], lanes={}).summary()}])

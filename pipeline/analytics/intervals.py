@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,17 +53,83 @@ class _PeakHour:
     """Sliding sums over the last ``bins_per_hour`` bins of one key: constant memory."""
 
     bins_per_hour: int
-    window: deque[tuple[float, int]] = field(default_factory=deque)
-    best: tuple[int, float, int] | None = None
-    """(volume, window start, largest bin in it)."""
+    window: deque[tuple[str, int]] = field(default_factory=deque)
+    best: tuple[int, str, int] | None = None
+    """(volume, label of the window's first bin, largest bin in it)."""
 
-    def add(self, start_s: float, count: int) -> None:
-        self.window.append((start_s, count))
+    def add(self, start: str, count: int) -> None:
+        self.window.append((start, count))
         if len(self.window) > self.bins_per_hour:
             self.window.popleft()
         volume = sum(c for _, c in self.window)
         if self.best is None or volume > self.best[0]:
             self.best = (volume, self.window[0][0], max(c for _, c in self.window))
+
+
+class PeakHours:
+    """The peak hour of each key from its bins' totals, given in time order.
+
+    Args:
+        interval_s: Bin length; bins that do not divide an hour give no peak hour.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        hour = 3600.0 / interval_s
+        self._bins = round(hour) if interval_s <= 3600 and abs(hour - round(hour)) < 1e-9 else 0
+        self._peaks: dict[Key, _PeakHour] = {}
+
+    def add(self, key: Key, start: str, total: int) -> None:
+        """One bin's total for ``key``; ``start`` labels the bin (its ``interval_start``)."""
+        if self._bins:
+            self._peaks.setdefault(key, _PeakHour(self._bins)).add(start, total)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
+        (the 60 minutes of whole bins with the most events) and its peak-hour factor
+        (volume / (bins per hour x the largest bin in it))."""
+        peaks = {}
+        for (kind, name, direction), peak in self._peaks.items():
+            if peak.best is None or peak.best[0] == 0:
+                continue
+            volume, start, largest = peak.best
+            label = f"{kind}:{name}" + (f":{direction}" if direction else "")
+            peaks[label] = {"start": start, "volume": volume, "phf": round(volume / (self._bins * largest), 3)}
+        return {"interval_s": self.interval_s, "peak_hour": peaks}
+
+
+def merge_rows(parts: Iterable[Iterable[Mapping[str, str]]], interval_s: float) -> tuple[list[dict[str, Any]], dict]:
+    """One ``intervals.csv`` from those of consecutive pieces of one video (a batch's slices).
+
+    A bin two pieces share (a slice boundary inside it) gets the sum of their counts and of their
+    ``covered_s``. Returns the rows, in time order, and the ``intervals`` section of the summary.
+
+    Example:
+        >>> row = dict(kind="line", name="main", direction="in", class_name="all")
+        >>> a = [{**row, "interval_start": "0.0", "interval_end": "60.0", "covered_s": "40.0", "count": "2"}]
+        >>> b = [{**row, "interval_start": "0.0", "interval_end": "60.0", "covered_s": "20.0", "count": "1"},
+        ...      {**row, "interval_start": "60.0", "interval_end": "120.0", "covered_s": "5.0", "count": "0"}]
+        >>> rows, _ = merge_rows([a, b], 60.0)
+        >>> [(r["interval_start"], r["covered_s"], r["count"]) for r in rows]
+        [('0.0', 60.0, 3), ('60.0', 5.0, 0)]
+    """
+    bins: dict[str, dict[tuple[str, str, str, str], dict[str, Any]]] = {}
+    for part in parts:
+        for row in part:
+            key = (row["kind"], row["name"], row["direction"], row["class_name"])
+            merged = bins.setdefault(row["interval_start"], {}).setdefault(key, {**row, "count": 0, "covered_s": 0.0})
+            merged["count"] += int(row["count"])
+            merged["covered_s"] = round(merged["covered_s"] + float(row["covered_s"]), 3)
+    rows, peaks = [], PeakHours(interval_s)
+    for start, content in bins.items():
+        totals = {key[:3]: merged for key, merged in content.items() if key[3] == "all"}
+        for key, merged in content.items():
+            if key[3] != "all":  # a class seen in one piece only: the bin's coverage is its "all" row's
+                merged["covered_s"] = totals[key[:3]]["covered_s"] if key[:3] in totals else merged["covered_s"]
+            rows.append({column: merged[column] for column in COLUMNS})
+        for key, merged in totals.items():
+            peaks.add(key, start, merged["count"])
+    return rows, peaks.summary()
 
 
 class IntervalCounter:
@@ -86,9 +152,7 @@ class IntervalCounter:
         self._bins: dict[int, _Bin] = {}
         self._next_bin: int | None = None
         self._first_bin = self._last_frame_bin = 0
-        hour = 3600.0 / interval_s
-        self._peak_bins = round(hour) if interval_s <= 3600 and abs(hour - round(hour)) < 1e-9 else 0
-        self._peaks: dict[Key, _PeakHour] = {}
+        self._peaks = PeakHours(interval_s)
 
     def _bin_of(self, timestamp_s: float) -> int:
         return math.floor(((self.start_epoch_s or 0.0) + timestamp_s) / self.interval_s + 1e-9)
@@ -146,8 +210,7 @@ class IntervalCounter:
         for key in self.keys:
             classes = content.counts.get(key, Counter())
             total = sum(classes.values())
-            if self._peak_bins:
-                self._peaks.setdefault(key, _PeakHour(self._peak_bins)).add(index * self.interval_s, total)
+            self._peaks.add(key, start, total)
             base = {"interval_start": start, "interval_end": end, "covered_s": covered_s}
             kind, name, direction = key
             base.update(kind=kind, name=name, direction=direction)
@@ -156,18 +219,5 @@ class IntervalCounter:
         return rows
 
     def summary(self) -> dict[str, Any]:
-        """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
-        (the 60 minutes of whole bins with the most events) and its peak-hour factor
-        (volume / (bins per hour x the largest bin in it))."""
-        peaks = {}
-        for (kind, name, direction), peak in self._peaks.items():
-            if peak.best is None or peak.best[0] == 0:
-                continue
-            volume, start, largest = peak.best
-            label = f"{kind}:{name}" + (f":{direction}" if direction else "")
-            peaks[label] = {
-                "start": self._label(round(start / self.interval_s)),
-                "volume": volume,
-                "phf": round(volume / (self._peak_bins * largest), 3),
-            }
-        return {"interval_s": self.interval_s, "peak_hour": peaks}
+        """The ``intervals`` section of ``summary.json`` (see :meth:`PeakHours.summary`)."""
+        return self._peaks.summary()

@@ -2,19 +2,24 @@
 
 A whole video's state is its item's last record; a split video's is that of its slices
 (``completed`` when all completed, ``failed`` when one failed, else ``pending``). A split video
-gets a merged ``summary.json`` in its folder once every slice has finished.
+gets a merged ``summary.json`` (and ``intervals.csv``, with lines or movements) in its folder once
+every slice has finished.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pipeline.analytics.intervals import COLUMNS, merge_rows
 from pipeline.batch.manifest import ItemRecord, Manifest
 from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.storage import InputFile, OutputFolder, video_folder
 from pipeline.batch.summaries import VideoOutcome, batch_csv, batch_json, merge_slices
+from pipeline.io.sinks import csv_text
 
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_JSON = "batch_summary.json"
@@ -109,6 +114,17 @@ class Outcomes:
             "output_dir": outcome.output_dir,
             "parts": outcome.parts,
         }
+        if outcome.status == "completed" and completed and "intervals" in completed[0]:
+            parts = [
+                self._folder.read_text(f"{video_folder(video.relative)}/{spec.name}/intervals.csv")
+                for spec, _ in slices
+            ]
+            if all(text is not None for text in parts):
+                rows, summary["intervals"] = merge_rows(
+                    [csv.DictReader(io.StringIO(text)) for text in parts if text is not None],
+                    completed[0]["intervals"]["interval_s"],
+                )
+                self._folder.write_text(f"{video_folder(video.relative)}/intervals.csv", csv_text(COLUMNS, rows))
         self._folder.write_text(relative, json.dumps(summary, indent=2) + "\n")
         return True
 

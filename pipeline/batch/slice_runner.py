@@ -4,7 +4,8 @@ the slice's frames, counted and written as ``vpipe run`` writes a whole video.
 The stages are those of :func:`pipeline.run.runner.run` (same detector, tracker, counters, sinks,
 same per-frame step), so a slice counts what a whole-video run counts on its frames. Outputs
 cover the counted frames only: ``counts.csv`` (line counts cumulative from the slice's start),
-``events.jsonl``, ``annotated.mp4``, ``summary.json``, plots. Frame indices and timestamps are
+``events.jsonl``, ``intervals.csv`` (the whole video's bins, the slice's share of them),
+``annotated.mp4``, ``summary.json``, plots. Frame indices and timestamps are
 those of the whole video.
 """
 
@@ -20,12 +21,14 @@ from typing import Any
 import av
 import numpy as np
 
+from pipeline.analytics.movements import movement_name
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.tally import SliceTally
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
+from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.outputs import RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.sinks import write_json_atomic
@@ -115,17 +118,21 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
         set_torch_threads(detector.backend)
         core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
+        movements = core.analytics.movements
         tally = SliceTally(
             [line.name for line in config.lines],
             [zone.name for zone in config.zones],
             lanes={line.name: [lane.name for lane in line.lanes] for line in config.lines},
             with_speed=core.analytics.speed is not None,
+            movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
         )
         out_dir = Path(config.output.dir)
         annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
         size = (source.width, source.height)
         outputs = RunOutputs(out_dir, config.output, core.columns, source.fps, size, annotator)
         stack.callback(outputs.close)
+        intervals = IntervalsFile.for_run(out_dir, config, source, core.analytics)  # whole-video bins
+        stack.callback(intervals.close)
         summary: dict[str, Any] = {
             "source": config.source.path,
             "part": spec.name,
@@ -144,6 +151,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         def finish(status: str, error: str | None = None) -> None:
             elapsed = time.perf_counter() - started
             outputs.close()
+            intervals.close()
             zones = core.analytics.zones
             inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in zones}
             summary.update(
@@ -152,6 +160,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                 status=status,
                 **tally.summary(inside),
                 tracks_total=core.tracks.total,
+                intervals=intervals.summary(),
             )
             if error:
                 summary["error"] = error
@@ -173,6 +182,7 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                     continue
                 tally.add(result.events, core.analytics.zone_counts())
                 outputs.write(result, row={**result.row, **tally.line_columns()})
+                intervals.write(result)
                 if summary["start_s"] is None:
                     summary["start_s"] = round(frame.timestamp_s, 4)
                 summary["frames"] += 1

@@ -74,6 +74,15 @@ def merge_zones(parts: Sequence[tuple[Mapping[str, Any], int]]) -> dict[str, Any
     }
 
 
+def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up the ``counts`` of ``movements`` sections (a movement is counted by the slice it ends in)."""
+    merged: dict[str, Counter[str]] = {}
+    for movements in parts:
+        for name, entry in movements.get("counts", {}).items():
+            merged.setdefault(name, Counter()).update(entry.get("by_class", {}))
+    return {"counts": {n: {"total": sum(c.values()), "by_class": dict(sorted(c.items()))} for n, c in merged.items()}}
+
+
 def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A whole video's summary from its slices' summaries (in time order, all completed).
 
@@ -83,7 +92,7 @@ def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     frames = sum(s["frames"] for s in summaries)
     busy_s = sum(s["frames"] / s["processing_fps"] for s in summaries if s["processing_fps"])
     first = summaries[0] if summaries else {}
-    return {
+    merged = {
         "frames": frames,
         **{key: first[key] for key in _COPIED_FIELDS if key in first},
         "duration_s": round(sum(s["duration_s"] for s in summaries), 4),
@@ -91,6 +100,10 @@ def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "lines": merge_lines([s["lines"] for s in summaries]),
         "zones": merge_zones([(s["zones"], s["frames"]) for s in summaries]),
     }
+    movements = [s["movements"] for s in summaries if "movements" in s]
+    if movements:
+        merged["movements"] = merge_movements(movements)
+    return merged
 
 
 @dataclass

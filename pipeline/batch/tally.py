@@ -1,4 +1,4 @@
-"""Counting what a slice counts: events and zone occupancy of its counted frames only.
+"""Counting what a slice counts: events, movements and zone occupancy of its counted frames only.
 
 The counters of :class:`pipeline.analytics.Analytics` run over the warm-up too (that is the point
 of it), so their totals include events a slice must not count. :class:`SliceTally` keeps its own
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import mean
 from typing import Any
 
-from pipeline.analytics.events import Event, LineCrossing, ZoneEnter, ZoneExit
+from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
 
 
 class _LineTally:
@@ -77,13 +77,15 @@ class _ZoneTally:
 
 
 class SliceTally:
-    """Line and zone totals over a slice's counted frames.
+    """Line, movement and zone totals over a slice's counted frames.
 
     Args:
         lines: Line names, in config order.
         zones: Zone names, in config order.
         lanes: Lane names per line.
         with_speed: Whether speed calibration is on (adds ``mean_speed_kmh`` per line).
+        movements: Every movement between named approaches (``A->B``), counted or not; None
+            without ``movements`` in the config.
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class SliceTally:
         zones: Sequence[str],
         lanes: Mapping[str, Sequence[str]],
         with_speed: bool = False,
+        movements: Sequence[str] | None = None,
     ) -> None:
         self._lines = {name: _LineTally(lanes.get(name, ())) for name in lines}
+        self._movements = None if movements is None else {name: Counter[str]() for name in movements}
         self._zones = {name: _ZoneTally() for name in zones}
         self._with_speed = with_speed
 
@@ -106,6 +110,8 @@ class SliceTally:
                 self._zones[event.zone].enters += 1
             elif isinstance(event, ZoneExit):
                 self._zones[event.zone].dwells.append(event.dwell_s)
+            elif isinstance(event, Movement) and self._movements is not None:
+                self._movements.setdefault(event.movement, Counter())[event.class_name] += 1
         for name, count in zone_counts.items():
             self._zones[name].add_frame(count)
 
@@ -118,9 +124,16 @@ class SliceTally:
         return columns
 
     def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
-        """``lines`` and ``zones`` sections shaped like those of ``summary.json``."""
+        """``lines``, ``zones`` and (configured) ``movements`` sections shaped like those of
+        ``summary.json`` (of ``movements`` only its ``counts``)."""
         inside = inside_at_end or {}
-        return {
+        summary: dict[str, Any] = {
             "lines": {name: line.summary(self._with_speed) for name, line in self._lines.items()},
             "zones": {name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
         }
+        if self._movements is not None:
+            counts = {
+                n: {"total": sum(c.values()), "by_class": dict(sorted(c.items()))} for n, c in self._movements.items()
+            }
+            summary["movements"] = {"counts": counts}
+        return summary

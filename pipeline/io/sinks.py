@@ -214,6 +214,19 @@ class H264VideoSink(Closing):
         self._file.close()
 
 
+def _cells(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """A whole CSV file's text, written as :class:`CountsCsvSink` writes it (floats with 4 decimals)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="raise")
+    writer.writeheader()
+    writer.writerows(_cells(row) for row in rows)
+    return text.getvalue()
+
+
 class CountsCsvSink(Closing):
     """One row per frame with fixed columns (see :meth:`pipeline.analytics.Analytics.row`)."""
 
@@ -233,7 +246,7 @@ class CountsCsvSink(Closing):
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one frame's row (floats with 4 decimals) and flush."""
-        self._writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+        self._writer.writerow(_cells(row))
         self._flush()
 
     def close(self) -> None:
