@@ -115,13 +115,13 @@ class Outcomes:
             "parts": outcome.parts,
         }
         if outcome.status == "completed" and completed and "intervals" in completed[0]:
-            parts = [
+            texts = [
                 self._folder.read_text(f"{video_folder(video.relative)}/{spec.name}/intervals.csv")
                 for spec, _ in slices
             ]
-            if all(text is not None for text in parts):
+            if all(text is not None for text in texts):  # none without lines or movements
                 rows, summary["intervals"] = merge_rows(
-                    [csv.DictReader(io.StringIO(text)) for text in parts if text is not None],
+                    [csv.DictReader(io.StringIO(text)) for text in texts if text is not None],
                     completed[0]["intervals"]["interval_s"],
                 )
                 self._folder.write_text(f"{video_folder(video.relative)}/intervals.csv", csv_text(COLUMNS, rows))
