@@ -3,6 +3,7 @@ a real mosquitto broker; the real CLI and model on the first 150 frames of the s
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -243,12 +244,15 @@ def test_a_broker_back_during_the_drain_gets_the_queue_even_after_a_long_outage(
 
 
 def start_broker(port: int, folder: Path) -> subprocess.Popen:
-    """mosquitto on loopback with persistence, so sessions and their QoS 1 messages survive a restart."""
+    """mosquitto on loopback with persistence, so sessions and their QoS 1 messages survive a restart.
+
+    Started as root, mosquitto switches to its own user, which cannot write the database into this
+    test's folder: ``user`` keeps it as the test's user (ignored when not root)."""
     folder.mkdir(exist_ok=True)
     conf = folder / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {folder}/\nautosave_interval 1\n"
+        f"persistence_location {folder}/\nautosave_interval 1\nuser {getpass.getuser()}\n"
     )
     process = subprocess.Popen(
         [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL
@@ -262,7 +266,7 @@ def start_broker(port: int, folder: Path) -> subprocess.Popen:
     raise RuntimeError("mosquitto did not start")
 
 
-def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: Path, street: Path):
+def test_a_broker_down_for_10_s_mid_run_loses_nothing(tmp_path: Path, street: Path):
     port = free_port()
     broker = start_broker(port, tmp_path / "broker")
     received: list[dict[str, Any]] = []
@@ -306,10 +310,12 @@ def test_a_broker_down_for_10_s_mid_run_loses_and_duplicates_nothing(tmp_path: P
     assert process.returncode == 0, stderr
     assert "mqtt 127.0.0.1" in stderr and "connected again" in stderr, stderr
     events = [r for r in received if r["event"] != "counts"]
-    seqs = [r["seq"] for r in events]
-    assert len(seqs) == len(set(seqs)), "duplicated messages"
-    by_seq = sorted(events, key=lambda r: r["seq"])
-    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in by_seq] == written
+    by_seq: dict[int, dict[str, Any]] = {}
+    for record in events:  # QoS 1 is at least once: a message in flight when the broker went may come again
+        assert by_seq.setdefault(record["seq"], record) == record, "two records with one seq"
+    assert len(events) - len(by_seq) <= 20, "more repeats than paho keeps in flight (20)"
+    ordered = [by_seq[seq] for seq in sorted(by_seq)]
+    assert [{k: v for k, v in r.items() if k not in ("camera", "seq")} for r in ordered] == written
 
 
 def wait_for(condition: Any, what: str, timeout_s: float = 120) -> None:
