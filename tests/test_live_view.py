@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -447,6 +448,7 @@ def _show_run(xvfb: Path, tmp_path: Path) -> str | None:
             [sys.executable, "-m", "pipeline", "run", str(SAMPLES / "highway.mp4"), "--show", "--no-video", "--quiet",
              "--imgsz", "320", "--output", str(tmp_path / "out")],
             cwd=REPO,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
             stderr=stderr,
             text=True,
         )  # fmt: skip
@@ -463,7 +465,12 @@ def _show_run(xvfb: Path, tmp_path: Path) -> str | None:
         wait_until(lambda: np.abs(read_screen(xvfb).astype(int) - first).sum() > 1_000_000, timeout=30)
     finally:
         process.terminate()
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a hang on shutdown: fail with where each thread is
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=30)
+            pytest.fail(f"vpipe --show did not exit within 60 s of SIGTERM:\n{stderr_path.read_text()[-6000:]}")
     assert "Traceback" not in stderr_path.read_text(), stderr_path.read_text()
     return None
 
