@@ -247,19 +247,18 @@ class MovementCounter:
         return movements_summary(self)
 
 
+def movement_count(classes: Mapping[str, int]) -> dict[str, object]:
+    """One movement's entry in ``summary.json`` ``movements.counts``: its total and its count per class."""
+    return {"total": sum(classes.values()), "by_class": dict(sorted(classes.items()))}
+
+
 def movements_summary(counter: MovementCounter) -> dict[str, object]:
     """Every named pair (zeros included), then the movements that reached no exit, each with its
     total and its count per class; tracks that stayed in their origin; tracks still on their way."""
     keys: list[tuple[str | None, str | None]] = [*counter.pairs]
     keys += sorted((k for k in counter.counts if k not in keys), key=lambda k: movement_name(*k))
     return {
-        "counts": {
-            movement_name(*key): {
-                "total": counter.total(*key),
-                "by_class": dict(sorted(counter.counts.get(key, Counter()).items())),
-            }
-            for key in keys
-        },
+        "counts": {movement_name(*key): movement_count(counter.counts.get(key, Counter())) for key in keys},
         "stayed_in_origin": dict(sorted(counter.stayed.items())),
         "in_progress_at_end": counter.in_progress(),
     }

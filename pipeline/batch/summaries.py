@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.analytics.movements import movement_count
+
 _COPIED_FIELDS = ("fps", "width", "height", "model", "task", "device", "imgsz", "backend", "input_size", "detect_every")
 
 
@@ -80,7 +82,7 @@ def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for movements in parts:
         for name, entry in movements.get("counts", {}).items():
             merged.setdefault(name, Counter()).update(entry.get("by_class", {}))
-    return {"counts": {n: {"total": sum(c.values()), "by_class": dict(sorted(c.items()))} for n, c in merged.items()}}
+    return {"counts": {name: movement_count(classes) for name, classes in merged.items()}}
 
 
 def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from statistics import mean
 from typing import Any
 
 from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
+from pipeline.analytics.movements import movement_count
 
 
 class _LineTally:
@@ -132,8 +133,5 @@ class SliceTally:
             "zones": {name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
         }
         if self._movements is not None:
-            counts = {
-                n: {"total": sum(c.values()), "by_class": dict(sorted(c.items()))} for n, c in self._movements.items()
-            }
-            summary["movements"] = {"counts": counts}
+            summary["movements"] = {"counts": {name: movement_count(c) for name, c in self._movements.items()}}
         return summary
