@@ -114,21 +114,22 @@ def merge_rows(parts: Iterable[Iterable[Mapping[str, str]]], interval_s: float) 
         [('0.0', 60.0, 3), ('60.0', 5.0, 0)]
     """
     bins: dict[str, dict[tuple[str, str, str, str], dict[str, Any]]] = {}
+    covered: dict[str, float] = {}  # per bin: what each piece saw of it (every row of a piece's bin says the same)
     for part in parts:
+        seen: dict[str, float] = {}
         for row in part:
             key = (row["kind"], row["name"], row["direction"], row["class_name"])
-            merged = bins.setdefault(row["interval_start"], {}).setdefault(key, {**row, "count": 0, "covered_s": 0.0})
+            merged = bins.setdefault(row["interval_start"], {}).setdefault(key, {**row, "count": 0})
             merged["count"] += int(row["count"])
-            merged["covered_s"] = round(merged["covered_s"] + float(row["covered_s"]), 3)
+            seen[row["interval_start"]] = float(row["covered_s"])
+        for start, seconds in seen.items():
+            covered[start] = covered.get(start, 0.0) + seconds
     rows, peaks = [], PeakHours(interval_s)
     for start, content in bins.items():
-        totals = {key[:3]: merged for key, merged in content.items() if key[3] == "all"}
-        for key, merged in content.items():
-            if key[3] != "all":  # a class seen in one piece only: the bin's coverage is its "all" row's
-                merged["covered_s"] = totals[key[:3]]["covered_s"] if key[:3] in totals else merged["covered_s"]
-            rows.append({column: merged[column] for column in COLUMNS})
-        for key, merged in totals.items():
-            peaks.add(key, start, merged["count"])
+        for (kind, name, direction, class_name), merged in content.items():
+            rows.append({**{column: merged[column] for column in COLUMNS}, "covered_s": round(covered[start], 3)})
+            if class_name == "all":
+                peaks.add((kind, name, direction), start, merged["count"])
     return rows, peaks.summary()
 
 
