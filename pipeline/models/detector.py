@@ -100,10 +100,11 @@ class Detector:
                 masks=self.task == "segment",
             )
             threads = config.inference_threads if pipelined else 0
+            exact = self.precision == "fp32"
             with suppress(ValueError):  # a folder given as is, with a fixed input of another size
-                runner = OpenVINOModelRunner(Path(self.model_path), decoder, pipelined, threads)
+                runner = OpenVINOModelRunner(Path(self.model_path), decoder, pipelined, threads, exact)
                 if pipelined and not threads and runner.threads > 1:
-                    one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1)
+                    one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1, exact)
                     return ThreadCountTrial(runner, one_fewer)
                 return runner
         if self.model_path != self.spec.weights:
@@ -133,6 +134,8 @@ class Detector:
             "input_size": list(self.input_size),
             "inference_threads": self.inference_threads,
         }
+        if isinstance(self.runner, OpenVINOModelRunner | ThreadCountTrial):
+            described["inference_precision"] = self.runner.inference_precision
         trial_fps = self.runner.rates_fps() if isinstance(self.runner, ThreadCountTrial) else {}
         if trial_fps:
             described["inference_threads_trial_fps"] = {str(t): round(fps, 1) for t, fps in trial_fps.items()}

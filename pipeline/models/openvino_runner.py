@@ -33,12 +33,22 @@ class OpenVINOModelRunner:
             throughput (OpenVINO's streams, each frame on fewer cores) instead of for one frame's
             latency (every core on each frame).
         threads: CPU threads to infer on; 0: every core.
+        exact_fp32: Run the float layers in f32 even where OpenVINO's CPU default is bf16 (CPUs with
+            AMX or AVX-512 BF16): what ``precision: fp32`` asks for. Otherwise OpenVINO picks, and
+            :attr:`inference_precision` says what it picked.
 
     Raises:
         ValueError: The model has a fixed input of another size.
     """
 
-    def __init__(self, model_dir: Path, decoder: YoloOutputDecoder, pipelined: bool = False, threads: int = 0) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        decoder: YoloOutputDecoder,
+        pipelined: bool = False,
+        threads: int = 0,
+        exact_fp32: bool = False,
+    ) -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
@@ -59,7 +69,11 @@ class OpenVINOModelRunner:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if pipelined else "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads  # the throughput hint fits its streams to these
+        if exact_fp32:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         self._compiled = core.compile_model(steps.build(), "CPU", config)
+        self.inference_precision: str = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        """The precision OpenVINO runs the float layers in: ``f32`` or ``bf16`` (``f16`` on some CPUs)."""
         self.threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
         """CPU threads OpenVINO infers on."""
         optimal = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))

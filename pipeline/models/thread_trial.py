@@ -36,6 +36,11 @@ class ThreadCountTrial:
         return self._current.threads
 
     @property
+    def inference_precision(self) -> str:
+        """The float layers' precision (both candidates are compiled alike)."""
+        return self._current.inference_precision
+
+    @property
     def in_flight(self) -> int:
         """Calls to keep in flight: enough for either candidate while the trial runs, then the winner's."""
         if self.trial.chosen is not None:
