@@ -1,4 +1,5 @@
-"""Faults round 3, the run's clock: ``covered_s`` is measured (the outage rule).
+"""Faults round 3, the run's clock: ``covered_s`` is measured (the outage rule), and the peak-hour
+factor needs a full hour.
 
 The expected ``covered_s`` are worked out by hand from the frame times each test gives: the time
 between consecutive frames is covered, split at bin edges, unless the gap is over
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import yaml
 
+from pipeline.analytics.events import LineCrossing
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, merge_rows
 from pipeline.io.sinks import csv_text
 from tests.conftest import CONFIGS, run_vpipe
@@ -105,6 +108,28 @@ def test_pieces_split_at_an_outage_merge_to_the_whole_runs_coverage():
     ] == expected
 
 
+# --- the peak-hour factor needs a full hour ----------------------------------------------------
+
+
+def crossings(count: int, t: float) -> list[LineCrossing]:
+    return [LineCrossing(0, t, "main", "in", i, "car") for i in range(count)]  # type: ignore[arg-type]
+
+
+def test_a_run_shorter_than_an_hour_has_no_peak_hour_factor():
+    counter = IntervalCounter(30.0, None, KEYS, lag_s=0.0)  # a 2-minute run: 4 of the 120 bins of an hour
+    for t in range(120):
+        counter.update(crossings(1, float(t)) if t % 10 == 0 else [], float(t))
+    counter.finish()
+    assert counter.summary()["peak_hour"] == {
+        "line:main:in": {
+            "start": "0.0",
+            "volume": 12,
+            "phf": None,
+            "phf_reason": "the run is shorter than an hour (4 of 120 bins)",
+        }
+    }
+
+
 # --- through the CLI: a clip with a 60 s hole in its timestamps ---------------------------------
 
 FPS = Fraction(30000, 1001)
@@ -150,3 +175,7 @@ def test_cli_intervals_of_a_clip_with_a_hole_cover_only_what_was_seen(tmp_path: 
         ("30.0", 0.0),  # the hole
         ("60.0", round(float(seen_after), 3)),  # 63.704 .. 64.972 s
     }
+    summary = json.loads((out / "summary.json").read_text())
+    peak = summary["intervals"]["peak_hour"]["line:main:in"]
+    assert peak["volume"] == summary["lines"]["main"]["in_total"] > 0
+    assert (peak["phf"], peak["phf_reason"]) == (None, "the run is shorter than an hour (3 of 120 bins)")

@@ -121,6 +121,7 @@ def test_bins_are_written_only_lag_s_after_their_end():
         ([10, 20, 30, 40, 5], "0.0", 100, 0.625),  # 100 / (4 x 40)
         ([5, 10, 20, 30, 40], "900.0", 100, 0.625),
         ([25, 25, 25, 25, 25], "0.0", 100, 1.0),  # the first of equal hours
+        ([40, 0, 0, 0, 0], "0.0", 40, 0.25),  # the full hour, not the first bin alone (as much volume, no PHF)
     ],
 )
 def test_peak_hour_and_peak_hour_factor(per_bin: list[int], start: str, volume: int, phf: float):

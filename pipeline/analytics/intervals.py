@@ -93,16 +93,17 @@ class _PeakHour:
 
     bins_per_hour: int
     window: deque[tuple[str, int]] = field(default_factory=deque)
-    best: tuple[int, str, int] | None = None
-    """(volume, label of the window's first bin, largest bin in it)."""
+    best: tuple[bool, int, str, int] | None = None
+    """(whether the window is a full hour, volume, label of its first bin, largest bin in it): a full
+    hour beats any shorter window (the run's first bins), the first of equal volumes wins."""
 
     def add(self, start: str, count: int) -> None:
         self.window.append((start, count))
         if len(self.window) > self.bins_per_hour:
             self.window.popleft()
-        volume = sum(c for _, c in self.window)
-        if self.best is None or volume > self.best[0]:
-            self.best = (volume, self.window[0][0], max(c for _, c in self.window))
+        full, volume = len(self.window) == self.bins_per_hour, sum(c for _, c in self.window)
+        if self.best is None or (full, volume) > self.best[:2]:
+            self.best = (full, volume, self.window[0][0], max(c for _, c in self.window))
 
 
 class PeakHours:
@@ -126,14 +127,21 @@ class PeakHours:
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
         (the 60 minutes of whole bins with the most events) and its peak-hour factor
-        (volume / (bins per hour x the largest bin in it))."""
+        (volume / (bins per hour x the largest bin in it)). A run shorter than an hour gives its
+        whole length as the peak hour, with ``phf`` None and ``phf_reason`` saying why: the factor
+        is defined over a full hour, and one over fewer bins is not comparable with it."""
         peaks = {}
         for (kind, name, direction), peak in self._peaks.items():
-            if peak.best is None or peak.best[0] == 0:
+            if peak.best is None or peak.best[1] == 0:
                 continue
-            volume, start, largest = peak.best
+            full, volume, start, largest = peak.best
             label = f"{kind}:{name}" + (f":{direction}" if direction else "")
-            peaks[label] = {"start": start, "volume": volume, "phf": round(volume / (self._bins * largest), 3)}
+            peaks[label] = {"start": start, "volume": volume, "phf": None}
+            if full:
+                peaks[label]["phf"] = round(volume / (self._bins * largest), 3)
+            else:  # never a full hour: the window holds every bin of the run
+                bins = len(peak.window)
+                peaks[label]["phf_reason"] = f"the run is shorter than an hour ({bins} of {self._bins} bins)"
         return {"interval_s": self.interval_s, "peak_hour": peaks}
 
 
