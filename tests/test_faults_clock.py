@@ -1,5 +1,5 @@
-"""Faults round 3, the run's clock: ``covered_s`` is measured (the outage rule), and the peak-hour
-factor needs a full hour.
+"""Faults round 3, the run's clock: ``covered_s`` is measured (the outage rule), the peak-hour factor
+needs a full hour, and a live feed's ``timestamp_s`` is the annotated video's presentation time.
 
 The expected ``covered_s`` are worked out by hand from the frame times each test gives: the time
 between consecutive frames is covered, split at bin edges, unless the gap is over
@@ -15,12 +15,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import pytest
 import yaml
 
 from pipeline.analytics.events import LineCrossing
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, merge_rows
 from pipeline.io.sinks import csv_text
 from tests.conftest import CONFIGS, run_vpipe
+from tests.servers.mjpeg import MjpegServer
 
 KEYS = [("line", "main", "in"), ("line", "main", "out")]
 
@@ -179,3 +181,22 @@ def test_cli_intervals_of_a_clip_with_a_hole_cover_only_what_was_seen(tmp_path: 
     peak = summary["intervals"]["peak_hour"]["line:main:in"]
     assert peak["volume"] == summary["lines"]["main"]["in_total"] > 0
     assert (peak["phf"], peak["phf_reason"]) == (None, "the run is shorter than an hour (3 of 120 bins)")
+
+
+# --- a live feed: timestamp_s is the annotated video's time -----------------------------------
+
+
+def test_mjpeg_timestamps_are_the_annotated_videos_presentation_times(tmp_path: Path, street: Path):
+    camera = MjpegServer(street, fps=12).start()  # no stream clock: timed as read, from when it connected
+    try:
+        result = run_vpipe("run", camera.url, "--output", tmp_path / "out", "--quiet", "--imgsz", "320",
+                           "--max-frames", "40", timeout=300)  # fmt: skip
+    finally:
+        camera.stop()
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "counts.csv").open()))
+    times = [float(row["timestamp_s"]) for row in rows]
+    with av.open(str(tmp_path / "out" / "annotated.mp4")) as container:
+        video = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
+    assert len(video) == len(times) == 40
+    assert video == pytest.approx(times, abs=1e-3)  # seeking to a row's timestamp_s shows its frame
