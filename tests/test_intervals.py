@@ -74,7 +74,7 @@ def test_a_live_feed_across_midnight_changes_date():
 
 def test_a_live_feed_bins_by_the_clock_at_its_first_frame_across_midnight_and_a_stall(tmp_path: Path):
     # The feed's first frame (timestamp 5 s: it started 5 s before) arrives at 23:52:35 (mid-bin);
-    # frames every 10 s until 00:10:05, then none until 00:31:05 (the 00:15 bin is a gap), then until 00:33:05.
+    # frames every 10 s until 00:10:05, then none until 00:31:05 (a stall: not covered), then until 00:33:05.
     clock = epoch("2024-12-31T23:52:35")
     intervals = IntervalsFile(tmp_path / "intervals.csv", 900.0, None, KEYS, live=True, lag_s=0.0, clock=lambda: clock)
     frames_s = [float(t) for t in [*range(5, 1056, 10), *range(2315, 2436, 10)]]
@@ -91,9 +91,9 @@ def test_a_live_feed_bins_by_the_clock_at_its_first_frame_across_midnight_and_a_
         if (r["direction"], r["class_name"]) == ("in", "all")
     ] == [
         ("2024-12-31T23:45:00Z", "2025-01-01T00:00:00Z", 445.0, 1),
-        ("2025-01-01T00:00:00Z", "2025-01-01T00:15:00Z", 900.0, 1),
+        ("2025-01-01T00:00:00Z", "2025-01-01T00:15:00Z", 605.0, 1),  # seen until 00:10:05, then the stall
         ("2025-01-01T00:15:00Z", "2025-01-01T00:30:00Z", 0.0, 0),
-        ("2025-01-01T00:30:00Z", "2025-01-01T00:45:00Z", 185.0, 1),
+        ("2025-01-01T00:30:00Z", "2025-01-01T00:45:00Z", 120.0, 1),  # 00:31:05 .. 00:33:05
     ]
 
 
@@ -121,6 +121,7 @@ def test_bins_are_written_only_lag_s_after_their_end():
         ([10, 20, 30, 40, 5], "0.0", 100, 0.625),  # 100 / (4 x 40)
         ([5, 10, 20, 30, 40], "900.0", 100, 0.625),
         ([25, 25, 25, 25, 25], "0.0", 100, 1.0),  # the first of equal hours
+        ([40, 0, 0, 0, 0], "0.0", 40, 0.25),  # the full hour, not the first bin alone (as much volume, no PHF)
     ],
 )
 def test_peak_hour_and_peak_hour_factor(per_bin: list[int], start: str, volume: int, phf: float):

@@ -2,7 +2,8 @@
 
 Bins are aligned to wall-clock time when the run knows when its source started (a live feed's
 clock, a file's ``creation_time`` or ``source.start_time``): 15-minute bins start at :00, :15, :30
-and :45. Without a start time they are aligned to the source's first frame. A bin is written once
+and :45. Without a start time they are aligned to the source's first frame. A bin's ``covered_s`` is
+the time the source was delivering frames in it (see :class:`Coverage`). A bin is written once
 the video has moved ``lag_s`` past its end (a movement that reached no exit is reported when its
 track is forgotten, with the time of its last sighting), so memory holds a few bins at most.
 
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +43,48 @@ def key_of(event: Event) -> Key | None:
     return None
 
 
+OUTAGE_MIN_S = 2.0
+"""A gap between frames up to this long is always covered (a stall, a few dropped frames)."""
+OUTAGE_FRAMES = 4
+"""A gap up to this many normal frame intervals is covered (missed snapshots of a slow camera)."""
+OUTAGE_HISTORY = 15
+"""How many of the latest gaps measure the normal frame interval (their median)."""
+
+
+class Coverage:
+    """The outage rule: which gaps between consecutive frames count as observed time.
+
+    The time between two consecutive frames is covered unless the gap is an outage: longer than
+    ``max(OUTAGE_MIN_S, OUTAGE_FRAMES x the normal frame interval)``, the normal interval being the
+    median of the latest ``OUTAGE_HISTORY`` gaps, this one included. The interval is measured, not
+    taken from the nominal frame rate, which snapshot folders and MJPEG streams do not have: at
+    60 fps a gap over 2 s is an outage, with snapshots every 2 s (0.5 fps) one over 8 s.
+
+    Example:
+        >>> coverage = Coverage()
+        >>> [coverage.covered_from(t) for t in (0.0, 2.0, 4.0, 10.0, 12.0, 30.0)]  # 10 -> 30: over 4 x 2 s
+        [None, 0.0, 2.0, 4.0, 10.0, None]
+    """
+
+    def __init__(self) -> None:
+        self._gaps: deque[float] = deque(maxlen=OUTAGE_HISTORY)
+        self._last_s: float | None = None
+
+    def covered_from(self, timestamp_s: float) -> float | None:
+        """The next frame, at ``timestamp_s``: the previous frame's time if the gap since it is
+        covered, else None (an outage, or the first frame: nothing before it was seen)."""
+        previous, self._last_s = self._last_s, timestamp_s
+        if previous is None:
+            return None
+        gap = timestamp_s - previous
+        self._gaps.append(gap)
+        return previous if gap <= max(OUTAGE_MIN_S, OUTAGE_FRAMES * statistics.median_low(self._gaps)) else None
+
+
 @dataclass
 class _Bin:
     counts: dict[Key, Counter[str]] = field(default_factory=dict)
-    first_s: float | None = None
-    last_s: float | None = None
+    covered_s: float = 0.0
 
 
 @dataclass
@@ -54,16 +93,17 @@ class _PeakHour:
 
     bins_per_hour: int
     window: deque[tuple[str, int]] = field(default_factory=deque)
-    best: tuple[int, str, int] | None = None
-    """(volume, label of the window's first bin, largest bin in it)."""
+    best: tuple[bool, int, str, int] | None = None
+    """(whether the window is a full hour, volume, label of its first bin, largest bin in it): a full
+    hour beats any shorter window (the run's first bins), the first of equal volumes wins."""
 
     def add(self, start: str, count: int) -> None:
         self.window.append((start, count))
         if len(self.window) > self.bins_per_hour:
             self.window.popleft()
-        volume = sum(c for _, c in self.window)
-        if self.best is None or volume > self.best[0]:
-            self.best = (volume, self.window[0][0], max(c for _, c in self.window))
+        full, volume = len(self.window) == self.bins_per_hour, sum(c for _, c in self.window)
+        if self.best is None or (full, volume) > self.best[:2]:
+            self.best = (full, volume, self.window[0][0], max(c for _, c in self.window))
 
 
 class PeakHours:
@@ -87,14 +127,21 @@ class PeakHours:
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
         (the 60 minutes of whole bins with the most events) and its peak-hour factor
-        (volume / (bins per hour x the largest bin in it))."""
+        (volume / (bins per hour x the largest bin in it)). A run shorter than an hour gives its
+        whole length as the peak hour, with ``phf`` None and ``phf_reason`` saying why: the factor
+        is defined over a full hour, and one over fewer bins is not comparable with it."""
         peaks = {}
         for (kind, name, direction), peak in self._peaks.items():
-            if peak.best is None or peak.best[0] == 0:
+            if peak.best is None or peak.best[1] == 0:
                 continue
-            volume, start, largest = peak.best
+            full, volume, start, largest = peak.best
             label = f"{kind}:{name}" + (f":{direction}" if direction else "")
-            peaks[label] = {"start": start, "volume": volume, "phf": round(volume / (self._bins * largest), 3)}
+            peaks[label] = {"start": start, "volume": volume, "phf": None}
+            if full:
+                peaks[label]["phf"] = round(volume / (self._bins * largest), 3)
+            else:  # never a full hour: the window holds every bin of the run
+                bins = len(peak.window)
+                peaks[label]["phf_reason"] = f"the run is shorter than an hour ({bins} of {self._bins} bins)"
         return {"interval_s": self.interval_s, "peak_hour": peaks}
 
 
@@ -152,11 +199,21 @@ class IntervalCounter:
         self.lag_s = lag_s
         self._bins: dict[int, _Bin] = {}
         self._next_bin: int | None = None
-        self._first_bin = self._last_frame_bin = 0
+        self._coverage = Coverage()
         self._peaks = PeakHours(interval_s)
 
     def _bin_of(self, timestamp_s: float) -> int:
         return math.floor(((self.start_epoch_s or 0.0) + timestamp_s) / self.interval_s + 1e-9)
+
+    def _cover(self, from_s: float, to_s: float) -> None:
+        """Add the covered time from ``from_s`` to ``to_s`` to the bins it spans, split at their edges."""
+        assert self._next_bin is not None
+        index = self._bin_of(from_s)
+        while from_s < to_s:
+            end_s = (index + 1) * self.interval_s - (self.start_epoch_s or 0.0)
+            if index >= self._next_bin:  # a bin already written keeps what it had (only rounding reaches it)
+                self._bins.setdefault(index, _Bin()).covered_s += min(to_s, end_s) - from_s
+            from_s, index = end_s, index + 1
 
     def _label(self, bin_index: int) -> str:
         start = bin_index * self.interval_s
@@ -168,8 +225,10 @@ class IntervalCounter:
         """Count one frame's events at video time ``timestamp_s``; returns the rows of bins now closed."""
         current = self._bin_of(timestamp_s)
         if self._next_bin is None:
-            self._next_bin = self._first_bin = current
-        self._last_frame_bin = current
+            self._next_bin = current
+        covered_from = self._coverage.covered_from(timestamp_s)
+        if covered_from is not None:
+            self._cover(covered_from, timestamp_s)
         for event in events:
             key = key_of(event)
             if key is None:
@@ -178,9 +237,7 @@ class IntervalCounter:
             index = max(self._bin_of(event.timestamp_s), self._next_bin)  # never into a bin already written
             counts = self._bins.setdefault(index, _Bin()).counts
             counts.setdefault(key, Counter())[getattr(event, "class_name", "object")] += 1
-        seen = self._bins.setdefault(current, _Bin())
-        seen.first_s = timestamp_s if seen.first_s is None else seen.first_s
-        seen.last_s = timestamp_s
+        self._bins.setdefault(current, _Bin())  # a bin with a frame gets rows, even if nothing of it is covered
         closed = self._bin_of(timestamp_s - self.lag_s)
         rows: list[dict[str, Any]] = []
         while self._next_bin < closed:
@@ -200,13 +257,7 @@ class IntervalCounter:
         self._next_bin = index + 1
         content = self._bins.pop(index, _Bin())
         start, end = self._label(index), self._label(index + 1)
-        covered_s = 0.0  # a bin with no frame: a gap in a live feed
-        if content.first_s is not None and content.last_s is not None:
-            # From the bin's start (or the run's first frame) to its end (or the run's last frame).
-            bin_start_s = index * self.interval_s - (self.start_epoch_s or 0.0)
-            seen_from = content.first_s if index == self._first_bin else bin_start_s
-            seen_to = bin_start_s + self.interval_s if self._last_frame_bin > index else content.last_s
-            covered_s = round(seen_to - seen_from, 3)
+        covered_s = round(content.covered_s, 3)
         rows = []
         for key in self.keys:
             classes = content.counts.get(key, Counter())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,7 @@ class SourceRun:
         self._metrics = next(metrics_of(viewers), None)
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
+        self._origin_s: float | None = None
         self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -79,7 +81,16 @@ class SourceRun:
         return self.core.needs_detection(frame)
 
     def process(self, frame: Frame, detections: sv.Detections | None, frames_dropped: int = 0) -> None:
-        """Track, count, write and draw one frame (``detections`` None: skipped by the model)."""
+        """Track, count, write and draw one frame (``detections`` None: skipped by the model).
+
+        The run's time starts at the first frame it processes: ``timestamp_s`` in every output is the
+        source's time less that frame's, so it equals the annotated video's presentation time (an
+        MP4 starts at 0). A file's first frame is at 0 already; a live feed's clock starts when the
+        source was opened, and the frames read while the model loaded were dropped.
+        """
+        if self._origin_s is None:
+            self._origin_s = frame.timestamp_s
+        frame = dataclasses.replace(frame, timestamp_s=frame.timestamp_s - self._origin_s)
         self.summary["frames_dropped"] = frames_dropped
         if self._metrics is not None:
             self._metrics.dropped(self.name, frames_dropped)
