@@ -88,6 +88,17 @@ def test_clock_aligned_bins_split_covered_gaps_at_their_edges():
     ]
 
 
+def test_an_outage_right_after_the_first_frame_is_not_taken_for_the_frame_rate():
+    # One frame at 0, nothing for 10 minutes, then 10 fps for 60 s; 5-minute bins. With no gap before
+    # it to measure the frame interval, the 600 s gap is over the first gap's 60 s: an outage.
+    frames = [0.0, *every(0.1, 600.0, 660.0)]
+    assert covered(IntervalCounter(300.0, None, KEYS, lag_s=0.0), frames) == [
+        ("0.0", 0.0),
+        ("300.0", 0.0),
+        ("600.0", 60.0),
+    ]
+
+
 def csv_rows(rows: list[dict]) -> list[dict[str, str]]:
     """The rows as ``intervals.csv`` holds them (what the batch merge reads)."""
     return list(csv.DictReader(io.StringIO(csv_text(COLUMNS, rows))))

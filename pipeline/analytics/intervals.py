@@ -49,6 +49,9 @@ OUTAGE_FRAMES = 4
 """A gap up to this many normal frame intervals is covered (missed snapshots of a slow camera)."""
 OUTAGE_HISTORY = 15
 """How many of the latest gaps measure the normal frame interval (their median)."""
+OUTAGE_FIRST_GAP_S = 60.0
+"""A run's first gap, with no interval before it to judge it by, is covered up to this long (snapshots
+every minute); beyond it, an outage right after the first frame."""
 
 
 class Coverage:
@@ -56,9 +59,10 @@ class Coverage:
 
     The time between two consecutive frames is covered unless the gap is an outage: longer than
     ``max(OUTAGE_MIN_S, OUTAGE_FRAMES x the normal frame interval)``, the normal interval being the
-    median of the latest ``OUTAGE_HISTORY`` gaps, this one included. The interval is measured, not
-    taken from the nominal frame rate, which snapshot folders and MJPEG streams do not have: at
-    60 fps a gap over 2 s is an outage, with snapshots every 2 s (0.5 fps) one over 8 s.
+    median of the ``OUTAGE_HISTORY`` gaps before this one (a run's first gap has none to go by: it is
+    covered up to ``OUTAGE_FIRST_GAP_S``). The interval is measured, not taken from the nominal frame
+    rate, which snapshot folders and MJPEG streams do not have: at 60 fps a gap over 2 s is an outage,
+    with snapshots every 2 s (0.5 fps) one over 8 s.
 
     Example:
         >>> coverage = Coverage()
@@ -77,8 +81,11 @@ class Coverage:
         if previous is None:
             return None
         gap = timestamp_s - previous
+        limit_s = (
+            max(OUTAGE_MIN_S, OUTAGE_FRAMES * statistics.median_low(self._gaps)) if self._gaps else OUTAGE_FIRST_GAP_S
+        )
         self._gaps.append(gap)
-        return previous if gap <= max(OUTAGE_MIN_S, OUTAGE_FRAMES * statistics.median_low(self._gaps)) else None
+        return previous if gap <= limit_s else None
 
 
 @dataclass
