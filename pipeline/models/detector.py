@@ -100,11 +100,10 @@ class Detector:
                 masks=self.task == "segment",
             )
             threads = config.inference_threads if pipelined else 0
-            exact = self.precision == "fp32"
             with suppress(ValueError):  # a folder given as is, with a fixed input of another size
-                runner = OpenVINOModelRunner(Path(self.model_path), decoder, pipelined, threads, exact)
+                runner = OpenVINOModelRunner(Path(self.model_path), decoder, pipelined, threads)
                 if pipelined and not threads and runner.threads > 1:
-                    one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1, exact)
+                    one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1)
                     return ThreadCountTrial(runner, one_fewer)
                 return runner
         if self.model_path != self.spec.weights:

@@ -34,8 +34,9 @@ class OpenVINOModelRunner:
             latency (every core on each frame).
         threads: CPU threads to infer on; 0: every core.
         exact_fp32: Run the float layers in f32 even where OpenVINO's CPU default is bf16 (CPUs with
-            AMX or AVX-512 BF16): what ``precision: fp32`` asks for. Otherwise OpenVINO picks, and
-            :attr:`inference_precision` says what it picked.
+            AMX or AVX-512 BF16), to compare what a CPU without bf16 computes. Otherwise OpenVINO
+            picks, as Ultralytics' own OpenVINO predictor lets it, and :attr:`inference_precision`
+            says what it picked.
 
     Raises:
         ValueError: The model has a fixed input of another size.
