@@ -4,7 +4,8 @@ Each record gets the camera's name and a sequence number (``seq``, from 1 per ru
 tell a retry it already has. Sinks never block the run: MQTT publishing is paho's network thread
 (QoS 1, messages kept while the broker is away), webhooks a background thread that POSTs from a
 bounded queue on disk. An unreachable sink gets one warning line when it goes away and one when it
-comes back; the run's files are written whatever happens to the sinks.
+comes back; the run's files are written whatever happens to the sinks. Each sink counts what it sent,
+for the ``publish`` section of ``summary.json``.
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class WebhookSink:
         queue_path: The queue's file.
     """
 
+    name = "webhook"
+
     def __init__(self, config: WebhookConfig, queue_path: Path) -> None:
         assert config.url is not None
         self.shown = mask_credentials(config.url)
@@ -267,10 +270,19 @@ class WebhookSink:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=self.timeout_s + 1)
-        left = len(self.queue)
-        if left:
-            log.warning("webhook %s: %d events not delivered, kept in %s", self.shown, left, self.queue.path)
+        lost = []
+        if len(self.queue):
+            lost.append(f"{len(self.queue)} records not delivered, kept in {self.queue.path}")
+        if self.queue.dropped:
+            lost.append(f"{self.queue.dropped} dropped when the queue was full")
+        if lost:
+            log.warning("webhook %s: %s", self.shown, "; ".join(lost))
         self.queue.close()
+
+    def summary(self) -> dict[str, int]:
+        """Records delivered, waiting in the queue file (at the end: not delivered), and dropped because
+        the queue was full."""
+        return {"delivered": self.delivered, "queued": len(self.queue), "dropped": self.queue.dropped}
 
 
 class MqttSink:
@@ -282,6 +294,8 @@ class MqttSink:
         camera: The camera's name in the topics.
         credentials: (username, password) or Nones.
     """
+
+    name = "mqtt"
 
     def __init__(self, config: MqttConfig, camera: str, credentials: tuple[str | None, str | None]) -> None:
         import paho.mqtt.client as mqtt
@@ -300,9 +314,12 @@ class MqttSink:
         # connect to a broker that is down costs nothing.
         self._client.reconnect_delay_set(1, 2)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail  # a connect that fails before MQTT (refused)
         self._client.on_disconnect = self._on_disconnect
         self._connected_once = False
         self._down = False
+        self._closing = False
+        self.published = self.acknowledged = 0
         # Message ids sent and not yet acknowledged, and acknowledgements that came before their
         # send() returned: paho's own wait raises for a message queued while disconnected.
         self._unacked: set[int] = set()
@@ -320,7 +337,12 @@ class MqttSink:
             log.warning("mqtt %s: connected again", self.where)
         self._down, self._connected_once = False, True
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._warn("cannot connect")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self._closing:  # our own disconnect at the end of the run
+            return
         self._warn("disconnected" if self._connected_once else f"cannot connect ({reason})")
 
     def _warn(self, what: str) -> None:
@@ -330,6 +352,7 @@ class MqttSink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         with self._lock:
+            self.acknowledged += 1
             if mid in self._unacked:
                 self._unacked.remove(mid)
             else:
@@ -339,6 +362,7 @@ class MqttSink:
         kind = record.get("event", "counts")
         topic = f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}"
         mid = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1).mid
+        self.published += 1
         with self._lock:  # never held while calling paho: its network thread calls _on_publish
             if mid in self._early_acks:
                 self._early_acks.remove(mid)
@@ -351,9 +375,23 @@ class MqttSink:
         while self._unacked and time.monotonic() < deadline:
             time.sleep(0.05)
         if self._unacked:
-            log.warning("mqtt %s: messages not acknowledged by the broker at the end of the run", self.where)
+            log.warning(
+                "mqtt %s: %d of %d messages not acknowledged by the broker at the end of the run",
+                self.where,
+                len(self._unacked),
+                self.published,
+            )
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
+
+    def summary(self) -> dict[str, int]:
+        """Messages published, acknowledged by the broker (QoS 1), and not (yet) acknowledged."""
+        return {
+            "published": self.published,
+            "acknowledged": self.acknowledged,
+            "unacknowledged": self.published - self.acknowledged,
+        }
 
 
 class Publisher:
@@ -413,3 +451,7 @@ class Publisher:
         """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
         for sink in self.sinks:
             sink.close(drain_s)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """The ``publish`` section of ``summary.json``: each configured sink's counts so far."""
+        return {sink.name: sink.summary() for sink in self.sinks}
