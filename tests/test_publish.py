@@ -37,30 +37,48 @@ def free_port() -> int:
 
 
 class Receiver(ThreadingHTTPServer):
-    """Answers 503 to the first ``fail_first`` POSTs (without keeping them), then 200 and keeps them."""
+    """Answers 503 to the first ``fail_first`` POSTs (without keeping them), then 200 and keeps them.
 
-    def __init__(self, port: int, fail_first: int = 0) -> None:
+    While ``redirect_to`` is set it answers 301 to it instead (keeping nothing), and with ``authorization``
+    set a request without that ``Authorization`` header gets 401. Every request of any method is in
+    ``requests`` as (method, path, headers)."""
+
+    def __init__(
+        self, port: int, fail_first: int = 0, host: str = "127.0.0.1", authorization: str | None = None
+    ) -> None:
         self.fail_first = fail_first
+        self.authorization = authorization
+        self.redirect_to: str | None = None
         self.attempts = 0
         self.received: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(handler) -> None:
-                body = handler.rfile.read(int(handler.headers["Content-Length"]))
+                body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
                 with lock:
+                    self.requests.append((handler.command, handler.path, dict(handler.headers)))
                     self.attempts += 1
-                    ok = self.attempts > self.fail_first
-                    if ok:
+                    status, location = (200 if self.attempts > self.fail_first else 503), self.redirect_to
+                    if location is not None:
+                        status = 301
+                    elif self.authorization is not None and handler.headers["Authorization"] != self.authorization:
+                        status = 401
+                    if status == 200 and body:
                         self.received.append(json.loads(body))
-                handler.send_response(200 if ok else 503)
+                handler.send_response(status)
+                if location is not None:
+                    handler.send_header("Location", location)
                 handler.send_header("Content-Length", "0")
                 handler.end_headers()
+
+            do_GET = do_POST  # a POST turned into a GET by a redirect is seen too
 
             def log_message(handler, *args: Any) -> None:
                 pass
 
-        super().__init__(("127.0.0.1", port), Handler)
+        super().__init__((host, port), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 

@@ -4,17 +4,21 @@ Each record gets the camera's name and a sequence number (``seq``, from 1 per ru
 tell a retry it already has. Sinks never block the run: MQTT publishing is paho's network thread
 (QoS 1, messages kept while the broker is away), webhooks a background thread that POSTs from a
 bounded queue on disk. An unreachable sink gets one warning line when it goes away and one when it
-comes back; the run's files are written whatever happens to the sinks.
+comes back; the run's files are written whatever happens to the sinks. Each sink counts what it sent,
+for the ``publish`` section of ``summary.json``.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import logging
 import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -135,18 +139,84 @@ class DiskQueue:
             self._file = None
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Makes every 3xx an :class:`urllib.error.HTTPError`: urllib would follow a POST's redirect as a
+    bodiless GET, to any host, and count the record delivered on that GET's 2xx."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def split_user_info(url: str) -> tuple[str, str | None]:
+    """``url`` without its user info, and that user info as an HTTP Basic ``Authorization`` value.
+
+    The user info ends at the host part's last ``@``, as urllib splits it: a ``/``, ``?`` or ``#`` in
+    the password must be percent-encoded. User and password are percent-decoded.
+
+    Example:
+        >>> split_user_info("https://vpipe:p@ss%2Fw@example.org:8443/hook?x=1")
+        ('https://example.org:8443/hook?x=1', 'Basic dnBpcGU6cEBzcy93')
+        >>> split_user_info("http://example.org/hook")
+        ('http://example.org/hook', None)
+    """
+    parts = urllib.parse.urlsplit(url)
+    user_info, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = user_info.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
+def check_webhook_url(url: str, origin: str) -> None:
+    """Raise a :class:`ConfigError` if ``url`` has no host or a port that is not a number (a password's
+    ``/ ? #`` not percent-encoded ends the host part early); the password is never shown."""
+    parts = urllib.parse.urlsplit(split_user_info(url)[0])
+    try:
+        valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{origin}: publish.webhook.url: {mask_credentials(url)} has no valid host and port "
+            "(percent-encode / ? # in a password: %2F %3F %23)"
+        )
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong with one POST, for the warning; a redirect names where it pointed, last: a
+    query value that :func:`mask_credentials` masks runs to the next ``;``, ``&``, ``#`` or space."""
+    if not isinstance(exc, urllib.error.HTTPError):
+        return mask_credentials(str(getattr(exc, "reason", None) or exc))
+    exc.close()
+    location = exc.headers.get("Location")
+    if 300 <= exc.code < 400 and location:
+        return f"HTTP {exc.code} {exc.reason}, not following its redirect to {mask_credentials(location)}"
+    return f"HTTP {exc.code} {exc.reason}"
+
+
 class WebhookSink:
     """POSTs records one at a time, in order, from a :class:`DiskQueue`, on its own thread; a
-    failure (no connection, timeout, non-2xx) is retried with backoff (0.5 s doubling up to 30 s).
+    failure (no connection, timeout, non-2xx, a redirect: never followed) is retried with backoff (0.5 s
+    doubling up to 30 s). User info in the URL is sent as HTTP Basic authorization.
 
     Args:
         config: The ``publish.webhook`` section.
         queue_path: The queue's file.
     """
 
+    name = "webhook"
+
     def __init__(self, config: WebhookConfig, queue_path: Path) -> None:
         assert config.url is not None
-        self.url = config.url
+        self.shown = mask_credentials(config.url)
+        self.url, authorization = split_user_info(config.url)
+        self.headers = {"Content-Type": "application/json"}
+        if authorization is not None:
+            self.headers["Authorization"] = authorization
         self.timeout_s = config.timeout_s
         self.queue = DiskQueue(queue_path, config.max_queue_mb * 1e6)
         self.delivered = 0
@@ -157,13 +227,13 @@ class WebhookSink:
 
     def send(self, record: Mapping[str, Any]) -> None:
         if not self.queue.put(record) and self.queue.dropped == 1:
-            log.warning("webhook %s: queue full, dropping new events", mask_credentials(self.url))
+            log.warning("webhook %s: queue full, dropping new events", self.shown)
         self._wake.set()
 
     def _post(self, record: Mapping[str, Any]) -> None:
         body = json.dumps(record, separators=(",", ":")).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+        request = urllib.request.Request(self.url, body, self.headers, method="POST")
+        with _OPENER.open(request, timeout=self.timeout_s) as response:
             response.read()
 
     def _run(self) -> None:
@@ -178,17 +248,16 @@ class WebhookSink:
                 continue
             try:
                 self._post(record)
-            except (OSError, urllib.error.URLError, ValueError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
                 if not failing:
-                    reason = getattr(exc, "reason", None) or exc
-                    log.warning("webhook %s: cannot deliver (%s); retrying", mask_credentials(self.url), reason)
+                    log.warning("webhook %s: cannot deliver: %s; retrying", self.shown, _failure(exc))
                     failing = True
                 if self._stop.wait(delay_s):
                     return
                 delay_s = min(30.0, delay_s * 2)
                 continue
             if failing:
-                log.warning("webhook %s: delivering again", mask_credentials(self.url))
+                log.warning("webhook %s: delivering again", self.shown)
                 failing, delay_s = False, 0.5
             self.queue.pop()
             self.delivered += 1
@@ -201,12 +270,19 @@ class WebhookSink:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=self.timeout_s + 1)
-        left = len(self.queue)
-        if left:
-            log.warning(
-                "webhook %s: %d events not delivered, kept in %s", mask_credentials(self.url), left, self.queue.path
-            )
+        lost = []
+        if len(self.queue):
+            lost.append(f"{len(self.queue)} records not delivered, kept in {self.queue.path}")
+        if self.queue.dropped:
+            lost.append(f"{self.queue.dropped} dropped when the queue was full")
+        if lost:
+            log.warning("webhook %s: %s", self.shown, "; ".join(lost))
         self.queue.close()
+
+    def summary(self) -> dict[str, int]:
+        """Records delivered, waiting in the queue file (at the end: not delivered), and dropped because
+        the queue was full."""
+        return {"delivered": self.delivered, "queued": len(self.queue), "dropped": self.queue.dropped}
 
 
 class MqttSink:
@@ -218,6 +294,8 @@ class MqttSink:
         camera: The camera's name in the topics.
         credentials: (username, password) or Nones.
     """
+
+    name = "mqtt"
 
     def __init__(self, config: MqttConfig, camera: str, credentials: tuple[str | None, str | None]) -> None:
         import paho.mqtt.client as mqtt
@@ -236,9 +314,12 @@ class MqttSink:
         # connect to a broker that is down costs nothing.
         self._client.reconnect_delay_set(1, 2)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail  # a connect that fails before MQTT (refused)
         self._client.on_disconnect = self._on_disconnect
         self._connected_once = False
         self._down = False
+        self._closing = False
+        self.published = self.acknowledged = 0
         # Message ids sent and not yet acknowledged, and acknowledgements that came before their
         # send() returned: paho's own wait raises for a message queued while disconnected.
         self._unacked: set[int] = set()
@@ -256,7 +337,12 @@ class MqttSink:
             log.warning("mqtt %s: connected again", self.where)
         self._down, self._connected_once = False, True
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._warn("cannot connect")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self._closing:  # our own disconnect at the end of the run
+            return
         self._warn("disconnected" if self._connected_once else f"cannot connect ({reason})")
 
     def _warn(self, what: str) -> None:
@@ -266,6 +352,7 @@ class MqttSink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         with self._lock:
+            self.acknowledged += 1
             if mid in self._unacked:
                 self._unacked.remove(mid)
             else:
@@ -275,6 +362,7 @@ class MqttSink:
         kind = record.get("event", "counts")
         topic = f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}"
         mid = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1).mid
+        self.published += 1
         with self._lock:  # never held while calling paho: its network thread calls _on_publish
             if mid in self._early_acks:
                 self._early_acks.remove(mid)
@@ -287,9 +375,23 @@ class MqttSink:
         while self._unacked and time.monotonic() < deadline:
             time.sleep(0.05)
         if self._unacked:
-            log.warning("mqtt %s: messages not acknowledged by the broker at the end of the run", self.where)
+            log.warning(
+                "mqtt %s: %d of %d messages not acknowledged by the broker at the end of the run",
+                self.where,
+                len(self._unacked),
+                self.published,
+            )
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
+
+    def summary(self) -> dict[str, int]:
+        """Messages published, acknowledged by the broker (QoS 1), and not (yet) acknowledged."""
+        return {
+            "published": self.published,
+            "acknowledged": self.acknowledged,
+            "unacknowledged": self.published - self.acknowledged,
+        }
 
 
 class Publisher:
@@ -317,9 +419,12 @@ class Publisher:
 
     @staticmethod
     def check(config: Config) -> None:
-        """Raise a :class:`ConfigError` for what only shows at run time (credentials), before anything runs."""
+        """Raise a :class:`ConfigError` for what only shows at run time (credentials, a webhook URL that
+        urllib cannot split), before anything runs."""
         if config.publish.mqtt.host:
             read_credentials(config.publish.mqtt, config.origin)
+        if config.publish.webhook.url:
+            check_webhook_url(config.publish.webhook.url, config.origin)
 
     def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Send events (as in ``events.jsonl``)."""
@@ -346,3 +451,7 @@ class Publisher:
         """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
         for sink in self.sinks:
             sink.close(drain_s)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """The ``publish`` section of ``summary.json``: each configured sink's counts so far."""
+        return {sink.name: sink.summary() for sink in self.sinks}

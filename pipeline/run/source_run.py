@@ -66,6 +66,7 @@ class SourceRun:
         self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
         self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+        self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         self._metrics = next(metrics_of(viewers), None)
         self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
@@ -132,8 +133,11 @@ class SourceRun:
         self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
 
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        return closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
-                               status, error)  # fmt: skip
+        summary = closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
+                                  status, error)  # fmt: skip
+        if self._publisher is not None and self._publisher.sinks:
+            summary["publish"] = self._publisher.summary()
+        return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
         """Flush and close every output, write summary.json and the plots; returns the summary.
