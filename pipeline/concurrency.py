@@ -18,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pipeline.closing import Closing
@@ -166,3 +167,28 @@ class BackgroundWorker(Closing, Generic[T]):
             self._queue.put(_END)
             self._thread.join()
         self._raise_pending()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a connection is retried: waits doubling from ``first_s`` up to ``max_s``, and
+    ``max_attempts`` failures in a row before giving up (None: never). Live sources reconnect with
+    it, and the webhook sink redelivers with it.
+
+    Example:
+        >>> backoff = Backoff(max_attempts=3, first_s=0.5, max_s=2.0)
+        >>> [backoff.wait_s(attempt) for attempt in (1, 2, 3, 4)], backoff.exhausted(3), backoff.exhausted(4)
+        ([0.5, 1.0, 2.0, 2.0], False, True)
+    """
+
+    max_attempts: int | None = None
+    first_s: float = 0.5
+    max_s: float = 30.0
+
+    def wait_s(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th failure in a row (counted from 1)."""
+        return min(self.first_s * 2 ** (attempt - 1), self.max_s)
+
+    def exhausted(self, attempt: int) -> bool:
+        """Whether ``attempt`` failures in a row are more than the attempts allowed."""
+        return self.max_attempts is not None and attempt > self.max_attempts

@@ -14,21 +14,20 @@ import threading
 import time
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import cv2
 
+from pipeline.concurrency import Backoff
 from pipeline.errors import SourceError
 from pipeline.io.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
 from pipeline.io.urls import mask_credentials, stream_name
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class ConnectionEvents:
@@ -57,52 +56,6 @@ class ConnectionEvents:
         while self._events:
             events.append(self._events.popleft())
         return events
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How a live source retries a connection: waits doubling from ``first_s`` up to ``max_s``, and
-    ``max_attempts`` attempts after a failure before giving up (None: forever).
-
-    Example:
-        >>> calls = iter([SourceError("refused"), SourceError("refused"), "connected"])
-        >>> def connect():
-        ...     outcome = next(calls)
-        ...     if isinstance(outcome, Exception):
-        ...         raise outcome
-        ...     return outcome
-        >>> events = ConnectionEvents("cam", time.monotonic())
-        >>> Backoff(max_attempts=3, first_s=0.01).retry(connect, threading.Event(), events, "cam: cannot connect")
-        'connected'
-        >>> [(e["attempt"], e["wait_s"]) for e in events.drain()]
-        [(1, 0.01), (2, 0.02)]
-    """
-
-    max_attempts: int | None = None
-    first_s: float = 0.5
-    max_s: float = 30.0
-
-    def retry(
-        self, connect: Callable[[], T], stop: threading.Event, events: ConnectionEvents, giving_up: str
-    ) -> T | None:
-        """``connect()``'s result once it succeeds, or None if ``stop`` is set while waiting.
-
-        Raises:
-            SourceError: ``giving_up``, after the last attempt failed.
-        """
-        attempt = 0
-        while True:
-            try:
-                return connect()
-            except SourceError as exc:
-                reason = mask_credentials(str(exc))
-            attempt += 1
-            if self.max_attempts is not None and attempt > self.max_attempts:
-                raise SourceError(f"{giving_up} after {attempt} attempt{'' if attempt == 1 else 's'} ({reason})")
-            wait = min(self.first_s * 2 ** (attempt - 1), self.max_s)
-            events.add("reconnect_attempt", attempt=attempt, wait_s=round(wait, 2), reason=reason)
-            if stop.wait(wait):
-                return None
 
 
 class LiveSource(FrameSource):
@@ -165,12 +118,26 @@ class LiveSource(FrameSource):
         return self.events.drain()
 
     def _connect_with_retries(self, first: bool) -> tuple[Iterator[TimedImage], TimedImage] | None:
-        """The next connection, or None if stopped meanwhile."""
-        giving_up = f"{self.display_name}: {'cannot connect' if first else 'lost and not back'}"
-        connection = self.backoff.retry(self._connect, self._stop, self.events, giving_up)
-        if connection is None:
-            return None
-        frames, image, self.fps = connection
+        """The next connection, or None if stopped meanwhile; each failed attempt is an event.
+
+        Raises:
+            SourceError: The attempts allowed (``max_reconnects``) all failed.
+        """
+        attempt = 0
+        while True:
+            try:
+                frames, image, self.fps = self._connect()
+                break
+            except SourceError as exc:
+                reason = mask_credentials(str(exc))
+            attempt += 1
+            if self.backoff.exhausted(attempt):
+                giving_up = f"{self.display_name}: {'cannot connect' if first else 'lost and not back'}"
+                raise SourceError(f"{giving_up} after {attempt} attempt{'' if attempt == 1 else 's'} ({reason})")
+            wait_s = self.backoff.wait_s(attempt)
+            self.events.add("reconnect_attempt", attempt=attempt, wait_s=round(wait_s, 2), reason=reason)
+            if self._stop.wait(wait_s):
+                return None
         # When the first frame came, not when someone starts reading (the first connection is
         # opened before the model loads): frames buffered meanwhile keep their own times.
         self._connected_s = time.monotonic() - self._started

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.concurrency import Backoff
 from pipeline.config import Config, MqttConfig, WebhookConfig
 from pipeline.errors import ConfigError
 from pipeline.io.metrics import RunMetrics
@@ -237,7 +238,7 @@ class WebhookSink:
             response.read()
 
     def _run(self) -> None:
-        delay_s, failing = 0.5, False
+        backoff, failures = Backoff(), 0
         while True:
             record = self.queue.peek()
             if record is None:
@@ -249,16 +250,15 @@ class WebhookSink:
             try:
                 self._post(record)
             except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
-                if not failing:
+                if not failures:
                     log.warning("webhook %s: cannot deliver: %s; retrying", self.shown, _failure(exc))
-                    failing = True
-                if self._stop.wait(delay_s):
+                failures += 1
+                if self._stop.wait(backoff.wait_s(failures)):
                     return
-                delay_s = min(30.0, delay_s * 2)
                 continue
-            if failing:
+            if failures:
                 log.warning("webhook %s: delivering again", self.shown)
-                failing, delay_s = False, 0.5
+                failures = 0
             self.queue.pop()
             self.delivered += 1
 
