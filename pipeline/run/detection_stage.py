@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Protocol
 
 import supervision as sv
@@ -24,7 +25,31 @@ class NeedsDetection(Protocol):
     def needs_detection(self, frame: Frame) -> bool: ...
 
 
-Batch = list[tuple[int, Frame | None, sv.Detections | PipelineError | None]]
+@dataclass(frozen=True)
+class Detected:
+    """A frame of source ``index`` and its detections (None: not for the detector, ``--detect-every``)."""
+
+    index: int
+    frame: Frame
+    detections: sv.Detections | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Source ``index`` has delivered its last frame."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Source ``index`` failed with ``error``; nothing more comes from it."""
+
+    index: int
+    error: PipelineError
+
+
+Batch = list[Detected | Ended | Failed]
 
 
 class DetectionStage:
@@ -35,12 +60,11 @@ class DetectionStage:
     on a CPU), handing them on in order; when no new frame is ready, whatever is in flight is
     finished and handed on at once rather than held back.
 
-    Iterating yields one batch per step: ``(source index, frame, detections or None)`` triples,
-    ``(source index, None, error)`` for a source that failed, ``(source index, None, None)`` for
-    one that ended (after its last frame); an empty batch every ``TICK_S`` while no frame comes,
-    so the consumer can tend the sources. :meth:`stop_source` drops a source (the consumer failed
-    it), :meth:`add_source` adds one of the ``expected`` sources still connecting (or None: it will
-    not come); :meth:`close` ends the iteration.
+    Iterating yields one batch per step: a :class:`Detected` per frame, an :class:`Ended` for a
+    source after its last frame, a :class:`Failed` for one that failed; an empty batch every
+    ``TICK_S`` while no frame comes, so the consumer can tend the sources. :meth:`stop_source` drops
+    a source (the consumer failed it), :meth:`add_source` adds one of the ``expected`` sources still
+    connecting (or None: it will not come); :meth:`close` ends the iteration.
     """
 
     TICK_S = 0.25
@@ -94,13 +118,13 @@ class DetectionStage:
                         wait_s = 0 if ready or len(active) > 1 else 0.01 if in_flight else 0.1
                         frame = reader.poll(timeout=wait_s)
                     except PipelineError as exc:
-                        ended.append((index, None, exc))
+                        ended.append(Failed(index, exc))
                         active.remove(index)
                         continue
                     if frame is None:
                         if reader.done:
                             active.remove(index)
-                            ended.append((index, None, None))
+                            ended.append(Ended(index))
                         continue
                     ready.append((index, frame))
                 if not ready:
@@ -130,5 +154,6 @@ class DetectionStage:
     def _finish(ended: Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections) -> Batch:
         detected = iter(pending())
         return ended + [
-            (index, frame, next(detected) if want else None) for (index, frame), want in zip(ready, wanted, strict=True)
+            Detected(index, frame, next(detected) if want else None)
+            for (index, frame), want in zip(ready, wanted, strict=True)
         ]

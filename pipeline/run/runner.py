@@ -35,7 +35,7 @@ from pipeline.io.publish import Publisher
 from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
-from pipeline.run.detection_stage import DetectionStage
+from pipeline.run.detection_stage import Detected, DetectionStage, Ended, Failed
 from pipeline.run.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
 from pipeline.run.opening import SourceOpener
 from pipeline.run.source_run import SourceRun
@@ -124,18 +124,21 @@ def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> 
     try:
         for batch in batches:
             fleet.admit(opener.take(), stage)
-            for index, frame, result in batch:
+            for record in batch:
+                index = record.index
                 run = fleet.runs[index]
                 if run.finished:
                     continue
                 try:
-                    if isinstance(result, PipelineError):
-                        raise result
-                    if frame is None:  # the source ended: its outputs are complete now, whatever the others do
-                        fleet.end(index)
-                        continue
-                    run.record_source_events(run.source.drain_events(), frame.frame_index)
-                    run.process(frame, result, frames_dropped=fleet.readers[index].dropped)
+                    match record:
+                        case Failed(error=error):
+                            raise error
+                        case Ended():  # its outputs are complete now, whatever the others do
+                            fleet.end(index)
+                            continue
+                        case Detected(frame=frame, detections=detections):
+                            run.record_source_events(run.source.drain_events(), frame.frame_index)
+                            run.process(frame, detections, frames_dropped=fleet.readers[index].dropped)
                 except PipelineError as exc:
                     fleet.failures[fleet.spec_of(index)] = str(exc)
                     run.source.stop()
@@ -149,7 +152,7 @@ def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> 
             for run in fleet.runs:  # connection events are written as they happen, frames or not
                 if not run.finished:
                     run.record_source_events(run.source.drain_events())
-            bar.update(sum(frame is not None for _, frame, _ in batch))
+            bar.update(sum(isinstance(record, Detected) for record in batch))
     finally:
         stage.close()
         batches.close()
