@@ -15,8 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from pipeline.editor.frames import FrameGrabber
+from pipeline.editor.server import EditorServer
+from pipeline.editor.session import ConfigEditor
 from pipeline.io.live_view import LiveView
 from tests.conftest import REPO, run_vpipe
 from tests.servers.mjpeg import MjpegServer
@@ -45,6 +49,11 @@ def refuses_connections(host: str, port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+@pytest.fixture(scope="module")
+def highway_frames(highway: Path) -> FrameGrabber:
+    return FrameGrabber(str(highway))
 
 
 # 1. --serve on every interface exposes the page only, and says so; vpipe edit beyond loopback needs a flag and a token.
@@ -143,3 +152,35 @@ def test_3_the_live_page_on_loopback_refuses_a_foreign_host_on_every_path_and_me
                 assert status == 403, (method, path)
         for host in (f"127.0.0.1:{view.port}", f"localhost:{view.port}", f"[::1]:{view.port}"):
             assert ask("127.0.0.1", view.port, "/counts", headers={"Host": host})[0] == 200, host
+
+
+# 9. Bodies and files the editor cannot use: one line, no lost connection, nothing written.
+
+
+UNUSABLE_BODIES = {
+    "nan": b'{"coordinates": "pixels", "lines": [{"name": "a", "start": [NaN, 1], "end": [2, 2]}]}',
+    "infinity": b'{"coordinates": "pixels", "lines": [{"name": "a", "start": [Infinity, 1], "end": [2, 2]}]}',
+    "overflow": b'{"coordinates": "pixels", "lines": [{"name": "a", "start": [1e999, 1], "end": [2, 2]}]}',
+    "5001-digits": b'{"coordinates": "pixels", "zones": [' + b"1" * 5001 + b"]}",
+    "deep": b"[" * 100_000,
+    "not-utf8": b'{"coordinates": "pixels", "lines": [{"name": "\xff\xfe"}]}',
+    "no-points": b'{"coordinates": "pixels", "lines": [{"name": "a"}]}',
+    "text-point": b'{"coordinates": "pixels", "lines": [{"name": "a", "start": [1, "x"], "end": [2, 2]}]}',
+    "lane": b'{"coordinates": "pixels", "lines": [{"name": "a", "start": [1, 1], "end": [2, 2], "lanes": [{}]}]}',
+    "polygon": b'{"coordinates": "pixels", "zones": [{"name": "z", "polygon": 5}]}',
+    "corner": b'{"coordinates": "pixels", "slots": [{"name": "s", "polygon": [[1, 2], [3], [4, 5]]}]}',
+}
+
+
+@pytest.mark.parametrize("body", list(UNUSABLE_BODIES.values()), ids=list(UNUSABLE_BODIES))
+def test_9_a_body_the_editor_cannot_use_is_a_one_line_400(tmp_path: Path, highway_frames: FrameGrabber, body: bytes):
+    config = tmp_path / "site.yaml"
+    config.write_text("lines: []\n")
+    editor = ConfigEditor(config, highway_frames.width, highway_frames.height)
+    with EditorServer(editor, highway_frames, port=0) as server:
+        status, headers, answer = ask("127.0.0.1", server.port, "/api/save", "POST", body,
+                                      {"Content-Type": "application/json"})  # fmt: skip
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    error = json.loads(answer)["error"]
+    assert error and "\n" not in error
+    assert config.read_text() == "lines: []\n"

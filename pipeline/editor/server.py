@@ -23,10 +23,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -83,6 +84,17 @@ class EditorServer(LocalServer):
     def cookie_name(self) -> str:
         """The token's cookie, one per port: browsers share cookies between the ports of a host."""
         return f"vpipe-edit-{self.port}"
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 class _Handler(QuietHandler):
@@ -167,9 +179,10 @@ class _Handler(QuietHandler):
             self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "missing or too large a body"})
             return
         try:
-            data = json.loads(self.rfile.read(int(length)))
-        except json.JSONDecodeError:
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+            data = json.loads(self.rfile.read(int(length)), parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"the body is not JSON vpipe can use: {reason}"})
             return
         if path == "/api/save":
             self._save(data)
