@@ -184,3 +184,12 @@ def test_9_a_body_the_editor_cannot_use_is_a_one_line_400(tmp_path: Path, highwa
     error = json.loads(answer)["error"]
     assert error and "\n" not in error
     assert config.read_text() == "lines: []\n"
+
+
+def test_9_vpipe_edit_on_a_config_that_is_a_video_is_one_line_as_in_vpipe_run(highway: Path):
+    edit = run_vpipe("edit", highway, "--config", highway, "--port", "0", timeout=60)
+    run = run_vpipe("run", highway, "--config", highway, "--max-frames", "1", timeout=60)
+    assert edit.returncode == run.returncode == 2
+    assert edit.stderr == run.stderr
+    assert edit.stderr.startswith(f"vpipe: error: {highway}: cannot read config file: not UTF-8 text")
+    assert edit.stderr.count("\n") == 1

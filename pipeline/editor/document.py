@@ -29,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_text
 
 Item = dict[str, Any]
 """One line, lane, zone or slot as the page sends it: ``name``, its points, and ``src``."""
@@ -117,12 +118,12 @@ class ConfigDocument:
 
     @classmethod
     def read(cls, path: Path) -> ConfigDocument:
-        """The file at ``path``, or an empty config when there is none yet."""
-        try:
-            text = path.read_text(encoding="utf-8") if path.exists() else ""
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
-        return cls.from_text(text, str(path))
+        """The file at ``path``, or an empty config when there is none yet.
+
+        Raises:
+            ConfigError: Unreadable, not UTF-8 text, not YAML, or not a mapping at the top level.
+        """
+        return cls.from_text(read_text(path, "config file") if path.exists() else "", str(path))
 
     @property
     def coordinates(self) -> str:

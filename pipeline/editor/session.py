@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.config import Config, load_config
 from pipeline.editor.document import ConfigDocument, Geometry
 from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_text
 
 
 class ConfigEditor:
@@ -32,11 +33,11 @@ class ConfigEditor:
     def state(self) -> dict[str, Any]:
         """The page's starting point: geometry in pixels, slots from ``slots_file`` (read only), and
         ``problem``, the error ``vpipe run`` would report for the file as it is now (None if none)."""
-        doc = ConfigDocument.read(self.path)
-        geometry = doc.geometry(self.width, self.height)
+        text = read_text(self.path, "config file") if self.path.exists() else ""
+        geometry = ConfigDocument.from_text(text, str(self.path)).geometry(self.width, self.height)
         problem, file_slots = None, []
         try:
-            config = self.check(self.path.read_text(encoding="utf-8") if self.path.exists() else "")
+            config = self.check(text)
             file_slots = [
                 {"name": slot.name, "polygon": [list(p) for p in slot.polygon]}
                 for slot in config.parking.slots[len(geometry.slots) :]
