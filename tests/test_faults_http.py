@@ -193,3 +193,27 @@ def test_9_vpipe_edit_on_a_config_that_is_a_video_is_one_line_as_in_vpipe_run(hi
     assert edit.stderr == run.stderr
     assert edit.stderr.startswith(f"vpipe: error: {highway}: cannot read config file: not UTF-8 text")
     assert edit.stderr.count("\n") == 1
+
+
+# 6. Saving through a symlinked config writes the file it points to.
+
+
+def test_6_saving_a_symlinked_config_writes_its_target_and_keeps_the_link(tmp_path: Path, highway_frames: FrameGrabber):
+    target = tmp_path / "shared" / "site.yaml"
+    target.parent.mkdir()
+    target.write_text("# the site's geometry\nlines: []\n")
+    link = tmp_path / "site.yaml"
+    link.symlink_to(target)
+    editor = ConfigEditor(link, highway_frames.width, highway_frames.height)
+    line = {"name": "gate", "start": [100, 300], "end": [800, 300], "lanes": [], "src": None}
+    body = json.dumps({"coordinates": "pixels", "lines": [line], "zones": [], "slots": []}).encode()
+    with EditorServer(editor, highway_frames, port=0) as server:
+        status, _, answer = ask(
+            "127.0.0.1", server.port, "/api/save", "POST", body, {"Content-Type": "application/json"}
+        )
+    assert status == 200, answer
+    assert link.is_symlink() and link.resolve() == target
+    saved = yaml.safe_load(target.read_text())
+    assert saved["lines"] == [{"name": "gate", "start": [100, 300], "end": [800, 300]}]
+    assert target.read_text().startswith("# the site's geometry\n")
+    assert sorted(path.name for path in target.parent.iterdir()) == ["site.yaml"]  # no temporary file left

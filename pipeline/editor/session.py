@@ -90,14 +90,19 @@ class ConfigEditor:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` in one step: a crash mid-write leaves the old file, never half a file."""
-    temporary = path.with_name(f".{path.name}.vpipe-edit.tmp")
+    """Replace ``path`` in one step: a crash mid-write leaves the old file, never half a file.
+
+    A symlink is written through: its target is replaced and the link stays a link (replacing the
+    link itself would leave the file it points to unchanged).
+    """
+    target = path.resolve()
+    temporary = target.with_name(f".{target.name}.vpipe-edit.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(text, encoding="utf-8")
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+        if target.exists():
+            os.chmod(temporary, target.stat().st_mode & 0o7777)
+        os.replace(temporary, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()
