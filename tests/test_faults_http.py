@@ -92,7 +92,7 @@ def test_1_serve_on_all_interfaces_keeps_the_editors_on_loopback_and_warns_once(
 
 def test_1_vpipe_edit_beyond_loopback_without_the_flag_is_one_line_and_exit_2(tmp_path: Path, highway: Path):
     config = tmp_path / "site.yaml"
-    result = run_vpipe("edit", highway, "--config", config, "--host", "0.0.0.0", "--port", "0", timeout=60)
+    result = run_vpipe("edit", highway, "--config", config, "--host", "0.0.0.0", "--port", "0", timeout=300)
     assert result.returncode == 2
     assert result.stderr.startswith("vpipe: error: --host 0.0.0.0") and "--allow-remote-edits" in result.stderr
     assert result.stderr.count("\n") == 1
@@ -187,8 +187,8 @@ def test_9_a_body_the_editor_cannot_use_is_a_one_line_400(tmp_path: Path, highwa
 
 
 def test_9_vpipe_edit_on_a_config_that_is_a_video_is_one_line_as_in_vpipe_run(highway: Path):
-    edit = run_vpipe("edit", highway, "--config", highway, "--port", "0", timeout=60)
-    run = run_vpipe("run", highway, "--config", highway, "--max-frames", "1", timeout=60)
+    edit = run_vpipe("edit", highway, "--config", highway, "--port", "0", timeout=300)
+    run = run_vpipe("run", highway, "--config", highway, "--max-frames", "1", timeout=300)
     assert edit.returncode == run.returncode == 2
     assert edit.stderr == run.stderr
     assert edit.stderr.startswith(f"vpipe: error: {highway}: cannot read config file: not UTF-8 text")
