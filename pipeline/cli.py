@@ -235,9 +235,16 @@ def _command_run(args: argparse.Namespace) -> int:
         if args.serve is not None:
             from pipeline.io.live_view import LiveView
 
-            links = start_editors(stack, specs, args.config, args.host)  # the page links each source's editor
+            links = start_editors(stack, specs, args.config)  # the page links each source's editor
             view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
-            print(f"live view: {view.url}", file=sys.stderr)
+            if view.exposed and not args.quiet:
+                editors = "; the config editors stay on 127.0.0.1" if links else ""
+                print(
+                    f"vpipe: warning: live view listens on {view.address}: anyone who can reach this machine can "
+                    f"watch the video and read the counts, metrics and health{editors}",
+                    file=sys.stderr,
+                )
+            print(f"live view: {view.describe()}", file=sys.stderr)
             viewers.append(view)
         if args.show:
             from pipeline.io.window_view import WindowView

@@ -39,6 +39,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def read_text(path: str | Path, what: str) -> str:
+    """The text of the file ``path`` (a ``what``, e.g. "config file", for the messages).
+
+    Raises:
+        ConfigError: Unreadable, or not UTF-8 text (such as a video passed as ``--config``).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"expected a YAML {what}"
+        ) from None
+
+
 def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
     """Parse the YAML file ``path`` (a ``what``, e.g. "config file", for the messages), or ``text``
     standing for its contents.
@@ -47,17 +66,7 @@ def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
         ConfigError: Unreadable, not UTF-8 text, invalid YAML, or a repeated key.
     """
     if text is None:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                f"expected a YAML {what}"
-            ) from None
+        text = read_text(path, what)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:

@@ -248,7 +248,7 @@ def test_the_live_page_links_to_each_source_editor(tmp_path: Path, browser: Any)
     config = tmp_path / "traffic.yaml"
     config.write_text(TRAFFIC)
     with ExitStack() as stack:
-        links = start_editors(stack, [str(SAMPLES / "highway.mp4")], str(config), "127.0.0.1")
+        links = start_editors(stack, [str(SAMPLES / "highway.mp4")], str(config))
         view = stack.enter_context(LiveView(port=0, links=links))
         browser.get(view.url)
         link = browser.find_element(By.CSS_SELECTOR, "#links a")

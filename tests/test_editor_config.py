@@ -383,9 +383,9 @@ def test_vpipe_run_serve_starts_an_editor_per_source_it_can_open(tmp_path: Path,
 
     with ExitStack() as stack:
         specs = [str(highway), "0", str(tmp_path / "missing.mp4")]  # a webcam opens once: the run holds it
-        links = start_editors(stack, specs, None, "127.0.0.1")
+        links = start_editors(stack, specs, None)
         assert list(links) == [f"edit lines and zones of {highway}"]
-        url = f"http://127.0.0.1:{links[f'edit lines and zones of {highway}']}/api/state"
+        url = links[f"edit lines and zones of {highway}"] + "api/state"
         state = json.loads(request(url)[1])
         assert state["config"] == "highway.yaml" and state["width"] == WIDTH  # the default: <source name>.yaml
     with pytest.raises(urllib.error.URLError):  # closed with the run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
 import sys
 import threading
 from contextlib import ExitStack
@@ -17,7 +18,8 @@ only if `vpipe run` would load it, keeping its other keys and comments.
 
 examples:
   vpipe edit sample_videos/highway.mp4 --config configs/traffic.yaml
-  vpipe edit rtsp://camera.local/stream --config site.yaml --port 8800"""
+  vpipe edit rtsp://camera.local/stream --config site.yaml --port 8800
+  vpipe edit lot.mp4 --config lot.yaml --host 0.0.0.0 --allow-remote-edits   # open the printed ?token= URL"""
 
 
 def add_parser(commands: Any) -> None:
@@ -35,6 +37,12 @@ def add_parser(commands: Any) -> None:
     )
     edit.add_argument("--port", type=int, default=8765, help="port of the page (default 8765; 0: any free port)")
     edit.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    edit.add_argument(
+        "--allow-remote-edits",
+        action="store_true",
+        help="let other machines edit the config through a --host other than loopback (the page then needs the "
+        "token printed at start)",
+    )
 
 
 def command_edit(args: argparse.Namespace) -> int:
@@ -42,14 +50,29 @@ def command_edit(args: argparse.Namespace) -> int:
     from pipeline.editor.frames import FrameGrabber
     from pipeline.editor.server import EditorServer
     from pipeline.editor.session import ConfigEditor
+    from pipeline.errors import PipelineError
+    from pipeline.io.local_http import is_loopback
 
     config = Path(args.config) if args.config else _default_config(args.source)
+    remote = not is_loopback(args.host)
+    if remote and not args.allow_remote_edits:
+        raise PipelineError(
+            f"--host {args.host} would let other machines edit {config}: add --allow-remote-edits to allow it "
+            "(the page then asks for a token printed at start)"
+        )
+    token = secrets.token_urlsafe(24) if remote else None
     frames = FrameGrabber(args.source)
     editor = ConfigEditor(config, frames.width, frames.height)
     editor.state()  # a file that is not YAML is reported now, as one line
-    with EditorServer(editor, frames, host=args.host, port=args.port) as server:
+    with EditorServer(editor, frames, host=args.host, port=args.port, token=token) as server:
+        if remote:
+            print(
+                f"vpipe: warning: config editor listens on {server.address}: anyone who can reach this machine and "
+                f"has the token below can edit {config}",
+                file=sys.stderr,
+            )
         print(f"editing {config} on {frames.width}x{frames.height} frames of {frames.display_name}", file=sys.stderr)
-        print(f"open {server.url} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"open {server.describe(f'?token={token}' if token else '')} (Ctrl-C to stop)", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0
@@ -61,15 +84,17 @@ def _default_config(spec: str) -> Path:
     return Path(f"{name if name and not spec.isdigit() and '://' not in spec else 'camera'}.yaml")
 
 
-def start_editors(stack: ExitStack, specs: list[str], config: str | None, host: str) -> dict[str, int]:
+def start_editors(stack: ExitStack, specs: list[str], config: str | None) -> dict[str, str]:
     """Serve an editor for each source of a ``vpipe run --serve``, closed with ``stack``.
 
     Only files, folders and globs get one: a webcam opens once and the run holds it, and a second
     connection to a network camera at start could be refused or, for a dead camera, delay every
     other source (``vpipe edit URL`` edits a camera's geometry). Edits apply from the next run.
+    The editors listen on 127.0.0.1 whatever ``--host`` says: the page is for watching, editing
+    from elsewhere is ``vpipe edit --allow-remote-edits``.
 
     Returns:
-        Link text -> the editor's port, for :class:`~pipeline.io.live_view.LiveView`'s ``links``.
+        Link text -> the editor's URL on this machine, for :class:`~pipeline.io.live_view.LiveView`'s ``links``.
     """
     from pipeline.editor.frames import FrameGrabber
     from pipeline.editor.server import EditorServer
@@ -85,6 +110,6 @@ def start_editors(stack: ExitStack, specs: list[str], config: str | None, host: 
         except PipelineError:
             continue
         editor = ConfigEditor(Path(config) if config else _default_config(spec), frames.width, frames.height)
-        server = stack.enter_context(EditorServer(editor, frames, host=host, port=0))
-        links[f"edit lines and zones of {frames.display_name}"] = server.port
+        server = stack.enter_context(EditorServer(editor, frames, host="127.0.0.1", port=0))
+        links[f"edit lines and zones of {frames.display_name}"] = server.url
     return links

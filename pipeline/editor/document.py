@@ -29,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_text
 
 Item = dict[str, Any]
 """One line, lane, zone or slot as the page sends it: ``name``, its points, and ``src``."""
@@ -54,13 +55,34 @@ class Geometry:
 
     @classmethod
     def from_json(cls, data: Any) -> Geometry:
-        """The page's save request, checked for shape (values are checked by :func:`load_config`)."""
+        """The page's save request, checked for shape: every item has the points its section needs, as
+        numbers (the values are checked by :func:`load_config`)."""
         if not isinstance(data, dict) or data.get("coordinates") not in _DIGITS:
             raise ValueError("expected {coordinates: pixels|normalized, lines, zones, slots}")
         sections = [data.get(key, []) for key in ("lines", "zones", "slots")]
-        if not all(isinstance(items, list) and all(isinstance(i, dict) for i in items) for items in sections):
+        if not all(_objects(items) for items in sections):
             raise ValueError("lines, zones and slots must be lists of objects")
+        lines, zones, slots = sections
+        if not all(_objects(line.get("lanes") or []) for line in lines):
+            raise ValueError("a line's lanes must be a list of objects")
+        segments = lines + [lane for line in lines for lane in line.get("lanes") or []]
+        if not all(_point(segment.get("start")) and _point(segment.get("end")) for segment in segments):
+            raise ValueError("each line and lane needs start and end points [x, y]")
+        if not all(isinstance(p := item.get("polygon"), list) and all(map(_point, p)) for item in zones + slots):
+            raise ValueError("each zone and slot needs a polygon of points [x, y]")
         return cls(data["coordinates"], *sections)
+
+
+def _objects(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(item, dict) for item in items)
+
+
+def _point(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
 
 
 class ConfigDocument:
@@ -96,12 +118,12 @@ class ConfigDocument:
 
     @classmethod
     def read(cls, path: Path) -> ConfigDocument:
-        """The file at ``path``, or an empty config when there is none yet."""
-        try:
-            text = path.read_text(encoding="utf-8") if path.exists() else ""
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
-        return cls.from_text(text, str(path))
+        """The file at ``path``, or an empty config when there is none yet.
+
+        Raises:
+            ConfigError: Unreadable, not UTF-8 text, not YAML, or not a mapping at the top level.
+        """
+        return cls.from_text(read_text(path, "config file") if path.exists() else "", str(path))
 
     @property
     def coordinates(self) -> str:

@@ -10,18 +10,24 @@ Endpoints, on ``127.0.0.1`` unless told otherwise:
 - ``POST /api/preview``: JSON ``{"index": N}``; 200 with the detections on the frame the page shows
   (:meth:`DetectionPreview.detect`), 503 ``{"error"}`` when the config or the model does not load.
 
-The page can write a file and run a model, so requests must come from the page itself: the ``Host``
-header must be this server (a web page elsewhere cannot reach it through DNS rebinding), and a POST
-must be JSON from the same origin (a cross-site form cannot send JSON without the browser asking first).
+The page can write a file and run a model, so requests must come from the page itself: on loopback,
+the ``Host`` header must name this machine (a web page elsewhere cannot reach it through DNS rebinding,
+see :mod:`pipeline.io.local_http`), and a POST must be JSON from the same origin (a cross-site form
+cannot send JSON without the browser asking first). Served beyond loopback, every request must also
+carry the server's token: ``?token=`` in the URL once, which sets an HttpOnly, SameSite=Strict cookie
+that the page's own requests then carry.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import math
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -45,7 +51,6 @@ _POLICY = {
     "style-src 'self'; form-action 'none'; frame-ancestors 'none'",
 }
 _MAX_BODY_BYTES = 4_000_000
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class EditorServer(LocalServer):
@@ -56,30 +61,76 @@ class EditorServer(LocalServer):
         frames: The source whose frames the page draws on.
         host: Interface to bind; anything but loopback lets other machines edit the file.
         port: TCP port; 0 picks a free one.
+        token: A secret every request must carry (as ``?token=`` or the cookie that sets), or None for none.
     """
 
-    def __init__(self, editor: ConfigEditor, frames: FrameGrabber, host: str = "127.0.0.1", port: int = 8765) -> None:
+    def __init__(
+        self,
+        editor: ConfigEditor,
+        frames: FrameGrabber,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+    ) -> None:
         super().__init__(host, port, _Handler, flag="--port")
+        self.token = token
         self.editor = editor
         self.frames = frames
         self.preview = DetectionPreview(editor.path, (frames.width, frames.height))
         static = resources.files("pipeline.editor") / "static"
         self.pages = {path: (static / name).read_bytes() for path, (name, _) in _STATIC.items()}
 
-    def host_allowed(self, host_header: str) -> bool:
-        """Whether a request's ``Host`` names this server (any name when bound to another interface)."""
-        if self.host not in _LOOPBACK:
-            return True
-        hostname = urlsplit(f"//{host_header}").hostname or ""
-        return hostname in _LOOPBACK
+    @property
+    def cookie_name(self) -> str:
+        """The token's cookie, one per port: browsers share cookies between the ports of a host."""
+        return f"vpipe-edit-{self.port}"
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 class _Handler(QuietHandler):
+    set_cookie: str | None = None  # sent with the answer to a request that brought the token in its URL
+
+    def allowed(self) -> bool:
+        if not super().allowed():
+            return False
+        token = self.server.owner.token
+        if token is None:
+            return True
+        given = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        if given and hmac.compare_digest(given.encode(), token.encode()):
+            name = self.server.owner.cookie_name
+            self.set_cookie = f"{name}={token}; HttpOnly; SameSite=Strict; Path=/"
+            return True
+        try:
+            cookie = SimpleCookie(self.headers.get("Cookie", "")).get(self.server.owner.cookie_name)
+        except CookieError:
+            cookie = None
+        if cookie is not None and hmac.compare_digest(cookie.value.encode(), token.encode()):
+            return True
+        self.send_json(HTTPStatus.FORBIDDEN, {"error": "open the address with ?token= that vpipe edit printed"})
+        return False
+
+    def end_headers(self) -> None:
+        if self.set_cookie is not None:
+            self.send_header("Set-Cookie", self.set_cookie)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        token = self.server.owner.token
+        super().log_message(format, *(str(arg).replace(token, "***") if token else arg for arg in args))
+
     def do_GET(self) -> None:
         owner = self.server.owner
-        if not owner.host_allowed(self.headers.get("Host", "")):
-            self.send_json(HTTPStatus.FORBIDDEN, {"error": "unexpected Host header"})
-            return
         url = urlsplit(self.path)
         if url.path in _STATIC:
             self.send_bytes(HTTPStatus.OK, _STATIC[url.path][1], owner.pages[url.path], _POLICY)
@@ -112,10 +163,8 @@ class _Handler(QuietHandler):
         self.send_bytes(HTTPStatus.OK, "image/jpeg", jpeg.tobytes())
 
     def do_POST(self) -> None:
-        owner = self.server.owner
-        host = self.headers.get("Host", "")
         origin = self.headers.get("Origin")
-        if not owner.host_allowed(host) or (origin is not None and urlsplit(origin).netloc != host):
+        if origin is not None and urlsplit(origin).netloc != self.headers.get("Host", ""):
             self.send_json(HTTPStatus.FORBIDDEN, {"error": "requests must come from the editor page"})
             return
         path = urlsplit(self.path).path
@@ -130,9 +179,10 @@ class _Handler(QuietHandler):
             self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "missing or too large a body"})
             return
         try:
-            data = json.loads(self.rfile.read(int(length)))
-        except json.JSONDecodeError:
-            self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
+            data = json.loads(self.rfile.read(int(length)), parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": f"the body is not JSON vpipe can use: {reason}"})
             return
         if path == "/api/save":
             self._save(data)

@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.config import Config, load_config
 from pipeline.editor.document import ConfigDocument, Geometry
 from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_text
 
 
 class ConfigEditor:
@@ -32,11 +33,11 @@ class ConfigEditor:
     def state(self) -> dict[str, Any]:
         """The page's starting point: geometry in pixels, slots from ``slots_file`` (read only), and
         ``problem``, the error ``vpipe run`` would report for the file as it is now (None if none)."""
-        doc = ConfigDocument.read(self.path)
-        geometry = doc.geometry(self.width, self.height)
+        text = read_text(self.path, "config file") if self.path.exists() else ""
+        geometry = ConfigDocument.from_text(text, str(self.path)).geometry(self.width, self.height)
         problem, file_slots = None, []
         try:
-            config = self.check(self.path.read_text(encoding="utf-8") if self.path.exists() else "")
+            config = self.check(text)
             file_slots = [
                 {"name": slot.name, "polygon": [list(p) for p in slot.polygon]}
                 for slot in config.parking.slots[len(geometry.slots) :]
@@ -89,14 +90,19 @@ class ConfigEditor:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` in one step: a crash mid-write leaves the old file, never half a file."""
-    temporary = path.with_name(f".{path.name}.vpipe-edit.tmp")
+    """Replace ``path`` in one step: a crash mid-write leaves the old file, never half a file.
+
+    A symlink is written through: its target is replaced and the link stays a link (replacing the
+    link itself would leave the file it points to unchanged).
+    """
+    target = path.resolve()
+    temporary = target.with_name(f".{target.name}.vpipe-edit.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(text, encoding="utf-8")
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
+        if target.exists():
+            os.chmod(temporary, target.stat().st_mode & 0o7777)
+        os.replace(temporary, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()

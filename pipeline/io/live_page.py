@@ -97,10 +97,6 @@ async function poll() {
   setTimeout(poll, 500);
 }
 
-for (const a of document.querySelectorAll("a[data-port]")) {
-  a.href = location.protocol + "//" + location.hostname + ":" + a.dataset.port + "/";
-}
-
 // Started after "load": an endless MJPEG response must not keep the page loading.
 window.addEventListener("load", () => { showStream(null); poll(); });
 </script>

@@ -62,8 +62,8 @@ class LiveView(LocalServer):
             the whole view) has been silent this long.
         jpeg_quality: JPEG quality, 1-100.
         max_streams: Most concurrent ``/stream.mjpg`` clients; more get 503 (each holds a thread).
-        links: Link text -> port of another page on this host, shown above the stream (``vpipe run --serve``
-            links each source's editor); the link keeps the host name the browser used for this page.
+        links: Link text -> URL of another page, shown above the stream (``vpipe run --serve`` links each
+            source's editor, on this machine's loopback).
     """
 
     def __init__(
@@ -74,7 +74,7 @@ class LiveView(LocalServer):
         stale_after_s: float = 10.0,
         jpeg_quality: int = 80,
         max_streams: int = 8,
-        links: Mapping[str, int] | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         if not (max_fps > 0 and stale_after_s > 0 and 1 <= jpeg_quality <= 100 and max_streams >= 1):
             raise ValueError("max_fps and stale_after_s must be > 0, jpeg_quality 1-100, max_streams >= 1")
@@ -84,7 +84,7 @@ class LiveView(LocalServer):
         self.jpeg_quality = int(jpeg_quality)
         self.max_streams = int(max_streams)
         anchors = " ".join(
-            f'<a data-port="{int(port)}" href="/">{html.escape(text)}</a>' for text, port in (links or {}).items()
+            f'<a href="{html.escape(url)}">{html.escape(text)}</a>' for text, url in (links or {}).items()
         )
         self.page = PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
@@ -106,7 +106,7 @@ class LiveView(LocalServer):
         if self._server is None:
             super().start()
             self._started_at = time.monotonic()
-            log.info("live view at %s", self.url)
+            log.info("live view at %s", self.describe())
         return self
 
     @property

@@ -1,9 +1,15 @@
 """A small threaded HTTP server and request handler for pages served on this machine (the live
 view and the editor): no DNS lookup on bind, no tracebacks for clients that go away, replies with
-safe headers, request logs at DEBUG."""
+safe headers, request logs at DEBUG.
+
+Every request passes one guard (:meth:`QuietHandler.allowed`) before any method handler runs: on a
+loopback bind, a ``Host`` header that does not name this machine gets 403, so a web page elsewhere
+cannot reach the server through DNS rebinding (a browser sends the attacker's host name there).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -13,11 +19,29 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
+from urllib.parse import urlsplit
 
 from pipeline.closing import Closing
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
+
+WILDCARDS = ("0.0.0.0", "", "::")
+"""Bind addresses that mean every interface."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is this machine only, so nothing else can connect."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost, or a wildcard: may be reachable from elsewhere
+        return False
+
+
+def _url(host: str, port: int, query: str) -> str:
+    return f"http://[{host}]:{port}/{query}" if ":" in host else f"http://{host}:{port}/{query}"
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -45,8 +69,24 @@ class QuietHandler(BaseHTTPRequestHandler):
     timeout = 30  # a client that stops reading frees its thread after this long
     head_only = False  # answering HEAD: headers as for GET, no body
 
+    def parse_request(self) -> bool:
+        # Every method, HEAD and POST included, goes through the guard before its do_* handler.
+        if not super().parse_request():
+            return False
+        self.head_only = self.command == "HEAD"
+        if self.allowed():
+            return True
+        self.close_connection = True
+        return False
+
+    def allowed(self) -> bool:
+        """Whether to answer this request; otherwise this has sent the refusal. Subclasses add checks."""
+        if self.server.owner.host_allowed(self.headers.get("Host", "")):  # type: ignore[attr-defined]
+            return True
+        self.send_json(HTTPStatus.FORBIDDEN, {"error": "unexpected Host header"})
+        return False
+
     def do_HEAD(self) -> None:
-        self.head_only = True
         self.do_GET()
 
     def send_json(self, status: HTTPStatus, document: object) -> None:
@@ -79,6 +119,8 @@ class LocalServer(Closing):
     """A page served on a background thread, started and closed as a context manager.
 
     The handler reaches this object as ``self.server.owner``.
+
+    On a loopback ``host``, a request whose ``Host`` header is not a loopback address or ``localhost`` gets 403.
 
     Args:
         host: Interface to bind (loopback by default; ``"::"``/``"0.0.0.0"`` serve every interface).
@@ -130,9 +172,37 @@ class LocalServer(Closing):
 
     @property
     def url(self) -> str:
-        """The page's address; a wildcard ``host`` is shown as loopback."""
+        """The page's address on this machine; a wildcard ``host`` is shown as loopback."""
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
+        return _url(host, self.port, "")
+
+    @property
+    def exposed(self) -> bool:
+        """Whether other machines may connect (``host`` is not loopback)."""
+        return not is_loopback(self.host)
+
+    @property
+    def address(self) -> str:
+        """Where it listens, as ``host:port`` (``[::]:8080`` for IPv6)."""
+        return _url(self.host, self.port, "").removeprefix("http://").rstrip("/")
+
+    def describe(self, query: str = "") -> str:
+        """Where it really listens, for a person: the bound address, and for a wildcard bind also the
+        address to open on this machine (``query``, e.g. ``?token=...``, appended to both)."""
+        bound = _url(self.host, self.port, query)
+        return f"{bound} (all interfaces; on this machine {self.url}{query})" if self.host in WILDCARDS else bound
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's ``Host`` names this machine (any name when bound to another interface).
+
+        A request without one is allowed: rebinding needs a browser, and browsers always send it.
+        """
+        if self.exposed or not host_header:
+            return True
+        try:
+            return is_loopback(urlsplit(f"//{host_header}").hostname or "")
+        except ValueError:  # not a host name at all, e.g. "[" with no closing bracket
+            return False
 
     def close(self) -> None:
         """Stop serving; safe to call twice (:attr:`port` and :attr:`url` still say where it was)."""
