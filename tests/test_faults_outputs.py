@@ -1,5 +1,5 @@
-"""Faults of a run's summary (issue 25, item 10), through the real CLI: a disk filled by another
-process mid-run, an output that cannot be created at the start.
+"""Faults of a run's summary and a batch's outcomes (issue 25, items 8 and 10), through the real CLI:
+a disk filled by another process mid-run, and a truncated video in ``vpipe batch``.
 
 The full disk is a real one: a small tmpfs mounted (as root) as the output folder's disk and filled
 by the test while vpipe runs."""
@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_vpipe, wait_until
-from tests.test_batch import FAST
+from tests.test_batch import FAST, manifest_records, read_json, run_batch
 from tests.test_faults import one_line_error
 from tests.test_faults_live import Vpipe, summary_of
 
@@ -84,3 +86,37 @@ def test_an_output_that_cannot_be_created_at_the_start_leaves_a_failed_summary(t
     summary = summary_of(out)
     assert (summary["status"], summary["frames"]) == ("failed", 0)
     assert summary["error"] == line.removeprefix("vpipe: error: ")
+
+
+@pytest.mark.parametrize("split", [[], ["--split", "2s"]], ids=["whole", "split"])
+def test_batch_keeps_a_truncated_videos_counts_and_a_rerun_does_not_retry_it(
+    tmp_path: Path, highway: Path, split: list[str]
+):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    cut = archive / "cut.mp4"
+    cut.write_bytes(highway.read_bytes()[: highway.stat().st_size // 4])  # an upload cut short
+    single = run_vpipe("run", cut, "--output", tmp_path / "run", "--quiet", *FAST)
+    assert single.returncode == 3, single.stderr
+    expected = summary_of(tmp_path / "run")
+    assert expected["status"] == "truncated" and 0 < expected["frames"] < HIGHWAY_FRAMES
+    main = expected["lines"]["main"]
+
+    out = tmp_path / "out"
+    for run in ("first", "rerun"):
+        result = run_batch(archive, "--output", out, "--quiet", *split, *FAST)  # Ray started by the driver
+        assert (result.returncode, result.stdout, result.stderr) == (3, "", ""), run
+        rows = list(csv.DictReader((out / "batch_summary.csv").open(newline="")))
+        assert [(row["video"], row["status"], row["error"]) for row in rows] == [("cut.mp4", "truncated", "")]
+        assert int(rows[0]["frames"]) == expected["frames"]
+        assert (int(rows[0]["main_in"]), int(rows[0]["main_out"])) == (main["in_total"], main["out_total"])
+        totals = read_json(out / "batch_summary.json")
+        assert (totals["truncated"], totals["completed"], totals["failed"]) == (1, 0, 0)
+        assert totals["frames"] == expected["frames"]
+        assert (totals["lines"]["main"]["in"], totals["lines"]["main"]["out"]) == (main["in"], main["out"])
+        video = read_json(out / "cut" / "summary.json")
+        assert (video["status"], video["frames"]) == ("truncated", expected["frames"])
+    items = [record for record in manifest_records(out) if record["type"] == "item"]
+    assert len(items) == len({record["id"] for record in items}), "the rerun processed nothing again"
+    assert [record["attempts"] for record in items] == [1] * len(items), "a truncated video is not retried"
+    assert items[-1]["status"] == "truncated"
