@@ -171,7 +171,7 @@ def test_cluster_batch_counts_equal_vpipe_run_per_video(tmp_path: Path, clips: d
     out = tmp_path / "out"
     result = run_batch(f"{archive}/**/*.mp4", "--output", out, "--ray-address", ray_address, "--workers", "1", *FAST)
     assert result.returncode == 0, result.stderr
-    assert "4 videos: 4 completed, 0 failed, 0 pending" in result.stdout
+    assert "4 videos: 4 completed, 0 truncated, 0 failed, 0 pending" in result.stdout
     spans = sorted((r["started_at"], r["started_at"] + r["elapsed_s"]) for r in manifest_records(out))
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), (
         "--workers 1: one at a time"

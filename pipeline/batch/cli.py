@@ -2,7 +2,8 @@
 
 :func:`add_batch_parser` adds the ``batch`` subcommand to vpipe's parser; :func:`command_batch`
 runs it and returns the exit code: 0 every video completed, 1 some failed (listed), 2 bad input
-(raised as :class:`~pipeline.errors.PipelineError`), 130 interrupted (rerun to resume).
+(raised as :class:`~pipeline.errors.PipelineError`), 3 some truncated (counted to where they end),
+130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ BATCH_EPILOG = """\
 Each video (or, with --split, each slice of one) is a Ray task running the same pipeline as
 vpipe run. Outputs go to DIR/<relative path without suffix>/ (slices in part-NNNN/ below it), with
 DIR/batch_summary.csv (one row per video), DIR/batch_summary.json and DIR/batch_manifest.jsonl.
-Rerunning the same command skips what finished (same input size and mtime, same settings) and
-retries what failed.
+Rerunning the same command skips what finished (completed, or truncated: a file that ends early
+is counted to its end; same input size and mtime, same settings) and retries what failed.
 
 examples:
   vpipe batch "archive/**/*.mp4" --config configs/traffic.yaml --output runs/archive
   vpipe batch "archive/**/*.mp4" --config configs/traffic.yaml --output runs/archive --ray-address auto
   vpipe batch "s3://city/cams/**/*.mp4" -c configs/traffic.yaml -o s3://city/counts --split 10m --num-gpus 0.25
 
-exit codes: 0 all videos completed, 1 some failed (listed at the end), 2 bad input, 130 interrupted"""
+exit codes: 0 all videos completed, 1 some failed (listed at the end), 2 bad input, 3 some truncated
+(none failed; listed at the end), 130 interrupted"""
 
 
 def _duration(text: str) -> Fraction:
@@ -175,11 +177,18 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
 
 def format_report(report: BatchReport) -> str:
     """The end-of-batch report: video counts, this run's throughput, where the summaries are."""
-    statuses = {s: sum(1 for o in report.outcomes if o.status == s) for s in ("completed", "failed", "pending")}
+    statuses = {
+        s: sum(1 for o in report.outcomes if o.status == s) for s in ("completed", "truncated", "failed", "pending")
+    }
     rows = [
-        f"{len(report.outcomes)} videos: {statuses['completed']} completed, {statuses['failed']} failed, "
-        f"{statuses['pending']} pending; this run: {report.items_finished} items, {report.frames} frames "
-        f"in {report.wall_s:.1f} s ({report.frames_per_s:.1f} frames/s)"
+        f"{len(report.outcomes)} videos: {statuses['completed']} completed, {statuses['truncated']} truncated, "
+        f"{statuses['failed']} failed, {statuses['pending']} pending; this run: {report.items_finished} items, "
+        f"{report.frames} frames in {report.wall_s:.1f} s ({report.frames_per_s:.1f} frames/s)"
+    ]
+    rows += [
+        f"truncated: {o.video}: the file ends early, counted over its {o.summary['frames']} frames"
+        for o in report.truncated
+        if o.summary
     ]
     if report.interrupted:
         rows.append("interrupted: rerun the same command to resume (finished items are kept)")
@@ -193,7 +202,8 @@ def format_failures(report: BatchReport) -> str:
 
 
 def command_batch(args: argparse.Namespace) -> int:
-    """Run ``vpipe batch``; returns 0 (all completed), 1 (some failed) or 130 (interrupted).
+    """Run ``vpipe batch``; returns 0 (all completed), 1 (some failed), 3 (some truncated, none
+    failed) or 130 (interrupted).
 
     Raises:
         PipelineError: Ray is missing, bad config, no inputs, Ray unreachable (exit code 2).
@@ -210,7 +220,7 @@ def command_batch(args: argparse.Namespace) -> int:
         print(format_failures(report), file=sys.stdout if not args.quiet else sys.stderr)
     if report.interrupted:
         return 130
-    return 1 if report.failed else 0
+    return 1 if report.failed else 3 if report.truncated else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

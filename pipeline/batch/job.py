@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.batch.manifest import ItemRecord, Manifest, PlanRecord
+from pipeline.batch.manifest import DONE_STATUSES, ItemRecord, Manifest, PlanRecord
 from pipeline.batch.outcomes import SUMMARY_CSV, SUMMARY_JSON, Outcomes, item_id
 from pipeline.batch.scheduler import RaySession, TaskKey, TaskPool
 from pipeline.batch.slicing import SliceSpec
@@ -76,8 +76,8 @@ class BatchReport:
 
     Attributes:
         outcomes: One per input video, in relative-path order.
-        items_finished: Items that finished (completed or finally failed) in this run.
-        frames: Frames counted by the items completed in this run.
+        items_finished: Items that finished (done or finally failed) in this run.
+        frames: Frames counted by the items finished in this run.
         wall_s: This run's wall time.
         interrupted: The driver was stopped (Ctrl-C / SIGTERM) before the end.
         summary_files: Where ``batch_summary.csv`` and ``.json`` were written.
@@ -93,6 +93,10 @@ class BatchReport:
     @property
     def failed(self) -> list[VideoOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def truncated(self) -> list[VideoOutcome]:
+        return [o for o in self.outcomes if o.status == "truncated"]
 
     @property
     def frames_per_s(self) -> float:
@@ -337,10 +341,11 @@ class BatchJob:
     def _on_item(self, task: ItemTask, value: ItemResult | BaseException) -> None:
         if not isinstance(value, ItemResult):  # the worker or its node was lost
             value = ItemResult(task.id, "failed", error=_ray_error(value), retryable=True)
-        if value.status != "completed" and self._attempts.charge(("item", task.id), value.retryable):
+        done = value.status in DONE_STATUSES
+        if not done and self._attempts.charge(("item", task.id), value.retryable):
             self._submit_item(task)
             return
-        attempts = self._attempts.count(("item", task.id)) + (value.status == "completed")
+        attempts = self._attempts.count(("item", task.id)) + done
         part = task.part.index if task.part is not None else None
         self._report.frames += value.frames
         self._finish(ItemRecord(task.id, task.input.relative, part, value.status, task.input.identity,

@@ -2,9 +2,10 @@
 
 ``batch_manifest.jsonl`` in the output folder holds one JSON object per line: ``plan`` records
 (a video's slices, so a rerun does not probe it again) and ``item`` records (an item finished,
-``completed`` or ``failed``, with its summary or its error). The last record of an item wins. A
-record is appended and flushed the moment the driver learns an item finished, so killing the
-driver loses nothing that had finished; a half-written last line (killed mid-write) is ignored.
+``completed``, ``truncated`` or ``failed``, with its summary or its error). The last record of an
+item wins. A record is appended and flushed the moment the driver learns an item finished, so
+killing the driver loses nothing that had finished; a half-written last line (killed mid-write)
+is ignored.
 
 A result counts on a rerun only while the input's size and modification time and the run's
 fingerprint (config, ``--split``, ``--overlap``) are the ones it was made with.
@@ -28,6 +29,11 @@ from pipeline.batch.storage import OutputFolder
 
 MANIFEST_NAME = "batch_manifest.jsonl"
 
+DONE_STATUSES = ("completed", "truncated")
+"""How an item ends once its input has been processed to its end: ``truncated`` is a file that ends
+before the frames it announces, counted up to there (a final state of the input, which a rerun
+would read the same way, not a failure of the run). A rerun skips such items."""
+
 
 @dataclass(frozen=True)
 class ItemRecord:
@@ -37,13 +43,13 @@ class ItemRecord:
         id: ``<relative path>`` for a whole video, ``<relative path>#part-NNNN`` for a slice.
         video: The video's relative path.
         part: The slice index, or None for a whole video.
-        status: ``completed`` or ``failed``.
+        status: ``completed``, ``truncated`` (see :data:`DONE_STATUSES`) or ``failed``.
         identity: The input's size and mtime when it was processed.
         fingerprint: The run settings it was processed with.
         attempts: Attempts made in the run that wrote this record.
         error: Why it failed (one line).
         elapsed_s: Wall time of the last attempt on its worker.
-        summary: The item's summary (as in its ``summary.json``) when completed.
+        summary: The item's summary (as in its ``summary.json``) when done (completed or truncated).
         started_at: When the last attempt started on its worker (seconds since the epoch).
     """
 
@@ -121,9 +127,9 @@ class Manifest:
         return True
 
     def finished(self, item_id: str, identity: dict[str, Any], fingerprint: str) -> ItemRecord | None:
-        """The item's completed record if it is still valid for this input and these settings."""
+        """The item's done record (:data:`DONE_STATUSES`) if it is still valid for this input and these settings."""
         record = self.items.get(item_id)
-        if record is not None and record.status == "completed" and record.is_current(identity, fingerprint):
+        if record is not None and record.status in DONE_STATUSES and record.is_current(identity, fingerprint):
             return record
         return None
 

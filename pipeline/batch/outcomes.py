@@ -1,9 +1,10 @@
 """Where each video stands, read from the manifest, and the summary files written from that.
 
 A whole video's state is its item's last record; a split video's is that of its slices
-(``completed`` when all completed, ``failed`` when one failed, else ``pending``). A split video
-gets a merged ``summary.json`` (and ``intervals.csv``, with lines or movements) in its folder once
-every slice has finished.
+(``failed`` when one failed, ``completed`` when all completed, ``truncated`` when all are done and
+one was truncated, else ``pending``). A done (completed or truncated) video keeps its summary. A
+split video gets a merged ``summary.json`` (and ``intervals.csv``, with lines or movements) in its
+folder once every slice has finished.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline.analytics.intervals import COLUMNS, merge_rows
-from pipeline.batch.manifest import ItemRecord, Manifest
+from pipeline.batch.manifest import DONE_STATUSES, ItemRecord, Manifest
 from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.storage import InputFile, OutputFolder, video_folder
 from pipeline.batch.summaries import VideoOutcome, batch_csv, batch_json, merge_slices
@@ -66,7 +67,7 @@ class Outcomes:
             record = self._current(video.relative, video)
             if record is not None:
                 outcome.status, outcome.error = record.status, record.error
-                outcome.summary = record.summary if record.status == "completed" else None
+                outcome.summary = record.summary if record.status in DONE_STATUSES else None
             return outcome
         for spec, record in slices:
             outcome.parts.append(
@@ -83,8 +84,9 @@ class Outcomes:
         if failed:
             outcome.status = "failed"
             outcome.error = "; ".join(f"{part['part']}: {part['error']}" for part in failed)
-        elif all(part["status"] == "completed" for part in outcome.parts):
-            outcome.status = "completed"
+        elif all(part["status"] in DONE_STATUSES for part in outcome.parts):
+            truncated = any(part["status"] == "truncated" for part in outcome.parts)
+            outcome.status = "truncated" if truncated else "completed"
             outcome.summary = merge_slices([r.summary for _, r in slices if r is not None and r.summary])
         return outcome
 
@@ -105,7 +107,7 @@ class Outcomes:
         if missing_only and self._folder.exists(relative):
             return False
         outcome = self.outcome(video)
-        completed = [r.summary for _, r in slices if r is not None and r.status == "completed" and r.summary]
+        completed = [r.summary for _, r in slices if r is not None and r.status in DONE_STATUSES and r.summary]
         summary = {
             "source": video.url,
             "status": outcome.status,
@@ -114,7 +116,7 @@ class Outcomes:
             "output_dir": outcome.output_dir,
             "parts": outcome.parts,
         }
-        if outcome.status == "completed" and completed and "intervals" in completed[0]:
+        if outcome.status in DONE_STATUSES and completed and "intervals" in completed[0]:
             texts = [
                 self._folder.read_text(f"{video_folder(video.relative)}/{spec.name}/intervals.csv")
                 for spec, _ in slices

@@ -32,7 +32,7 @@ from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.outputs import RunOutputs
 from pipeline.io.plots import write_plots
 from pipeline.io.sinks import write_json_atomic
-from pipeline.io.sources import Frame, VideoFileSource
+from pipeline.io.sources import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
 from pipeline.run.source_run import source_and_model
@@ -41,7 +41,9 @@ from pipeline.runtime import set_torch_threads
 
 class SliceSource(VideoFileSource):
     """Frames ``[spec.warmup_frame, spec.end_frame)`` of a video file, with the whole video's
-    frame indices and timestamps; decoding starts at the keyframe before the warm-up.
+    frame indices and timestamps; decoding starts at the keyframe before the warm-up. The last
+    slice of a file that ends before the frames its header announces (cut short: its last packets
+    do not decode) ends where the decoder does, :attr:`truncated`, as a whole-video run would.
 
     Args:
         path: The video file the slice was planned on.
@@ -82,7 +84,10 @@ class SliceSource(VideoFileSource):
             raise SourceError(
                 f"{self.path}: decoding failed at frame {spec.warmup_frame + produced} ({reason})"
             ) from None
-        if produced != expected:
+        declared = self._declared_frames or 0
+        if produced < expected and spec.end_pts is None and declared > spec.end_frame + TRUNCATION_TOLERANCE_FRAMES:
+            self.truncated = True
+        elif produced != expected:
             raise SourceError(
                 f"{self.path}: {spec.name} decoded {produced} of its {expected} frames "
                 "(the file changed since it was planned, or it decodes differently than it demuxes); "
@@ -195,5 +200,5 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
             finish("failed", str(exc))
             raise
         else:
-            finish("completed")
+            finish("truncated" if source.truncated else "completed")
         return summary

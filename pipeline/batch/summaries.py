@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.analytics.movements import movement_count
+from pipeline.batch.manifest import DONE_STATUSES
 
 _COPIED_FIELDS = ("fps", "width", "height", "model", "task", "device", "imgsz", "backend", "input_size", "detect_every")
 
@@ -86,7 +87,7 @@ def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A whole video's summary from its slices' summaries (in time order, all completed).
+    """A whole video's summary from its slices' summaries (in time order, all done).
 
     ``processing_fps`` is frames over the slices' summed processing time (warm-ups included), the
     rate one worker would have had.
@@ -116,9 +117,10 @@ class VideoOutcome:
         video: Relative path.
         input: Local path or URL.
         output_dir: Its output folder.
-        status: ``completed``, ``failed`` (the video or one of its slices failed) or ``pending``.
+        status: ``completed``, ``truncated`` (the file ends before the frames it announces; counted
+            to its end), ``failed`` (the video or one of its slices failed) or ``pending``.
         error: Why it failed (with the slice's name when a slice failed).
-        summary: Its summary when completed: ``vpipe run``'s, or the slices merged.
+        summary: Its summary when completed or truncated: ``vpipe run``'s, or the slices merged.
         parts: For a split video, one entry per slice: name, status, frames, error.
     """
 
@@ -180,16 +182,18 @@ def batch_csv(outcomes: Sequence[VideoOutcome]) -> str:
 
 
 def batch_json(outcomes: Sequence[VideoOutcome], header: Mapping[str, Any]) -> dict[str, Any]:
-    """``batch_summary.json``: the run's settings, totals over completed videos, and every video."""
-    completed = [o for o in outcomes if o.status == "completed" and o.summary is not None]
+    """``batch_summary.json``: the run's settings, totals over done (completed or truncated) videos,
+    and every video."""
+    done = [o.summary for o in outcomes if o.status in DONE_STATUSES and o.summary is not None]
     statuses = Counter(o.status for o in outcomes)
     return {
         **header,
         "videos_total": len(outcomes),
         "completed": statuses["completed"],
+        "truncated": statuses["truncated"],
         "failed": statuses["failed"],
         "pending": statuses["pending"],
-        "frames": sum(o.summary["frames"] for o in completed if o.summary),
-        "lines": merge_lines([o.summary["lines"] for o in completed if o.summary]),
+        "frames": sum(summary["frames"] for summary in done),
+        "lines": merge_lines([summary["lines"] for summary in done]),
         "videos": [o.to_record() for o in outcomes],
     }

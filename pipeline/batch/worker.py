@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from pipeline.batch.manifest import DONE_STATUSES
 from pipeline.batch.slicing import SliceSpec, plan_slices, probe_timestamps
 from pipeline.batch.storage import InputFile, local_input, local_output
 from pipeline.config import Config
@@ -50,8 +51,8 @@ class ItemResult:
 
     Attributes:
         id: The item's id.
-        status: ``completed`` or ``failed``.
-        summary: The summary it wrote (``summary.json``), when completed.
+        status: ``completed``, ``truncated`` (the file ends early: counted to its end) or ``failed``.
+        summary: The summary it wrote (``summary.json``), when completed or truncated.
         error: One line saying why it failed.
         retryable: Whether another attempt may succeed (False for bad input).
         elapsed_s: Wall time on the worker.
@@ -122,9 +123,9 @@ def process_item(task: ItemTask) -> ItemResult:
             task.id, "failed", error=_describe(exc), retryable=True, elapsed_s=time.perf_counter() - started
         )
     timing = {"elapsed_s": time.perf_counter() - started, "started_at": started_at}
-    if summary.get("status") != "completed":
+    if summary.get("status") not in DONE_STATUSES:
         return ItemResult(task.id, "failed", summary, f"run {summary.get('status')}", retryable=True, **timing)
-    return ItemResult(task.id, "completed", summary, **timing)
+    return ItemResult(task.id, summary["status"], summary, **timing)
 
 
 def plan_video(video: InputFile, split_s: Fraction, overlap_s: Fraction, max_frames: int | None) -> PlanResult:

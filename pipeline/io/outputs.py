@@ -3,13 +3,15 @@
 ``annotated.mp4`` (drawn and encoded on a background thread, with the counts frozen on each
 frame), ``counts.csv``, ``events.jsonl`` and, with parking, ``parking.jsonl``; every file is
 flushed per frame. With ``output.rotate`` they move on together to numbered segments
-(``counts.0001.csv``, ...), so a rotation never splits a frame's records.
+(``counts.0001.csv``, ...), so a rotation never splits a frame's records. ``summary.json``
+(:class:`SummaryFile`) is there from the start, with the run's status.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,8 +21,10 @@ import numpy as np
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
+from pipeline.errors import OutputError
+from pipeline.io.output_dirs import output_error
 from pipeline.io.publish import Publisher
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink
+from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.run.frame_pipeline import FrameResult
 
 
@@ -78,6 +82,73 @@ class Rotation:
         if due:
             self._started_s = timestamp_s
         return due
+
+
+SUMMARY_RESERVE_BYTES = 4096
+"""Room a running ``summary.json`` keeps (trailing spaces) for its final status on a full disk."""
+
+BRIEF_SUMMARY_KEYS = ("source", "frames", "output_dir", "status", "error")
+"""What a failed run's ``summary.json`` says at least, when the whole summary does not fit its room."""
+
+
+class SummaryFile:
+    """A run's ``summary.json``: written when the run starts (``"status": "running"``), rewritten
+    while it runs and replaced with the final summary at its end, each time atomically.
+
+    A full disk must not cost the run its status: the final replace needs room for a temporary
+    file, which a disk filled by another process does not have. So every running version is padded
+    with spaces to :data:`SUMMARY_RESERVE_BYTES`, and when the replace fails the failed summary is
+    written over those bytes in place. Overwriting bytes a file already holds takes no free space on
+    file systems that write in place (ext4, XFS, tmpfs); a copy-on-write one (Btrfs, ZFS) may still
+    refuse it, and then the file keeps saying ``running`` while stderr says why the run failed.
+
+    Args:
+        path: The file.
+        summary: The summary at the start.
+
+    Raises:
+        OutputError: The start summary cannot be written.
+    """
+
+    def __init__(self, path: Path, summary: Mapping[str, Any]) -> None:
+        self.path = path
+        try:
+            write_json_atomic(path, summary, pad_to=SUMMARY_RESERVE_BYTES)
+        except OSError as exc:
+            raise output_error(path, exc) from None
+
+    def update(self, summary: Mapping[str, Any]) -> None:
+        """Replace the running summary; a disk that refuses it keeps the previous one (the outputs,
+        written every frame, report that disk)."""
+        with suppress(OSError):
+            write_json_atomic(self.path, summary, pad_to=SUMMARY_RESERVE_BYTES)
+
+    def close(self, summary: dict[str, Any]) -> tuple[dict[str, Any], OutputError | None]:
+        """Replace it with the final ``summary``; if the disk refuses, mark the run failed in place.
+
+        Returns:
+            The summary the run ended with (``failed``, with the disk's error, if it was refused)
+            and that error, or None.
+        """
+        try:
+            write_json_atomic(self.path, summary)
+            return summary, None
+        except OSError as exc:
+            error = output_error(self.path, exc)
+        failed = {**summary, "status": "failed", "error": summary.get("error") or str(error)}
+        brief = {key: failed[key] for key in BRIEF_SUMMARY_KEYS if key in failed}
+        with suppress(OSError):  # else the file keeps its last status, and stderr says why the run failed
+            room = self.path.stat().st_size
+            fitting = [text for text in map(_json_bytes, (failed, brief)) if len(text) <= room]
+            if fitting:
+                with self.path.open("r+b") as file:
+                    file.write(fitting[0])
+                    file.truncate()  # shrinking takes no space
+        return failed, error
+
+
+def _json_bytes(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 class RunOutputs:

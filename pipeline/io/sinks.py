@@ -269,12 +269,19 @@ class JsonlSink(Closing):
         self._file.close()
 
 
-def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON via a temporary file, so readers never see half a file."""
+def write_json_atomic(path: str | Path, data: Mapping[str, Any], pad_to: int = 0) -> None:
+    """Write ``data`` as indented JSON via a temporary file, so readers never see half a file.
+
+    Args:
+        path: The file.
+        data: What to write.
+        pad_to: Pad the text with trailing spaces (still valid JSON) to at least this many bytes,
+            so the file holds that much room for a later rewrite in place.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.write_bytes((json.dumps(data, indent=2) + "\n").encode("utf-8").ljust(pad_to))
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)

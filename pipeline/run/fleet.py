@@ -131,14 +131,16 @@ class Fleet:
     def add(
         self,
         spec_index: int,
-        reader: PrefetchIterator[Frame],
+        reader: PrefetchIterator[Frame] | None,
         source: FrameSource,
         source_config: Config,
         out_dir: Path,
     ) -> int:
-        """Process ``source``, read by ``reader``, into ``out_dir``; returns its run index."""
-        self.runs.append(self._start_run(source, source_config, out_dir))
-        self.readers.append(reader)
+        """Process ``source``, read by ``reader`` (None: start reading it once its run has started),
+        into ``out_dir``; returns its run index."""
+        run = self._start_run(source, source_config, out_dir)  # if it fails, no reader thread uses the source
+        self.runs.append(run)
+        self.readers.append(reader or self.read(source))
         self.spec_of_run.append(spec_index)
         return len(self.runs) - 1
 
@@ -153,7 +155,7 @@ class Fleet:
                 if isinstance(outcome, PipelineError):
                     raise outcome
                 source_config, out_dir = self.prepare([outcome])[0], self.place(outcome)
-                stage.add_source(self.add(spec_index, self.read(outcome), outcome, source_config, out_dir))
+                stage.add_source(self.add(spec_index, None, outcome, source_config, out_dir))
             except PipelineError as exc:
                 self.failures[spec_index] = str(exc)
                 stage.add_source(None)

@@ -94,7 +94,7 @@ def run_sources(
         detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
         set_torch_threads(detector.backend)
         for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
-            fleet.add(index, reader or fleet.read(source), source, source_config, out_dir)
+            fleet.add(index, reader, source, source_config, out_dir)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
 
         sources = [run.source for run in fleet.runs]

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,9 @@ from pipeline.errors import PipelineError, SourceError
 from pipeline.io.intervals_file import IntervalsFile
 from pipeline.io.metrics import RunMetrics
 from pipeline.io.output_dirs import output_error, prepare_output_dir
-from pipeline.io.outputs import FrameViewer, RunOutputs
+from pipeline.io.outputs import FrameViewer, RunOutputs, SummaryFile
 from pipeline.io.plots import write_plots
 from pipeline.io.publish import Publisher
-from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
@@ -65,10 +65,19 @@ class SourceRun:
         self.out_dir = out_dir
         self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
-        self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
-        self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
+        self.summary = summary_header(source, detector, self.core, out_dir)
+        self._summary_file = SummaryFile(out_dir / "summary.json", self.summary)  # first: nothing to close if refused
+        try:
+            self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
+            with ExitStack() as on_error:
+                on_error.callback(self.intervals.close)
+                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+                on_error.pop_all()
+            self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
+        except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
+            self._summary_file.close({**self.summary, "status": "failed", "error": mask_credentials(str(exc))})
+            raise
         self._metrics = next(metrics_of(viewers), None)
-        self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
         self._first_frame: np.ndarray | None = None
         self._origin_s: float | None = None
         self.last_frame_index = -1
@@ -76,7 +85,6 @@ class SourceRun:
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
         self.finished = False
-        self.summary = summary_header(source, detector, self.core, out_dir)
 
     def needs_detection(self, frame: Frame) -> bool:
         return self.core.needs_detection(frame)
@@ -110,7 +118,7 @@ class SourceRun:
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
-            write_json_atomic(self.out_dir / "summary.json", self._summary("running"))
+            self._summary_file.update(self._summary("running"))
 
     def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
         """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
@@ -140,11 +148,11 @@ class SourceRun:
         return summary
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
-        """Flush and close every output, write summary.json and the plots; returns the summary.
+        """Flush and close every output, write the plots, then summary.json; returns the summary.
 
         Raises:
             PipelineError: An output could not be written (a full disk) while a run without an
-                ``error`` was closing; ``summary.json`` says ``failed`` and why, if it fits.
+                ``error`` was closing; ``summary.json`` says ``failed`` and why.
         """
         if self.finished:
             return self.summary
@@ -163,8 +171,13 @@ class SourceRun:
                 self.outputs.close()  # the frames in flight are drawn and encoded first
         except PipelineError as exc:  # the sinks cut their files back to whole records first
             failure, status = exc, "failed"
-        self.summary = self._summary(status, error or (str(failure) if failure else None))
-        failure = failure or write_summary(self.summary, self.config, self.core, self._first_frame, self.out_dir)
+        if failure is None and self.config.output.plots and self.summary["frames"]:
+            failure = write_plots_of(self.core, self._first_frame, self.out_dir)
+            status = "failed" if failure else status
+        # Last, so its status covers every other output; on a full disk it still says "failed".
+        summary = self._summary(status, error or (str(failure) if failure else None))
+        self.summary, summary_failure = self._summary_file.close(summary)
+        failure = failure or summary_failure
         self.outputs.end(self.summary["status"])
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
@@ -234,15 +247,10 @@ def closing_summary(
     return summary
 
 
-def write_summary(
-    summary: dict[str, Any], config: Config, core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path
-) -> PipelineError | None:
-    """Write ``summary.json`` and the plots; the error to report if the disk refused them."""
+def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
+    """Write the plots; the error to report if the disk refused them."""
     try:
-        write_json_atomic(out_dir / "summary.json", summary)
-        if config.output.plots and summary["frames"]:
-            movements = core.analytics.movements_view()
-            write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
+        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, core.analytics.movements_view())
     except OSError as exc:
         return output_error(out_dir, exc)
     return None
