@@ -15,6 +15,7 @@ import yaml
 from pipeline.config.geometry import MAX_LANES, MAX_POLYGON_POINTS, MAX_SLOTS, MAX_ZONES
 from tests.conftest import SAMPLES, run_vpipe
 from tests.test_faults import one_line_error
+from tests.test_live_end_to_end import free_port
 
 IMAGES = SAMPLES / "pklot_pucpr"
 """An image folder (1280x720): ``source.fps`` applies to it."""
@@ -106,3 +107,13 @@ def test_more_geometry_than_a_frame_holds_is_one_line(tmp_path: Path, case: str)
     path = write_config(tmp_path, config)
     result = run_vpipe("run", IMAGES, "--config", path, "--output", tmp_path / "out", "--no-video", "--max-frames", "1")
     one_line_error(result, f"vpipe: error: {where}: expected at most")
+
+
+# --- 13. small ones --------------------------------------------------------------------------------
+
+
+def test_a_masked_query_value_keeps_the_separator_after_it(tmp_path: Path):
+    url = f"http://127.0.0.1:{free_port()}/x?token=abc"  # nothing listens there
+    result = run_vpipe("run", url, "--max-reconnects", "0", "--output", tmp_path / "out")
+    line = one_line_error(result, "cannot connect")
+    assert line.startswith(f"vpipe: error: {url.replace('abc', '***')}: cannot connect"), line
