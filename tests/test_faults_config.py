@@ -117,3 +117,9 @@ def test_a_masked_query_value_keeps_the_separator_after_it(tmp_path: Path):
     result = run_vpipe("run", url, "--max-reconnects", "0", "--output", tmp_path / "out")
     line = one_line_error(result, "cannot connect")
     assert line.startswith(f"vpipe: error: {url.replace('abc', '***')}: cannot connect"), line
+
+
+@pytest.mark.parametrize("model", ["models/nonexistent/x.pt", "models//nonexistent/./x.pt"])
+def test_a_missing_model_path_names_the_one_place_looked_at(tmp_path: Path, highway: Path, model: str):
+    result = run_vpipe("run", highway, "--model", model, "--output", tmp_path / "out")
+    one_line_error(result, f"model '{model}' not found (looked at models/nonexistent/x.pt);")
