@@ -7,6 +7,7 @@ traceback."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 from pipeline.config.geometry import MAX_LANES, MAX_POLYGON_POINTS, MAX_SLOTS, MAX_ZONES
 from tests.conftest import SAMPLES, run_vpipe
 from tests.test_faults import one_line_error
+from tests.test_faults_live import write_frames
 from tests.test_live_end_to_end import free_port
 
 IMAGES = SAMPLES / "pklot_pucpr"
@@ -123,3 +125,34 @@ def test_a_masked_query_value_keeps_the_separator_after_it(tmp_path: Path):
 def test_a_missing_model_path_names_the_one_place_looked_at(tmp_path: Path, highway: Path, model: str):
     result = run_vpipe("run", highway, "--model", model, "--output", tmp_path / "out")
     one_line_error(result, f"model '{model}' not found (looked at models/nonexistent/x.pt);")
+
+
+def screen_lines(text: str) -> list[str]:
+    """The lines a terminal shows for ``text``: a carriage return goes back to the start of the line,
+    and what follows overwrites what was there."""
+    lines = []
+    for raw in text.split("\n"):
+        cells: list[str] = []
+        column = 0
+        for char in raw:
+            if char == "\r":
+                column = 0
+                continue
+            cells[column : column + 1] = [char]
+            column += 1
+        lines.append("".join(cells).rstrip())
+    return lines
+
+
+def test_a_warning_logged_under_the_progress_bar_starts_its_own_line(tmp_path: Path, highway: Path):
+    folder = tmp_path / "frames"
+    write_frames(folder, highway, 40)
+    # Read well after the bar is drawn: the reader runs at most a few frames ahead of the bar's loop.
+    (folder / "0030.jpg").write_bytes(b"\xff\xd8 cut short")
+    result = run_vpipe("run", folder, "--output", tmp_path / "out", "--imgsz", "320", "--no-video")  # not --quiet
+    assert result.returncode == 0, result.stderr
+    shown = screen_lines(result.stderr)
+    assert any("/40 [" in line for line in shown), result.stderr  # the bar was drawn
+    warnings = [line for line in shown if "0030.jpg: cannot read image" in line]
+    assert len(warnings) == 1, result.stderr
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING pipeline\.", warnings[0]), warnings[0]
