@@ -9,6 +9,9 @@ import logging
 import os
 import sys
 import warnings
+from typing import TextIO
+
+from tqdm import tqdm
 
 
 def set_library_defaults() -> None:
@@ -27,13 +30,27 @@ def set_library_defaults() -> None:
     sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 
 
+class _ProgressBarSafeHandler(logging.StreamHandler[TextIO]):
+    """Writes each record through :meth:`tqdm.write`, which takes a progress bar drawn on the same
+    stream off its line first and draws it again below: a warning logged mid-run starts its own line
+    instead of ending the bar's."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # as logging.StreamHandler does: a broken stream must not stop the run
+            self.handleError(record)
+
+
 def configure_output(quiet: bool) -> None:
     """What a command shows on stderr besides its own output: vpipe's notes (an export being built,
     a resolution change) and warnings, or with ``quiet`` errors only; never third-party warnings
     about their own internals, which a user cannot act on (e.g. torch.jit's deprecation of itself while
-    an export traces the model)."""
+    an export traces the model). Log lines never share a line with a progress bar."""
     logging.basicConfig(
-        level=logging.ERROR if quiet else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.ERROR if quiet else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[_ProgressBarSafeHandler(sys.stderr)],
     )
     logging.getLogger("pipeline").setLevel(logging.ERROR if quiet else logging.INFO)
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF imports it: CUDA noise

@@ -2,7 +2,7 @@
 
 A YAML mapping that repeats a key is an error here (plain YAML keeps the last value silently, so a
 second ``lines:`` section would replace the first unnoticed), and so is a file that is not UTF-8
-text (such as a video passed as ``--config``).
+text (such as a video passed as ``--config``) or one over :data:`MAX_YAML_BYTES`.
 
 Example:
     >>> import tempfile
@@ -16,12 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline.errors import ConfigError
+
+MAX_YAML_BYTES = 1_000_000
+"""The largest file read, checked before parsing: PyYAML takes about 20 s and 250 MB per MB. A config
+at every geometry limit (500 four-point slots) is about 50 KB."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -39,23 +44,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _check_size(path: str | Path, what: str, size: int) -> None:
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {what} larger than {MAX_YAML_BYTES // 1_000_000} MB, the most vpipe reads")
+
+
 def read_text(path: str | Path, what: str) -> str:
     """The text of the file ``path`` (a ``what``, e.g. "config file", for the messages).
 
     Raises:
-        ConfigError: Unreadable, or not UTF-8 text (such as a video passed as ``--config``).
+        ConfigError: Unreadable, too large, or not UTF-8 text (such as a video passed as ``--config``).
     """
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_YAML_BYTES + 1)  # no further: a pipe or device has no size to check first
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8")
+    try:  # first: a video passed as a config is "not UTF-8", not "too large"
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=len(data) <= MAX_YAML_BYTES)
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: cannot read {what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             f"expected a YAML {what}"
         ) from None
+    _check_size(path, what, len(data))
+    return text
 
 
 def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
@@ -63,10 +76,12 @@ def read_yaml(path: str | Path, what: str, text: str | None = None) -> Any:
     standing for its contents.
 
     Raises:
-        ConfigError: Unreadable, not UTF-8 text, invalid YAML, or a repeated key.
+        ConfigError: Unreadable, too large, not UTF-8 text, invalid YAML, or a repeated key.
     """
     if text is None:
         text = read_text(path, what)
+    else:
+        _check_size(path, what, len(text.encode()))
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:

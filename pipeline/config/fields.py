@@ -13,6 +13,18 @@ def check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
     return {"check": (predicate, expected)}
 
 
+MAX_NUMBER = 1e9
+"""The largest size of any number in a config (about 31 years in seconds): far beyond any real value,
+and small enough that a duration times a frame rate is still a count, and that a thread can wait that
+long (``threading.TIMEOUT_MAX``)."""
+
+
+def at_most(limit: int, what: str) -> dict[str, Any]:
+    """Field metadata: a list of at most ``limit`` items (``what``: e.g. "zones"), counted before its
+    items are checked."""
+    return {"at_most": (limit, what)}
+
+
 TIME_FORMAT = "an ISO 8601 date and time such as 2024-05-01T07:00:00"
 
 

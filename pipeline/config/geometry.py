@@ -5,8 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.config.fields import FOUR_POINTS, NON_EMPTY_NAME, check
+from pipeline.config.fields import FOUR_POINTS, NON_EMPTY_NAME, at_most, check
 from pipeline.geometry import Point, calibration_problem, polygon_problem
+
+# How many of each a config may place on the image: beyond what one camera's frame usefully holds (about
+# 100 bays in the PKLot lot, a handful of approaches at an intersection), and every one of them costs
+# time on every frame, a column in counts.csv and a row in the summary.
+MAX_LINES = 100
+MAX_LANES = 32
+"""Per line."""
+MAX_ZONES = 100
+MAX_SLOTS = 500
+"""In ``parking.slots`` and ``slots_file`` together."""
+MAX_APPROACHES = 16
+"""Each ordered pair of them is a movement with its own column."""
+MAX_POLYGON_POINTS = 100
+"""Per zone, slot or approach: checking that a polygon does not cross itself takes time in the square of its points."""
+
+POLYGON = {**check(lambda v: len(v) >= 3, "a list of at least 3 points"), **at_most(MAX_POLYGON_POINTS, "points")}
 
 
 @dataclass
@@ -29,7 +45,7 @@ class LineConfig:
     min_crossing_distance: float = field(default=6.0, metadata=check(lambda v: v >= 0, "a number of pixels >= 0"))
     """How far beyond the line (pixels) an anchor must get for a crossing to count: jitter on the
     line counts nothing, and crossing back counts only after moving this far back."""
-    lanes: list[LaneConfig] = field(default_factory=list)
+    lanes: list[LaneConfig] = field(default_factory=list, metadata=at_most(MAX_LANES, "lanes"))
 
     def __post_init__(self) -> None:
         if self.start == self.end:
@@ -41,7 +57,7 @@ class ZoneConfig:
     """A polygon zone in source pixels; objects whose anchor is inside are counted per frame."""
 
     name: str = field(metadata=NON_EMPTY_NAME)
-    polygon: list[Point] = field(metadata=check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+    polygon: list[Point] = field(metadata=POLYGON)
 
     def __post_init__(self) -> None:
         problem = polygon_problem(self.polygon)
@@ -60,7 +76,7 @@ class ParkingConfig:
     (``slots_file``, relative to the config file); no slots means no parking analytics."""
 
     slots_file: str | None = None
-    slots: list[SlotConfig] = field(default_factory=list)
+    slots: list[SlotConfig] = field(default_factory=list, metadata=at_most(MAX_SLOTS, "slots"))
     rule: str = field(
         default="center",
         metadata=check(lambda v: v in ("center", "footprint", "coverage"), "center, footprint or coverage"),
@@ -94,7 +110,7 @@ class ApproachConfig:
     name: str = field(
         metadata=check(lambda v: v.strip() not in ("", "?") and "->" not in v, "a non-empty name without '->'")
     )
-    polygon: list[Point] = field(metadata=check(lambda v: len(v) >= 3, "a list of at least 3 points"))
+    polygon: list[Point] = field(metadata=POLYGON)
 
 
 @dataclass
@@ -102,7 +118,7 @@ class MovementsConfig:
     """Turning movements: each track that enters by one approach and leaves by another is one
     movement ``A->B`` (see ``docs/traffic.md``). No approaches, no movement counting."""
 
-    approaches: list[ApproachConfig] = field(default_factory=list)
+    approaches: list[ApproachConfig] = field(default_factory=list, metadata=at_most(MAX_APPROACHES, "approaches"))
     min_outside_s: float = field(default=0.5, metadata=check(lambda v: v >= 0, "a number of seconds >= 0"))
     """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
 

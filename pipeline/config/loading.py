@@ -4,14 +4,15 @@ wrong types and out-of-range values raise :class:`ConfigError` naming the file a
 from __future__ import annotations
 
 import difflib
+import math
 import types
 from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from pipeline.config.fields import key_label
-from pipeline.config.geometry import SlotConfig
+from pipeline.config.fields import MAX_NUMBER, key_label
+from pipeline.config.geometry import MAX_SLOTS, SlotConfig
 from pipeline.config.run import Config
 from pipeline.errors import ConfigError
 from pipeline.yaml_io import read_yaml
@@ -56,6 +57,11 @@ def load_config(
     config.origin, config.flags = origin, flags
     if config.parking.slots_file:
         config.parking.slots += load_slots(_relative_to(config.parking.slots_file, path))
+        if len(config.parking.slots) > MAX_SLOTS:
+            raise config.error(
+                "parking.slots",
+                f"expected at most {MAX_SLOTS} slots with those of slots_file, got {len(config.parking.slots)}",
+            )
     _check_unique_names(config)
     return config
 
@@ -75,6 +81,7 @@ def load_slots(path: str | Path) -> list[SlotConfig]:
     data = read_yaml(path, "slots file")
     if isinstance(data, dict) and "slots" in data:
         data = data["slots"]
+    _check_count(data, MAX_SLOTS, "slots", str(path), "slots")
     return _coerce(data, list[SlotConfig], str(path), "slots")
 
 
@@ -141,6 +148,8 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
             if spec.default is MISSING and spec.default_factory is MISSING:
                 raise _KeyError(origin, label, f"missing required key '{name}'")
             continue
+        if "at_most" in spec.metadata:
+            _check_count(data[name], *spec.metadata["at_most"], origin, where)
         value = _coerce(data[name], hints[name], origin, where)
         if "check" in spec.metadata:
             predicate, expected = spec.metadata["check"]
@@ -151,6 +160,11 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
         return cls(**kwargs)
     except ValueError as exc:  # cross-field checks in __post_init__
         raise _KeyError(origin, label, str(exc)) from None
+
+
+def _check_count(value: Any, limit: int, what: str, origin: str, where: str) -> None:
+    if isinstance(value, list) and len(value) > limit:
+        raise _KeyError(origin, where, f"expected at most {limit} {what}, got {len(value)}")
 
 
 def _join(prefix: str, name: str) -> str:
@@ -188,4 +202,21 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
     )
     if not ok:
         raise _KeyError(origin, where, f"expected {expected_name[tp]}, got {_describe(value)}")
-    return float(value) if tp is float else value
+    if tp in (int, float):
+        return _bounded(value, tp, origin, where)
+    return value
+
+
+def _bounded(value: int | float, tp: type, origin: str, where: str) -> int | float:
+    """``value`` as ``tp``, refused beyond :data:`MAX_NUMBER` either way: no key means "never" or
+    "unbounded" by ``.inf``, a NaN passes every range check (every comparison with it is false), and a
+    huge duration, rate or count overflows where it is multiplied, converted or waited on."""
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond a float's range
+        number = math.inf
+    if not abs(number) <= MAX_NUMBER:  # NaN too
+        raise _KeyError(
+            origin, where, f"expected a number from -{MAX_NUMBER:,.0f} to {MAX_NUMBER:,.0f}, got {_describe(value)}"
+        )
+    return number if tp is float else value

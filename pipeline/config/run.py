@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pipeline.config.fields import check, key_label
+from pipeline.config.fields import at_most, check, key_label
 from pipeline.config.geometry import (
+    MAX_LINES,
+    MAX_ZONES,
     LineConfig,
     MovementsConfig,
     ParkingConfig,
@@ -31,8 +33,8 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    lines: list[LineConfig] = field(default_factory=list)
-    zones: list[ZoneConfig] = field(default_factory=list)
+    lines: list[LineConfig] = field(default_factory=list, metadata=at_most(MAX_LINES, "lines"))
+    zones: list[ZoneConfig] = field(default_factory=list, metadata=at_most(MAX_ZONES, "zones"))
     parking: ParkingConfig = field(default_factory=ParkingConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     movements: MovementsConfig = field(default_factory=MovementsConfig)

@@ -14,8 +14,9 @@ class SourceConfig:
     """Where frames come from. The CLI's SOURCE argument overrides ``path``."""
 
     path: str | None = None
-    fps: float = field(default=30.0, metadata=check(lambda v: v > 0, "a positive number"))
-    """Frame rate for image folders, which carry no timestamps."""
+    fps: float = field(default=30.0, metadata=check(lambda v: 0.001 <= v <= 1000, "a frame rate from 0.001 to 1000"))
+    """Frame rate for image folders, which carry no timestamps. At least 0.001 (a frame every 1000 s): the
+    video's frame rate is a fraction with a denominator of at most 1001."""
     max_frames: int | None = field(default=None, metadata=check(lambda v: v is None or v > 0, "a positive integer"))
     read_policy: str = field(
         default="auto", metadata=check(lambda v: v in ("auto", "latest", "all"), "auto, latest or all")

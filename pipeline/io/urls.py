@@ -12,6 +12,8 @@ Example:
     'rtsp://admin:***@cam/1 refused'
     >>> mask_credentials("https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@cam/live?x=1&access_token=abc")
     'https://***@cam/live?x=1&access_token=***'
+    >>> mask_credentials("rtsp://cam/x?token=abc: connection refused ('http://cam/?sig=a:b')")
+    "rtsp://cam/x?token=***: connection refused ('http://cam/?sig=***')"
     >>> is_stream_url("rtsp://camera/1"), is_stream_url("clip.mp4")
     (True, False)
 """
@@ -23,7 +25,11 @@ import re
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
-_QUERY_PARAMETER = re.compile(r"(?P<lead>[?&;](?P<name>[^=&;#?\s]+)=)(?P<value>[^&;#\s]*)")
+_QUERY_PARAMETER = re.compile(
+    r"(?P<lead>[?&;](?P<name>[^=&;#?\s]+)=)(?P<value>[^&;#\s]*?)(?=[:,.)\]'\"]*(?:[&;#\s]|$))"
+)
+"""A query parameter; its value ends before the punctuation that ends the URL in a message (the ``: ``
+of ``URL: reason``, a closing quote or bracket), which stays visible."""
 _SECRET_NAME_PARTS = ("pass", "pwd", "token", "key", "secret", "auth", "sig", "credential", "session", "jwt")
 """A query parameter whose name (lowercased, without ``-`` and ``_``) contains one of these holds a
 secret: password, access_token, apikey, api_key, X-Amz-Signature, X-Amz-Credential, sig, ..."""

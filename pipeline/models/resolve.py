@@ -85,11 +85,12 @@ def resolve_model(config: ModelConfig, frame_size: tuple[int, int]) -> ModelSpec
 
 
 def resolve_weights(weights: str | None, task: str | None) -> str:
-    """Find model weights: an existing path, then a file of that name in ``models/``, then Ultralytics.
+    """Find model weights: an existing path, then (a bare name) a file of that name in ``models/``
+    (the working folder's, then vpipe's own), then Ultralytics.
 
     Args:
         weights: A path, a file name in ``models/`` (e.g. ``yolo11n.pt``) or an Ultralytics model name;
-            None picks the task's default.
+            None picks the task's default. A name with a folder in it is a path and is looked for there only.
         task: ``detect`` or ``segment``; picks the default weights when ``weights`` is None.
 
     Returns:
@@ -99,18 +100,24 @@ def resolve_weights(weights: str | None, task: str | None) -> str:
         ModelError: Not found locally and downloads are off (``YOLO_OFFLINE=1``, the default).
     """
     name = weights or DEFAULT_WEIGHTS[task or "detect"]
-    in_models = not Path(name).is_absolute()  # an absolute path names one place
-    candidates = [Path(name), *([Path.cwd() / "models" / name, REPO_MODELS_DIR / name] if in_models else [])]
+    bare = Path(name).name == name  # no folder, not even ./
+    candidates = [Path(name), *([Path.cwd() / "models" / name, REPO_MODELS_DIR / name] if bare else [])]
     for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     if os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true", "yes"):
+        tried = dict.fromkeys(_shown(candidate) for candidate in candidates)  # models/ may be vpipe's own
         raise ModelError(
-            f"model '{name}' not found (looked at {name}{f' and models/{name}' if in_models else ''}); "
-            "copy the weights into models/, "
+            f"model '{name}' not found (looked at {', '.join(tried)}); copy the weights into models/, "
             "or set YOLO_OFFLINE=0 to let Ultralytics download it when online"
         )
     return name
+
+
+def _shown(path: Path) -> str:
+    """``path`` normalised (no ``//`` or ``./``), relative to the working folder where it is inside it."""
+    full = Path(os.path.normpath(path.absolute()))
+    return str(full.relative_to(Path.cwd())) if full.is_relative_to(Path.cwd()) else str(full)
 
 
 def select_device(device: str) -> str:
