@@ -120,3 +120,18 @@ def test_batch_keeps_a_truncated_videos_counts_and_a_rerun_does_not_retry_it(
     assert len(items) == len({record["id"] for record in items}), "the rerun processed nothing again"
     assert [record["attempts"] for record in items] == [1] * len(items), "a truncated video is not retried"
     assert items[-1]["status"] == "truncated"
+
+
+def test_overwrite_leaves_no_intervals_of_the_run_before(tmp_path: Path, highway: Path):
+    """A run with a line writes intervals.csv; one without lines writes none, so ``--overwrite`` must
+    remove the earlier run's: a stale file beside new outputs would be read as this run's counts."""
+    out = tmp_path / "out"
+    first = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--quiet", *FAST)
+    assert first.returncode == 0, first.stderr
+    assert (out / "intervals.csv").exists()
+    refused = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--quiet", "--no-video")
+    one_line_error(refused, "holds another run's outputs")
+    second = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--quiet", "--no-video", "--overwrite")
+    assert second.returncode == 0, second.stderr
+    assert not (out / "intervals.csv").exists()
+    assert summary_of(out)["frames"] == 5

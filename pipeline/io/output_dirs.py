@@ -36,6 +36,7 @@ RUN_OUTPUT_PATTERNS = (
     "counts*.csv",
     "events*.jsonl",
     "parking*.jsonl",
+    "intervals.csv",
     "counts.png",
     "heatmap.png",
 )
