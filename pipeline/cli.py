@@ -244,7 +244,8 @@ def _command_run(args: argparse.Namespace) -> int:
                     f"watch the video and read the counts, metrics and health{editors}",
                     file=sys.stderr,
                 )
-            print(f"live view: {view.describe()}", file=sys.stderr)
+            if not args.quiet:
+                print(f"live view: {view.describe()}", file=sys.stderr)
             viewers.append(view)
         if args.show:
             from pipeline.io.window_view import WindowView

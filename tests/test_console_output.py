@@ -37,3 +37,17 @@ def test_a_first_run_shows_its_own_notes_and_no_third_party_warnings(tmp_path: P
     assert "exporting yolo11n.pt to openvino at 320x192 (once; cached)" in result.stderr
     assert "Warning" not in result.stderr and "warn" not in result.stderr.lower()
     assert result.stdout.startswith("completed: 10 frames")
+
+
+def test_quiet_prints_nothing_with_a_live_page_beyond_loopback(tmp_path: Path, street: Path):
+    """``--serve`` (its address line) and ``--host 0.0.0.0`` (its exposure warning) say nothing under
+    ``--quiet``; without it, the address is shown once, not again as a log line."""
+    args = ("run", street, "--imgsz", "320", "--max-frames", "5", "--no-video", "--serve", "0", "--host", "0.0.0.0")
+    quiet = run_vpipe(*args, "--output", tmp_path / "quiet", "--quiet")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    shown = run_vpipe(*args, "--output", tmp_path / "shown")
+    assert shown.returncode == 0, shown.stderr
+    assert [line for line in shown.stderr.splitlines() if "live view" in line and "warning" not in line] == [
+        line for line in shown.stderr.splitlines() if line.startswith("live view: http://0.0.0.0:")
+    ]
+    assert len([line for line in shown.stderr.splitlines() if line.startswith("live view: ")]) == 1

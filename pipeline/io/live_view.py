@@ -106,7 +106,7 @@ class LiveView(LocalServer):
         if self._server is None:
             super().start()
             self._started_at = time.monotonic()
-            log.info("live view at %s", self.describe())
+            log.debug("live view at %s", self.describe())  # the CLI prints the address
         return self
 
     @property
