@@ -51,3 +51,17 @@ def test_quiet_prints_nothing_with_a_live_page_beyond_loopback(tmp_path: Path, s
         line for line in shown.stderr.splitlines() if line.startswith("live view: http://0.0.0.0:")
     ]
     assert len([line for line in shown.stderr.splitlines() if line.startswith("live view: ")]) == 1
+
+
+def test_quiet_prints_nothing_with_a_hundred_zones(tmp_path: Path, street: Path):
+    """counts.png draws the largest zones of a hundred, and its legend fits: no layout warning on stderr."""
+    zones = "".join(
+        f"  - {{name: z{i}, polygon: [[{4 * i}, 0], [{4 * i + 4}, 0], [{4 * i + 4}, 200], [{4 * i}, 200]]}}\n"
+        for i in range(100)
+    )
+    config = tmp_path / "zones.yaml"
+    config.write_text(f"zones:\n{zones}")
+    args = ("run", street, "--config", config, "--imgsz", "320", "--max-frames", "5", "--no-video")
+    result = run_vpipe(*args, "--output", tmp_path / "out", "--quiet")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "out" / "counts.png").stat().st_size > 0

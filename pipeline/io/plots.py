@@ -16,9 +16,21 @@ from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.views import MovementsView
 from pipeline.annotators.movements import MovementAnnotator
 
+MAX_SERIES = 12
+"""Most curves a panel draws (those with the largest values): more make neither a readable plot nor
+a legend that fits."""
+
+
+def _largest(rows: list[dict[str, str]], columns: list[str]) -> list[str]:
+    """The ``MAX_SERIES`` columns with the largest values, in their order in the CSV."""
+    peaks = {column: max(int(row[column]) for row in rows) for column in columns}
+    kept = set(sorted(columns, key=lambda column: -peaks[column])[:MAX_SERIES])
+    return [column for column in columns if column in kept]
+
 
 def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
-    """Plot cumulative line counts per direction and zone/parking occupancy against time.
+    """Plot cumulative line counts per direction and zone/parking occupancy against time; a panel with
+    more than ``MAX_SERIES`` columns draws the largest and says how many there are.
 
     Returns:
         False (and writes nothing) when the CSV has no rows or no count columns.
@@ -39,9 +51,10 @@ def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
     figure = Figure(figsize=(9, 3.2 * len(panels)), layout="constrained")
     for index, (title, cols) in enumerate(panels):
         axes = figure.add_subplot(len(panels), 1, index + 1)
-        for column in cols:
+        shown = _largest(rows, cols)
+        for column in shown:
             axes.step(time_s, [int(row[column]) for row in rows], where="post", label=column)
-        axes.set_title(title)
+        axes.set_title(title if len(shown) == len(cols) else f"{title}: the {len(shown)} largest of {len(cols)}")
         axes.set_xlabel("video time (s)")
         axes.grid(alpha=0.3)
         axes.legend(loc="upper left", fontsize="small")
