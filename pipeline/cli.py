@@ -269,6 +269,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     from pipeline.analytics.parking import grid_slots
     from pipeline.analytics.slot_formats import read_slot_file
     from pipeline.annotators.overlays import draw_slot_names
+    from pipeline.config.geometry import MAX_SLOTS
     from pipeline.errors import ConfigError
     from pipeline.io.output_dirs import check_output_file, output_error
     from pipeline.io.sources import open_source
@@ -298,6 +299,9 @@ def _command_slots(args: argparse.Namespace) -> int:
             )
         slots = grid_slots(region, rows, columns)
         header = f"# Parking slots for {args.source}: {rows}x{columns} grid over {region}. Edit the polygons to fit.\n"
+    if len(slots) > MAX_SLOTS:  # a file vpipe run would refuse
+        source_text = f"--grid {args.grid[0]}x{args.grid[1]}" if args.grid else str(args.from_file)
+        raise ConfigError(f"{source_text}: {len(slots)} slots, more than the {MAX_SLOTS} a config may have")
     records = [
         {"name": name, "polygon": [[round(x, 1), round(y, 1)] for x, y in polygon]} for name, polygon in slots.items()
     ]

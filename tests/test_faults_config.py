@@ -156,3 +156,13 @@ def test_a_warning_logged_under_the_progress_bar_starts_its_own_line(tmp_path: P
     warnings = [line for line in shown if "0030.jpg: cannot read image" in line]
     assert len(warnings) == 1, result.stderr
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING pipeline\.", warnings[0]), warnings[0]
+
+
+def test_vpipe_slots_writes_no_file_that_vpipe_run_would_refuse(tmp_path: Path):
+    """A grid of more slots than a config may hold is one line, exit 2, and no file."""
+    image = SAMPLES / "pklot_pucpr" / "2012-09-16_06_22_55.jpg"
+    out = tmp_path / "slots.yaml"
+    result = run_vpipe("slots", image, "--grid", "25x21", "--output", out)  # 525 slots of 61 x 29 px
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"525 slots, more than the {MAX_SLOTS}" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() and not out.with_suffix(".png").exists()
