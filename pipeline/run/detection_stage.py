@@ -109,24 +109,7 @@ class DetectionStage:
             while (active or self._expected > 0) and not self._closed.is_set():
                 self._take_added(active)
                 active = [index for index in active if index not in self._stopped]
-                ended: Batch = []
-                ready: list[tuple[int, Frame]] = []
-                for index in list(active):
-                    reader = self.readers[index]
-                    try:
-                        # Inference in flight takes longer than this short wait for the next frame.
-                        wait_s = 0 if ready or len(active) > 1 else 0.01 if in_flight else 0.1
-                        frame = reader.poll(timeout=wait_s)
-                    except PipelineError as exc:
-                        ended.append(Failed(index, exc))
-                        active.remove(index)
-                        continue
-                    if frame is None:
-                        if reader.done:
-                            active.remove(index)
-                            ended.append(Ended(index))
-                        continue
-                    ready.append((index, frame))
+                ended, ready = self._poll(active, waiting=bool(in_flight))
                 if not ready:
                     while in_flight:
                         yield self._finish(*in_flight.popleft())
@@ -149,6 +132,28 @@ class DetectionStage:
             for *_, pending in in_flight:  # stopped early: let the inference in progress end first
                 with suppress(Exception):  # its results are not wanted, nor are its errors
                     pending()
+
+    def _poll(self, active: list[int], waiting: bool) -> tuple[Batch, list[tuple[int, Frame]]]:
+        """The sources that ended or failed (removed from ``active``) and the frames ready now.
+
+        Waits briefly for a frame only with a single source and none ready yet; less while
+        inference is ``waiting`` in flight, which takes longer than this wait."""
+        ended: Batch = []
+        ready: list[tuple[int, Frame]] = []
+        for index in list(active):
+            reader = self.readers[index]
+            try:
+                frame = reader.poll(timeout=0 if ready or len(active) > 1 else 0.01 if waiting else 0.1)
+            except PipelineError as exc:
+                ended.append(Failed(index, exc))
+                active.remove(index)
+                continue
+            if frame is not None:
+                ready.append((index, frame))
+            elif reader.done:
+                active.remove(index)
+                ended.append(Ended(index))
+        return ended, ready
 
     @staticmethod
     def _finish(ended: Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections) -> Batch:

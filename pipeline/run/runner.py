@@ -120,35 +120,12 @@ def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> 
     """Until every source ends: detection batches come from their own thread; track, count, write."""
     stage = DetectionStage(fleet.readers, fleet.runs, detector, expected=len(opener.pending))
     batches = PrefetchIterator(stage, maxsize=2)
-    max_frames = fleet.config.source.max_frames
     try:
         for batch in batches:
             fleet.admit(opener.take(), stage)
             for record in batch:
-                index = record.index
-                run = fleet.runs[index]
-                if run.finished:
-                    continue
-                try:
-                    match record:
-                        case Failed(error=error):
-                            raise error
-                        case Ended():  # its outputs are complete now, whatever the others do
-                            fleet.end(index)
-                            continue
-                        case Detected(frame=frame, detections=detections):
-                            run.record_source_events(run.source.drain_events(), frame.frame_index)
-                            run.process(frame, detections, frames_dropped=fleet.readers[index].dropped)
-                except PipelineError as exc:
-                    fleet.failures[fleet.spec_of(index)] = str(exc)
-                    run.source.stop()
-                    fleet.end(index, "failed", str(exc))
-                    stage.stop_source(index)
-                    continue
-                if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
-                    run.source.stop()
-                    fleet.end(index)
-                    stage.stop_source(index)
+                if not fleet.runs[record.index].finished:
+                    _take(fleet, stage, record)
             for run in fleet.runs:  # connection events are written as they happen, frames or not
                 if not run.finished:
                     run.record_source_events(run.source.drain_events())
@@ -156,6 +133,32 @@ def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> 
     finally:
         stage.close()
         batches.close()
+
+
+def _take(fleet: Fleet, stage: DetectionStage, record: Detected | Ended | Failed) -> None:
+    """One record of a detection batch: a frame to process, or its source's end or failure."""
+    index, max_frames = record.index, fleet.config.source.max_frames
+    run = fleet.runs[index]
+    try:
+        match record:
+            case Failed(error=error):
+                raise error
+            case Ended():  # its outputs are complete now, whatever the others do
+                fleet.end(index)
+                return
+            case Detected(frame=frame, detections=detections):
+                run.record_source_events(run.source.drain_events(), frame.frame_index)
+                run.process(frame, detections, frames_dropped=fleet.readers[index].dropped)
+    except PipelineError as exc:
+        fleet.failures[fleet.spec_of(index)] = str(exc)
+        run.source.stop()
+        fleet.end(index, "failed", str(exc))
+        stage.stop_source(index)
+        return
+    if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
+        run.source.stop()
+        fleet.end(index)
+        stage.stop_source(index)
 
 
 def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> dict[str, Any]:
