@@ -145,10 +145,6 @@ class ParkingMonitor:
         )
 
     @property
-    def slot_names(self) -> list[str]:
-        return [slot.name for slot in self._slots]
-
-    @property
     def polygons(self) -> dict[str, np.ndarray]:
         return {slot.name: slot.polygon for slot in self._slots}
 

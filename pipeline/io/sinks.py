@@ -196,10 +196,6 @@ class H264VideoSink(Closing):
             os.truncate(self.path, playable_length(self.path))
         raise output_error(self.path, exc) from None
 
-    @property
-    def frames_written(self) -> int:
-        return self._frames
-
     def close(self) -> None:
         """Flush the encoder and finalize the file."""
         if self._closed:
