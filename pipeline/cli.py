@@ -264,7 +264,6 @@ def _command_run(args: argparse.Namespace) -> int:
 
 def _command_slots(args: argparse.Namespace) -> int:
     import cv2
-    import yaml
 
     from pipeline.analytics.parking import grid_slots
     from pipeline.analytics.slot_formats import read_slot_file
@@ -273,6 +272,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     from pipeline.errors import ConfigError
     from pipeline.io.output_dirs import check_output_file, output_error
     from pipeline.io.sources import open_source
+    from pipeline.yaml_io import dump_yaml
 
     output = Path(args.output)
     preview = output.with_suffix(".png")
@@ -307,7 +307,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     ]
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
+        output.write_text(header + dump_yaml(records), encoding="utf-8")
         if not cv2.imwrite(str(preview), draw_slot_names(first, slots)):
             raise OSError(f"cannot encode {preview.name}")
     except OSError as exc:
