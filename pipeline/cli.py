@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.cli_main import OneLineErrorParser, run_command
+from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
 from pipeline.editor.cli import command_edit, start_editors
 
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     live = run.add_argument_group("live sources")
     live.add_argument(
         "--read-policy",
-        choices=["auto", "latest", "all"],
+        choices=get_args(ReadPolicy),
         help="latest: drop old frames to stay real time; all: process every frame (auto: latest for live feeds)",
     )
     live.add_argument("--stall-timeout", type=float, metavar="S", help="seconds without a frame before reconnecting")
