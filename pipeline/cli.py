@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
 from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
 from pipeline.cli_main import OneLineErrorParser, run_command
+from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
 from pipeline.editor.cli import command_edit, start_editors
 
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     live = run.add_argument_group("live sources")
     live.add_argument(
         "--read-policy",
-        choices=["auto", "latest", "all"],
+        choices=get_args(ReadPolicy),
         help="latest: drop old frames to stay real time; all: process every frame (auto: latest for live feeds)",
     )
     live.add_argument("--stall-timeout", type=float, metavar="S", help="seconds without a frame before reconnecting")
@@ -264,7 +265,6 @@ def _command_run(args: argparse.Namespace) -> int:
 
 def _command_slots(args: argparse.Namespace) -> int:
     import cv2
-    import yaml
 
     from pipeline.analytics.parking import grid_slots
     from pipeline.analytics.slot_formats import read_slot_file
@@ -273,6 +273,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     from pipeline.errors import ConfigError
     from pipeline.io.output_dirs import check_output_file, output_error
     from pipeline.io.sources import open_source
+    from pipeline.yaml_io import dump_yaml
 
     output = Path(args.output)
     preview = output.with_suffix(".png")
@@ -307,7 +308,7 @@ def _command_slots(args: argparse.Namespace) -> int:
     ]
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(header + yaml.safe_dump(records, default_flow_style=None, sort_keys=False), encoding="utf-8")
+        output.write_text(header + dump_yaml(records), encoding="utf-8")
         if not cv2.imwrite(str(preview), draw_slot_names(first, slots)):
             raise OSError(f"cannot encode {preview.name}")
     except OSError as exc:

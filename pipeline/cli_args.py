@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, get_args
+
+from pipeline.config.sections import Backend, Precision, Task
 
 FLAG_NAMES = {
     "source.path": "SOURCE",
@@ -65,7 +67,7 @@ def positive_int(text: str) -> int:
 def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Add the model flags every subcommand has; :func:`model_overrides` maps them onto the config."""
     parser.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
-    parser.add_argument("--task", choices=["detect", "segment"], help="detect (boxes) or segment (boxes + masks)")
+    parser.add_argument("--task", choices=get_args(Task), help="detect (boxes) or segment (boxes + masks)")
     parser.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument(
         "--imgsz", type=positive_int, metavar="PX", help="long side of the model input in pixels (default 640)"
@@ -81,12 +83,12 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     )
     parser.add_argument(
         "--backend",
-        choices=["auto", "torch", "onnx", "openvino"],
+        choices=get_args(Backend),
         help="inference engine for .pt weights, exported once and cached (default auto: fastest installed)",
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "int8"],
+        choices=get_args(Precision),
         help="OpenVINO export precision; int8 is quantized once and cached (default auto: int8 on a CPU with VNNI/AMX)",
     )
     parser.add_argument(

@@ -515,7 +515,7 @@ def test_slices_count_movements_and_the_video_adds_them_up():
     def movement(name: str, class_name: str) -> Movement:
         origin, destination = name.split("->")
         to = None if destination == "?" else destination
-        return Movement(100, 4.0, name, origin, to, 1, class_name, 10, 1.0, 3.0)
+        return Movement(100, 4.0, name, origin, to, 10, 1.0, 3.0, track_id=1, class_name=class_name)
 
     pairs = ["West->East", "East->West"]
     first, second = SliceTally([], [], lanes={}, movements=pairs), SliceTally([], [], lanes={}, movements=pairs)

@@ -11,7 +11,8 @@ import yaml
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, run_vpipe
+from tests.test_faults import one_line_error
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
@@ -89,6 +90,14 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: st
     assert str(error.value).startswith(f"{path}: ")
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_wrong_choice_lists_every_value_the_key_allows(tmp_path: Path, highway: Path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("output: {preset: turbo}\n")
+    result = run_vpipe("run", highway, "--config", config, "--output", tmp_path / "out")
+    x264_presets = "ultrafast, superfast, veryfast, faster, fast, medium, slow, slower or veryslow"
+    one_line_error(result, f"{config}: output.preset: expected {x264_presets}, got 'turbo'")
 
 
 def test_missing_config_file(tmp_path: Path):

@@ -125,7 +125,7 @@ def test_pieces_split_at_an_outage_merge_to_the_whole_runs_coverage():
 
 
 def crossings(count: int, t: float) -> list[LineCrossing]:
-    return [LineCrossing(0, t, "main", "in", i, "car") for i in range(count)]  # type: ignore[arg-type]
+    return [LineCrossing(0, t, "main", "in", track_id=i, class_name="car") for i in range(count)]  # type: ignore[arg-type]
 
 
 def test_a_run_shorter_than_an_hour_has_no_peak_hour_factor():

@@ -20,7 +20,7 @@ KEYS = [("line", "main", "in"), ("line", "main", "out")]
 
 
 def crossing(t: float, direction: str = "in", class_name: str = "car") -> LineCrossing:
-    return LineCrossing(0, t, "main", direction, 1, class_name)  # type: ignore[arg-type]
+    return LineCrossing(0, t, "main", direction, track_id=1, class_name=class_name)  # type: ignore[arg-type]
 
 
 def run(counter: IntervalCounter, frames_s: list[float], events_at: dict[float, list]) -> list[dict]:
@@ -99,7 +99,8 @@ def test_a_live_feed_bins_by_the_clock_at_its_first_frame_across_midnight_and_a_
 
 def test_a_late_event_goes_to_its_own_bin_while_the_bin_is_held_open():
     counter = IntervalCounter(60.0, None, KEYS, lag_s=5.0)
-    late = Movement(0, 58.0, "A->?", "A", None, 1, "car", 0, 50.0, 8.0)  # reported at 62 s, last seen at 58 s
+    # reported at 62 s, last seen at 58 s
+    late = Movement(0, 58.0, "A->?", "A", None, 0, 50.0, 8.0, track_id=1, class_name="car")
     rows = run(counter, [0.0, 58.0, 62.0, 66.0, 70.0], {62.0: [late]})
     movement_rows = [r for r in rows if r["kind"] == "movement" and r["class_name"] == "all"]
     assert [(r["interval_start"], r["name"], r["count"]) for r in movement_rows] == [

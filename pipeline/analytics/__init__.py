@@ -12,7 +12,7 @@ from typing import Any
 
 import supervision as sv
 
-from pipeline.analytics.events import Event, LineCrossing, Movement, SlotChange, ZoneEnter, ZoneExit
+from pipeline.analytics.events import Event, LineCrossing, Movement, SlotChange, TrackEvent, ZoneEnter, ZoneExit
 from pipeline.analytics.lines import Lane, LineCounter
 from pipeline.analytics.movements import MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
@@ -32,6 +32,7 @@ __all__ = [
     "ParkingMonitor",
     "SlotChange",
     "SpeedEstimator",
+    "TrackEvent",
     "ZoneCounter",
     "ZoneEnter",
     "ZoneExit",
@@ -91,7 +92,7 @@ class Analytics:
         if self.movements is not None:
             events += self.movements.update(detections, frame_index, timestamp_s)
         if speeds:
-            events = [self.line_speeds.attach(event, speeds) for event in events]
+            events = [self.line_speeds.attach(e, speeds) if isinstance(e, TrackEvent) else e for e in events]
         if self.parking is not None:
             events += self.parking.update(raw if raw is not None else detections, frame_index, timestamp_s)
         return events
@@ -172,14 +173,14 @@ class LineSpeeds:
     def __init__(self) -> None:
         self._sums: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def attach(self, event: Event, speeds: dict[int, float | None]) -> Event:
+    def attach(self, event: TrackEvent, speeds: dict[int, float | None]) -> TrackEvent:
         """``event`` with its track's speed (crossings also enter the line's mean), if it has one."""
-        speed_kmh = speeds.get(getattr(event, "track_id", -1))
-        if speed_kmh is None or not hasattr(event, "speed_kmh"):
+        speed_kmh = speeds.get(event.track_id)
+        if speed_kmh is None:
             return event
         if isinstance(event, LineCrossing):
             self.add(event.line, event.direction, speed_kmh)
-        return dataclasses.replace(event, speed_kmh=speed_kmh)  # type: ignore[type-var]
+        return dataclasses.replace(event, speed_kmh=speed_kmh)
 
     def add(self, line: str, direction: str, speed_kmh: float) -> None:
         total, count = self._sums.get((line, direction), (0.0, 0))

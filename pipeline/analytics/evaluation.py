@@ -27,9 +27,10 @@ from pathlib import Path
 
 import lap
 import numpy as np
-import yaml
 
 from pipeline.analytics.events import Direction
+from pipeline.errors import ConfigError
+from pipeline.yaml_io import read_yaml
 
 _UNMATCHED_COST = 1e6
 """Leaving a pair unmatched costs more than any allowed frame offset, so the most pairs win."""
@@ -177,9 +178,12 @@ def load_truth(path: Path) -> list[TruthCrossing]:
     """Every crossing (and ambiguous crossing) of a ground-truth YAML file.
 
     Raises:
-        ValueError: The file does not have the ``lines: {name: {crossings: [...]}}`` layout.
+        ValueError: The file cannot be read as YAML or does not have the ``lines: {name: {crossings: [...]}}`` layout.
     """
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = read_yaml(path, "ground-truth file")
+    except ConfigError as exc:  # one kind of error for a bad truth file, as its callers expect
+        raise ValueError(str(exc)) from None
     lines = document.get("lines") if isinstance(document, dict) else None
     if not isinstance(lines, dict):
         raise ValueError(f"{path}: no 'lines' mapping")

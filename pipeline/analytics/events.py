@@ -25,41 +25,64 @@ class Event:
         return {"event": self.event_type, **fields}
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrackEvent(Event):
+    """An event about one track. Its fields are keyword-only, after the subclass's own.
+
+    Attributes:
+        subject: The subclass's fields that say what happened (the line and direction): a record lists
+            them, then the track, then the subclass's other fields, then the speed.
+        track_id: The tracker's ID.
+        class_name: The track's majority class.
+        speed_kmh: The track's smoothed speed, if speed calibration is configured and plausible.
+
+    Example:
+        >>> ZoneExit(5, 2.0, "yard", 1.5, track_id=8, class_name="truck").to_record()  # doctest: +NORMALIZE_WHITESPACE
+        {'event': 'zone_exit', 'frame_index': 5, 'timestamp_s': 2.0, 'zone': 'yard', 'track_id': 8,
+         'class_name': 'truck', 'dwell_s': 1.5, 'speed_kmh': None}
+    """
+
+    subject: ClassVar[tuple[str, ...]] = ()
+    track_id: int
+    class_name: str
+    speed_kmh: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        record = super().to_record()
+        head = ["event", "frame_index", "timestamp_s", *self.subject, "track_id", "class_name"]
+        ordered = {key: record.pop(key) for key in head}
+        speed_kmh = record.pop("speed_kmh")
+        return {**ordered, **record, "speed_kmh": speed_kmh}
+
+
 @dataclass(frozen=True)
-class LineCrossing(Event):
+class LineCrossing(TrackEvent):
     """A track's anchor crossed a counting line.
 
     Attributes:
         line: The line's name.
         direction: ``in`` (negative to positive side of cross(end - start, anchor - start)) or ``out``.
-        track_id: The tracker's ID.
-        class_name: The track's majority class.
         lane: The lane (sub-segment of the line) it crossed, if the line has lanes.
-        speed_kmh: The track's smoothed speed, if speed calibration is configured and plausible.
     """
 
     event_type: ClassVar[str] = "line_crossing"
+    subject: ClassVar[tuple[str, ...]] = ("line", "direction")
     line: str
     direction: Direction
-    track_id: int
-    class_name: str
     lane: str | None = None
-    speed_kmh: float | None = None
 
 
 @dataclass(frozen=True)
-class ZoneEnter(Event):
+class ZoneEnter(TrackEvent):
     """A track's anchor entered a zone."""
 
     event_type: ClassVar[str] = "zone_enter"
+    subject: ClassVar[tuple[str, ...]] = ("zone",)
     zone: str
-    track_id: int
-    class_name: str
-    speed_kmh: float | None = None
 
 
 @dataclass(frozen=True)
-class ZoneExit(Event):
+class ZoneExit(TrackEvent):
     """A track left a zone (or vanished from it for longer than the tracker's buffer; then the
     event's frame and timestamp are those of its last sighting inside).
 
@@ -68,11 +91,9 @@ class ZoneExit(Event):
     """
 
     event_type: ClassVar[str] = "zone_exit"
+    subject: ClassVar[tuple[str, ...]] = ("zone",)
     zone: str
-    track_id: int
-    class_name: str
     dwell_s: float
-    speed_kmh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,7 @@ class SlotChange(Event):
 
 
 @dataclass(frozen=True)
-class Movement(Event):
+class Movement(TrackEvent):
     """A track went from one approach to another (or back to the same: a U-turn).
 
     The event's frame and timestamp are when the track reached its destination; for a track that
@@ -98,21 +119,16 @@ class Movement(Event):
         movement: ``origin->destination``, ``origin->?`` if it reached no exit.
         origin: The first approach the track was seen in.
         destination: The approach it reached; None if it reached none.
-        track_id: The tracker's ID.
-        class_name: The track's majority class.
         origin_frame: The frame it was first seen in its origin on.
         origin_s: When it was first seen in its origin.
         travel_s: From ``origin_s`` to this event.
-        speed_kmh: The track's smoothed speed at the event, if speed calibration is configured.
     """
 
     event_type: ClassVar[str] = "movement"
+    subject: ClassVar[tuple[str, ...]] = ("movement", "origin", "destination")
     movement: str
     origin: str
     destination: str | None
-    track_id: int
-    class_name: str
     origin_frame: int
     origin_s: float
     travel_s: float
-    speed_kmh: float | None = None

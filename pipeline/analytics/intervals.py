@@ -10,7 +10,7 @@ track is forgotten, with the time of its last sighting), so memory holds a few b
 Example:
     >>> from pipeline.analytics.events import LineCrossing
     >>> counter = IntervalCounter(60.0, start_epoch_s=None, keys=[("line", "main", "in")], lag_s=0.0)
-    >>> counter.update([LineCrossing(0, 5.0, "main", "in", 1, "car")], 5.0)
+    >>> counter.update([LineCrossing(0, 5.0, "main", "in", track_id=1, class_name="car")], 5.0)
     []
     >>> [(r["interval_start"], r["class_name"], r["count"]) for r in counter.update([], 61.0)]
     [('0.0', 'all', 1), ('0.0', 'car', 1)]

@@ -264,7 +264,11 @@ class LineCounter:
                 (self.crossings_in if direction == "in" else self.crossings_out)[class_name] += 1
                 if lane is not None:
                     self.lane_counts[lane][direction] += 1
-                events.append(LineCrossing(frame_index, timestamp_s, self.name, direction, track_id, class_name, lane))
+                events.append(
+                    LineCrossing(
+                        frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
+                    )
+                )
         self._forget_stale(timestamp_s)
         return events
 

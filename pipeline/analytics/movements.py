@@ -213,11 +213,11 @@ class MovementCounter:
             movement_name(track.origin, destination),
             track.origin,
             destination,
-            track_id,
-            track.class_name,
             track.origin_frame,
             track.origin_s,
             now_s - track.origin_s,
+            track_id=track_id,
+            class_name=track.class_name,
         )
 
     def _forget_stale(self, now_s: float) -> list[Movement]:

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 import supervision as sv
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.config.geometry import SlotRule
 from pipeline.geometry import Point
 
-RULES = ("center", "footprint", "coverage")
+RULES: tuple[str, ...] = get_args(SlotRule)
 """center: 1 if the box centre is in the bay (as Ultralytics' ParkingManagement); footprint: share of the
 box's (mask's) lower part inside the bay; coverage: share of the bay covered by the box (mask)."""
 

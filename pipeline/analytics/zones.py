@@ -107,7 +107,9 @@ class ZoneCounter:
                 if visit is None:
                     self._visits[track_id] = _Visit(timestamp_s, class_name, timestamp_s, frame_index)
                     self.enters += 1
-                    events.append(ZoneEnter(frame_index, timestamp_s, self.name, track_id, class_name))
+                    events.append(
+                        ZoneEnter(frame_index, timestamp_s, self.name, track_id=track_id, class_name=class_name)
+                    )
                 else:
                     visit.last_inside_s, visit.last_inside_frame = timestamp_s, frame_index
                     visit.class_name = class_name
@@ -131,4 +133,4 @@ class ZoneCounter:
         self.exits += 1
         self.dwell_sum_s += dwell_s
         self.dwell_max_s = max(self.dwell_max_s, dwell_s)
-        return ZoneExit(frame_index, timestamp_s, self.name, track_id, visit.class_name, dwell_s)
+        return ZoneExit(frame_index, timestamp_s, self.name, dwell_s, track_id=track_id, class_name=visit.class_name)

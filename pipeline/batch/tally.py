@@ -7,7 +7,7 @@ totals from the events emitted on counted frames, in the same shape as ``summary
 Example:
     >>> from pipeline.analytics.events import LineCrossing
     >>> tally = SliceTally(["main"], [], lanes={"main": []})
-    >>> tally.add([LineCrossing(120, 4.0, "main", "in", 7, "car")], zone_counts={})
+    >>> tally.add([LineCrossing(120, 4.0, "main", "in", track_id=7, class_name="car")], zone_counts={})
     >>> tally.line_columns()
     {'main_in': 1, 'main_out': 0}
     >>> tally.summary()["lines"]["main"]["in"]

@@ -5,12 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 
 def check(predicate: Callable[[Any], bool], expected: str) -> dict[str, Any]:
     """Field metadata: a value must satisfy ``predicate``; ``expected`` says what it should be."""
     return {"check": (predicate, expected)}
+
+
+def choices(literal: Any) -> str:
+    """What a field typed ``Literal[...]`` accepts, in words, for its error message (the loader checks
+    the value against the same ``Literal``, so the values are written once).
+
+    Example:
+        >>> from typing import Literal
+        >>> choices(Literal["auto", "latest", "all"]), choices(Literal["pixels", "normalized"])
+        ('auto, latest or all', 'pixels or normalized')
+    """
+    *others, last = get_args(literal)
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 MAX_NUMBER = 1e9

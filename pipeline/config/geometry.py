@@ -4,6 +4,7 @@ movement approaches and the speed calibration (pixels, or 0..1 with ``coordinate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.config.fields import FOUR_POINTS, NON_EMPTY_NAME, at_most, check
 from pipeline.geometry import Point, calibration_problem, polygon_problem
@@ -21,6 +22,9 @@ MAX_APPROACHES = 16
 """Each ordered pair of them is a movement with its own column."""
 MAX_POLYGON_POINTS = 100
 """Per zone, slot or approach: checking that a polygon does not cross itself takes time in the square of its points."""
+
+SlotRule = Literal["center", "footprint", "coverage"]
+"""How a vehicle occupies a parking slot (see :attr:`ParkingConfig.rule`)."""
 
 POLYGON = {**check(lambda v: len(v) >= 3, "a list of at least 3 points"), **at_most(MAX_POLYGON_POINTS, "points")}
 
@@ -77,10 +81,7 @@ class ParkingConfig:
 
     slots_file: str | None = None
     slots: list[SlotConfig] = field(default_factory=list, metadata=at_most(MAX_SLOTS, "slots"))
-    rule: str = field(
-        default="center",
-        metadata=check(lambda v: v in ("center", "footprint", "coverage"), "center, footprint or coverage"),
-    )
+    rule: SlotRule = "center"
     """How a vehicle occupies a slot, judged on each frame's own detections (no track needed). center: its
     box centre is in the slot; footprint: ``min_overlap`` of the lower ``footprint_fraction`` of its box (mask)
     is in the slot; coverage: it covers ``min_overlap`` of the slot. Each vehicle occupies at most one slot

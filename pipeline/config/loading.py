@@ -9,9 +9,9 @@ import types
 from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pipeline.config.fields import MAX_NUMBER, key_label
+from pipeline.config.fields import MAX_NUMBER, choices, key_label
 from pipeline.config.geometry import MAX_SLOTS, SlotConfig
 from pipeline.config.run import Config
 from pipeline.errors import ConfigError
@@ -182,6 +182,10 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
         return _coerce(value, options[0], origin, where)
     if is_dataclass(tp):
         return _build(tp, value, origin, where)
+    if origin_tp is Literal:
+        if value not in get_args(tp):
+            raise _KeyError(origin, where, f"expected {choices(tp)}, got {value!r}")
+        return value
     if origin_tp is list:
         if not isinstance(value, list):
             raise _KeyError(origin, where, f"expected a list, got {_describe(value)}")

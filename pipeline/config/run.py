@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
-from pipeline.config.fields import at_most, check, key_label
+from pipeline.config.fields import at_most, key_label
 from pipeline.config.geometry import (
     MAX_LINES,
     MAX_ZONES,
@@ -25,6 +26,8 @@ from pipeline.config.sections import (
 from pipeline.errors import ConfigError
 from pipeline.geometry import Point
 
+Coordinates = Literal["pixels", "normalized"]
+
 
 @dataclass
 class Config:
@@ -41,9 +44,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    coordinates: str = field(
-        default="pixels", metadata=check(lambda v: v in ("pixels", "normalized"), "pixels or normalized")
-    )
+    coordinates: Coordinates = "pixels"
     """Units of lines, zones, slots and speed image points: source pixels, or 0..1 of the frame's width
     and height (normalized: they follow the source through a change of resolution)."""
     origin: str = field(default="<defaults>", metadata={"internal": True})

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.config.fields import ENV_NAME, TIME_FORMAT, UNIT_INTERVAL, check, parse_rotation, parse_time
 from pipeline.durations import is_duration
+
+ReadPolicy = Literal["auto", "latest", "all"]
+Task = Literal["detect", "segment"]
+Backend = Literal["auto", "torch", "onnx", "openvino"]
+Precision = Literal["auto", "fp32", "int8"]
+Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+"""x264's speed presets, fastest first."""
 
 
 @dataclass
@@ -18,9 +26,7 @@ class SourceConfig:
     """Frame rate for image folders, which carry no timestamps. At least 0.001 (a frame every 1000 s): the
     video's frame rate is a fraction with a denominator of at most 1001."""
     max_frames: int | None = field(default=None, metadata=check(lambda v: v is None or v > 0, "a positive integer"))
-    read_policy: str = field(
-        default="auto", metadata=check(lambda v: v in ("auto", "latest", "all"), "auto, latest or all")
-    )
+    read_policy: ReadPolicy = "auto"
     """latest: drop old frames so processing never lags a live feed; all: process every frame;
     auto: latest for webcams and streams, all for files and images."""
     stall_timeout_s: float = field(default=10.0, metadata=check(lambda v: v > 0, "a positive number of seconds"))
@@ -43,17 +49,12 @@ class ModelConfig:
 
     weights: str | None = None
     """None: ``models/yolo11n.pt`` for detect, the OpenVINO int8 ``yolo11n-seg`` model for segment."""
-    task: str | None = field(default=None, metadata=check(lambda v: v in ("detect", "segment"), "detect or segment"))
+    task: Task | None = None
     """None: the model's own task (detect for the default weights)."""
-    backend: str = field(
-        default="auto",
-        metadata=check(lambda v: v in ("auto", "torch", "onnx", "openvino"), "auto, torch, onnx or openvino"),
-    )
+    backend: Backend = "auto"
     """Inference engine for ``.pt`` weights (exported once and cached); auto: the fastest installed for the
     device (OpenVINO, then ONNX Runtime, on CPU; PyTorch fp16 on a GPU)."""
-    precision: str = field(
-        default="auto", metadata=check(lambda v: v in ("auto", "fp32", "int8"), "auto, fp32 or int8")
-    )
+    precision: Precision = "auto"
     """Weights/activations for an OpenVINO export of ``.pt`` weights; int8 is quantized once (NNCF) and
     cached. auto: int8 on a CPU with int8 dot-product instructions (VNNI/AMX), else fp32."""
     calibration: str | None = None
@@ -185,15 +186,7 @@ class OutputConfig:
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))
     """H.264 quality: lower is better and larger."""
-    preset: str = field(
-        default="superfast",
-        metadata=check(
-            lambda v: (
-                v in ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-            ),
-            "an x264 preset such as ultrafast, veryfast or medium",
-        ),
-    )
+    preset: Preset = "superfast"
     """x264 speed preset. superfast's cheap motion search leaves the CPU to the other stages."""
     lookahead: int | None = field(
         default=10, metadata=check(lambda v: v is None or 0 <= v <= 250, "null or an integer from 0 to 250")

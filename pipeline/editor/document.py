@@ -1,4 +1,4 @@
-"""A config file's geometry read and written back with ruamel.yaml, keeping every other key and its comments.
+"""A config file's geometry read and written back in round-trip YAML, keeping every other key and its comments.
 
 The editor page works in source pixels. :class:`ConfigDocument` hands it the file's lines, zones and
 inline parking slots in pixels, and writes the page's edits back in the unit the page chose
@@ -26,10 +26,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
 from pipeline.errors import ConfigError
-from pipeline.yaml_io import read_text
+from pipeline.yaml_io import parse_yaml, read_text, yaml_parser
 
 Item = dict[str, Any]
 """One line, lane, zone or slot as the page sends it: ``name``, its points, and ``src``."""
@@ -102,14 +101,9 @@ class ConfigDocument:
         """Parse YAML text.
 
         Raises:
-            ConfigError: Not YAML, or not a mapping at the top level.
+            ConfigError: Not YAML, YAML ``vpipe run`` refuses, or not a mapping at the top level.
         """
-        try:
-            root = _yaml().load(text)
-        except YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{origin}: YAML syntax error{where}: {getattr(exc, 'problem', None) or exc}") from None
+        root = parse_yaml(text, origin, _yaml())
         if root is None:
             root = CommentedMap()
         if not isinstance(root, CommentedMap):
@@ -168,7 +162,7 @@ class ConfigDocument:
 
 
 def _yaml() -> YAML:
-    yaml = YAML()  # round trip
+    yaml = yaml_parser("rt")
     yaml.preserve_quotes = True
     yaml.width = 120
     yaml.indent(mapping=2, sequence=4, offset=2)  # "  - name: ..." under its key, as configs/ are written
