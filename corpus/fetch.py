@@ -24,9 +24,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from pipeline.yaml_io import read_yaml  # noqa: E402
+
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=Path, default=None, help="folder holding source files already downloaded")
     parser.add_argument("--only", action="append", default=[], help="build only this clip (repeatable)")
     args = parser.parse_args(argv)
-    clips = yaml.safe_load((HERE / "manifest.yaml").read_text())["clips"]
+    clips = read_yaml(HERE / "manifest.yaml", "corpus manifest")["clips"]
     unknown = set(args.only) - {c["name"] for c in clips}
     if unknown:
         print(f"error: no clip named {', '.join(sorted(unknown))} in corpus/manifest.yaml", file=sys.stderr)

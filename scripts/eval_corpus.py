@@ -22,8 +22,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -34,6 +32,7 @@ from pipeline.analytics.evaluation import (  # noqa: E402
     load_truth,
     match_crossings,
 )
+from pipeline.yaml_io import read_yaml  # noqa: E402
 
 GROUPS = {"car": "cars", "truck": "trucks and buses", "bus": "trucks and buses"}
 """Class group of a truth crossing's class; anything else (motorcycle, bicycle) is a two-wheeler."""
@@ -41,7 +40,7 @@ GROUPS = {"car": "cars", "truck": "trucks and buses", "bus": "trucks and buses"}
 
 def line_flags(truth_file: Path) -> list[str]:
     """``--line NAME:x1,y1,x2,y2`` for each line of a truth file."""
-    document = yaml.safe_load(truth_file.read_text(encoding="utf-8"))
+    document = read_yaml(truth_file, "truth file")
     flags = []
     for name, line in document["lines"].items():
         coordinates = ",".join(f"{value:g}" for value in (*line["start"], *line["end"]))
@@ -51,7 +50,7 @@ def line_flags(truth_file: Path) -> list[str]:
 
 def truth_classes(truth_file: Path) -> dict[tuple[str, str, int], str]:
     """(line, direction, frame) -> class of every truth crossing."""
-    document = yaml.safe_load(truth_file.read_text(encoding="utf-8"))
+    document = read_yaml(truth_file, "truth file")
     return {
         (name, crossing["direction"], int(crossing["frame"])): crossing.get("class", "car")
         for name, line in document["lines"].items()
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     total: Counter[str] = Counter()
     clips = 0
     for truth_file in sorted(args.truth.glob("*.yaml")):
-        clip = args.clips / yaml.safe_load(truth_file.read_text(encoding="utf-8"))["clip"]
+        clip = args.clips / read_yaml(truth_file, "truth file")["clip"]
         if args.only and truth_file.stem not in args.only:
             continue
         if not clip.exists():

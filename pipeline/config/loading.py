@@ -7,7 +7,7 @@ import difflib
 import math
 import types
 from collections.abc import Mapping
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, Field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -135,31 +135,39 @@ def _build(cls: type, data: Any, origin: str, key: str) -> Any:
         raise _KeyError(origin, label, f"expected a mapping, got {_describe(data)}")
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
-    for name in data:
-        if name not in known:
-            close = difflib.get_close_matches(str(name), list(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-            prefix = f"{origin}: " if origin != "<defaults>" else ""  # as _label names a key
-            raise ConfigError(f"{prefix}unknown key '{_join(key, str(name))}'{hint}")
+    _refuse_unknown(data, list(known), origin, key)
     kwargs = {}
     for name, spec in known.items():
-        where = _join(key, name)
-        if name not in data:
-            if spec.default is MISSING and spec.default_factory is MISSING:
-                raise _KeyError(origin, label, f"missing required key '{name}'")
-            continue
-        if "at_most" in spec.metadata:
-            _check_count(data[name], *spec.metadata["at_most"], origin, where)
-        value = _coerce(data[name], hints[name], origin, where)
-        if "check" in spec.metadata:
-            predicate, expected = spec.metadata["check"]
-            if value is not None and not predicate(value):
-                raise _KeyError(origin, where, f"expected {expected}, got {data[name]!r}")
-        kwargs[name] = value
+        if name in data:
+            kwargs[name] = _field_value(spec, data[name], hints[name], origin, _join(key, name))
+        elif spec.default is MISSING and spec.default_factory is MISSING:
+            raise _KeyError(origin, label, f"missing required key '{name}'")
     try:
         return cls(**kwargs)
     except ValueError as exc:  # cross-field checks in __post_init__
         raise _KeyError(origin, label, str(exc)) from None
+
+
+def _refuse_unknown(data: Mapping[Any, Any], known: list[str], origin: str, key: str) -> None:
+    """Refuse the first key of ``data`` that is not ``known``, with the closest known one as a hint."""
+    for name in data:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+            prefix = f"{origin}: " if origin != "<defaults>" else ""  # as _label names a key
+            raise ConfigError(f"{prefix}unknown key '{_join(key, str(name))}'{hint}")
+
+
+def _field_value(spec: Field[Any], raw: Any, tp: Any, origin: str, where: str) -> Any:
+    """One key's value: counted (``at_most``), coerced to its type, then checked (``check``)."""
+    if "at_most" in spec.metadata:
+        _check_count(raw, *spec.metadata["at_most"], origin, where)
+    value = _coerce(raw, tp, origin, where)
+    if "check" in spec.metadata:
+        predicate, expected = spec.metadata["check"]
+        if value is not None and not predicate(value):
+            raise _KeyError(origin, where, f"expected {expected}, got {raw!r}")
+    return value
 
 
 def _check_count(value: Any, limit: int, what: str, origin: str, where: str) -> None:
@@ -173,7 +181,6 @@ def _join(prefix: str, name: str) -> str:
 
 def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
     """Return ``value`` as type ``tp`` or raise a ConfigError that says what was expected."""
-    expected_name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     origin_tp = get_origin(tp)
     if origin_tp in (Union, types.UnionType):
         options = [arg for arg in get_args(tp) if arg is not type(None)]
@@ -186,18 +193,29 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
         if value not in get_args(tp):
             raise _KeyError(origin, where, f"expected {choices(tp)}, got {value!r}")
         return value
-    if origin_tp is list:
+    if origin_tp in (list, tuple):
+        return _coerce_sequence(value, tp, origin, where)
+    return _coerce_scalar(value, tp, origin, where)
+
+
+def _coerce_sequence(value: Any, tp: Any, origin: str, where: str) -> list[Any] | tuple[Any, ...]:
+    """A ``list[T]`` of any length, or a fixed ``tuple[...]`` (a point), item by item."""
+    if get_origin(tp) is list:
         if not isinstance(value, list):
             raise _KeyError(origin, where, f"expected a list, got {_describe(value)}")
         (item_tp,) = get_args(tp)
         return [_coerce(item, item_tp, origin, f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin_tp is tuple:
-        item_types = get_args(tp)
-        if not isinstance(value, list | tuple) or len(value) != len(item_types):
-            raise _KeyError(origin, where, f"expected a point [x, y], got {_describe(value)}")
-        return tuple(
-            _coerce(item, t, origin, f"{where}[{i}]") for i, (item, t) in enumerate(zip(value, item_types, strict=True))
-        )
+    item_types = get_args(tp)
+    if not isinstance(value, list | tuple) or len(value) != len(item_types):
+        raise _KeyError(origin, where, f"expected a point [x, y], got {_describe(value)}")
+    return tuple(
+        _coerce(item, t, origin, f"{where}[{i}]") for i, (item, t) in enumerate(zip(value, item_types, strict=True))
+    )
+
+
+def _coerce_scalar(value: Any, tp: type, origin: str, where: str) -> Any:
+    """A bool, int, float or str; numbers also within :data:`MAX_NUMBER`."""
+    expected_name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     ok = (
         (tp is bool and isinstance(value, bool))
         or (tp is int and isinstance(value, int) and not isinstance(value, bool))
