@@ -11,12 +11,12 @@ those of the whole video.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -35,7 +35,8 @@ from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
-from pipeline.run.source_run import source_and_model
+from pipeline.run.source_run import summary_header
+from pipeline.run.summary import RunSummary, SlicePart
 from pipeline.runtime import set_torch_threads
 
 
@@ -95,7 +96,7 @@ class SliceSource(VideoFileSource):
             )
 
 
-def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
+def run_slice(config: Config, spec: SliceSpec) -> RunSummary:
     """Process one slice of ``config.source.path`` and write its outputs to ``config.output.dir``.
 
     Args:
@@ -105,8 +106,8 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
 
     Returns:
         The slice's summary (as written to ``summary.json``): the fields of a ``vpipe run`` summary
-        with ``frames``, ``lines`` and ``zones`` over the counted frames, plus ``part``,
-        ``start_frame``, ``end_frame``, ``warmup_frames``, ``start_s`` and ``end_s``.
+        with ``frames``, ``lines`` and ``zones`` over the counted frames, and the slice's
+        :class:`~pipeline.run.summary.SlicePart`.
 
     Raises:
         PipelineError: Invalid input (found before any output is written) or a source that fails
@@ -138,40 +139,32 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         stack.callback(outputs.close)
         intervals = IntervalsFile.for_run(out_dir, config, source, core.analytics)  # whole-video bins
         stack.callback(intervals.close)
-        summary: dict[str, Any] = {
-            "source": config.source.path,
-            "part": spec.name,
-            "frames": 0,
-            "warmup_frames": 0,
-            "start_frame": spec.start_frame,
-            "end_frame": spec.start_frame,
-            "start_s": None,
-            "end_s": None,
-            **source_and_model(source, detector, core, out_dir),
-        }
+        part = SlicePart(spec.name, spec.start_frame)
+        summary = dataclasses.replace(
+            summary_header(source, detector, core, out_dir), source=config.source.path, part=part
+        )
         first_frame: np.ndarray | None = None
         end_s = 0.0
         started = time.perf_counter()
 
-        def finish(status: str, error: str | None = None) -> None:
+        def finish(status: str, error: str | None = None) -> RunSummary:
             elapsed = time.perf_counter() - started
             outputs.close()
             intervals.close()
-            zones = core.analytics.zones
-            inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in zones}
-            summary.update(
-                duration_s=round(end_s - (summary["start_s"] or 0.0), 4) if summary["frames"] else 0.0,
-                processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+            closed = dataclasses.replace(
+                summary,
+                processing_fps=round(summary.frames / elapsed, 2) if elapsed > 0 else 0.0,
                 status=status,
-                **tally.summary(inside),
+                error=error or None,
+                counted=True,
+                counts=tally.summary(core.analytics.inside_at_end(end_s)),
                 tracks_total=core.tracks.total,
                 intervals=intervals.summary(),
             )
-            if error:
-                summary["error"] = error
-            write_json_atomic(out_dir / "summary.json", summary)
-            if config.output.plots and summary["frames"]:
+            write_json_atomic(out_dir / "summary.json", closed.to_json())
+            if config.output.plots and summary.frames:
                 write_plots(outputs.counts_path, core.heatmap, first_frame, out_dir)
+            return closed
 
         frames = PrefetchIterator(source, maxsize=4)
         stack.callback(frames.close)
@@ -183,22 +176,16 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
                 detections = detector(frame.image) if core.needs_detection(frame) else None
                 result = core.step(frame, detections, counted=counted)
                 if not counted:  # warm-up: the tracker and counters learn, nothing is counted or written
-                    summary["warmup_frames"] += 1
+                    part.warmup_frames += 1
                     continue
                 tally.add(result.events, core.analytics.zone_counts())
                 outputs.write(result, row={**result.row, **tally.line_columns()})
                 intervals.write(result)
-                if summary["start_s"] is None:
-                    summary["start_s"] = round(frame.timestamp_s, 4)
-                summary["frames"] += 1
-                summary["end_frame"] = frame.frame_index + 1
                 end_s = frame.timestamp_s + 1.0 / float(source.fps)
-                summary["end_s"] = round(end_s, 4)
+                summary.add_frame(frame.frame_index, frame.timestamp_s, end_s)
         except KeyboardInterrupt:
-            finish("interrupted")
+            return finish("interrupted")
         except PipelineError as exc:
             finish("failed", str(exc))
             raise
-        else:
-            finish("truncated" if source.truncated else "completed")
-        return summary
+        return finish("truncated" if source.truncated else "completed")

@@ -28,6 +28,7 @@ from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
+from pipeline.run.summary import ModelInfo, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class SourceRun:
                 on_error.pop_all()
             self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
-            self._summary_file.close({**self.summary, "status": "failed", "error": mask_credentials(str(exc))})
+            self._summary_file.close(
+                dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
+            )
             raise
         self._metrics = next(metrics_of(viewers), None)
         self._first_frame: np.ndarray | None = None
@@ -100,7 +103,7 @@ class SourceRun:
         if self._origin_s is None:
             self._origin_s = frame.timestamp_s
         frame = dataclasses.replace(frame, timestamp_s=frame.timestamp_s - self._origin_s)
-        self.summary["frames_dropped"] = frames_dropped
+        self.summary.frames_dropped = frames_dropped
         if self._metrics is not None:
             self._metrics.dropped(self.name, frames_dropped)
         if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
@@ -113,12 +116,12 @@ class SourceRun:
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
-        self.summary["frames"] += 1
         self.last_frame_index = frame.frame_index
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
+        self.summary.add_frame(frame.frame_index, frame.timestamp_s, self._end_s)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
-            self._summary_file.update(self._summary("running"))
+            self._summary_file.update(self._closing("running"))
 
     def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
         """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
@@ -126,7 +129,7 @@ class SourceRun:
         if frame_index is None:
             frame_index = self.last_frame_index + 1
         if records:
-            self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
+            self.summary.reconnects += sum(r["event"] == "stream_reconnected" for r in records)
             self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
 
     def _resolution_changed(self, width: int, height: int) -> None:
@@ -140,14 +143,12 @@ class SourceRun:
         self.core.resize(width, height)
         self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
 
-    def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        summary = closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
-                                  status, error)  # fmt: skip
-        if self._publisher is not None and self._publisher.sinks:
-            summary["publish"] = self._publisher.summary()
-        return summary
+    def _closing(self, status: str, error: str | None = None) -> RunSummary:
+        elapsed_s, publisher = time.perf_counter() - self._started, self._publisher
+        return closing_summary(self.summary, self.detector, self.core, self.intervals, publisher, elapsed_s,
+                               self._end_s, status, error)  # fmt: skip
 
-    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
+    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> RunSummary:
         """Flush and close every output, write the plots, then summary.json; returns the summary.
 
         Raises:
@@ -157,8 +158,8 @@ class SourceRun:
         if self.finished:
             return self.summary
         self.finished = True
-        self.summary["frames_dropped"] = frames_dropped
-        self.summary["frames_skipped"] = self.source.frames_skipped
+        self.summary.frames_dropped = frames_dropped
+        self.summary.frames_skipped = self.source.frames_skipped
         failure: PipelineError | None = None
         try:
             try:
@@ -171,14 +172,14 @@ class SourceRun:
                 self.outputs.close()  # the frames in flight are drawn and encoded first
         except PipelineError as exc:  # the sinks cut their files back to whole records first
             failure, status = exc, "failed"
-        if failure is None and self.config.output.plots and self.summary["frames"]:
+        if failure is None and self.config.output.plots and self.summary.frames:
             failure = write_plots_of(self.core, self._first_frame, self.out_dir)
             status = "failed" if failure else status
         # Last, so its status covers every other output; on a full disk it still says "failed".
-        summary = self._summary(status, error or (str(failure) if failure else None))
+        summary = self._closing(status, error or (str(failure) if failure else None))
         self.summary, summary_failure = self._summary_file.close(summary)
         failure = failure or summary_failure
-        self.outputs.end(self.summary["status"])
+        self.outputs.end(self.summary.status)
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
         return self.summary
@@ -189,62 +190,47 @@ def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
-def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
+def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> RunSummary:
     """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
-    return {
-        "source": source.display_name,
-        "frames": 0,
-        **source_and_model(source, detector, core, out_dir),
-        "tracker": core.tracker.describe(),
-        "frames_dropped": 0,
-        "frames_skipped": 0,
-        "reconnects": 0,
-    }
-
-
-def source_and_model(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
-    """The fields every ``summary.json`` starts with, a whole run's and a batch slice's: the source's
-    rate and size, the model, the stride, the output folder, rates and status before the first frame."""
-    return {
-        "fps": round(float(source.fps), 4),
-        "width": source.width,
-        "height": source.height,
-        "duration_s": 0.0,
-        "processing_fps": 0.0,
-        **detector.describe(),
-        "detect_every": core.detect_every,
-        "output_dir": str(out_dir),
-        "status": "running",
-    }
+    return RunSummary(
+        source.display_name,
+        round(float(source.fps), 4),
+        source.width,
+        source.height,
+        ModelInfo.from_json(detector.describe()),
+        core.detect_every,
+        str(out_dir),
+        tracker=core.tracker.describe(),
+    )
 
 
 def closing_summary(
-    summary: dict[str, Any],
+    summary: RunSummary,
     detector: Detector,
     core: FramePipeline,
     intervals: IntervalsFile,
-    started: float,
+    publisher: Publisher | None,
+    elapsed_s: float,
     end_s: float,
     status: str,
     error: str | None,
-) -> dict[str, Any]:
-    """``summary`` completed with the rates, memory, status and every count so far."""
-    elapsed = time.perf_counter() - started
-    summary = dict(summary)
-    summary.update(detector.describe())  # what a trial at the start chose
-    summary.update(
-        duration_s=round(end_s, 4),
-        processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-        peak_rss_mb=peak_rss_mb(),
-        peak_gpu_mb=peak_gpu_mb(detector.device),
+) -> RunSummary:
+    """``summary`` completed with the rates, memory, status and every count so far (``end_s``: the
+    end of the processed video, in the run's time)."""
+    return dataclasses.replace(
+        summary,
+        model=ModelInfo.from_json(detector.describe()),  # what a trial at the start chose
+        processing_fps=round(summary.frames / elapsed_s, 2) if elapsed_s > 0 else 0.0,
         status=status,
-        **core.analytics.summary(end_s),
+        error=mask_credentials(error) if error else None,
+        counted=True,
+        counts=core.analytics.summary(end_s),
         intervals=intervals.summary(),
         tracks_total=core.tracks.total,
+        peak_rss_mb=peak_rss_mb(),
+        peak_gpu_mb=peak_gpu_mb(detector.device),
+        publish=publisher.summary() if publisher is not None and publisher.sinks else None,
     )
-    if error:
-        summary["error"] = mask_credentials(error)
-    return summary
 
 
 def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
