@@ -32,11 +32,11 @@ import yaml
 
 from pipeline.analytics import Counts
 from pipeline.analytics.events import Movement
+from pipeline.analytics.tally import SliceTally
 from pipeline.batch.manifest import MANIFEST_NAME, ItemRecord, Manifest
 from pipeline.batch.slicing import plan_slices, probe_timestamps
 from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
-from pipeline.batch.tally import SliceTally
 from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
 from pipeline.io.sinks import H264VideoSink

@@ -3,7 +3,7 @@
 Pure geometry and per-track state (no drawing, no I/O), so every rule is tested exactly on
 synthetic tracks. :class:`Analytics` runs all configured counters on each frame, and
 :class:`Counts` holds what they counted for ``summary.json`` (a batch slice's own
-:class:`~pipeline.batch.tally.SliceTally` gives one too).
+:class:`~pipeline.analytics.tally.SliceTally` gives one too).
 """
 
 from __future__ import annotations

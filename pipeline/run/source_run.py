@@ -1,5 +1,6 @@
 """One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
-:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``."""
+:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``: the set-up, the
+per-frame step and the finish of every way of running (``vpipe run``, live feeds, batch slices)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
-from pipeline.run.summary import ModelInfo, RunSummary
+from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class SourceRun:
         viewers: Live views to publish annotated frames to.
         follow_resolution: The geometry was given normalized, so it can follow the source through a
             change of resolution (with pixel geometry such a change stops this source).
+        part: A batch slice of a video file: the frames before ``part.start_frame`` are its warm-up
+            (tracked, not counted or written); times stay the video's; no event streams.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class SourceRun:
         out_dir: Path,
         viewers: Sequence[FrameViewer] = (),
         follow_resolution: bool = False,
+        part: SlicePart | None = None,
     ) -> None:
         self.config = config
         self.follow_resolution = follow_resolution
@@ -64,15 +68,16 @@ class SourceRun:
         self.detector = detector
         self.name = source.name
         self.out_dir = out_dir
-        self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
+        size = (source.width, source.height)
+        self.core = FramePipeline(config, processed_fps(source, config), detector.names, size, warmup=part is not None)
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
-        self.summary = summary_header(source, detector, self.core, out_dir)
+        self.summary = summary_header(source, detector, self.core, out_dir, part)
         self._summary_file = SummaryFile(out_dir / "summary.json", self.summary)  # first: nothing to close if refused
         try:
             self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
             with ExitStack() as on_error:
                 on_error.callback(self.intervals.close)
-                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers, publish=part is None)
                 on_error.pop_all()
             self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
@@ -82,7 +87,8 @@ class SourceRun:
             raise
         self._metrics = next(metrics_of(viewers), None)
         self._first_frame: np.ndarray | None = None
-        self._origin_s: float | None = None
+        # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times).
+        self._origin_s: float | None = 0.0 if part is not None else None
         self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -108,6 +114,11 @@ class SourceRun:
             self._metrics.dropped(self.name, frames_dropped)
         if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
             self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
+        part = self.summary.part
+        if part is not None and frame.frame_index < part.start_frame:  # warm-up: nothing counted or written
+            self.core.step(frame, detections, counted=False)
+            part.warmup_frames += 1
+            return
         if self._first_frame is None:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
@@ -190,7 +201,9 @@ def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
-def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> RunSummary:
+def summary_header(
+    source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path, part: SlicePart | None
+) -> RunSummary:
     """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
     return RunSummary(
         source.display_name,
@@ -200,6 +213,7 @@ def summary_header(source: FrameSource, detector: Detector, core: FramePipeline,
         ModelInfo.from_json(detector.describe()),
         core.detect_every,
         str(out_dir),
+        part=part,
         tracker=core.tracker.describe(),
     )
 
@@ -224,7 +238,7 @@ def closing_summary(
         status=status,
         error=mask_credentials(error) if error else None,
         counted=True,
-        counts=core.analytics.summary(end_s),
+        counts=core.counts(end_s),
         intervals=intervals.summary(),
         tracks_total=core.tracks.total,
         peak_rss_mb=peak_rss_mb(),
@@ -234,9 +248,11 @@ def closing_summary(
 
 
 def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
-    """Write the plots; the error to report if the disk refused them."""
+    """Write the plots; the error to report if the disk refused them. No origin-destination plot
+    with a warm-up: the movement counters ran over it too."""
+    movements = core.analytics.movements_view() if core.tally is None else None
     try:
-        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, core.analytics.movements_view())
+        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
     except OSError as exc:
         return output_error(out_dir, exc)
     return None
@@ -249,8 +265,9 @@ def _outputs_for(
     core: FramePipeline,
     out_dir: Path,
     viewers: Sequence[FrameViewer],
+    publish: bool,
 ) -> RunOutputs:
-    """The run folder's writers for one source, with its live viewers and event streams."""
+    """The run folder's writers for one source, with its live viewers and (``publish``) event streams."""
     return RunOutputs(
         out_dir,
         config.output,
@@ -261,7 +278,7 @@ def _outputs_for(
         viewers,
         name=source.name,
         parking=core.analytics.parking is not None,
-        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)) if publish else None,
     )
 
 

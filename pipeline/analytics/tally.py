@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import mean
 from typing import Any
 
-from pipeline.analytics import Counts
+from pipeline.analytics import Analytics, Counts
 from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
-from pipeline.analytics.movements import movement_count
+from pipeline.analytics.movements import movement_count, movement_name
 
 
 class _LineTally:
@@ -102,6 +102,18 @@ class SliceTally:
         self._movements = None if movements is None else {name: Counter[str]() for name in movements}
         self._zones = {name: _ZoneTally() for name in zones}
         self._with_speed = with_speed
+
+    @classmethod
+    def for_analytics(cls, analytics: Analytics) -> SliceTally:
+        """A tally of what ``analytics`` counts: its lines and their lanes, zones, movements and speeds."""
+        movements = analytics.movements
+        return cls(
+            [line.name for line in analytics.lines],
+            [zone.name for zone in analytics.zones],
+            lanes={line.name: [lane.name for lane in line.lanes] for line in analytics.lines},
+            with_speed=analytics.speed is not None,
+            movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
+        )
 
     def add(self, events: Iterable[Event], zone_counts: Mapping[str, int]) -> None:
         """Add one counted frame: the events it emitted and the objects in each zone."""
