@@ -111,8 +111,9 @@ class SlicePart:
 class RunSummary:
     """A run's ``summary.json``: one source's, or one batch slice's (:attr:`part` set).
 
-    The counting fields (:attr:`counts`, :attr:`intervals`, :attr:`tracks_total`, memory) come with
-    the first summary written after a frame (:attr:`counted`); the one written before has none.
+    The counting fields (:attr:`counts`, :attr:`intervals`, :attr:`tracks_total`, memory) are in
+    the summaries written while the run counts and at its end (:attr:`counted`), not in the one
+    written at its start (nor when it failed there).
     A slice's file has its own layout: its place in the video after ``source``, and no tracker,
     source losses, memory or publishing.
     """
@@ -139,7 +140,7 @@ class RunSummary:
     frames_skipped: int = 0
     reconnects: int = 0
     counted: bool = False
-    """Whether the counting fields are in: False for the summary written before the first frame."""
+    """Whether the counting fields are in: False for the summary written at the start."""
     counts: Counts = field(default_factory=lambda: Counts({}, {}))
     intervals: dict[str, Any] = field(default_factory=dict)
     tracks_total: int = 0
