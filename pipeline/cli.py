@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
@@ -21,6 +21,9 @@ from pipeline.cli_main import OneLineErrorParser, run_command
 from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
 from pipeline.editor.cli import command_edit, start_editors
+
+if TYPE_CHECKING:  # the run's modules load the model's libraries: imported when a command needs them
+    from pipeline.run.summary import ModelInfo, RunSummary
 
 DESCRIPTION = """\
 Real-time video analytics: YOLO11 detection or segmentation, ByteTrack tracking, line crossing
@@ -182,44 +185,45 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _threads(summary: dict[str, Any]) -> str:
-    threads = summary.get("inference_threads")
+def _threads(model: ModelInfo) -> str:
+    threads = model.inference_threads
     if not threads:
         return ""
-    trial = summary.get("inference_threads_trial_fps")
+    trial = model.threads_trial_fps
     if not trial:
         return f" with {threads} inference thread{'s' * (threads > 1)}"
     rates = " vs ".join(f"{fps:.0f}" for fps in trial.values())
     return f" with {threads} inference thread{'s' * (threads > 1)} (timed {' vs '.join(trial)}: {rates} FPS)"
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def format_summary(summary: RunSummary) -> str:
     """A short plain-text table of the run's counts."""
+    model = summary.model
     rows = [
-        f"{summary['status']}: {summary['frames']} frames ({summary['duration_s']:.1f} s of video) "
-        f"at {summary['processing_fps']:.1f} FPS, {summary['tracks_total']} tracks, "
-        f"model {summary['model']} ({summary['task']}, {summary['backend']} {summary['precision']} "
-        f"on {summary['device']}{_threads(summary)}, "
-        f"input {summary['input_size'][1]}x{summary['input_size'][0]})"
+        f"{summary.status}: {summary.frames} frames ({summary.duration_s:.1f} s of video) "
+        f"at {summary.processing_fps:.1f} FPS, {summary.tracks_total} tracks, "
+        f"model {model.weights} ({model.task}, {model.backend} {model.precision} on {model.device}{_threads(model)}, "
+        f"input {model.input_size[1]}x{model.input_size[0]})"
     ]
-    if summary["lines"]:
+    counts = summary.counts
+    if counts.lines:
         rows.append(f"{'line':<16}{'in':>6}{'out':>6}  by class (in / out)")
-        for name, line in summary["lines"].items():
+        for name, line in counts.lines.items():
             classes = sorted(set(line["in"]) | set(line["out"]))
             by_class = ", ".join(f"{c} {line['in'].get(c, 0)}/{line['out'].get(c, 0)}" for c in classes) or "-"
             rows.append(f"{name:<16}{line['in_total']:>6}{line['out_total']:>6}  {by_class}")
-    if summary["zones"]:
+    if counts.zones:
         rows.append(f"{'zone':<16}{'max':>6}{'mean':>8}{'enters':>8}{'mean dwell s':>14}")
-        for name, zone in summary["zones"].items():
+        for name, zone in counts.zones.items():
             rows.append(
                 f"{name:<16}{zone['max_count']:>6}{zone['mean_count']:>8.2f}{zone['enters']:>8}{zone['mean_dwell_s']:>14.1f}"
             )
-    if "parking" in summary:
-        parking = summary["parking"]
+    if counts.parking is not None:
+        parking = counts.parking
         rows.append(f"parking: {parking['occupied_at_end']} occupied, {parking['free_at_end']} free at the end")
         for name, slot in parking["slots"].items():
             rows.append(f"  {name:<14} utilisation {slot['utilisation']:.0%}")
-    rows.append(f"outputs: {summary['output_dir']}/")
+    rows.append(f"outputs: {summary.output_dir}/")
     return "\n".join(rows)
 
 
@@ -260,7 +264,7 @@ def _command_run(args: argparse.Namespace) -> int:
             raise
     if not args.quiet:
         print("\n\n".join(format_summary(summary) for summary in summaries))
-    return 3 if any(summary["status"] == "truncated" for summary in summaries) else 0
+    return 3 if any(summary.status == "truncated" for summary in summaries) else 0
 
 
 def _command_slots(args: argparse.Namespace) -> int:

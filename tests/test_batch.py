@@ -30,15 +30,17 @@ import av
 import pytest
 import yaml
 
+from pipeline.analytics import Counts
 from pipeline.analytics.events import Movement
+from pipeline.analytics.tally import SliceTally
 from pipeline.batch.manifest import MANIFEST_NAME, ItemRecord, Manifest
 from pipeline.batch.slicing import plan_slices, probe_timestamps
 from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
-from pipeline.batch.tally import SliceTally
 from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
 from pipeline.io.sinks import H264VideoSink
+from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
 from tests.conftest import CONFIGS, REPO, SAMPLES, run_vpipe
 
 RAY = Path(sys.executable).with_name("ray")
@@ -482,8 +484,16 @@ def test_inputs_keep_their_relative_paths_and_skip_the_output_folder(tmp_path: P
         list_inputs(f"{tmp_path}/*.mkv")
 
 
+def slice_summary(frames: int, processing_fps: float, counts: Counts) -> RunSummary:
+    """A done slice's summary at 10 frames/s with these counts."""
+    model = ModelInfo("yolo11n.pt", "detect", "cpu", 640, "openvino", "int8", [384, 640], 2)
+    return RunSummary("a.mp4", 10.0, 960, 540, model, detect_every=1, output_dir="out", frames=frames,
+                      duration_s=frames / 10, processing_fps=processing_fps, status="completed",
+                      part=SlicePart("part-0000", 0, frames), counted=True, counts=counts)  # fmt: skip
+
+
 def test_merged_slices_add_counts_and_weight_rates():
-    def part(frames: int, fps: float, cars_in: int, zone_mean: float) -> dict[str, Any]:
+    def part(frames: int, fps: float, cars_in: int, zone_mean: float) -> RunSummary:
         line = {"in": {"car": cars_in}, "out": {}, "in_total": cars_in, "out_total": 0}
         zone = {
             "max_count": cars_in,
@@ -493,19 +503,13 @@ def test_merged_slices_add_counts_and_weight_rates():
             "mean_dwell_s": 2.0,
             "max_dwell_s": 2.0,
         }
-        return {
-            "frames": frames,
-            "processing_fps": fps,
-            "duration_s": frames / 10,
-            "lines": {"main": line},
-            "zones": {"z": zone},
-        }
+        return slice_summary(frames, fps, Counts({"main": line}, {"z": zone}))
 
     merged = merge_slices([part(100, 50.0, 2, 1.0), part(300, 25.0, 3, 3.0)])
-    assert merged["lines"]["main"]["in"] == {"car": 5} and merged["frames"] == 400
-    assert merged["processing_fps"] == pytest.approx(400 / (100 / 50 + 300 / 25), abs=0.01)
-    assert merged["zones"]["z"]["mean_count"] == pytest.approx(2.5) and merged["zones"]["z"]["max_count"] == 3
-    assert merged["duration_s"] == pytest.approx(40.0)
+    assert merged.counts.lines["main"]["in"] == {"car": 5} and merged.frames == 400
+    assert merged.processing_fps == pytest.approx(400 / (100 / 50 + 300 / 25), abs=0.01)
+    assert merged.counts.zones["z"]["mean_count"] == pytest.approx(2.5) and merged.counts.zones["z"]["max_count"] == 3
+    assert merged.duration_s == pytest.approx(40.0)
 
 
 def test_slices_count_movements_and_the_video_adds_them_up():
@@ -521,12 +525,13 @@ def test_slices_count_movements_and_the_video_adds_them_up():
     first, second = SliceTally([], [], lanes={}, movements=pairs), SliceTally([], [], lanes={}, movements=pairs)
     first.add([movement("West->East", "car"), movement("West->East", "truck")], zone_counts={})
     second.add([movement("West->East", "car"), movement("East->?", "car")], zone_counts={})
-    assert first.summary()["movements"]["counts"]["East->West"] == {"total": 0, "by_class": {}}
-    base = {"frames": 10, "processing_fps": 10.0, "duration_s": 1.0, "lines": {}, "zones": {}}
-    merged = merge_slices([{**base, **first.summary()}, {**base, **second.summary()}])["movements"]["counts"]
-    assert merged == {
-        "West->East": {"total": 3, "by_class": {"car": 2, "truck": 1}},
-        "East->West": {"total": 0, "by_class": {}},
-        "East->?": {"total": 1, "by_class": {"car": 1}},
+    assert first.summary().movements["counts"]["East->West"] == {"total": 0, "by_class": {}}
+    merged = merge_slices([slice_summary(10, 10.0, first.summary()), slice_summary(10, 10.0, second.summary())])
+    assert merged.counts.movements == {
+        "counts": {
+            "West->East": {"total": 3, "by_class": {"car": 2, "truck": 1}},
+            "East->West": {"total": 0, "by_class": {}},
+            "East->?": {"total": 1, "by_class": {"car": 1}},
+        }
     }
-    assert "movements" not in merge_slices([{**base, **SliceTally([], [], lanes={}).summary()}])
+    assert "movements" not in merge_slices([slice_summary(10, 10.0, SliceTally([], [], lanes={}).summary())]).to_json()

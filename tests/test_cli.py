@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -212,25 +213,35 @@ def test_a_run_with_openvino_sends_no_telemetry(tmp_path: Path, highway: Path):
 
 def test_the_summary_table_says_how_many_inference_threads_and_why():
     from pipeline.cli import format_summary
+    from pipeline.run.summary import RunSummary
 
     summary = {
+        "source": "street.mp4",
         "status": "completed",
         "frames": 480,
+        "fps": 23.976,
+        "width": 640,
+        "height": 360,
         "duration_s": 20.0,
         "processing_fps": 117.0,
         "tracks_total": 40,
         "model": "models/yolo11n.pt",
         "task": "detect",
+        "imgsz": 320,
         "backend": "openvino",
         "precision": "int8",
         "device": "cpu",
         "input_size": [256, 320],
+        "detect_every": 1,
         "lines": {},
         "zones": {},
         "output_dir": "runs/street",
     }
-    timed = {**summary, "inference_threads": 1, "inference_threads_trial_fps": {"2": 98.4, "1": 121.2}}
-    assert "on cpu with 1 inference thread (timed 2 vs 1: 98 vs 121 FPS), input 320x256" in format_summary(timed)
-    fixed = {**summary, "inference_threads": 4}
-    assert "on cpu with 4 inference threads, input 320x256" in format_summary(fixed)
-    assert "on cpu, input 320x256" in format_summary({**summary, "inference_threads": None})
+
+    def table(fields: dict[str, Any]) -> str:
+        return format_summary(RunSummary.from_json({**summary, **fields}))
+
+    timed = {"inference_threads": 1, "inference_threads_trial_fps": {"2": 98.4, "1": 121.2}}
+    assert "on cpu with 1 inference thread (timed 2 vs 1: 98 vs 121 FPS), input 320x256" in table(timed)
+    assert "on cpu with 4 inference threads, input 320x256" in table({"inference_threads": 4})
+    assert "on cpu, input 320x256" in table({"inference_threads": None})

@@ -233,7 +233,7 @@ def test_analytics_adds_movement_columns_events_and_summary():
     assert [e.to_record()["event"] for e in events] == ["movement"]
     assert events[0].to_record()["movement"] == "N->W"
     assert analytics.row()["N->W"] == 1 and analytics.row()["W->N"] == 0
-    assert analytics.summary(1.0)["movements"]["counts"]["N->W"]["total"] == 1
+    assert analytics.summary(1.0).movements["counts"]["N->W"]["total"] == 1
 
 
 def test_rescale_follows_the_approaches():

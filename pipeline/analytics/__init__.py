@@ -1,13 +1,16 @@
 """The analytics stage: line crossings, zones and dwell time, parking occupancy, speed.
 
 Pure geometry and per-track state (no drawing, no I/O), so every rule is tested exactly on
-synthetic tracks. :class:`Analytics` runs all configured counters on each frame.
+synthetic tracks. :class:`Analytics` runs all configured counters on each frame, and
+:class:`Counts` holds what they counted for ``summary.json`` (a batch slice's own
+:class:`~pipeline.analytics.tally.SliceTally` gives one too).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import supervision as sv
@@ -24,6 +27,7 @@ from pipeline.config import Config, LineConfig, MovementsConfig, ParkingConfig, 
 __all__ = [
     "Analytics",
     "AnalyticsView",
+    "Counts",
     "Event",
     "LineCounter",
     "LineCrossing",
@@ -37,6 +41,36 @@ __all__ = [
     "ZoneEnter",
     "ZoneExit",
 ]
+
+
+@dataclass
+class Counts:
+    """The counting sections of ``summary.json``: per line, per zone, and (when configured) the
+    movements and parking; dicts shaped as ``docs/outputs.md`` describes.
+
+    Example:
+        >>> Counts({"main": {"in": {}, "out": {}, "in_total": 0, "out_total": 0}}, {}).to_json()["zones"]
+        {}
+    """
+
+    lines: dict[str, Any]
+    zones: dict[str, Any]
+    movements: dict[str, Any] | None = None
+    parking: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The sections, in the file's order (``movements`` and ``parking`` only when configured)."""
+        sections: dict[str, Any] = {"lines": self.lines, "zones": self.zones}
+        if self.movements is not None:
+            sections["movements"] = self.movements
+        if self.parking is not None:
+            sections["parking"] = self.parking
+        return sections
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counts:
+        """The sections of a summary (other keys are ignored)."""
+        return cls(data["lines"], data["zones"], data.get("movements"), data.get("parking"))
 
 
 class Analytics:
@@ -146,18 +180,19 @@ class Analytics:
         counters = [*self.lines, *self.zones, self.movements, self.speed]
         return sum(counter.tracks_held for counter in counters if counter is not None)
 
-    def summary(self, end_s: float) -> dict[str, Any]:
-        """The analytics sections of ``summary.json``; ``end_s`` is the end of the processed video."""
+    def summary(self, end_s: float) -> Counts:
+        """The counting sections of ``summary.json``; ``end_s`` is the end of the processed video."""
         speeds = self.line_speeds if self.speed is not None else None
-        summary: dict[str, Any] = {
-            "lines": {line.name: _line_summary(line, speeds) for line in self.lines},
-            "zones": {zone.name: _zone_summary(zone, end_s) for zone in self.zones},
-        }
-        if self.movements is not None:
-            summary["movements"] = self.movements.summary()
-        if self.parking is not None:
-            summary["parking"] = self.parking.summary(end_s)
-        return summary
+        return Counts(
+            lines={line.name: _line_summary(line, speeds) for line in self.lines},
+            zones={zone.name: _zone_summary(zone, end_s) for zone in self.zones},
+            movements=self.movements.summary() if self.movements is not None else None,
+            parking=self.parking.summary(end_s) if self.parking is not None else None,
+        )
+
+    def inside_at_end(self, end_s: float) -> dict[str, dict[str, float]]:
+        """Per zone, the tracks inside it at ``end_s`` and how long they have been (``inside_at_end``)."""
+        return {zone.name: _inside_at_end(zone, end_s) for zone in self.zones}
 
 
 class LineSpeeds:
@@ -258,5 +293,9 @@ def _zone_summary(zone: ZoneCounter, end_s: float) -> dict[str, Any]:
         "exits": zone.exits,
         "mean_dwell_s": round(zone.mean_dwell_s, 3),
         "max_dwell_s": round(zone.dwell_max_s, 3),
-        "inside_at_end": {str(k): v for k, v in zone.dwell_so_far(end_s).items()},
+        "inside_at_end": _inside_at_end(zone, end_s),
     }
+
+
+def _inside_at_end(zone: ZoneCounter, end_s: float) -> dict[str, float]:
+    return {str(track_id): dwell_s for track_id, dwell_s in zone.dwell_so_far(end_s).items()}

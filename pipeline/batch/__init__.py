@@ -13,8 +13,7 @@ Modules, in the order a batch uses them::
     slicing      --split: slice boundaries from frame timestamps, probing a video
     scheduler    Ray (imported only here): the session, a task pool with a concurrency cap
     worker       what runs on a worker: one item, or probing a video
-    slice_runner the pipeline over one slice, with an uncounted warm-up
-    tally        a slice's counts over its counted frames
+    slice_runner one slice through a SourceRun, with an uncounted warm-up
     summaries    slices -> video, videos -> batch_summary.csv / .json
 
 Ray is an optional extra (``pip install 'vpipe[cluster]'``); nothing here imports it at module level.

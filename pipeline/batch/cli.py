@@ -186,7 +186,7 @@ def format_report(report: BatchReport) -> str:
         f"{report.frames} frames in {report.wall_s:.1f} s ({report.frames_per_s:.1f} frames/s)"
     ]
     rows += [
-        f"truncated: {o.video}: the file ends early, counted over its {o.summary['frames']} frames"
+        f"truncated: {o.video}: the file ends early, counted over its {o.summary.frames} frames"
         for o in report.truncated
         if o.summary
     ]

@@ -348,9 +348,10 @@ class BatchJob:
         attempts = self._attempts.count(("item", task.id)) + done
         part = task.part.index if task.part is not None else None
         self._report.frames += value.frames
+        summary = value.summary.to_json() if value.summary is not None else None  # the manifest holds JSON
         self._finish(ItemRecord(task.id, task.input.relative, part, value.status, task.input.identity,
                                 self._fingerprint, attempts, value.error, round(value.elapsed_s, 3),
-                                value.summary, value.started_at))  # fmt: skip
+                                summary, value.started_at))  # fmt: skip
         if task.part is not None:
             self._outcomes.write_video_summary(task.input)
 

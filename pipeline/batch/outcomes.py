@@ -21,6 +21,7 @@ from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.storage import InputFile, OutputFolder, video_folder
 from pipeline.batch.summaries import VideoOutcome, batch_csv, batch_json, merge_slices
 from pipeline.io.sinks import csv_text
+from pipeline.run.summary import RunSummary
 
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_JSON = "batch_summary.json"
@@ -29,6 +30,11 @@ SUMMARY_JSON = "batch_summary.json"
 def item_id(video: str, part: SliceSpec | None) -> str:
     """The manifest id of a whole video (its relative path) or of one of its slices."""
     return video if part is None else f"{video}#{part.name}"
+
+
+def summary_of(record: ItemRecord | None) -> RunSummary | None:
+    """The summary an item's record holds (one that ran: completed, truncated or interrupted), if any."""
+    return RunSummary.from_json(record.summary) if record is not None and record.summary else None
 
 
 class Outcomes:
@@ -67,16 +73,17 @@ class Outcomes:
             record = self._current(video.relative, video)
             if record is not None:
                 outcome.status, outcome.error = record.status, record.error
-                outcome.summary = record.summary if record.status in DONE_STATUSES else None
+                outcome.summary = summary_of(record) if record.status in DONE_STATUSES else None
             return outcome
-        for spec, record in slices:
+        summaries = [summary_of(record) for _, record in slices]
+        for (spec, record), summary in zip(slices, summaries, strict=True):
             outcome.parts.append(
                 {
                     "part": spec.name,
                     "status": record.status if record else "pending",
                     "start_frame": spec.start_frame,
                     "end_frame": spec.end_frame,
-                    "frames": record.summary.get("frames", 0) if record and record.summary else 0,
+                    "frames": summary.frames if summary else 0,
                     "error": record.error if record else None,
                 }
             )
@@ -87,7 +94,7 @@ class Outcomes:
         elif all(part["status"] in DONE_STATUSES for part in outcome.parts):
             truncated = any(part["status"] == "truncated" for part in outcome.parts)
             outcome.status = "truncated" if truncated else "completed"
-            outcome.summary = merge_slices([r.summary for _, r in slices if r is not None and r.summary])
+            outcome.summary = merge_slices([summary for summary in summaries if summary is not None])
         return outcome
 
     def write_video_summary(self, video: InputFile, missing_only: bool = False) -> bool:
@@ -107,16 +114,17 @@ class Outcomes:
         if missing_only and self._folder.exists(relative):
             return False
         outcome = self.outcome(video)
-        completed = [r.summary for _, r in slices if r is not None and r.status in DONE_STATUSES and r.summary]
+        done = [summary_of(record) for _, record in slices if record is not None and record.status in DONE_STATUSES]
+        completed = [summary for summary in done if summary is not None]
         summary = {
             "source": video.url,
             "status": outcome.status,
             **({"error": outcome.error} if outcome.error else {}),
-            **merge_slices(completed),
+            **merge_slices(completed).to_json(),
             "output_dir": outcome.output_dir,
             "parts": outcome.parts,
         }
-        if outcome.status in DONE_STATUSES and completed and "intervals" in completed[0]:
+        if outcome.status in DONE_STATUSES and completed and completed[0].intervals:
             texts = [
                 self._folder.read_text(f"{video_folder(video.relative)}/{spec.name}/intervals.csv")
                 for spec, _ in slices
@@ -124,7 +132,7 @@ class Outcomes:
             if all(text is not None for text in texts):  # none without lines or movements
                 rows, summary["intervals"] = merge_rows(
                     [csv.DictReader(io.StringIO(text)) for text in texts if text is not None],
-                    completed[0]["intervals"]["interval_s"],
+                    completed[0].intervals["interval_s"],
                 )
                 self._folder.write_text(f"{video_folder(video.relative)}/intervals.csv", csv_text(COLUMNS, rows))
         self._folder.write_text(relative, json.dumps(summary, indent=2) + "\n")

@@ -1,41 +1,32 @@
 """Runs the pipeline over one slice of a video: a warm-up that is tracked but not counted, then
 the slice's frames, counted and written as ``vpipe run`` writes a whole video.
 
-The stages are those of :func:`pipeline.run.runner.run` (same detector, tracker, counters, sinks,
-same per-frame step), so a slice counts what a whole-video run counts on its frames. Outputs
-cover the counted frames only: ``counts.csv`` (line counts cumulative from the slice's start),
-``events.jsonl``, ``intervals.csv`` (the whole video's bins, the slice's share of them),
-``annotated.mp4``, ``summary.json``, plots. Frame indices and timestamps are
-those of the whole video.
+The slice's frames go through a :class:`~pipeline.run.source_run.SourceRun`, as a whole video's do
+(same detector, tracker, counters, outputs, same set-up, per-frame step and finish), so a slice
+counts what a whole-video run counts on its frames. Outputs cover the counted frames only:
+``counts.csv`` (line counts cumulative from the slice's start), ``events.jsonl``, ``intervals.csv``
+(the whole video's bins, the slice's share of them), ``annotated.mp4``, ``summary.json``, plots.
+Frame indices and timestamps are those of the whole video.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import av
-import numpy as np
 
-from pipeline.analytics.movements import movement_name
-from pipeline.annotators.frame import FrameAnnotator
 from pipeline.batch.slicing import SliceSpec
-from pipeline.batch.tally import SliceTally
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.intervals_file import IntervalsFile
-from pipeline.io.outputs import RunOutputs
-from pipeline.io.plots import write_plots
-from pipeline.io.sinks import write_json_atomic
 from pipeline.io.sources import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
 from pipeline.models import Detector
-from pipeline.run.frame_pipeline import FramePipeline
-from pipeline.run.source_run import source_and_model
+from pipeline.run.source_run import SourceRun
+from pipeline.run.summary import RunSummary, SlicePart
 from pipeline.runtime import set_torch_threads
 
 
@@ -95,7 +86,7 @@ class SliceSource(VideoFileSource):
             )
 
 
-def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
+def run_slice(config: Config, spec: SliceSpec) -> RunSummary:
     """Process one slice of ``config.source.path`` and write its outputs to ``config.output.dir``.
 
     Args:
@@ -105,8 +96,8 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
 
     Returns:
         The slice's summary (as written to ``summary.json``): the fields of a ``vpipe run`` summary
-        with ``frames``, ``lines`` and ``zones`` over the counted frames, plus ``part``,
-        ``start_frame``, ``end_frame``, ``warmup_frames``, ``start_s`` and ``end_s``.
+        with ``frames``, ``lines`` and ``zones`` over the counted frames, and the slice's
+        :class:`~pipeline.run.summary.SlicePart`.
 
     Raises:
         PipelineError: Invalid input (found before any output is written) or a source that fails
@@ -116,89 +107,25 @@ def run_slice(config: Config, spec: SliceSpec) -> dict[str, Any]:
         raise config.error("source.path", "a slice needs source.path and output.dir")
     if config.parking.slots:
         raise config.error("parking", "parking slots cannot be split into slices; run without --split")
+    # A slice reads every frame of its range: its tracker runs at the video's rate.
+    config = dataclasses.replace(config, source=dataclasses.replace(config.source, sample_every_s=None))
     source = SliceSource(config.source.path, spec)
     with ExitStack() as stack:
         stack.callback(source.close)
         config.validate_geometry(source.width, source.height)
         detector = Detector(config.model, frame_size=(source.width, source.height), origin=config.origin)
         set_torch_threads(detector.backend)
-        core = FramePipeline(config, float(source.fps), detector.names, (source.width, source.height))
-        movements = core.analytics.movements
-        tally = SliceTally(
-            [line.name for line in config.lines],
-            [zone.name for zone in config.zones],
-            lanes={line.name: [lane.name for lane in line.lanes] for line in config.lines},
-            with_speed=core.analytics.speed is not None,
-            movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
-        )
-        out_dir = Path(config.output.dir)
-        annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
-        size = (source.width, source.height)
-        outputs = RunOutputs(out_dir, config.output, core.columns, source.fps, size, annotator)
-        stack.callback(outputs.close)
-        intervals = IntervalsFile.for_run(out_dir, config, source, core.analytics)  # whole-video bins
-        stack.callback(intervals.close)
-        summary: dict[str, Any] = {
-            "source": config.source.path,
-            "part": spec.name,
-            "frames": 0,
-            "warmup_frames": 0,
-            "start_frame": spec.start_frame,
-            "end_frame": spec.start_frame,
-            "start_s": None,
-            "end_s": None,
-            **source_and_model(source, detector, core, out_dir),
-        }
-        first_frame: np.ndarray | None = None
-        end_s = 0.0
-        started = time.perf_counter()
-
-        def finish(status: str, error: str | None = None) -> None:
-            elapsed = time.perf_counter() - started
-            outputs.close()
-            intervals.close()
-            zones = core.analytics.zones
-            inside = {zone.name: {str(k): v for k, v in zone.dwell_so_far(end_s).items()} for zone in zones}
-            summary.update(
-                duration_s=round(end_s - (summary["start_s"] or 0.0), 4) if summary["frames"] else 0.0,
-                processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-                status=status,
-                **tally.summary(inside),
-                tracks_total=core.tracks.total,
-                intervals=intervals.summary(),
-            )
-            if error:
-                summary["error"] = error
-            write_json_atomic(out_dir / "summary.json", summary)
-            if config.output.plots and summary["frames"]:
-                write_plots(outputs.counts_path, core.heatmap, first_frame, out_dir)
-
+        part = SlicePart(spec.name, spec.start_frame)
+        run = SourceRun(config, source, detector, Path(config.output.dir), part=part)
+        stack.callback(run.finish, "failed", "stopped by an error")  # an unexpected error: outputs still finalized
         frames = PrefetchIterator(source, maxsize=4)
         stack.callback(frames.close)
         try:
             for frame in frames:
-                counted = frame.frame_index >= spec.start_frame
-                if counted and first_frame is None:
-                    first_frame = frame.image.copy()
-                detections = detector(frame.image) if core.needs_detection(frame) else None
-                result = core.step(frame, detections, counted=counted)
-                if not counted:  # warm-up: the tracker and counters learn, nothing is counted or written
-                    summary["warmup_frames"] += 1
-                    continue
-                tally.add(result.events, core.analytics.zone_counts())
-                outputs.write(result, row={**result.row, **tally.line_columns()})
-                intervals.write(result)
-                if summary["start_s"] is None:
-                    summary["start_s"] = round(frame.timestamp_s, 4)
-                summary["frames"] += 1
-                summary["end_frame"] = frame.frame_index + 1
-                end_s = frame.timestamp_s + 1.0 / float(source.fps)
-                summary["end_s"] = round(end_s, 4)
+                run.process(frame, detector(frame.image) if run.needs_detection(frame) else None)
         except KeyboardInterrupt:
-            finish("interrupted")
+            return run.finish("interrupted")
         except PipelineError as exc:
-            finish("failed", str(exc))
+            run.finish("failed", str(exc))
             raise
-        else:
-            finish("truncated" if source.truncated else "completed")
-        return summary
+        return run.finish("truncated" if source.truncated else "completed")

@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.analytics import Counts
 from pipeline.analytics.movements import movement_count
 from pipeline.batch.manifest import DONE_STATUSES
-
-_COPIED_FIELDS = ("fps", "width", "height", "model", "task", "device", "imgsz", "backend", "input_size", "detect_every")
+from pipeline.run.summary import RunSummary
 
 
 def merge_lines(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -86,27 +86,57 @@ def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"counts": {name: movement_count(classes) for name, classes in merged.items()}}
 
 
-def merge_slices(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A whole video's summary from its slices' summaries (in time order, all done).
+@dataclass
+class MergedSlices:
+    """A split video's slices added up (see :func:`merge_slices`).
+
+    Attributes:
+        frames: Frames counted over all slices.
+        duration_s: Their video time.
+        processing_fps: Frames over the slices' summed processing time.
+        counts: Lines, zones and movements merged (speeds stay in the slices' summaries).
+        first: The first slice's summary: the video's rate, size and model; None without slices.
+    """
+
+    frames: int
+    duration_s: float
+    processing_fps: float
+    counts: Counts
+    first: RunSummary | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The merged fields of the video's ``summary.json``, in its order."""
+        data: dict[str, Any] = {"frames": self.frames}
+        if self.first is not None:
+            first, model = self.first, self.first.model
+            data.update(fps=first.fps, width=first.width, height=first.height, model=model.weights, task=model.task)
+            data.update(device=model.device, imgsz=model.imgsz, backend=model.backend, input_size=model.input_size)
+            data.update(detect_every=first.detect_every)
+        data.update(duration_s=self.duration_s, processing_fps=self.processing_fps, **self.counts.to_json())
+        return data
+
+
+def merge_slices(summaries: Sequence[RunSummary]) -> MergedSlices:
+    """A whole video's totals from its slices' summaries (in time order, all done).
 
     ``processing_fps`` is frames over the slices' summed processing time (warm-ups included), the
     rate one worker would have had.
     """
-    frames = sum(s["frames"] for s in summaries)
-    busy_s = sum(s["frames"] / s["processing_fps"] for s in summaries if s["processing_fps"])
-    first = summaries[0] if summaries else {}
-    merged = {
-        "frames": frames,
-        **{key: first[key] for key in _COPIED_FIELDS if key in first},
-        "duration_s": round(sum(s["duration_s"] for s in summaries), 4),
-        "processing_fps": round(frames / busy_s, 2) if busy_s else 0.0,
-        "lines": merge_lines([s["lines"] for s in summaries]),
-        "zones": merge_zones([(s["zones"], s["frames"]) for s in summaries]),
-    }
-    movements = [s["movements"] for s in summaries if "movements" in s]
-    if movements:
-        merged["movements"] = merge_movements(movements)
-    return merged
+    frames = sum(s.frames for s in summaries)
+    busy_s = sum(s.frames / s.processing_fps for s in summaries if s.processing_fps)
+    movements = [s.counts.movements for s in summaries if s.counts.movements is not None]
+    counts = Counts(
+        merge_lines([s.counts.lines for s in summaries]),
+        merge_zones([(s.counts.zones, s.frames) for s in summaries]),
+        movements=merge_movements(movements) if movements else None,
+    )
+    return MergedSlices(
+        frames,
+        round(sum(s.duration_s for s in summaries), 4),
+        round(frames / busy_s, 2) if busy_s else 0.0,
+        counts,
+        summaries[0] if summaries else None,
+    )
 
 
 @dataclass
@@ -129,23 +159,24 @@ class VideoOutcome:
     output_dir: str
     status: str
     error: str | None = None
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | MergedSlices | None = None
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
-        summary = self.summary or {}
+        summary = self.summary
+        counts = summary.counts if summary is not None else Counts({}, {})
         return {
             "video": self.video,
             "input": self.input,
             "output_dir": self.output_dir,
             "status": self.status,
             "error": self.error,
-            "frames": summary.get("frames", 0),
-            "duration_s": summary.get("duration_s", 0.0),
-            "processing_fps": summary.get("processing_fps", 0.0),
+            "frames": summary.frames if summary is not None else 0,
+            "duration_s": summary.duration_s if summary is not None else 0.0,
+            "processing_fps": summary.processing_fps if summary is not None else 0.0,
             "parts": self.parts,
-            "lines": summary.get("lines", {}),
-            "zones": summary.get("zones", {}),
+            "lines": counts.lines,
+            "zones": counts.zones,
         }
 
 
@@ -157,7 +188,7 @@ def batch_csv(outcomes: Sequence[VideoOutcome]) -> str:
     """
     lines: dict[str, set[str]] = {}
     for outcome in outcomes:
-        for name, line in (outcome.summary or {}).get("lines", {}).items():
+        for name, line in (outcome.summary.counts.lines if outcome.summary is not None else {}).items():
             lines.setdefault(name, set()).update(line["in"], line["out"])
     count_columns = [f"{name}_{d}" for name in lines for d in ("in", "out")]
     count_columns += [
@@ -193,7 +224,7 @@ def batch_json(outcomes: Sequence[VideoOutcome], header: Mapping[str, Any]) -> d
         "truncated": statuses["truncated"],
         "failed": statuses["failed"],
         "pending": statuses["pending"],
-        "frames": sum(summary["frames"] for summary in done),
-        "lines": merge_lines([summary["lines"] for summary in done]),
+        "frames": sum(summary.frames for summary in done),
+        "lines": merge_lines([summary.counts.lines for summary in done]),
         "videos": [o.to_record() for o in outcomes],
     }

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipeline.batch.manifest import DONE_STATUSES
 from pipeline.batch.slicing import SliceSpec, plan_slices, probe_timestamps
@@ -22,6 +22,9 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.io.sinks import write_json_atomic
 from pipeline.runtime import set_torch_threads
+
+if TYPE_CHECKING:  # imported on the worker, with the pipeline
+    from pipeline.run.summary import RunSummary
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ItemResult:
 
     id: str
     status: str
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | None = None
     error: str | None = None
     retryable: bool = False
     elapsed_s: float = 0.0
@@ -69,7 +72,7 @@ class ItemResult:
 
     @property
     def frames(self) -> int:
-        return int(self.summary.get("frames", 0)) if self.summary else 0
+        return self.summary.frames if self.summary else 0
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _relocated(summary: dict[str, Any], task: ItemTask, out_dir: Path) -> dict[str, Any]:
+def _relocated(summary: RunSummary, task: ItemTask, out_dir: Path) -> RunSummary:
     """The summary naming the input and output as the batch knows them (not a worker's temporary
     copies), rewritten in ``summary.json`` when they differ."""
-    relocated = {**summary, "source": task.input.url, "output_dir": task.output}
+    relocated = dataclasses.replace(summary, source=task.input.url, output_dir=task.output)
     if relocated != summary:
-        write_json_atomic(out_dir / "summary.json", relocated)
+        write_json_atomic(out_dir / "summary.json", relocated.to_json())
     return relocated
 
 
@@ -123,9 +126,9 @@ def process_item(task: ItemTask) -> ItemResult:
             task.id, "failed", error=_describe(exc), retryable=True, elapsed_s=time.perf_counter() - started
         )
     timing = {"elapsed_s": time.perf_counter() - started, "started_at": started_at}
-    if summary.get("status") not in DONE_STATUSES:
-        return ItemResult(task.id, "failed", summary, f"run {summary.get('status')}", retryable=True, **timing)
-    return ItemResult(task.id, summary["status"], summary, **timing)
+    if summary.status not in DONE_STATUSES:
+        return ItemResult(task.id, "failed", summary, f"run {summary.status}", retryable=True, **timing)
+    return ItemResult(task.id, summary.status, summary, **timing)
 
 
 def plan_video(video: InputFile, split_s: Fraction, overlap_s: Fraction, max_frames: int | None) -> PlanResult:

@@ -9,6 +9,7 @@ flushed per frame. With ``output.rotate`` they move on together to numbered segm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack, suppress
@@ -26,6 +27,7 @@ from pipeline.io.output_dirs import output_error
 from pipeline.io.publish import Publisher
 from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
 from pipeline.run.frame_pipeline import FrameResult
+from pipeline.run.summary import RunSummary
 
 
 class FrameViewer(Protocol):
@@ -110,20 +112,20 @@ class SummaryFile:
         OutputError: The start summary cannot be written.
     """
 
-    def __init__(self, path: Path, summary: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, summary: RunSummary) -> None:
         self.path = path
         try:
-            write_json_atomic(path, summary, pad_to=SUMMARY_RESERVE_BYTES)
+            write_json_atomic(path, summary.to_json(), pad_to=SUMMARY_RESERVE_BYTES)
         except OSError as exc:
             raise output_error(path, exc) from None
 
-    def update(self, summary: Mapping[str, Any]) -> None:
+    def update(self, summary: RunSummary) -> None:
         """Replace the running summary; a disk that refuses it keeps the previous one (the outputs,
         written every frame, report that disk)."""
         with suppress(OSError):
-            write_json_atomic(self.path, summary, pad_to=SUMMARY_RESERVE_BYTES)
+            write_json_atomic(self.path, summary.to_json(), pad_to=SUMMARY_RESERVE_BYTES)
 
-    def close(self, summary: dict[str, Any]) -> tuple[dict[str, Any], OutputError | None]:
+    def close(self, summary: RunSummary) -> tuple[RunSummary, OutputError | None]:
         """Replace it with the final ``summary``; if the disk refuses, mark the run failed in place.
 
         Returns:
@@ -131,15 +133,16 @@ class SummaryFile:
             and that error, or None.
         """
         try:
-            write_json_atomic(self.path, summary)
+            write_json_atomic(self.path, summary.to_json())
             return summary, None
         except OSError as exc:
             error = output_error(self.path, exc)
-        failed = {**summary, "status": "failed", "error": summary.get("error") or str(error)}
-        brief = {key: failed[key] for key in BRIEF_SUMMARY_KEYS if key in failed}
+        failed = dataclasses.replace(summary, status="failed", error=summary.error or str(error))
+        data = failed.to_json()
+        brief = {key: data[key] for key in BRIEF_SUMMARY_KEYS if key in data}
         with suppress(OSError):  # else the file keeps its last status, and stderr says why the run failed
             room = self.path.stat().st_size
-            fitting = [text for text in map(_json_bytes, (failed, brief)) if len(text) <= room]
+            fitting = [text for text in map(_json_bytes, (data, brief)) if len(text) <= room]
             if fitting:
                 with self.path.open("r+b") as file:
                     file.write(fitting[0])

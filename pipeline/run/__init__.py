@@ -1,6 +1,7 @@
 """Running the pipeline: :func:`~pipeline.run.runner.run_sources` wires sources, the shared
 :class:`~pipeline.models.Detector`, one :class:`~pipeline.run.frame_pipeline.FramePipeline` per
-source (the per-frame core that batch slices share) and the run folders' outputs.
+source (the per-frame core) and the run folders' outputs; a batch slice runs through the same
+:class:`~pipeline.run.source_run.SourceRun`.
 
 Modules, in the order a run uses them::
 
@@ -8,6 +9,7 @@ Modules, in the order a run uses them::
     opening         sources opened side by side, so a dead camera stalls nothing
     fleet           the run's sources, readers and SourceRuns, added as each one opens
     detection_stage frames of every source batched into one inference call, on its own thread
-    source_run      one source after the model: core, outputs, intervals, summary.json
+    source_run      one source after the model, or one batch slice: core, outputs, intervals, summary.json
     frame_pipeline  the per-frame core: tracker, analytics, heat map, distinct tracks
+    summary         RunSummary: summary.json as one type, read by the CLI's table and the batch
 """

@@ -22,6 +22,7 @@ from pipeline.run.opening import Outcome
 
 if TYPE_CHECKING:  # the runner builds on this module
     from pipeline.run.source_run import SourceRun
+    from pipeline.run.summary import RunSummary
 
 
 STOP_WAIT_S = 1.0
@@ -32,7 +33,7 @@ to end with the process)."""
 class SourcesFailed(SourceError):
     """Some sources failed (the others ran to their end): exit code 3, or 2 if none ran at all."""
 
-    def __init__(self, failures: Sequence[str], summaries: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, failures: Sequence[str], summaries: Sequence[RunSummary]) -> None:
         super().__init__("; ".join(failures))
         self.summaries = list(summaries)
         self.exit_code = 3 if summaries else 2
@@ -196,8 +197,8 @@ def write_overview(fleet: Fleet, pending: set[int]) -> None:
         return
     entries: dict[int, dict[str, Any]] = {}
     for run, spec_index in zip(fleet.runs, fleet.spec_of_run, strict=True):
-        entry = {"source": run.source.display_name, "status": run.summary["status"], "output_dir": str(run.out_dir)}
-        entries[spec_index] = {**entry, **({"error": run.summary["error"]} if "error" in run.summary else {})}
+        entry = {"source": run.source.display_name, "status": run.summary.status, "output_dir": str(run.out_dir)}
+        entries[spec_index] = {**entry, **({"error": run.summary.error} if run.summary.error else {})}
     for spec_index, error in fleet.failures.items():
         if spec_index in entries:  # failed mid-run: its summary says why
             continue

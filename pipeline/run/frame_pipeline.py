@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from pipeline.analytics import Analytics, AnalyticsView, Event
+from pipeline.analytics import Analytics, AnalyticsView, Counts, Event
 from pipeline.analytics.heatmap import Heatmap
+from pipeline.analytics.tally import SliceTally
 from pipeline.config import Config
 from pipeline.io.sources import Frame
 from pipeline.tracking import ByteTrackTracker
@@ -115,9 +116,18 @@ class FramePipeline:
         fps: The source's nominal frame rate (the tracker's buffers are in seconds).
         class_names: The model's class names by id.
         frame_size: The source's (width, height).
+        warmup: Frames are stepped uncounted first (a batch slice's warm-up): the counters' totals
+            include them, so those of the counted frames are kept apart, in :attr:`tally`.
     """
 
-    def __init__(self, config: Config, fps: float, class_names: Mapping[int, str], frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        fps: float,
+        class_names: Mapping[int, str],
+        frame_size: tuple[int, int],
+        warmup: bool = False,
+    ) -> None:
         self.config = config
         self.detect_every = config.model.detect_every
         self.fps = fps
@@ -125,6 +135,7 @@ class FramePipeline:
         self.frame_size = frame_size
         self.tracker = self._new_tracker()
         self.analytics = Analytics.for_run(config)
+        self.tally = SliceTally.for_analytics(self.analytics) if warmup else None
         self.heatmap = Heatmap(*frame_size)
         self.tracks = DistinctTracks()
 
@@ -148,17 +159,28 @@ class FramePipeline:
         Args:
             frame: The frame.
             detections: The model's detections, or None on a frame the model skipped (the tracker predicts).
-            counted: False for a batch slice's warm-up: the tracker and counters learn, the heat map
-                and distinct tracks do not.
+            counted: False for a batch slice's warm-up: the tracker and counters learn, the heat map,
+                distinct tracks and tally do not.
         """
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
         events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
         if counted:
             self.heatmap.update(tracked)
             self.tracks.update(tracked.tracker_id)
+            if self.tally is not None:
+                self.tally.add(events, self.analytics.zone_counts())
         else:
             self.tracks.skip(tracked.tracker_id)
-        return FrameResult(frame, tracked, events, self.analytics.row(), self.analytics.view())
+        counts = self.analytics.row()
+        if self.tally is not None:  # line counts since the first counted frame
+            counts.update(self.tally.line_columns())
+        return FrameResult(frame, tracked, events, counts, self.analytics.view())
+
+    def counts(self, end_s: float) -> Counts:
+        """The counting sections of ``summary.json`` at ``end_s`` (with a warm-up: the tally's)."""
+        if self.tally is None:
+            return self.analytics.summary(end_s)
+        return self.tally.summary(self.analytics.inside_at_end(end_s))
 
     def resize(self, width: int, height: int) -> None:
         """Follow the source to a new resolution: geometry rescaled, counts kept, tracks restarted

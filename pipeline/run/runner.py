@@ -22,7 +22,6 @@ import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -39,6 +38,7 @@ from pipeline.run.detection_stage import Detected, DetectionStage, Ended, Failed
 from pipeline.run.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
 from pipeline.run.opening import SourceOpener
 from pipeline.run.source_run import SourceRun
+from pipeline.run.summary import RunSummary
 from pipeline.runtime import set_torch_threads
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 def run_sources(
     config: Config, specs: Sequence[str], progress: bool = True, viewers: Sequence[FrameViewer] = ()
-) -> list[dict[str, Any]]:
+) -> list[RunSummary]:
     """Process several sources with one model: frames are batched across sources for inference.
 
     With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
@@ -112,7 +112,7 @@ def run_sources(
         failures = [fleet.failures[index] for index in sorted(fleet.failures)]
         failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
     if failures:
-        raise SourcesFailed(failures, [s for s in summaries if s["status"] != "failed"])
+        raise SourcesFailed(failures, [s for s in summaries if s.status != "failed"])
     return summaries
 
 
@@ -155,13 +155,13 @@ def _take(fleet: Fleet, stage: DetectionStage, record: Detected | Ended | Failed
         fleet.end(index, "failed", str(exc))
         stage.stop_source(index)
         return
-    if max_frames is not None and run.summary["frames"] >= max_frames:  # frames processed
+    if max_frames is not None and run.summary.frames >= max_frames:  # frames processed
         run.source.stop()
         fleet.end(index)
         stage.stop_source(index)
 
 
-def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> dict[str, Any]:
+def run(config: Config, progress: bool = True, viewers: Sequence[FrameViewer] = ()) -> RunSummary:
     """Process ``config.source.path`` end to end and write the outputs.
 
     Args:

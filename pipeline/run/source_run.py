@@ -1,5 +1,6 @@
 """One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
-:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``."""
+:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``: the set-up, the
+per-frame step and the finish of every way of running (``vpipe run``, live feeds, batch slices)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
+from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class SourceRun:
         viewers: Live views to publish annotated frames to.
         follow_resolution: The geometry was given normalized, so it can follow the source through a
             change of resolution (with pixel geometry such a change stops this source).
+        part: A batch slice of a video file: the frames before ``part.start_frame`` are its warm-up
+            (tracked, not counted or written); times stay the video's; no event streams.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class SourceRun:
         out_dir: Path,
         viewers: Sequence[FrameViewer] = (),
         follow_resolution: bool = False,
+        part: SlicePart | None = None,
     ) -> None:
         self.config = config
         self.follow_resolution = follow_resolution
@@ -63,23 +68,27 @@ class SourceRun:
         self.detector = detector
         self.name = source.name
         self.out_dir = out_dir
-        self.core = FramePipeline(config, processed_fps(source, config), detector.names, (source.width, source.height))
+        size = (source.width, source.height)
+        self.core = FramePipeline(config, processed_fps(source, config), detector.names, size, warmup=part is not None)
         prepare_output_dir(out_dir, overwrite=config.output.overwrite)
-        self.summary = summary_header(source, detector, self.core, out_dir)
+        self.summary = summary_header(source, detector, self.core, out_dir, part)
         self._summary_file = SummaryFile(out_dir / "summary.json", self.summary)  # first: nothing to close if refused
         try:
             self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
             with ExitStack() as on_error:
                 on_error.callback(self.intervals.close)
-                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers)
+                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers, publish=part is None)
                 on_error.pop_all()
             self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
-            self._summary_file.close({**self.summary, "status": "failed", "error": mask_credentials(str(exc))})
+            self._summary_file.close(
+                dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
+            )
             raise
         self._metrics = next(metrics_of(viewers), None)
         self._first_frame: np.ndarray | None = None
-        self._origin_s: float | None = None
+        # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times).
+        self._origin_s: float | None = 0.0 if part is not None else None
         self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
@@ -100,11 +109,16 @@ class SourceRun:
         if self._origin_s is None:
             self._origin_s = frame.timestamp_s
         frame = dataclasses.replace(frame, timestamp_s=frame.timestamp_s - self._origin_s)
-        self.summary["frames_dropped"] = frames_dropped
+        self.summary.frames_dropped = frames_dropped
         if self._metrics is not None:
             self._metrics.dropped(self.name, frames_dropped)
         if frame.image.shape[1::-1] != self.core.frame_size and self._first_frame is not None:
             self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
+        part = self.summary.part
+        if part is not None and frame.frame_index < part.start_frame:  # warm-up: nothing counted or written
+            self.core.step(frame, detections, counted=False)
+            part.warmup_frames += 1
+            return
         if self._first_frame is None:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
@@ -113,12 +127,12 @@ class SourceRun:
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
-        self.summary["frames"] += 1
         self.last_frame_index = frame.frame_index
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
+        self.summary.add_frame(frame.frame_index, frame.timestamp_s, self._end_s)
         if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
-            self._summary_file.update(self._summary("running"))
+            self._summary_file.update(self._closing("running"))
 
     def record_source_events(self, records: list[dict[str, Any]], frame_index: int | None = None) -> None:
         """Write the source's connection events (disconnects, reconnects) to events.jsonl, with the
@@ -126,7 +140,7 @@ class SourceRun:
         if frame_index is None:
             frame_index = self.last_frame_index + 1
         if records:
-            self.summary["reconnects"] += sum(r["event"] == "stream_reconnected" for r in records)
+            self.summary.reconnects += sum(r["event"] == "stream_reconnected" for r in records)
             self.outputs.write_records({**record, "frame_index": frame_index} for record in records)
 
     def _resolution_changed(self, width: int, height: int) -> None:
@@ -140,14 +154,12 @@ class SourceRun:
         self.core.resize(width, height)
         self.outputs.write_records([{"event": "resolution_changed", "width": width, "height": height}])
 
-    def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        summary = closing_summary(self.summary, self.detector, self.core, self.intervals, self._started, self._end_s,
-                                  status, error)  # fmt: skip
-        if self._publisher is not None and self._publisher.sinks:
-            summary["publish"] = self._publisher.summary()
-        return summary
+    def _closing(self, status: str, error: str | None = None) -> RunSummary:
+        elapsed_s, publisher = time.perf_counter() - self._started, self._publisher
+        return closing_summary(self.summary, self.detector, self.core, self.intervals, publisher, elapsed_s,
+                               self._end_s, status, error)  # fmt: skip
 
-    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> dict[str, Any]:
+    def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> RunSummary:
         """Flush and close every output, write the plots, then summary.json; returns the summary.
 
         Raises:
@@ -157,8 +169,8 @@ class SourceRun:
         if self.finished:
             return self.summary
         self.finished = True
-        self.summary["frames_dropped"] = frames_dropped
-        self.summary["frames_skipped"] = self.source.frames_skipped
+        self.summary.frames_dropped = frames_dropped
+        self.summary.frames_skipped = self.source.frames_skipped
         failure: PipelineError | None = None
         try:
             try:
@@ -171,14 +183,14 @@ class SourceRun:
                 self.outputs.close()  # the frames in flight are drawn and encoded first
         except PipelineError as exc:  # the sinks cut their files back to whole records first
             failure, status = exc, "failed"
-        if failure is None and self.config.output.plots and self.summary["frames"]:
+        if failure is None and self.config.output.plots and self.summary.frames:
             failure = write_plots_of(self.core, self._first_frame, self.out_dir)
             status = "failed" if failure else status
         # Last, so its status covers every other output; on a full disk it still says "failed".
-        summary = self._summary(status, error or (str(failure) if failure else None))
+        summary = self._closing(status, error or (str(failure) if failure else None))
         self.summary, summary_failure = self._summary_file.close(summary)
         failure = failure or summary_failure
-        self.outputs.end(self.summary["status"])
+        self.outputs.end(self.summary.status)
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
         return self.summary
@@ -189,68 +201,58 @@ def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
 
 
-def summary_header(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
+def summary_header(
+    source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path, part: SlicePart | None
+) -> RunSummary:
     """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
-    return {
-        "source": source.display_name,
-        "frames": 0,
-        **source_and_model(source, detector, core, out_dir),
-        "tracker": core.tracker.describe(),
-        "frames_dropped": 0,
-        "frames_skipped": 0,
-        "reconnects": 0,
-    }
-
-
-def source_and_model(source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path) -> dict[str, Any]:
-    """The fields every ``summary.json`` starts with, a whole run's and a batch slice's: the source's
-    rate and size, the model, the stride, the output folder, rates and status before the first frame."""
-    return {
-        "fps": round(float(source.fps), 4),
-        "width": source.width,
-        "height": source.height,
-        "duration_s": 0.0,
-        "processing_fps": 0.0,
-        **detector.describe(),
-        "detect_every": core.detect_every,
-        "output_dir": str(out_dir),
-        "status": "running",
-    }
+    return RunSummary(
+        source.display_name,
+        round(float(source.fps), 4),
+        source.width,
+        source.height,
+        ModelInfo.from_json(detector.describe()),
+        core.detect_every,
+        str(out_dir),
+        part=part,
+        tracker=core.tracker.describe(),
+    )
 
 
 def closing_summary(
-    summary: dict[str, Any],
+    summary: RunSummary,
     detector: Detector,
     core: FramePipeline,
     intervals: IntervalsFile,
-    started: float,
+    publisher: Publisher | None,
+    elapsed_s: float,
     end_s: float,
     status: str,
     error: str | None,
-) -> dict[str, Any]:
-    """``summary`` completed with the rates, memory, status and every count so far."""
-    elapsed = time.perf_counter() - started
-    summary = dict(summary)
-    summary.update(detector.describe())  # what a trial at the start chose
-    summary.update(
-        duration_s=round(end_s, 4),
-        processing_fps=round(summary["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-        peak_rss_mb=peak_rss_mb(),
-        peak_gpu_mb=peak_gpu_mb(detector.device),
+) -> RunSummary:
+    """``summary`` completed with the rates, memory, status and every count so far (``end_s``: the
+    end of the processed video, in the run's time)."""
+    return dataclasses.replace(
+        summary,
+        model=ModelInfo.from_json(detector.describe()),  # what a trial at the start chose
+        processing_fps=round(summary.frames / elapsed_s, 2) if elapsed_s > 0 else 0.0,
         status=status,
-        **core.analytics.summary(end_s),
+        error=mask_credentials(error) if error else None,
+        counted=True,
+        counts=core.counts(end_s),
         intervals=intervals.summary(),
         tracks_total=core.tracks.total,
+        peak_rss_mb=peak_rss_mb(),
+        peak_gpu_mb=peak_gpu_mb(detector.device),
+        publish=publisher.summary() if publisher is not None and publisher.sinks else None,
     )
-    if error:
-        summary["error"] = mask_credentials(error)
-    return summary
 
 
 def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
-    """Write the plots; the error to report if the disk refused them."""
+    """Write the plots; the error to report if the disk refused them. No origin-destination plot
+    with a warm-up: the movement counters ran over it too."""
+    movements = core.analytics.movements_view() if core.tally is None else None
     try:
-        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, core.analytics.movements_view())
+        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
     except OSError as exc:
         return output_error(out_dir, exc)
     return None
@@ -263,8 +265,9 @@ def _outputs_for(
     core: FramePipeline,
     out_dir: Path,
     viewers: Sequence[FrameViewer],
+    publish: bool,
 ) -> RunOutputs:
-    """The run folder's writers for one source, with its live viewers and event streams."""
+    """The run folder's writers for one source, with its live viewers and (``publish``) event streams."""
     return RunOutputs(
         out_dir,
         config.output,
@@ -275,7 +278,7 @@ def _outputs_for(
         viewers,
         name=source.name,
         parking=core.analytics.parking is not None,
-        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)),
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)) if publish else None,
     )
 
 

@@ -10,7 +10,7 @@ Example:
     >>> tally.add([LineCrossing(120, 4.0, "main", "in", track_id=7, class_name="car")], zone_counts={})
     >>> tally.line_columns()
     {'main_in': 1, 'main_out': 0}
-    >>> tally.summary()["lines"]["main"]["in"]
+    >>> tally.summary().lines["main"]["in"]
     {'car': 1}
 """
 
@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import mean
 from typing import Any
 
+from pipeline.analytics import Analytics, Counts
 from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
-from pipeline.analytics.movements import movement_count
+from pipeline.analytics.movements import movement_count, movement_name
 
 
 class _LineTally:
@@ -102,6 +103,18 @@ class SliceTally:
         self._zones = {name: _ZoneTally() for name in zones}
         self._with_speed = with_speed
 
+    @classmethod
+    def for_analytics(cls, analytics: Analytics) -> SliceTally:
+        """A tally of what ``analytics`` counts: its lines and their lanes, zones, movements and speeds."""
+        movements = analytics.movements
+        return cls(
+            [line.name for line in analytics.lines],
+            [zone.name for zone in analytics.zones],
+            lanes={line.name: [lane.name for lane in line.lanes] for line in analytics.lines},
+            with_speed=analytics.speed is not None,
+            movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
+        )
+
     def add(self, events: Iterable[Event], zone_counts: Mapping[str, int]) -> None:
         """Add one counted frame: the events it emitted and the objects in each zone."""
         for event in events:
@@ -124,14 +137,15 @@ class SliceTally:
             columns[f"{name}_out"] = sum(line.counts["out"].values())
         return columns
 
-    def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
-        """``lines``, ``zones`` and (configured) ``movements`` sections shaped like those of
-        ``summary.json`` (of ``movements`` only its ``counts``)."""
+    def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> Counts:
+        """The ``lines``, ``zones`` and (configured) ``movements`` sections of ``summary.json`` (of
+        ``movements`` only its ``counts``); ``inside_at_end``: the tracks in each zone at the end."""
         inside = inside_at_end or {}
-        summary: dict[str, Any] = {
-            "lines": {name: line.summary(self._with_speed) for name, line in self._lines.items()},
-            "zones": {name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
-        }
+        movements = None
         if self._movements is not None:
-            summary["movements"] = {"counts": {name: movement_count(c) for name, c in self._movements.items()}}
-        return summary
+            movements = {"counts": {name: movement_count(c) for name, c in self._movements.items()}}
+        return Counts(
+            lines={name: line.summary(self._with_speed) for name, line in self._lines.items()},
+            zones={name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
+            movements=movements,
+        )
