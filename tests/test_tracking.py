@@ -129,7 +129,7 @@ def test_predict_without_tracks_is_empty():
 
 
 def test_lost_buffer_is_counted_in_detector_frames_when_striding():
-    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3)._tracker.max_frames_lost == 10
+    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3).lost_buffer_updates == 10
 
 
 def line_crossings(positions_px: list[float | None], length_px: float, fps: float) -> list[tuple[str, int]]:
