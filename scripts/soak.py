@@ -76,7 +76,7 @@ from pipeline.config import (  # noqa: E402
     ZoneConfig,
 )
 from pipeline.tracking import ByteTrackTracker  # noqa: E402
-from pipeline.tracking.bytetrack import REMOVED_MEMORY  # noqa: E402
+from pipeline.tracking.association import REMOVED_MEMORY  # noqa: E402
 
 CLASS_NAMES = {2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
 ID_SPLIT = 2
@@ -393,9 +393,9 @@ def held_now(tracker: ByteTrackTracker, analytics: Analytics, annotator: FrameAn
         analytics.speed.tracks_held,
         tracker._votes.tracks_held,
         annotator._trails.tracks_held,
-        len(tracker._tracked),
-        len(tracker._lost),
-        len(tracker._removed_ids),
+        len(tracker.bytetrack.tracked),
+        len(tracker.bytetrack.lost),
+        len(tracker.bytetrack.removed_ids),
         analytics.tracks_held,
     ]
 
@@ -533,7 +533,7 @@ def run_soak(
                 # other track IDs each time, so it is emptied here. No track is lost at a quiet point,
                 # so this changes nothing ByteTrack does: the history only serves to drop just-removed
                 # tracks from the lost list, and later IDs are all new.
-                tracker._removed_ids.clear()
+                tracker.bytetrack.removed_ids.clear()
                 gc.collect()  # frees cyclic garbage and empties the interpreter's free lists
             tracing = tracemalloc.is_tracing()
             heap = tracemalloc.get_traced_memory()[0] - harness_bytes if tracing else -1

@@ -1,6 +1,7 @@
 """The tracking stage: vpipe's own ByteTrack over ``sv.Detections``, laid out by concern.
 
-- ``bytetrack``: :class:`ByteTrackTracker`, the two association stages and the track pools;
+- ``bytetrack``: :class:`ByteTrackTracker`, detections in, tracked detections out;
+- ``association``: ByteTrack's two association stages and the track pools;
 - ``kalman``: the constant-velocity Kalman filter over (x, y, aspect, height);
 - ``matching``: IoU costs, score fusion and the linear assignment;
 - ``track``: a detection and a track with its state (new, tracked, lost, removed);
