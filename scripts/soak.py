@@ -20,8 +20,8 @@ each per-track structure holds. New arrivals stop before 1/3 of the run and befo
 every object has left and every retention window has passed ("quiet points"): there every
 per-track structure must be empty, and the heap and the object count are compared between the two
 quiet points, where a difference can only be state that outlived its tracks (at a busy moment it
-would be hidden in the live state). ByteTrack's removed-track history, a list Ultralytics caps at
-1000 tracks, is emptied at the quiet points (see :func:`run_soak`), so it counts in neither. The
+would be hidden in the live state). ByteTrack's removed-track history (the IDs of the last 1000
+removed tracks) is emptied at the quiet points (see :func:`run_soak`), so it counts in neither. The
 runner's queues between stages (``PrefetchIterator``, ``BackgroundWorker``) are bounded by
 construction (``queue.Queue(maxsize=...)``); here the stages run in one thread, as measurements need.
 
@@ -76,14 +76,15 @@ from pipeline.config import (  # noqa: E402
     ZoneConfig,
 )
 from pipeline.tracking import ByteTrackTracker  # noqa: E402
+from pipeline.tracking.association import REMOVED_MEMORY  # noqa: E402
 
 CLASS_NAMES = {2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
 ID_SPLIT = 2
 """Track IDs per object the bounds allow for. Occlusions are shorter than the tracker's buffer and
 cars in a lane never overlap, so an object normally keeps one ID; a second covers a tracker slip
 (a parker turning into its slot, a blip stealing a match). The test checks the run's ratio."""
-REMOVED_CAP = 1000
-"""Ultralytics keeps the last 1000 removed tracks (``merge_track_pools(removed_buffer=1000)``)."""
+REMOVED_CAP = REMOVED_MEMORY
+"""The tracker remembers the IDs of the last 1000 removed tracks."""
 BLOCK_MARGIN = 1000
 """Allowed growth of live Python objects between the quiet points. A leaked per-track or per-event
 record is at least one object, and a default run has over 10,000 tracks and events between them;
@@ -386,16 +387,15 @@ def build_analytics(s: Scenario) -> Analytics:
 def held_now(tracker: ByteTrackTracker, analytics: Analytics, annotator: FrameAnnotator) -> list[int]:
     """Tracks held by each structure of :data:`HELD`, through their public counters where there is one."""
     assert analytics.speed is not None and annotator._trails is not None, "the soak needs speed and trails"
-    bytetrack = tracker._tracker
     return [
         max(line.tracks_held for line in analytics.lines),
         max(zone.tracks_held for zone in analytics.zones),
         analytics.speed.tracks_held,
         tracker._votes.tracks_held,
         annotator._trails.tracks_held,
-        len(bytetrack.tracked_stracks),
-        len(bytetrack.lost_stracks),
-        len(bytetrack.removed_stracks),
+        len(tracker.bytetrack.tracked),
+        len(tracker.bytetrack.lost),
+        len(tracker.bytetrack.removed_ids),
         analytics.tracks_held,
     ]
 
@@ -530,10 +530,10 @@ def run_soak(
                 tracemalloc.start()
             if quiet:
                 # Both quiet points must hold the same state; ByteTrack's removed-track history holds
-                # other tracks each time (and their last Kalman batches), so it is emptied here. No
-                # track is lost at a quiet point, so this changes nothing ByteTrack does: the list only
-                # serves to drop just-removed tracks from the lost list, and later IDs are all new.
-                tracker._tracker.removed_stracks.clear()
+                # other track IDs each time, so it is emptied here. No track is lost at a quiet point,
+                # so this changes nothing ByteTrack does: the history only serves to drop just-removed
+                # tracks from the lost list, and later IDs are all new.
+                tracker.bytetrack.removed_ids.clear()
                 gc.collect()  # frees cyclic garbage and empties the interpreter's free lists
             tracing = tracemalloc.is_tracing()
             heap = tracemalloc.get_traced_memory()[0] - harness_bytes if tracing else -1

@@ -129,7 +129,7 @@ def test_predict_without_tracks_is_empty():
 
 
 def test_lost_buffer_is_counted_in_detector_frames_when_striding():
-    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3)._tracker.max_frames_lost == 10
+    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3).lost_buffer_updates == 10
 
 
 def line_crossings(positions_px: list[float | None], length_px: float, fps: float) -> list[tuple[str, int]]:
@@ -201,3 +201,61 @@ def test_distinct_track_ids_of_a_real_tracker_match_the_set_of_ids_it_output():
         tracks.update(ids)
         seen.update(ids.tolist())
     assert len(seen) >= 3 and tracks.total == len(seen)
+
+
+def scene(*boxes: tuple[float, float, float]) -> sv.Detections:
+    """Detections of 40 x 40 boxes at (left, top) with the given scores."""
+    return sv.Detections(
+        xyxy=np.array([[x, y, x + 40, y + 40] for x, y, _ in boxes], dtype=float).reshape(-1, 4),
+        confidence=np.array([score for _, _, score in boxes], dtype=float),
+        class_id=np.full(len(boxes), 2),
+    )
+
+
+def test_a_low_score_detection_extends_a_track_but_never_starts_one():
+    # High >= 0.25, low above 0.1. A confirmed track keeps its ID through frames where its object is
+    # seen only weakly (ByteTrack's second stage); a weak object alone never gets a track, even with
+    # a score (0.15) that new_track_thresh (here 0.1) would let start one.
+    tracker = ByteTrackTracker(TrackerConfig(new_track_thresh=0.1), fps=30)
+    tracker.update(scene())  # tracks born on the very first frame are confirmed at once
+    tracker.update(scene((100, 100, 0.9), (300, 100, 0.15)))
+    first = tracker.update(scene((100, 100, 0.9), (300, 100, 0.15)))
+    assert len(first) == 1
+    for _ in range(5):
+        tracked = tracker.update(scene((100, 100, 0.15), (300, 100, 0.15)))
+        assert tracked.tracker_id.tolist() == first.tracker_id.tolist()
+        assert tracked.confidence.tolist() == [0.15]
+
+
+def test_a_low_score_detection_extends_one_track_only():
+    # Tracks B (top at 100) and C (top at 110, IoU 0.6 with B) are confirmed, then C is lost. When
+    # B is seen only weakly, while another lost track (A) is re-found, B's weak box still overlaps
+    # lost C by IoU 0.6 >= 0.5, but it is B's: C stays lost and the box is reported once, not twice.
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30)
+    tracker.update(scene())
+    for _ in range(2):
+        ids = tracker.update(scene((400, 100, 0.9), (100, 100, 0.9), (100, 110, 0.9))).tracker_id.tolist()
+    a, b, _ = ids
+    tracker.update(scene((100, 100, 0.9)))  # A and C missed: lost
+    tracked = tracker.update(scene((400, 100, 0.9), (100, 100, 0.15)))
+    assert sorted(tracked.tracker_id.tolist()) == sorted([a, b])
+
+
+def test_a_track_moving_at_constant_velocity_is_predicted_exactly_from_its_last_two_boxes():
+    # Seen at x = 10 then 14 (4 px a frame, height steady): the observed-box motion puts the
+    # track at its last box moving 4 px a frame, so the frames without detections are exact.
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30, detect_every=3)
+    tracker.update(sv.Detections.empty())
+    tracker.update(boxes(10))
+    tracker.update(boxes(14))
+    assert tracker.predict().xyxy.tolist() == [[18.0, 100.0, 58.0, 140.0]]
+    assert tracker.predict().xyxy.tolist() == [[22.0, 100.0, 62.0, 140.0]]
+
+
+def test_reset_forgets_every_track_and_restarts_the_ids():
+    tracker = ByteTrackTracker(TrackerConfig(), fps=30)
+    for _ in range(3):
+        tracker.update(boxes(10, 200))
+    tracker.reset()
+    assert len(tracker.predict()) == 0
+    assert tracker.update(boxes(300)).tracker_id.tolist() == [1]  # the first frame after a reset again

@@ -90,7 +90,7 @@ class ModelConfig:
 
 @dataclass
 class TrackerConfig:
-    """ByteTrack parameters (Ultralytics' implementation). Durations are in seconds of video."""
+    """ByteTrack parameters (vpipe's own implementation, ``pipeline.tracking``). Durations are in seconds of video."""
 
     track_high_thresh: float = field(default=0.25, metadata=UNIT_INTERVAL)
     track_low_thresh: float = field(default=0.1, metadata=UNIT_INTERVAL)
