@@ -229,7 +229,7 @@ def format_summary(summary: RunSummary) -> str:
 
 def _command_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.io.sources import read_stream_list
+    from pipeline.io.sources.files import read_stream_list
     from pipeline.run.fleet import SourcesFailed
     from pipeline.run.runner import run_sources
 
@@ -238,7 +238,7 @@ def _command_run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         viewers = []
         if args.serve is not None:
-            from pipeline.io.live_view import LiveView
+            from pipeline.io.live.view import LiveView
 
             links = start_editors(stack, specs, args.config)  # the page links each source's editor
             view = stack.enter_context(LiveView(host=args.host, port=args.serve, links=links))  # entering starts it
@@ -253,7 +253,7 @@ def _command_run(args: argparse.Namespace) -> int:
                 print(f"live view: {view.describe()}", file=sys.stderr)
             viewers.append(view)
         if args.show:
-            from pipeline.io.window_view import WindowView
+            from pipeline.io.live.windows import WindowView
 
             viewers.append(stack.enter_context(WindowView()))
         try:
@@ -271,12 +271,12 @@ def _command_slots(args: argparse.Namespace) -> int:
     import cv2
 
     from pipeline.analytics.parking import grid_slots
-    from pipeline.analytics.slot_formats import read_slot_file
     from pipeline.annotators.overlays import draw_slot_names
     from pipeline.config.geometry import MAX_SLOTS
     from pipeline.errors import ConfigError
-    from pipeline.io.output_dirs import check_output_file, output_error
-    from pipeline.io.sources import open_source
+    from pipeline.io.outputs.folders import check_output_file, output_error
+    from pipeline.io.slot_formats import read_slot_file
+    from pipeline.io.sources.files import open_source
     from pipeline.yaml_io import dump_yaml
 
     output = Path(args.output)

@@ -106,8 +106,8 @@ def _small_street_clip(work: Path) -> tuple[Path, Path]:
 
     video, config = work / "street_320x240.mp4", work / "street_320x240.yaml"
     if not video.exists():
-        from pipeline.io.sinks import H264VideoSink
-        from pipeline.io.sources import open_source
+        from pipeline.io.outputs.sinks import H264VideoSink
+        from pipeline.io.sources.files import open_source
 
         source = open_source(str(REPO / "sample_videos" / "street_topdown.mp4"))
         # Encoded as before x264's defaults here changed, so the clip (and its counts) stay the same.
@@ -175,7 +175,7 @@ def worker_limit(clip: Clip, setup: Setup, out: Path, pipelined: bool = False) -
     from collections import deque
 
     from pipeline.config import ModelConfig
-    from pipeline.io.sources import open_source
+    from pipeline.io.sources.files import open_source
     from pipeline.models import Detector
     from pipeline.runtime import set_torch_threads
 

@@ -2,7 +2,7 @@
 
 For each ``corpus/truth/<clip>.yaml`` whose clip is in ``--clips`` (``corpus/fetch.py`` builds them),
 runs ``vpipe run`` with the truth file's lines and the default settings (or ``--config``), then
-matches the counted crossings one by one (``pipeline.analytics.evaluation``). Prints a table per
+matches the counted crossings one by one (``pipeline.evaluation``). Prints a table per
 clip (truth, counted, matched, missed, extra per line and direction) and the totals per class group
 (cars; trucks and buses; two-wheelers) of the truth crossings matched and missed.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.analytics.evaluation import (  # noqa: E402
+from pipeline.evaluation import (  # noqa: E402
     Tolerance,
     format_table,
     load_counted,

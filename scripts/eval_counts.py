@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.analytics.evaluation import (  # noqa: E402
+from pipeline.evaluation import (  # noqa: E402
     Tolerance,
     format_table,
     load_counted,

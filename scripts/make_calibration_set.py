@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.io.sources import open_source
+from pipeline.io.sources.files import open_source
 
 REPO = Path(__file__).resolve().parent.parent
 CLIPS = {"highway": 14, "lot_topdown": 16}

@@ -47,8 +47,8 @@ def main() -> int:
     from pipeline.annotators.frame import FrameAnnotator
     from pipeline.cli_args import add_model_flags, model_overrides
     from pipeline.config import load_config
-    from pipeline.io.sinks import H264VideoSink
-    from pipeline.io.sources import open_source
+    from pipeline.io.outputs.sinks import H264VideoSink
+    from pipeline.io.sources.files import open_source
     from pipeline.models import Detector
     from pipeline.runtime import set_torch_threads
     from pipeline.tracking import ByteTrackTracker

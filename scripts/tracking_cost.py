@@ -46,7 +46,7 @@ def main() -> int:
     if args.detections is not None and args.detections.exists():
         fps, names, frames = pickle.loads(args.detections.read_bytes())
     else:
-        from pipeline.io.sources import open_source
+        from pipeline.io.sources.files import open_source
         from pipeline.models import Detector
 
         source = open_source(str(args.clip))

@@ -39,7 +39,7 @@ from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
 from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
-from pipeline.io.sinks import H264VideoSink
+from pipeline.io.outputs.sinks import H264VideoSink
 from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
 from tests.conftest import CONFIGS, REPO, SAMPLES, run_vpipe
 

@@ -243,7 +243,7 @@ def test_the_live_page_links_to_each_source_editor(tmp_path: Path, browser: Any)
     from selenium.webdriver.common.by import By
 
     from pipeline.editor.cli import start_editors
-    from pipeline.io.live_view import LiveView
+    from pipeline.io.live.view import LiveView
 
     config = tmp_path / "traffic.yaml"
     config.write_text(TRAFFIC)

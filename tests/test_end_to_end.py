@@ -277,8 +277,8 @@ def test_stride_works_with_every_backend(tmp_path: Path, highway: Path):
 
 def test_a_small_source_is_not_upscaled(tmp_path: Path, highway: Path):
     small = tmp_path / "small.mp4"
-    from pipeline.io.sinks import H264VideoSink
-    from pipeline.io.sources import open_source
+    from pipeline.io.outputs.sinks import H264VideoSink
+    from pipeline.io.sources.files import open_source
 
     with H264VideoSink(small, 320, 240, open_source(str(highway)).fps) as sink:
         for frame in open_source(str(highway), max_frames=10):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.analytics.evaluation import CountedCrossing, Tolerance, TruthCrossing, match_crossings
+from pipeline.evaluation import CountedCrossing, Tolerance, TruthCrossing, match_crossings
 from tests.conftest import REPO
 
 WINDOW = Tolerance(early_frames=0, late_frames=2)

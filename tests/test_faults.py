@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import OutputError
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, playable_length
+from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, playable_length
 from tests.conftest import run_vpipe
 
 MISSING_MODEL = "/nonexistent/weights.pt"

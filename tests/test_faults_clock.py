@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.analytics.events import LineCrossing
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, merge_rows
-from pipeline.io.sinks import csv_text
+from pipeline.io.outputs.sinks import csv_text
 from tests.conftest import CONFIGS, run_vpipe
 from tests.servers.mjpeg import MjpegServer
 

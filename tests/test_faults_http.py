@@ -21,7 +21,7 @@ import yaml
 from pipeline.editor.frames import FrameGrabber
 from pipeline.editor.server import EditorServer
 from pipeline.editor.session import ConfigEditor
-from pipeline.io.live_view import LiveView
+from pipeline.io.live.view import LiveView
 from tests.conftest import REPO, run_vpipe
 from tests.servers.mjpeg import MjpegServer
 from tests.test_faults_live import Vpipe

@@ -12,8 +12,8 @@ from pipeline.analytics.events import LineCrossing, Movement
 from pipeline.analytics.intervals import IntervalCounter
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
-from pipeline.io.frames import Frame
-from pipeline.io.intervals_file import IntervalsFile
+from pipeline.io.outputs.intervals_file import IntervalsFile
+from pipeline.io.sources.frames import Frame
 from pipeline.run.frame_pipeline import FrameResult
 
 KEYS = [("line", "main", "in"), ("line", "main", "out")]

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import SourceError
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
-from pipeline.io.sources import ImageFolderSource, VideoFileSource, open_source
+from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.io.sources.files import ImageFolderSource, VideoFileSource, open_source
 from tests.conftest import REPO
 
 
@@ -196,7 +196,7 @@ def test_a_summary_write_that_fails_midway_leaves_the_previous_summary_whole(tmp
     path = tmp_path / "summary.json"
     write_json_atomic(path, {"frames": 3})
     script = (
-        "import resource, signal, sys; from pipeline.io.sinks import write_json_atomic\n"
+        "import resource, signal, sys; from pipeline.io.outputs.sinks import write_json_atomic\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))\n"
         "try:\n    write_json_atomic(sys.argv[1], {'frames': 4, 'padding': 'x' * 1000})\n"
         "except OSError:\n    sys.exit(3)\n"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import SourceError
-from pipeline.io.sources import LiveSource, read_stream_list
+from pipeline.io.sources.files import LiveSource, read_stream_list
 from pipeline.io.urls import is_stream_url, mask_credentials, stream_name
 
 

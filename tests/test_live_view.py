@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.io.live_view import LiveView
-from pipeline.io.window_view import WindowView
+from pipeline.io.live.view import LiveView
+from pipeline.io.live.windows import WindowView
 from tests.conftest import REPO, SAMPLES, wait_until
 
 HEIGHT, WIDTH = 120, 160

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.analytics.evaluation import (
+from pipeline.evaluation import (
     MatchResult,
     Tolerance,
     format_table,

@@ -14,7 +14,7 @@ from ultralytics import YOLO
 
 from pipeline.config import ModelConfig
 from pipeline.errors import ConfigError, ModelError, SourceError
-from pipeline.io.sources import open_source
+from pipeline.io.sources.files import open_source
 from pipeline.models import (
     DEFAULT_CALIBRATION,
     REPO_MODELS_DIR,

@@ -19,7 +19,7 @@ import cv2
 import yaml
 from PIL import Image
 
-from pipeline.io.sources import ImageFolderSource
+from pipeline.io.sources.files import ImageFolderSource
 from tests.conftest import CONFIGS, GROUND_TRUTH, REPO, SAMPLES, run_vpipe
 
 LOT = SAMPLES / "pklot_pucpr"

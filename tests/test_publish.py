@@ -25,7 +25,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import MqttConfig, WebhookConfig
-from pipeline.io.publish import MqttSink, WebhookSink
+from pipeline.io.publish.mqtt import MqttSink
+from pipeline.io.publish.webhook import WebhookSink
 from tests.conftest import CONFIGS, run_vpipe
 from tests.servers.mjpeg import MjpegServer
 

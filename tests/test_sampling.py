@@ -9,7 +9,7 @@ import itertools
 import json
 from pathlib import Path
 
-from pipeline.analytics.evaluation import Tolerance, format_table, load_counted, load_truth, match_crossings
+from pipeline.evaluation import Tolerance, format_table, load_counted, load_truth, match_crossings
 from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
 from tests.servers.mjpeg import MjpegServer
 

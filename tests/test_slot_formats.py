@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.analytics.slot_formats import read_slot_file, slots_from_text
 from pipeline.errors import ConfigError
+from pipeline.io.slot_formats import read_slot_file, slots_from_text
 from tests.conftest import SAMPLES, run_vpipe
 
 SQUARE = [(10.0, 20.0), (50.0, 20.0), (50.0, 60.0), (10.0, 60.0)]

@@ -29,8 +29,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import load_config
-from pipeline.io.live_view import LiveView
-from pipeline.io.publish import Publisher
+from pipeline.io.live.view import LiveView
+from pipeline.io.publish.publisher import Publisher
 from tests.conftest import CONFIGS, GROUND_TRUTH, run_vpipe
 
 MOVEMENT_OF_LINE = {"eastbound": ("West", "East"), "westbound": ("East", "West")}

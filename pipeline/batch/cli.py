@@ -142,7 +142,7 @@ def build_request(args: argparse.Namespace) -> BatchRequest:
     from pipeline.batch.job import BatchRequest
     from pipeline.batch.storage import is_url
     from pipeline.config import load_config
-    from pipeline.io.output_dirs import check_output_dir
+    from pipeline.io.outputs.folders import check_output_dir
 
     config = load_config(args.config, config_overrides(args), flag_names=FLAG_NAMES)
     if not is_url(args.output):

@@ -328,8 +328,18 @@ class BatchJob:
                 self._submit_probe(video)
             else:
                 attempts = self._attempts.count(("plan", video.relative))
-                self._finish(ItemRecord(video.relative, video.relative, None, "failed", video.identity,
-                                        self._fingerprint, attempts, error=value.error))  # fmt: skip
+                self._finish(
+                    ItemRecord(
+                        video.relative,
+                        video.relative,
+                        None,
+                        "failed",
+                        video.identity,
+                        self._fingerprint,
+                        attempts,
+                        error=value.error,
+                    )
+                )
             return
         slices = [s.to_record() for s in value.slices]
         self._manifest.add(PlanRecord(video.relative, video.identity, self._fingerprint, value.frames, slices))
@@ -349,9 +359,21 @@ class BatchJob:
         part = task.part.index if task.part is not None else None
         self._report.frames += value.frames
         summary = value.summary.to_json() if value.summary is not None else None  # the manifest holds JSON
-        self._finish(ItemRecord(task.id, task.input.relative, part, value.status, task.input.identity,
-                                self._fingerprint, attempts, value.error, round(value.elapsed_s, 3),
-                                summary, value.started_at))  # fmt: skip
+        self._finish(
+            ItemRecord(
+                task.id,
+                task.input.relative,
+                part,
+                value.status,
+                task.input.identity,
+                self._fingerprint,
+                attempts,
+                value.error,
+                round(value.elapsed_s, 3),
+                summary,
+                value.started_at,
+            )
+        )
         if task.part is not None:
             self._outcomes.write_video_summary(task.input)
 

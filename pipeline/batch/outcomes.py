@@ -20,7 +20,7 @@ from pipeline.batch.manifest import DONE_STATUSES, ItemRecord, Manifest
 from pipeline.batch.slicing import SliceSpec
 from pipeline.batch.storage import InputFile, OutputFolder, video_folder
 from pipeline.batch.summaries import VideoOutcome, batch_csv, batch_json, merge_slices
-from pipeline.io.sinks import csv_text
+from pipeline.io.outputs.sinks import csv_text
 from pipeline.run.summary import RunSummary
 
 SUMMARY_CSV = "batch_summary.csv"

@@ -23,7 +23,7 @@ from pipeline.batch.slicing import SliceSpec
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.sources import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
+from pipeline.io.sources.files import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
 from pipeline.models import Detector
 from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary, SlicePart

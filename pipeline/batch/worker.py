@@ -20,7 +20,7 @@ from pipeline.batch.slicing import SliceSpec, plan_slices, probe_timestamps
 from pipeline.batch.storage import InputFile, local_input, local_output
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.io.sinks import write_json_atomic
+from pipeline.io.outputs.sinks import write_json_atomic
 from pipeline.runtime import set_torch_threads
 
 if TYPE_CHECKING:  # imported on the worker, with the pipeline

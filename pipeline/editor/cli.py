@@ -51,7 +51,7 @@ def command_edit(args: argparse.Namespace) -> int:
     from pipeline.editor.server import EditorServer
     from pipeline.editor.session import ConfigEditor
     from pipeline.errors import PipelineError
-    from pipeline.io.local_http import is_loopback
+    from pipeline.io.live.local_http import is_loopback
 
     config = Path(args.config) if args.config else _default_config(args.source)
     remote = not is_loopback(args.host)
@@ -94,7 +94,7 @@ def start_editors(stack: ExitStack, specs: list[str], config: str | None) -> dic
     from elsewhere is ``vpipe edit --allow-remote-edits``.
 
     Returns:
-        Link text -> the editor's URL on this machine, for :class:`~pipeline.io.live_view.LiveView`'s ``links``.
+        Link text -> the editor's URL on this machine, for :class:`~pipeline.io.live.view.LiveView`'s ``links``.
     """
     from pipeline.editor.frames import FrameGrabber
     from pipeline.editor.server import EditorServer

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from pipeline.errors import SourceError
-from pipeline.io.sources import FrameSource, open_source
+from pipeline.io.sources.files import FrameSource, open_source
 
 
 class FrameGrabber:

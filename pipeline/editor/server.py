@@ -12,7 +12,7 @@ Endpoints, on ``127.0.0.1`` unless told otherwise:
 
 The page can write a file and run a model, so requests must come from the page itself: on loopback,
 the ``Host`` header must name this machine (a web page elsewhere cannot reach it through DNS rebinding,
-see :mod:`pipeline.io.local_http`), and a POST must be JSON from the same origin (a cross-site form
+see :mod:`pipeline.io.live.local_http`), and a POST must be JSON from the same origin (a cross-site form
 cannot send JSON without the browser asking first). Served beyond loopback, every request must also
 carry the server's token: ``?token=`` in the URL once, which sets an HttpOnly, SameSite=Strict cookie
 that the page's own requests then carry.
@@ -36,7 +36,7 @@ from pipeline.editor.frames import FrameGrabber
 from pipeline.editor.preview import DetectionPreview
 from pipeline.editor.session import ConfigEditor
 from pipeline.errors import PipelineError
-from pipeline.io.local_http import LocalServer, QuietHandler
+from pipeline.io.live.local_http import LocalServer, QuietHandler
 
 log = logging.getLogger(__name__)
 

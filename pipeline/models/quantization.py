@@ -65,7 +65,7 @@ def calibration_images(source: str, limit: int = CALIBRATION_FRAMES) -> list[np.
         SourceError: The source cannot be opened.
         ModelError: It gave no frames.
     """
-    from pipeline.io.sources import open_source
+    from pipeline.io.sources.files import open_source
 
     frames = open_source(source)
     step = max(1, (frames.frame_count or limit) // limit)

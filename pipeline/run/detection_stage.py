@@ -15,7 +15,7 @@ import supervision as sv
 
 from pipeline.concurrency import PrefetchIterator
 from pipeline.errors import PipelineError
-from pipeline.io.sources import Frame
+from pipeline.io.sources.files import Frame
 from pipeline.models import Detector, PendingDetections
 
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.frames import sample_every
-from pipeline.io.output_dirs import check_output_dir
-from pipeline.io.sinks import write_json_atomic
-from pipeline.io.sources import Frame, FrameSource, is_live_spec, open_source
+from pipeline.io.outputs.folders import check_output_dir
+from pipeline.io.outputs.sinks import write_json_atomic
+from pipeline.io.sources.files import Frame, FrameSource, is_live_spec, open_source
+from pipeline.io.sources.frames import sample_every
 from pipeline.io.urls import mask_credentials
 from pipeline.run.detection_stage import DetectionStage
 from pipeline.run.opening import Outcome

@@ -7,7 +7,7 @@ callers' business, so this is the one place where a frame is tracked and counted
 Example:
     >>> import numpy as np, supervision as sv
     >>> from pipeline.config import Config, LineConfig
-    >>> from pipeline.io.sources import Frame
+    >>> from pipeline.io.sources.files import Frame
     >>> config = Config(lines=[LineConfig("main", (0, 50), (200, 50))])
     >>> core = FramePipeline(config, fps=10.0, class_names={2: "car"}, frame_size=(200, 100))
     >>> image = np.zeros((100, 200, 3), np.uint8)
@@ -34,7 +34,7 @@ from pipeline.analytics import Analytics, AnalyticsView, Counts, Event
 from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.tally import SliceTally
 from pipeline.config import Config
-from pipeline.io.sources import Frame
+from pipeline.io.sources.files import Frame
 from pipeline.tracking import ByteTrackTracker
 
 

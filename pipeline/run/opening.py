@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from pipeline.closing import Closing
 from pipeline.errors import PipelineError
-from pipeline.io.sources import FrameSource
+from pipeline.io.sources.files import FrameSource
 
 Outcome = tuple[int, FrameSource | PipelineError]
 """A source's index in the run's list and what opening it gave."""

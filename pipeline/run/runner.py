@@ -5,7 +5,7 @@
 Each source is read on its own thread into a small bounded queue (keeping only the newest frames
 for live feeds); a detection thread batches the frames of all sources into one inference call,
 while the main thread has each source's :class:`SourceRun` step its
-:class:`~pipeline.run.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.RunOutputs`
+:class:`~pipeline.run.frame_pipeline.FramePipeline` and write its :class:`~pipeline.io.outputs.run_outputs.RunOutputs`
 for the previous batch; drawing and H.264 encoding run on one more thread per source, with a
 frozen snapshot of that frame's counts. Sources are opened side by side
 (:class:`~pipeline.run.opening.SourceOpener`) and kept by a :class:`~pipeline.run.fleet.Fleet`: a slow or
@@ -29,9 +29,9 @@ from pipeline.analytics.parking import model_for_parking
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.outputs import FrameViewer
-from pipeline.io.publish import Publisher
-from pipeline.io.sources import Frame, FrameSource
+from pipeline.io.outputs.run_outputs import FrameViewer
+from pipeline.io.publish.publisher import Publisher
+from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
 from pipeline.run.detection_stage import Detected, DetectionStage, Ended, Failed

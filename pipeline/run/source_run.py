@@ -1,5 +1,5 @@
 """One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
-:class:`~pipeline.io.outputs.RunOutputs`, its intervals and its ``summary.json``: the set-up, the
+:class:`~pipeline.io.outputs.run_outputs.RunOutputs`, its intervals and its ``summary.json``: the set-up, the
 per-frame step and the finish of every way of running (``vpipe run``, live feeds, batch slices)."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import supervision as sv
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.intervals_file import IntervalsFile
-from pipeline.io.metrics import RunMetrics
-from pipeline.io.output_dirs import output_error, prepare_output_dir
-from pipeline.io.outputs import FrameViewer, RunOutputs, SummaryFile
-from pipeline.io.plots import write_plots
-from pipeline.io.publish import Publisher
-from pipeline.io.sources import Frame, FrameSource
+from pipeline.io.live.metrics import RunMetrics
+from pipeline.io.outputs.folders import output_error, prepare_output_dir
+from pipeline.io.outputs.intervals_file import IntervalsFile
+from pipeline.io.outputs.plots import write_plots
+from pipeline.io.outputs.run_outputs import FrameViewer, RunOutputs, SummaryFile
+from pipeline.io.publish.publisher import Publisher
+from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
@@ -156,8 +156,9 @@ class SourceRun:
 
     def _closing(self, status: str, error: str | None = None) -> RunSummary:
         elapsed_s, publisher = time.perf_counter() - self._started, self._publisher
-        return closing_summary(self.summary, self.detector, self.core, self.intervals, publisher, elapsed_s,
-                               self._end_s, status, error)  # fmt: skip
+        return closing_summary(
+            self.summary, self.detector, self.core, self.intervals, publisher, elapsed_s, self._end_s, status, error
+        )
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> RunSummary:
         """Flush and close every output, write the plots, then summary.json; returns the summary.

@@ -41,11 +41,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from pipeline.io.latest_frames import LatestFrames
-from pipeline.io.live_page import PAGE, PAGE_HEADERS
-from pipeline.io.local_http import LocalServer, QuietHandler
-from pipeline.io.metrics import CONTENT_TYPE_LATEST, RunMetrics
-from pipeline.io.mjpeg_streams import BOUNDARY, MjpegStreams
+from pipeline.io.live.latest_frames import LatestFrames
+from pipeline.io.live.local_http import LocalServer, QuietHandler
+from pipeline.io.live.metrics import CONTENT_TYPE_LATEST, RunMetrics
+from pipeline.io.live.mjpeg import BOUNDARY, MjpegStreams
+from pipeline.io.live.page import PAGE, PAGE_HEADERS
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import cv2
 
 from pipeline.concurrency import Backoff
 from pipeline.errors import SourceError
-from pipeline.io.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
+from pipeline.io.sources.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
 from pipeline.io.urls import mask_credentials, stream_name
 
 log = logging.getLogger(__name__)

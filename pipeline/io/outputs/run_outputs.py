@@ -23,9 +23,9 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.errors import OutputError
-from pipeline.io.output_dirs import output_error
-from pipeline.io.publish import Publisher
-from pipeline.io.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.io.outputs.folders import output_error
+from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.io.publish.publisher import Publisher
 from pipeline.run.frame_pipeline import FrameResult
 from pipeline.run.summary import RunSummary
 

@@ -11,8 +11,8 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from pipeline.io.latest_frames import LatestFrames
-from pipeline.io.local_http import QuietHandler
+from pipeline.io.live.latest_frames import LatestFrames
+from pipeline.io.live.local_http import QuietHandler
 
 BOUNDARY = "vpipe-frame"
 # Resend the last JPEG this often while a source is idle, so a client that went away is noticed

@@ -16,8 +16,8 @@ from pipeline.analytics.intervals import COLUMNS, IntervalCounter, Key
 from pipeline.analytics.movements import movement_name
 from pipeline.config import Config, parse_time
 from pipeline.durations import parse_duration
-from pipeline.io.sinks import CountsCsvSink
-from pipeline.io.sources import FrameSource, VideoFileSource
+from pipeline.io.outputs.sinks import CountsCsvSink
+from pipeline.io.sources.files import FrameSource, VideoFileSource
 from pipeline.run.frame_pipeline import FrameResult
 
 

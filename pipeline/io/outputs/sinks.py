@@ -30,7 +30,7 @@ import numpy as np
 
 from pipeline.closing import Closing
 from pipeline.config import OutputConfig
-from pipeline.io.output_dirs import output_error
+from pipeline.io.outputs.folders import output_error
 
 TIME_BASE = Fraction(1, 90_000)
 """The video's clock: 90 kHz, as MPEG's, exact for 25, 30 and 30000/1001 fps."""

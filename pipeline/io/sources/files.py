@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from pipeline.errors import SourceError
-from pipeline.io.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
-from pipeline.io.live_sources import LiveSource, StreamSource, WebcamSource
-from pipeline.io.snapshot_times import snapshot_offsets_s
+from pipeline.io.sources.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
+from pipeline.io.sources.live import LiveSource, StreamSource, WebcamSource
+from pipeline.io.sources.snapshot_times import snapshot_offsets_s
 from pipeline.io.urls import is_stream_url
 
 __all__ = [
@@ -120,7 +120,7 @@ class VideoFileSource(FrameSource):
 
 class ImageFolderSource(FrameSource):
     """Images from a folder or a glob pattern. When every image has a capture time (in its file name or
-    EXIF, see :mod:`pipeline.io.snapshot_times`), they play in time order at those times; otherwise in
+    EXIF, see :mod:`pipeline.io.sources.snapshot_times`), they play in time order at those times; otherwise in
     name order at the configured frame rate.
 
     The first readable image sets the size; an image that cannot be read or has another size is

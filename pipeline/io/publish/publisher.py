@@ -1,0 +1,75 @@
+"""One source's records, numbered, fanned out to its configured sinks (and counted in the metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.io.live.metrics import RunMetrics
+from pipeline.io.publish.mqtt import MqttSink, read_credentials
+from pipeline.io.publish.webhook import WebhookSink, check_webhook_url
+
+
+class Publisher:
+    """Fans one source's records out to its configured sinks, numbering them.
+
+    Args:
+        config: The run config (its ``publish`` section).
+        camera: The source's name (``publish.camera`` overrides it).
+        out_dir: The run folder (the webhook's queue goes in ``publish/``).
+        metrics: Prometheus metrics to count the same records in (``--serve``'s ``/metrics``).
+    """
+
+    def __init__(self, config: Config, camera: str, out_dir: Path, metrics: RunMetrics | None = None) -> None:
+        publish = config.publish
+        self.camera = publish.camera or camera
+        self.counts_every_s = publish.counts_every_s
+        self.sinks: list[Any] = []
+        self.metrics = metrics
+        self._seq = 0
+        self._counts_due_s = 0.0
+        if publish.mqtt.host:
+            self.sinks.append(MqttSink(publish.mqtt, self.camera, read_credentials(publish.mqtt, config.origin)))
+        if publish.webhook.url:
+            self.sinks.append(WebhookSink(publish.webhook, out_dir / "publish" / "webhook.queue"))
+
+    @staticmethod
+    def check(config: Config) -> None:
+        """Raise a :class:`ConfigError` for what only shows at run time (credentials, a webhook URL that
+        urllib cannot split), before anything runs."""
+        if config.publish.mqtt.host:
+            read_credentials(config.publish.mqtt, config.origin)
+        if config.publish.webhook.url:
+            check_webhook_url(config.publish.webhook.url, config.origin)
+
+    def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Send events (as in ``events.jsonl``)."""
+        for record in records:
+            self._seq += 1
+            message = {"camera": self.camera, "seq": self._seq, **record}
+            if self.metrics is not None:
+                self.metrics.record(self.camera, record)
+            for sink in self.sinks:
+                sink.send(message)
+
+    def counts(self, row: Mapping[str, Any], timestamp_s: float) -> None:
+        """Called once per frame: sends the current counts (a ``counts.csv`` row) every ``counts_every_s``
+        of video."""
+        if self.metrics is not None:
+            self.metrics.frame(self.camera, row)
+        if not self.sinks:
+            return
+        if timestamp_s >= self._counts_due_s:
+            self._counts_due_s = timestamp_s + self.counts_every_s
+            self.publish([{"event": "counts", **row}])
+
+    def close(self, drain_s: float = 10.0) -> None:
+        """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
+        for sink in self.sinks:
+            sink.close(drain_s)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """The ``publish`` section of ``summary.json``: each configured sink's counts so far."""
+        return {sink.name: sink.summary() for sink in self.sinks}
