@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.analytics.events import Event, LineCrossing, Movement
+from pipeline.analytics.events import Event, LineCrossing, Movement, TrackEvent
 
 Key = tuple[str, str, str]
 """(kind, name, direction): ``("line", "main", "in")`` or ``("movement", "West->East", "")``."""
@@ -34,7 +34,7 @@ Key = tuple[str, str, str]
 COLUMNS = ["interval_start", "interval_end", "covered_s", "kind", "name", "direction", "class_name", "count"]
 
 
-def key_of(event: Event) -> Key | None:
+def key_of(event: TrackEvent) -> Key | None:
     """The interval key an event counts under (None: not counted in intervals)."""
     if isinstance(event, LineCrossing):
         return ("line", event.line, event.direction)
@@ -237,13 +237,13 @@ class IntervalCounter:
         if covered_from is not None:
             self._cover(covered_from, timestamp_s)
         for event in events:
-            key = key_of(event)
+            key = key_of(event) if isinstance(event, TrackEvent) else None
             if key is None:
                 continue
             self.keys.setdefault(key, None)
             index = max(self._bin_of(event.timestamp_s), self._next_bin)  # never into a bin already written
             counts = self._bins.setdefault(index, _Bin()).counts
-            counts.setdefault(key, Counter())[getattr(event, "class_name", "object")] += 1
+            counts.setdefault(key, Counter())[event.class_name] += 1
         self._bins.setdefault(current, _Bin())  # a bin with a frame gets rows, even if nothing of it is covered
         closed = self._bin_of(timestamp_s - self.lag_s)
         rows: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from typing import Any
 import av
 
 from pipeline.errors import SourceError
+from pipeline.io.sources.frames import error_reason
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,7 @@ def probe_timestamps(path: str | Path, max_frames: int | None = None) -> tuple[l
             )
             time_base = stream.time_base
     except (av.error.FFmpegError, OSError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SourceError(f"{path}: cannot read video ({reason})") from None
+        raise SourceError(f"{path}: cannot read video ({error_reason(exc)})") from None
     if not pts or time_base is None:
         raise SourceError(f"{path}: no frame timestamps to split on (damaged, empty, or a raw stream)")
     return (pts[:max_frames] if max_frames else pts), Fraction(time_base)

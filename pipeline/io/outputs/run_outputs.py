@@ -10,7 +10,6 @@ flushed per frame. With ``output.rotate`` they move on together to numbered segm
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -24,7 +23,7 @@ from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.errors import OutputError
 from pipeline.io.outputs.folders import output_error
-from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, write_json_atomic
+from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, json_bytes, write_json_atomic
 from pipeline.io.publish.publisher import Publisher
 from pipeline.run.frame_pipeline import FrameResult
 from pipeline.run.summary import RunSummary
@@ -142,16 +141,12 @@ class SummaryFile:
         brief = {key: data[key] for key in BRIEF_SUMMARY_KEYS if key in data}
         with suppress(OSError):  # else the file keeps its last status, and stderr says why the run failed
             room = self.path.stat().st_size
-            fitting = [text for text in map(_json_bytes, (data, brief)) if len(text) <= room]
+            fitting = [text for text in map(json_bytes, (data, brief)) if len(text) <= room]
             if fitting:
                 with self.path.open("r+b") as file:
                     file.write(fitting[0])
                     file.truncate()  # shrinking takes no space
         return failed, error
-
-
-def _json_bytes(data: Mapping[str, Any]) -> bytes:
-    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 class RunOutputs:

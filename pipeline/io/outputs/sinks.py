@@ -265,6 +265,11 @@ class JsonlSink(Closing):
         self._file.close()
 
 
+def json_bytes(data: Mapping[str, Any]) -> bytes:
+    """``data`` as the indented UTF-8 JSON text every JSON file of a run folder holds."""
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: str | Path, data: Mapping[str, Any], pad_to: int = 0) -> None:
     """Write ``data`` as indented JSON via a temporary file, so readers never see half a file.
 
@@ -277,7 +282,7 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any], pad_to: int = 0
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes((json.dumps(data, indent=2) + "\n").encode("utf-8").ljust(pad_to))
+        tmp.write_bytes(json_bytes(data).ljust(pad_to))
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
