@@ -119,7 +119,9 @@ def test_batch_keeps_a_truncated_videos_counts_and_a_rerun_does_not_retry_it(
     items = [record for record in manifest_records(out) if record["type"] == "item"]
     assert len(items) == len({record["id"] for record in items}), "the rerun processed nothing again"
     assert [record["attempts"] for record in items] == [1] * len(items), "a truncated video is not retried"
-    assert items[-1]["status"] == "truncated"
+    # Slices finish in any order: the video's last one (the whole video unsplit) holds the cut.
+    statuses = [record["status"] for record in sorted(items, key=lambda record: record["id"])]
+    assert statuses == ["completed"] * (len(items) - 1) + ["truncated"]
 
 
 def test_overwrite_leaves_no_intervals_of_the_run_before(tmp_path: Path, highway: Path):
