@@ -106,3 +106,30 @@ def calibration_problem(image_points: Sequence[Point], world_points: Sequence[Po
     if not ((w > 0).all() or (w < 0).all()):
         return "image_points and world_points are not in the same order (the mapping folds through the horizon)"
     return None
+
+
+def containment(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """How much of the smaller box of each pair lies inside the other: intersection over the smaller area.
+
+    Two boxes that overlap little by IoU can still lie one inside the other (a lorry's load box inside
+    the lorry's, a rider's box over their bicycle's); this measure is 1 for those.
+
+    Args:
+        boxes_a: N x 4 boxes (x1, y1, x2, y2).
+        boxes_b: M x 4 boxes.
+
+    Returns:
+        N x M values from 0 (apart) to 1 (one inside the other); 0 for boxes without area.
+
+    Example:
+        >>> containment(np.array([[0, 0, 10, 10]]), np.array([[2, 2, 4, 4], [5, 0, 15, 10]])).tolist()
+        [[1.0, 0.5]]
+    """
+    a = np.asarray(boxes_a, dtype=float).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=float).reshape(-1, 4)
+    width = (np.minimum(a[:, None, 2], b[:, 2]) - np.maximum(a[:, None, 0], b[:, 0])).clip(0)
+    height = (np.minimum(a[:, None, 3], b[:, 3]) - np.maximum(a[:, None, 1], b[:, 1])).clip(0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    smaller = np.minimum(area_a[:, None], area_b)
+    return np.divide(width * height, smaller, out=np.zeros_like(smaller), where=smaller > 0)

@@ -233,6 +233,7 @@ def _line_counter(line: LineConfig, forget_after_s: float) -> LineCounter:
         line.start,
         line.end,
         min_crossing_distance=line.min_crossing_distance,
+        same_object_overlap=line.same_object_overlap,
         lanes=lanes,
         forget_after_s=forget_after_s,
     )

@@ -10,6 +10,11 @@ Rules (each has an exact test in ``tests/test_lines.py``):
 - Hysteresis: a crossing is confirmed once the anchor is ``min_crossing_distance`` pixels beyond
   the line; coming back before that cancels it, so jitter on the line counts nothing extra.
 - A track counts at most once per line and direction. Detections without a track ID never count.
+- A box cut off by the frame's left, right or bottom edge (``detections.data["at_edge"]``) says
+  nothing about where the object touches the road: it neither moves the track nor counts.
+- One object, one count: a track whose box lies mostly inside the box of a track that counted the
+  same line and direction in the last :data:`SAME_OBJECT_WINDOW_S` (or around it: a lorry and its
+  load, a rider and their bicycle, each tracked) is the same object, and does not count again.
 
 Example:
     >>> import numpy as np
@@ -36,7 +41,11 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Direction, LineCrossing
-from pipeline.geometry import Point, cross
+from pipeline.geometry import Point, containment, cross
+
+SAME_OBJECT_WINDOW_S = 2.0
+"""How long after a track counts a second track on the same object (one box inside the other) is
+taken for it: parts of one vehicle, or a rider and their bicycle, cross within a second or two."""
 
 
 def _sign(value: float) -> int:
@@ -82,7 +91,8 @@ class _TrackState:
     last_seen_s: float
     pending: tuple[Direction, str | None] | None = None
     """A crossing seen but not yet ``min_crossing_distance`` beyond the line: (direction, lane)."""
-    counted: set[Direction] = field(default_factory=set)
+    counted: dict[Direction, float] = field(default_factory=dict)
+    """When the track's crossing in each direction was confirmed."""
 
     def move_to(
         self, point: Point, now_s: float, segment: DirectedSegment, min_distance: float
@@ -108,7 +118,7 @@ class _TrackState:
         crossing, self.pending, self.side = self.pending, None, sign
         if crossing[0] in self.counted:
             return None
-        self.counted.add(crossing[0])
+        self.counted[crossing[0]] = now_s
         return crossing
 
 
@@ -189,6 +199,8 @@ class LineCounter:
         end: Second end point. Moving from the negative to the positive side of
             cross(end - start, anchor - start) is ``in``: for a line drawn left to right, moving down.
         min_crossing_distance: Pixels beyond the line an anchor must reach to confirm a crossing.
+        same_object_overlap: From this much of one box inside another (:func:`~pipeline.geometry.containment`),
+            two tracks are one object for counting; 1 or more counts every track.
         lanes: Optional sub-segments; a crossing is attributed to the lane whose stretch of the
             line (the lane's end points projected onto it) contains the crossing point.
         forget_after_s: Drop a track's state once it has not been seen for this long, so memory
@@ -207,6 +219,7 @@ class LineCounter:
         start: Point,
         end: Point,
         min_crossing_distance: float = 0.0,
+        same_object_overlap: float = 1.0,
         lanes: Sequence[Lane] = (),
         forget_after_s: float = 5.0,
         anchor: sv.Position = sv.Position.BOTTOM_CENTER,
@@ -214,6 +227,7 @@ class LineCounter:
         self.name = name
         self.segment = DirectedSegment(start, end, lanes)
         self.min_crossing_distance = min_crossing_distance
+        self.same_object_overlap = same_object_overlap
         self.forget_after_s = forget_after_s
         self.anchor = anchor
         self.crossings_in: Counter[str] = Counter()
@@ -255,22 +269,65 @@ class LineCounter:
         """
         events: list[LineCrossing] = []
         anchors = tracked_anchors(detections, self.anchor)
+        if "at_edge" in detections.data:
+            anchors = [anchor for anchor, cut in zip(anchors, detections.data["at_edge"], strict=True) if not cut]
         if any(track_id not in self._tracks for track_id, _, _ in anchors):
             self._start_new_tracks(detections, timestamp_s)
         for track_id, point, class_name in anchors:
             crossing = self._update_track(track_id, point, timestamp_s)
-            if crossing is not None:
-                direction, lane = crossing
-                (self.crossings_in if direction == "in" else self.crossings_out)[class_name] += 1
-                if lane is not None:
-                    self.lane_counts[lane][direction] += 1
-                events.append(
-                    LineCrossing(
-                        frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
-                    )
+            if crossing is None or self._counted_as_another(track_id, crossing[0], detections, timestamp_s):
+                continue
+            direction, lane = crossing
+            (self.crossings_in if direction == "in" else self.crossings_out)[class_name] += 1
+            if lane is not None:
+                self.lane_counts[lane][direction] += 1
+            events.append(
+                LineCrossing(
+                    frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
                 )
+            )
+            self._share_count(track_id, direction, detections, timestamp_s)
         self._forget_stale(timestamp_s)
         return events
+
+    def _same_object(self, detections: sv.Detections, index: int, others: list[int]) -> np.ndarray:
+        """Which of ``others`` (detection indices) are on the same object as detection ``index``: one
+        box mostly inside the other, and their anchors closer than half the smaller box's size."""
+        boxes = detections.xyxy
+        nested = containment(boxes[index], boxes[others])[0] >= self.same_object_overlap
+        # Parts of one object touch the road at one place; two vehicles side by side, one box drawn
+        # around both, do not: their anchors are a vehicle's width apart.
+        anchors = sv.Detections(xyxy=boxes[[index, *others]]).get_anchors_coordinates(self.anchor)
+        sizes = np.sqrt(np.prod(boxes[[index, *others], 2:] - boxes[[index, *others], :2], axis=1))
+        close = np.linalg.norm(anchors[1:] - anchors[0], axis=1) <= np.minimum(sizes[1:], sizes[0]) / 2
+        return nested & close
+
+    def _counted_as_another(self, track_id: int, direction: Direction, detections: sv.Detections, now_s: float) -> bool:
+        """Whether a track on the same object as this one, on this frame, counted this direction in
+        the last :data:`SAME_OBJECT_WINDOW_S`."""
+        if self.same_object_overlap >= 1:
+            return False
+        track_ids = detections.tracker_id.tolist()
+        others = [
+            index
+            for index, other in enumerate(track_ids)
+            if other != track_id
+            and other in self._tracks
+            and now_s - self._tracks[other].counted.get(direction, -math.inf) <= SAME_OBJECT_WINDOW_S
+        ]
+        return bool(others) and bool(self._same_object(detections, track_ids.index(track_id), others).any())
+
+    def _share_count(self, track_id: int, direction: Direction, detections: sv.Detections, now_s: float) -> None:
+        """Mark the tracks on the same object as the one that just counted as counted too: a rider's
+        box crossing after their bicycle's does not count again."""
+        if self.same_object_overlap >= 1:
+            return
+        track_ids = detections.tracker_id.tolist()
+        others = [index for index, other in enumerate(track_ids) if other != track_id and other in self._tracks]
+        if not others:
+            return
+        for index in np.asarray(others)[self._same_object(detections, track_ids.index(track_id), others)].tolist():
+            self._tracks[track_ids[index]].counted.setdefault(direction, now_s)
 
     def _start_new_tracks(self, detections: sv.Detections, now_s: float) -> None:
         previous = detections.data.get("previous_xyxy")

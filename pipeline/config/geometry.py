@@ -49,6 +49,10 @@ class LineConfig:
     min_crossing_distance: float = field(default=6.0, metadata=check(lambda v: v >= 0, "a number of pixels >= 0"))
     """How far beyond the line (pixels) an anchor must get for a crossing to count: jitter on the
     line counts nothing, and crossing back counts only after moving this far back."""
+    same_object_overlap: float = field(default=0.6, metadata=check(lambda v: 0 < v <= 1, "a number above 0, up to 1"))
+    """Two tracks whose boxes lie one this much inside the other (intersection over the smaller box) as
+    the second crosses, within 2 s of the first's count the same way, are one object: a lorry and its
+    load detected apart, a rider and their bicycle. The second does not count. 1 counts every track."""
     lanes: list[LaneConfig] = field(default_factory=list, metadata=at_most(MAX_LANES, "lanes"))
 
     def __post_init__(self) -> None:

@@ -108,6 +108,19 @@ class DistinctTracks:
         self._highest = max(self._highest, int(track_ids.max()))
 
 
+def at_frame_edge(xyxy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """Which boxes touch the frame's left, right or bottom edge (within a pixel): the object may go on
+    beyond it, so the box's bottom centre is not where it touches the road.
+
+    Example:
+        >>> at_frame_edge(np.array([[0, 10, 50, 60], [10, 10, 50, 60], [10, 10, 50, 99.5]]), (200, 100)).tolist()
+        [True, False, True]
+    """
+    width, height = frame_size
+    boxes = np.asarray(xyxy, dtype=float).reshape(-1, 4)
+    return (boxes[:, 0] <= 1) | (boxes[:, 2] >= width - 1) | (boxes[:, 3] >= height - 1)
+
+
 class FramePipeline:
     """Tracks and counts one source's frames: ByteTrack, every configured counter, the heat map.
 
@@ -163,6 +176,7 @@ class FramePipeline:
                 distinct tracks and tally do not.
         """
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
+        tracked.data["at_edge"] = at_frame_edge(tracked.xyxy, self.frame_size)
         events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
         if counted:
             self.heatmap.update(tracked)
