@@ -48,6 +48,16 @@ class MotionTrail:
             self._samples.popleft()
         self.size_px = size_px
 
+    @property
+    def first(self) -> Point:
+        """The oldest anchor held (the window's start)."""
+        return (self._samples[0][1], self._samples[0][2])
+
+    @property
+    def last(self) -> Point:
+        """The latest anchor."""
+        return (self._samples[-1][1], self._samples[-1][2])
+
     def predict(self, now_s: float) -> Point:
         """Where the anchor would be at ``now_s``, moving on at its velocity over the window."""
         t1, x1, y1 = self._samples[-1]

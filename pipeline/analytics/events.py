@@ -122,6 +122,9 @@ class Movement(TrackEvent):
         origin_frame: The frame it was first seen in its origin on.
         origin_s: When it was first seen in its origin.
         travel_s: From ``origin_s`` to this event.
+        inferred: Whether an end rests on the track's path rather than a sighting: its origin (or the
+            vanished track it continues) from where it came from, or its destination from where it
+            was heading when lost.
     """
 
     event_type: ClassVar[str] = "movement"
@@ -132,3 +135,4 @@ class Movement(TrackEvent):
     origin_frame: int
     origin_s: float
     travel_s: float
+    inferred: bool = False
