@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.config.fields import FOUR_POINTS, NON_EMPTY_NAME, at_most, check
-from pipeline.geometry import Point, calibration_problem, polygon_problem
+from pipeline.geometry import Point, calibration_problem, cross, polygon_problem
 
 # How many of each a config may place on the image: beyond what one camera's frame usefully holds (about
 # 100 bays in the PKLot lot, a handful of approaches at an intersection), and every one of them costs
@@ -110,12 +110,27 @@ class ParkingConfig:
 
 @dataclass
 class ApproachConfig:
-    """One approach of an intersection or road: a polygon in source pixels where tracks enter and leave."""
+    """One approach of an intersection or road, where tracks enter and leave: a polygon in source pixels
+    that the anchor is in, a gate line across the leg (the stop line or crosswalk) that it crosses, or
+    both. A gate's points go with the intersection on their right (clockwise around it on the image):
+    crossing it toward the intersection is ``in``, as on a counting line."""
 
     name: str = field(
         metadata=check(lambda v: v.strip() not in ("", "?") and "->" not in v, "a non-empty name without '->'")
     )
-    polygon: list[Point] = field(metadata=POLYGON)
+    polygon: list[Point] | None = field(default=None, metadata=POLYGON)
+    gate: list[Point] | None = field(default=None, metadata=check(lambda v: len(v) == 2, "a list of 2 points"))
+
+    def __post_init__(self) -> None:
+        if self.polygon is None and self.gate is None:
+            raise ValueError("give a polygon, a gate or both")
+        if self.gate is not None and self.gate[0] == self.gate[1]:
+            raise ValueError(f"gate: both points are {self.gate[0]}")
+
+    @property
+    def points(self) -> list[Point]:
+        """Every point placed on the image: the polygon's, then the gate's."""
+        return [*(self.polygon or []), *(self.gate or [])]
 
 
 @dataclass
@@ -126,10 +141,27 @@ class MovementsConfig:
     approaches: list[ApproachConfig] = field(default_factory=list, metadata=at_most(MAX_APPROACHES, "approaches"))
     min_outside_s: float = field(default=0.5, metadata=check(lambda v: v >= 0, "a number of seconds >= 0"))
     """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
+    min_crossing_distance: float = field(default=6.0, metadata=check(lambda v: v >= 0, "a number of pixels >= 0"))
+    """How far beyond a gate (pixels) an anchor must get for its crossing to count, as on a counting line."""
 
     def __post_init__(self) -> None:
         if len(self.approaches) == 1:
             raise ValueError("approaches: a movement needs at least 2 approaches (or none to turn it off)")
+        for index, approach in enumerate(self.approaches):
+            if approach.gate is None:
+                continue
+            # A gate drawn the wrong way round would take every vehicle entering for one leaving: then
+            # every other approach lies on its left (perspective may put some there when it is right).
+            centres = [_centre(other.points) for other in self.approaches if other is not approach]
+            if all(cross(approach.gate[0], approach.gate[1], centre) <= 0 for centre in centres):
+                raise ValueError(
+                    f"approaches[{index}].gate ({approach.name}): every other approach lies on its left; give its "
+                    "points the other way round (the intersection on the right going from the first to the second)"
+                )
+
+
+def _centre(points: list[Point]) -> Point:
+    return (sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points))
 
 
 @dataclass

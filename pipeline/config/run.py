@@ -81,7 +81,14 @@ class Config:
         ]
         zones = [replace(zone, polygon=[scale(p) for p in zone.polygon]) for zone in self.zones]
         slots = [replace(slot, polygon=[scale(p) for p in slot.polygon]) for slot in self.parking.slots]
-        approaches = [replace(a, polygon=[scale(p) for p in a.polygon]) for a in self.movements.approaches]
+        approaches = [
+            replace(
+                a,
+                polygon=None if a.polygon is None else [scale(p) for p in a.polygon],
+                gate=None if a.gate is None else [scale(p) for p in a.gate],
+            )
+            for a in self.movements.approaches
+        ]
         speed = self.speed
         if speed.image_points is not None:
             speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
@@ -108,7 +115,7 @@ class Config:
         named += [(f"zones[{i}] ({zone.name})", zone.polygon) for i, zone in enumerate(self.zones)]
         named += [(f"parking.slots[{i}] ({slot.name})", slot.polygon) for i, slot in enumerate(self.parking.slots)]
         named += [
-            (f"movements.approaches[{i}] ({approach.name})", approach.polygon)
+            (f"movements.approaches[{i}] ({approach.name})", approach.points)
             for i, approach in enumerate(self.movements.approaches)
         ]
         for key, points in named:
