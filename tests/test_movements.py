@@ -137,24 +137,37 @@ def test_a_track_lost_in_the_middle_and_found_again_under_a_new_id_keeps_its_ori
 
 
 @pytest.mark.parametrize(
-    ("offset_px", "lost", "stall"),
-    [
-        ((11, 0), range(13, 16), False),
-        ((0, -11), range(13, 16), False),
-        ((0, 0), range(10, 21), False),  # unseen for 1.2 s
-        ((0, 0), range(10, 21), True),  # no frames for 1.2 s (a live feed that stalled)
-    ],
-    ids=["beside-the-path", "ahead-of-the-path", "after-forget_after_s", "after-a-stall"],
+    ("offset_px", "frame_index"),
+    [((11, 0), 25), ((0, -11), 24)],
+    ids=["beside-the-path", "ahead-of-the-path"],
 )
-def test_a_new_id_outside_the_gate_or_too_late_is_another_track(
-    offset_px: tuple[float, float], lost: range, stall: bool
+def test_a_new_id_outside_the_gate_first_seen_in_the_box_continues_the_lost_track(
+    offset_px: tuple[float, float], frame_index: int
 ):
     counter = new_counter(forget_after_s=1.0)
     positions = path("S", "C", "N", step_px=10)
-    events = feed_frames(counter, switched(positions, lost, old_id=5, new_id=9, offset_px=offset_px, stall=stall))
-    # The lost car is reported as S->?; the new ID, first seen in the centre, takes N as its origin.
-    assert [(e.movement, e.track_id) for e in events] == [("S->?", 5)]
-    assert counter.summary()["stayed_in_origin"] == {"N": 1}
+    events = feed_frames(counter, switched(positions, range(13, 16), old_id=5, new_id=9, offset_px=offset_px))
+    # Too far off for continue_vanished, but the new ID's path leads back to S, where the lost car came
+    # from; its anchor (y = 350 - 10 * frame, moved by the offset) reaches N's edge (y = 100) on frame 25 or 24.
+    assert [(e.movement, e.track_id, e.origin_frame, e.frame_index, e.inferred) for e in events] == [
+        ("S->N", 9, 0, frame_index, True)
+    ]
+    assert counter.summary()["stayed_in_origin"] == {} and counter.tracks_held == 0
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["after-forget_after_s", "after-a-stall"])
+def test_a_new_id_after_forget_after_s_is_another_track(stall: bool):
+    counter = new_counter(forget_after_s=1.0)
+    positions = path("S", "C", "N", step_px=10)
+    # Unseen for 1.2 s (or no frames for 1.2 s: a live feed that stalled), last seen on frame 9.
+    events = feed_frames(counter, switched(positions, range(10, 21), old_id=5, new_id=9, stall=stall))
+    # Each counts on its own, both inferred: the lost car by where it was heading, the new ID (first
+    # seen in the box on frame 21, y = 350 - 10 * 21 = 140) by where it came from; its anchor reaches
+    # N's edge (y = 100) on frame 25.
+    assert [(e.movement, e.track_id, e.origin_frame, e.frame_index, e.inferred) for e in events] == [
+        ("S->N", 5, 0, 9, True),
+        ("S->N", 9, 21, 25, True),
+    ]
 
 
 def test_new_ids_continue_the_nearest_vanished_tracks_each_once():
@@ -171,7 +184,7 @@ def test_new_ids_continue_the_nearest_vanished_tracks_each_once():
 
 def test_a_track_that_never_exits_is_reported_at_its_last_sighting():
     counter = new_counter(forget_after_s=1.0)
-    positions = path("E", "C")  # drives into the centre and is never seen again
+    positions = path("E", "C") + [CENTRES["C"]] * 6  # stops in the centre (no heading) and is never seen again
     events = drive(counter, positions, track_id=3, class_name="truck")
     assert [(e.movement, e.origin, e.destination, e.class_name) for e in events] == [("E->?", "E", None, "truck")]
     assert events[0].frame_index == len(positions) - 1

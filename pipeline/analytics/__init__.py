@@ -17,7 +17,7 @@ import supervision as sv
 
 from pipeline.analytics.events import Event, LineCrossing, Movement, SlotChange, TrackEvent, ZoneEnter, ZoneExit
 from pipeline.analytics.lines import Lane, LineCounter
-from pipeline.analytics.movements import MovementCounter, movement_name
+from pipeline.analytics.movements import Approach, MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.views import AnalyticsView, MovementsView, movements_snapshot, snapshot
@@ -268,8 +268,13 @@ def _movement_counter(movements: MovementsConfig, forget_after_s: float) -> Move
     """No counter with fewer than two approaches."""
     if len(movements.approaches) < 2:
         return None
-    polygons = {approach.name: approach.polygon for approach in movements.approaches}
-    return MovementCounter(polygons, min_outside_s=movements.min_outside_s, forget_after_s=forget_after_s)
+    approaches = {approach.name: Approach.placed(approach.polygon, approach.gate) for approach in movements.approaches}
+    return MovementCounter(
+        approaches,
+        min_outside_s=movements.min_outside_s,
+        forget_after_s=forget_after_s,
+        min_crossing_distance=movements.min_crossing_distance,
+    )
 
 
 def _line_summary(line: LineCounter, speeds: LineSpeeds | None) -> dict[str, Any]:

@@ -1,18 +1,32 @@
 """Turning movements: from which approach each track came and by which one it left.
 
-Every approach is a named polygon that serves as both an entry and an exit. Rules (each has an
-exact test in ``tests/test_movements.py``):
+Every approach is a named polygon, a gate line across the leg (the stop line or crosswalk), or both;
+each is an entry and an exit. A track's anchor (bottom centre of the box) enters an approach when it
+is in its polygon or crosses its gate ``in`` (toward the intersection: the gate's points go with the
+intersection on their right, the geometry of :class:`~pipeline.analytics.lines.LineCounter` with its
+hysteresis), and leaves by one when it is in its polygon or crosses its gate ``out``. The
+intersection (the box) is the convex hull of every approach. Rules (each has an exact test in
+``tests/test_movements.py`` or ``tests/test_movement_rules.py``):
 
-- A track's origin is the first approach its anchor (bottom centre of the box) is seen in (tracks
-  usually appear before their first approach, at the frame's edge); a track that is in no approach
-  is no movement. A track that first appears inside the intersection (an ID switch after an
-  occlusion) therefore takes the first approach it reaches as its origin.
+- A track's origin is the first approach it enters (tracks usually appear before their first
+  approach, at the frame's edge); leaving by a gate it never entered is no origin. A track that is
+  in no approach is no movement.
+- A track first seen inside the box (an ID switch after an occlusion) takes its origin from its path
+  backwards: its heading over its first ``window_s`` extended back until it meets an approach, within
+  the box's size. It then continues the last track from that origin that was lost inside the box
+  before it appeared, if one is still held (that one counts nothing). Its movement is ``inferred``.
+  A path that leads back to no approach leaves the old rule: the first approach it enters.
 - Reaching another approach is the movement ``origin->destination``, reported on that frame.
-- Coming back into the origin after at least ``min_outside_s`` outside every approach is a U-turn
-  ``A->A`` (a box jittering on the zone's edge is never one).
+- Coming back into the origin is a U-turn ``A->A`` only with evidence that the track left: after at
+  least ``min_outside_s`` outside every approach, its anchor went beyond the origin by at least its own
+  box size and :data:`U_TURN_REACH` of the way to the intersection's centre (the mean of the
+  approaches' centres). A queued vehicle jittering on its approach's edge never is one, at any frame
+  rate.
 - A track that left its origin and vanishes for longer than ``forget_after_s`` (the tracker's
-  buffer and a margin) without reaching an exit is reported as ``A->?`` at its last sighting; one
-  that is found again within that time (the same track ID) carries on.
+  buffer and a margin) without reaching an exit is reported at its last sighting: if it was lost
+  inside the box heading somewhere, as ``A->B`` (``inferred``) to the first approach its heading
+  meets within the box's size, else as ``A->?``. One that is found again within that time (the
+  same track ID) carries on.
 - A new track ID that appears where a vanished track (one with an origin, not seen on this frame,
   within ``forget_after_s``) would be by now continues it (the rule is in
   :mod:`pipeline.analytics.continuation`): it keeps that origin, and the vanished ID counts nothing.
@@ -22,7 +36,7 @@ exact test in ``tests/test_movements.py``):
 Example:
     >>> import numpy as np
     >>> west = [(0, 0), (100, 0), (100, 200), (0, 200)]
-    >>> east = [(300, 0), (400, 0), (400, 200), (300, 200)]
+    >>> east = Approach(gate=DirectedSegment((300, 0), (300, 200)))  # the intersection on its right
     >>> counter = MovementCounter({"West": west, "East": east})
     >>> events = []
     >>> for frame_index, x in enumerate([50, 150, 250, 350]):  # one car driving east
@@ -30,28 +44,39 @@ Example:
     ...         xyxy=np.array([[x - 10.0, 80.0, x + 10.0, 100.0]]), class_id=np.array([2]),
     ...         tracker_id=np.array([7]), data={"class_name": np.array(["car"])})
     ...     events += counter.update(detections, frame_index, frame_index / 10)
-    >>> [(e.movement, e.track_id, e.frame_index, e.origin_frame) for e in events]
-    [('West->East', 7, 3, 0)]
+    >>> [(e.movement, e.track_id, e.frame_index, e.origin_frame, e.inferred) for e in events]
+    [('West->East', 7, 3, 0, False)]
     >>> counter.counts[("West", "East")]
     Counter({'car': 1})
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import math
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 import supervision as sv
 
 from pipeline.analytics.continuation import MotionTrail, continuations
-from pipeline.analytics.events import Movement
-from pipeline.analytics.lines import tracked_anchors
+from pipeline.analytics.events import Direction, Movement
+from pipeline.analytics.lines import DirectedSegment, LineCounter, tracked_anchors
 from pipeline.geometry import Point
 
 UNKNOWN = "?"
 """The destination's name in a movement that reached no exit (``West->?``)."""
+
+U_TURN_REACH = 0.5
+"""Share of the way from its origin to the intersection's centre that a track's anchor must get before
+coming back is a U-turn: a queued vehicle's anchor jitters by a fraction of its box, a vehicle that
+turns round drives out into the intersection."""
+
+MIN_HEADING_BOXES = 0.25
+"""A path has a heading once its anchor moved this many box sizes (the box's longer side) over the
+window: a vehicle standing still has none, and box jitter moves the anchor by a few percent."""
 
 
 def movement_name(origin: str | None, destination: str | None) -> str:
@@ -65,9 +90,72 @@ def movement_name(origin: str | None, destination: str | None) -> str:
 
 
 @dataclass
+class Approach:
+    """Where tracks enter and leave: a polygon, a gate line (``in`` toward the intersection), or both."""
+
+    polygon: np.ndarray | None = None
+    gate: DirectedSegment | None = None
+
+    @classmethod
+    def of(cls, value: Approach | Sequence[Point]) -> Approach:
+        """``value`` itself, or the approach with ``value`` (a list of points) as its polygon."""
+        return value if isinstance(value, Approach) else cls(polygon=np.asarray(value, dtype=float))
+
+    @classmethod
+    def placed(cls, polygon: Sequence[Point] | None, gate: Sequence[Point] | None) -> Approach:
+        """The approach with this polygon and this gate (its two points), either of them None."""
+        return cls(
+            None if polygon is None else np.asarray(polygon, dtype=float),
+            None if gate is None else DirectedSegment(gate[0], gate[1]),
+        )
+
+    @property
+    def outline(self) -> np.ndarray:
+        """What the overlay draws: the polygon, else the gate's two points."""
+        return self.polygon if self.polygon is not None else np.array([self.gate.start, self.gate.end])
+
+    def scaled(self, sx: float, sy: float) -> Approach:
+        """This approach in a frame scaled by (sx, sy)."""
+        polygon = None if self.polygon is None else self.polygon * (sx, sy)
+        return Approach(polygon, None if self.gate is None else self.gate.scaled(sx, sy))
+
+    def distance_beyond(self, point: Point) -> float:
+        """How far ``point`` lies beyond the approach, toward the intersection: outside its polygon, on
+        its gate's ``in`` side (the smaller of the two with both)."""
+        distances = []
+        if self.polygon is not None:
+            distances.append(max(0.0, -cv2.pointPolygonTest(self.polygon.astype(np.float32), point, True)))
+        if self.gate is not None:
+            distances.append(self.gate.distance(point) if self.gate.side(point) > 0 else 0.0)
+        return min(distances)
+
+    def hit(self, p0: Point, p1: Point) -> float | None:
+        """Where the path p0 -> p1 first reaches the approach, as a fraction of the way (None: it does
+        not): into the polygon (0 if p0 is in it), or across the gate from its ``in`` side to its ``out`` side."""
+        hits = []
+        if self.polygon is not None:
+            if cv2.pointPolygonTest(self.polygon.astype(np.float32), p0, False) >= 0:
+                return 0.0
+            for a, b in zip(self.polygon, np.roll(self.polygon, -1, axis=0), strict=True):
+                if not np.array_equal(a, b):
+                    hits.append(_crossing_fraction(DirectedSegment(tuple(a), tuple(b)), p0, p1))
+        if self.gate is not None and self.gate.side(p0) > 0:
+            hits.append(_crossing_fraction(self.gate, p0, p1))
+        return min((fraction for fraction in hits if fraction is not None), default=None)
+
+
+def _crossing_fraction(segment: DirectedSegment, p0: Point, p1: Point) -> float | None:
+    """The fraction of the way p0 -> p1 at which it crosses ``segment`` (None: it does not)."""
+    s0, s1 = segment.side(p0), segment.side(p1)
+    if s0 == s1 or s0 * s1 > 0 or segment.crossing_position(p0, p1) is None:
+        return None
+    return s0 / (s0 - s1)
+
+
+@dataclass
 class _Track:
     origin: str | None
-    """None until the track is first seen inside an approach."""
+    """None until the track first enters an approach (or one is inferred)."""
     origin_frame: int
     origin_s: float
     last_seen_s: float
@@ -77,28 +165,19 @@ class _Track:
     """When the anchor was last seen leaving every approach (None while inside one)."""
     outside_s: float = 0.0
     """Longest time spent outside every approach since the origin."""
+    went_far: bool = False
+    """Whether the anchor got far enough beyond the origin for coming back to be a U-turn."""
     done: bool = False
+    inferred: bool = False
+    """Whether its origin rests on its path backwards (or on the lost track it continues)."""
+    origin_guessed: bool = False
+    """Whether its origin rests on its path alone (no lost track continued): then only reaching an exit
+    makes it a movement, one end at least seen."""
     trail: MotionTrail = field(default_factory=MotionTrail)
-    """Recent anchors, to tell which new track ID continues this one if the tracker loses it."""
-
-    def arrive(self, approach: str | None, frame_index: int, now_s: float, min_outside_s: float) -> bool:
-        """Record the approach the anchor is in now (None: outside every one); whether that completes
-        a movement, to ``approach``."""
-        if self.done:
-            return False
-        if self.origin is None:  # not in an approach yet: the first one it enters is where it came from
-            if approach is not None:
-                self.origin, self.origin_frame, self.origin_s = approach, frame_index, now_s
-            return False
-        if approach is None:
-            if self.left_origin_s is None:
-                self.left_origin_s = now_s
-            self.outside_s = max(self.outside_s, now_s - self.left_origin_s)
-            return False
-        if approach == self.origin and self.outside_s < min_outside_s:
-            self.left_origin_s, self.outside_s = None, 0.0  # still (or back) at the entry: not a U-turn
-            return False
-        return True
+    """Recent anchors, to tell which new track ID continues this one if the tracker loses it, and where
+    it was heading."""
+    birth: MotionTrail | None = None
+    """The first anchors of a track first seen inside the box, to tell where it came from."""
 
 
 def continue_vanished(
@@ -128,33 +207,60 @@ def continue_vanished(
 
 
 class MovementCounter:
-    """Counts origin-destination movements between named approach polygons, per class.
+    """Counts origin-destination movements between named approaches, per class.
 
     Args:
-        approaches: Approach name to polygon vertices (pixels); each is an entry and an exit.
+        approaches: Approach name to an :class:`Approach`, or to polygon vertices (pixels); each is an
+            entry and an exit.
         min_outside_s: Time outside every approach before coming back into the origin is a U-turn.
         forget_after_s: A track not seen for this long is closed (``A->?`` if it left its origin).
+        min_crossing_distance: Pixels beyond a gate an anchor must reach to confirm a crossing.
 
     Attributes:
         counts: Per (origin, destination), with None for an unknown end, the count per class name.
+        inferred: Per (origin, destination), how many of its movements are ``inferred``.
         stayed: Per approach, tracks that vanished without ever leaving it (no movement: a car
             that turned off out of view, or a short-lived false detection).
     """
 
     def __init__(
         self,
-        approaches: Mapping[str, Sequence[tuple[float, float]]],
+        approaches: Mapping[str, Approach | Sequence[Point]],
         min_outside_s: float = 0.5,
         forget_after_s: float = 2.0,
+        min_crossing_distance: float = 6.0,
     ) -> None:
         self.names = list(approaches)
-        self.polygons = {name: np.asarray(polygon, dtype=float) for name, polygon in approaches.items()}
+        self.approaches = {name: Approach.of(approach) for name, approach in approaches.items()}
         self.min_outside_s = min_outside_s
         self.forget_after_s = forget_after_s
-        self._zones = _anchor_zones(self.polygons)
+        self._gates = {
+            name: LineCounter(name, a.gate.start, a.gate.end, min_crossing_distance, forget_after_s=forget_after_s)
+            for name, a in self.approaches.items()
+            if a.gate is not None
+        }
+        self._layout()
         self.counts: dict[tuple[str | None, str | None], Counter[str]] = {}
+        self.inferred: Counter[tuple[str | None, str | None]] = Counter()
         self.stayed: Counter[str] = Counter()
         self._tracks: dict[int, _Track] = {}
+
+    def _layout(self) -> None:
+        """What follows from where the approaches are: polygon zones, the box, distances between them."""
+        self._zones = _anchor_zones({name: a.polygon for name, a in self.approaches.items() if a.polygon is not None})
+        outlines = [a.outline for a in self.approaches.values()]
+        self._box = cv2.convexHull(np.concatenate(outlines).astype(np.float32))
+        centres = np.array([outline.mean(axis=0) for outline in outlines])
+        apart = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+        self._box_size = float(apart.max())
+        """How far a path is followed to the approach it leads to: the most distant approaches apart."""
+        centre = tuple(centres.mean(axis=0))
+        self._u_turn_reach = {name: U_TURN_REACH * a.distance_beyond(centre) for name, a in self.approaches.items()}
+
+    @property
+    def polygons(self) -> dict[str, np.ndarray]:
+        """Each approach's outline for the overlay: its polygon, else its gate's two points."""
+        return {name: approach.outline for name, approach in self.approaches.items()}
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -172,41 +278,143 @@ class MovementCounter:
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution; counts and tracks are kept."""
-        self.polygons = {name: polygon * (sx, sy) for name, polygon in self.polygons.items()}
-        self._zones = _anchor_zones(self.polygons)
+        self.approaches = {name: approach.scaled(sx, sy) for name, approach in self.approaches.items()}
+        for gate in self._gates.values():
+            gate.rescale(sx, sy)
+        self._layout()
 
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Movement]:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
         tracked = tracked_anchors(detections)
         inside = {name: zone.trigger(detections) for name, zone in self._zones.items()} if tracked else {}
+        crossings: dict[int, list[tuple[str, Direction]]] = defaultdict(list)
+        for name, gate in self._gates.items():
+            for crossing in gate.update(detections, frame_index, timestamp_s):
+                crossings[crossing.track_id].append((name, crossing.direction))
         continue_vanished(self._tracks, tracked, frame_index, timestamp_s, self.forget_after_s)
         sizes = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
         events: list[Movement] = []
         for row, (track_id, anchor, class_name) in enumerate(tracked):
-            approach = next((name for name in self.names if inside[name][row]), None)
-            event = self._update_track(track_id, approach, class_name, frame_index, timestamp_s)
-            self._tracks[track_id].trail.add(timestamp_s, anchor, (float(sizes[row][0]), float(sizes[row][1])))
-            if event is not None:
-                events.append(event)
+            approach = next((name for name in self._zones if inside[name][row]), None)
+            track = self._tracks.get(track_id)
+            if track is None:
+                track = self._tracks[track_id] = _Track(None, frame_index, timestamp_s, timestamp_s, frame_index, "")
+                if approach is None and self._in_box(anchor):
+                    track.birth = MotionTrail()
+            track.last_seen_s, track.last_seen_frame, track.class_name = timestamp_s, frame_index, class_name
+            size = (float(sizes[row][0]), float(sizes[row][1]))
+            track.trail.add(timestamp_s, anchor, size)
+            if track.done:
+                continue
+            if track.origin is None:
+                self._find_origin(track_id, track, anchor, size, approach, crossings[track_id], timestamp_s)
+            destination = self._advance(track, anchor, size, approach, crossings[track_id], timestamp_s)
+            if destination is not None:
+                events.append(self._complete(track_id, track, destination, frame_index, timestamp_s))
         events += self._forget_stale(timestamp_s)
         return events
 
-    def _update_track(
-        self, track_id: int, approach: str | None, class_name: str, frame_index: int, now_s: float
-    ) -> Movement | None:
-        track = self._tracks.get(track_id)
-        if track is None:
-            track = self._tracks[track_id] = _Track(None, frame_index, now_s, now_s, frame_index, class_name)
-        track.last_seen_s, track.last_seen_frame, track.class_name = now_s, frame_index, class_name
-        if not track.arrive(approach, frame_index, now_s, self.min_outside_s):
+    def _find_origin(
+        self,
+        track_id: int,
+        track: _Track,
+        anchor: Point,
+        size: tuple[float, float],
+        approach: str | None,
+        crossings: list[tuple[str, Direction]],
+        now_s: float,
+    ) -> None:
+        """Give a track without an origin one: from its path backwards if it was first seen inside the
+        box, else the approach it enters now (its polygon, or its gate crossed ``in``)."""
+        if track.birth is not None:
+            if now_s - track.origin_s <= track.birth.window_s:
+                track.birth.add(now_s, anchor, size)
+            origin = self._path_meets(track.birth.first, _heading(track.birth, backwards=True))
+            if origin is not None:
+                track.origin, track.inferred, track.birth = origin, True, None
+                track.origin_guessed = not self._join_lost(track_id, track)
+                return
+            if now_s - track.origin_s > track.birth.window_s:
+                track.birth = None  # no heading back to an approach: the old rule below
+        entered = approach or next((name for name, direction in crossings if direction == "in"), None)
+        if entered is not None:
+            track.origin, track.origin_s = entered, now_s
+            track.origin_frame, track.birth = track.last_seen_frame, None
+            crossings.clear()  # the crossing that made the origin is not also a way out
+
+    def _join_lost(self, track_id: int, track: _Track) -> bool:
+        """A track first seen in the box, come from ``track.origin``, continues the track from there
+        last lost inside the box before it appeared, if one is still held: the same vehicle under a new
+        ID that :func:`continue_vanished` could not place. It takes that one's origin time; whether it
+        found one."""
+        lost = [
+            (other.last_seen_s, other_id)
+            for other_id, other in self._tracks.items()
+            if other_id != track_id
+            and other.origin == track.origin
+            and not other.done
+            and other.left_origin_s is not None
+            and other.last_seen_frame < track.origin_frame
+            and self._in_box(other.trail.last)
+        ]
+        if lost:
+            other = self._tracks[max(lost)[1]]
+            track.origin_frame, track.origin_s, other.done = other.origin_frame, other.origin_s, True
+        return bool(lost)
+
+    def _advance(
+        self,
+        track: _Track,
+        anchor: Point,
+        size: tuple[float, float],
+        approach: str | None,
+        crossings: list[tuple[str, Direction]],
+        now_s: float,
+    ) -> str | None:
+        """Follow a track with an origin; the destination of the movement it completes now, if any."""
+        if track.origin is None:
             return None
-        return self._complete(track_id, track, approach, frame_index, now_s)
+        reached = [approach] if approach is not None else []
+        reached += [name for name, direction in crossings if direction == "out"]
+        for destination in reached:
+            if destination != track.origin:
+                return destination
+            if track.went_far and track.outside_s >= self.min_outside_s:
+                return destination  # a U-turn: it really left, and came back
+            track.left_origin_s, track.outside_s, track.went_far = None, 0.0, False  # still (or back) at the entry
+            return None
+        if track.left_origin_s is None:
+            track.left_origin_s = now_s
+        track.outside_s = max(track.outside_s, now_s - track.left_origin_s)
+        reach = max(*size, self._u_turn_reach[track.origin])
+        track.went_far = track.went_far or self.approaches[track.origin].distance_beyond(anchor) >= reach
+        return None
+
+    def _in_box(self, point: Point) -> bool:
+        """Whether ``point`` is inside the intersection: the convex hull of every approach."""
+        return cv2.pointPolygonTest(self._box, point, False) >= 0
+
+    def _path_meets(self, start: Point, heading: Point | None) -> str | None:
+        """The first approach the path from ``start`` along ``heading`` meets within the box's size."""
+        if heading is None:
+            return None
+        end = (start[0] + heading[0] * self._box_size, start[1] + heading[1] * self._box_size)
+        hits = [(hit, name) for name, a in self.approaches.items() if (hit := a.hit(start, end)) is not None]
+        return min(hits)[1] if hits else None
 
     def _complete(
-        self, track_id: int, track: _Track, destination: str | None, frame_index: int, now_s: float
+        self,
+        track_id: int,
+        track: _Track,
+        destination: str | None,
+        frame_index: int,
+        now_s: float,
+        destination_inferred: bool = False,
     ) -> Movement:
         track.done = True
+        inferred = track.inferred or destination_inferred
         self.counts.setdefault((track.origin, destination), Counter())[track.class_name] += 1
+        self.inferred[(track.origin, destination)] += inferred
         return Movement(
             frame_index,
             now_s,
@@ -216,6 +424,7 @@ class MovementCounter:
             track.origin_frame,
             track.origin_s,
             now_s - track.origin_s,
+            inferred,
             track_id=track_id,
             class_name=track.class_name,
         )
@@ -226,12 +435,20 @@ class MovementCounter:
             if now_s - track.last_seen_s <= self.forget_after_s:
                 continue
             del self._tracks[track_id]
-            if track.done or track.origin is None:
+            if track.done or track.origin is None or track.origin_guessed:
                 continue
             if track.left_origin_s is None:
                 self.stayed[track.origin] += 1
-            else:
-                events.append(self._complete(track_id, track, None, track.last_seen_frame, track.last_seen_s))
+                continue
+            # Lost inside the box: its destination is where it was heading, if that leads to an exit.
+            ahead = (
+                self._path_meets(track.trail.last, _heading(track.trail)) if self._in_box(track.trail.last) else None
+            )
+            destination = ahead if ahead != track.origin else None  # a U-turn needs to be seen
+            event = self._complete(
+                track_id, track, destination, track.last_seen_frame, track.last_seen_s, destination is not None
+            )
+            events.append(event)
         return events
 
     def in_progress(self) -> dict[str, int]:
@@ -247,6 +464,17 @@ class MovementCounter:
         return movements_summary(self)
 
 
+def _heading(trail: MotionTrail, backwards: bool = False) -> Point | None:
+    """The unit direction of the anchor's motion over the trail (reversed ``backwards``); None if it
+    moved less than :data:`MIN_HEADING_BOXES` of its box."""
+    (x0, y0), (x1, y1) = trail.first, trail.last
+    length = math.hypot(x1 - x0, y1 - y0)
+    if length == 0 or length < MIN_HEADING_BOXES * max(trail.size_px):
+        return None
+    sign = -1 if backwards else 1
+    return (sign * (x1 - x0) / length, sign * (y1 - y0) / length)
+
+
 def movement_count(classes: Mapping[str, int]) -> dict[str, object]:
     """One movement's entry in ``summary.json`` ``movements.counts``: its total and its count per class."""
     return {"total": sum(classes.values()), "by_class": dict(sorted(classes.items()))}
@@ -254,11 +482,13 @@ def movement_count(classes: Mapping[str, int]) -> dict[str, object]:
 
 def movements_summary(counter: MovementCounter) -> dict[str, object]:
     """Every named pair (zeros included), then the movements that reached no exit, each with its
-    total and its count per class; tracks that stayed in their origin; tracks still on their way."""
+    total and its count per class; how many of each movement were inferred (those with any); tracks
+    that stayed in their origin; tracks still on their way."""
     keys: list[tuple[str | None, str | None]] = [*counter.pairs]
     keys += sorted((k for k in counter.counts if k not in keys), key=lambda k: movement_name(*k))
     return {
         "counts": {movement_name(*key): movement_count(counter.counts.get(key, Counter())) for key in keys},
+        "inferred": {movement_name(*key): counter.inferred[key] for key in keys if counter.inferred[key]},
         "stayed_in_origin": dict(sorted(counter.stayed.items())),
         "in_progress_at_end": counter.in_progress(),
     }
