@@ -15,9 +15,10 @@ from typing import Any
 
 import supervision as sv
 
+from pipeline.analytics.approaches import Approach
 from pipeline.analytics.events import Event, LineCrossing, Movement, SlotChange, TrackEvent, ZoneEnter, ZoneExit
 from pipeline.analytics.lines import Lane, LineCounter
-from pipeline.analytics.movements import Approach, MovementCounter, movement_name
+from pipeline.analytics.movements import MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.views import AnalyticsView, MovementsView, movements_snapshot, snapshot

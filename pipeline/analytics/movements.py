@@ -36,7 +36,7 @@ intersection (the box) is the convex hull of every approach. Rules (each has an 
 Example:
     >>> import numpy as np
     >>> west = [(0, 0), (100, 0), (100, 200), (0, 200)]
-    >>> east = Approach(gate=DirectedSegment((300, 0), (300, 200)))  # the intersection on its right
+    >>> east = Approach.placed(None, [(300, 0), (300, 200)])  # a gate: the intersection on its right
     >>> counter = MovementCounter({"West": west, "East": east})
     >>> events = []
     >>> for frame_index, x in enumerate([50, 150, 250, 350]):  # one car driving east
@@ -52,18 +52,17 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 import supervision as sv
 
+from pipeline.analytics.approaches import Approach, Intersection, heading
 from pipeline.analytics.continuation import MotionTrail, continuations
 from pipeline.analytics.events import Direction, Movement
-from pipeline.analytics.lines import DirectedSegment, LineCounter, tracked_anchors
+from pipeline.analytics.lines import LineCounter, tracked_anchors
 from pipeline.geometry import Point
 
 UNKNOWN = "?"
@@ -74,10 +73,6 @@ U_TURN_REACH = 0.5
 coming back is a U-turn: a queued vehicle's anchor jitters by a fraction of its box, a vehicle that
 turns round drives out into the intersection."""
 
-MIN_HEADING_BOXES = 0.25
-"""A path has a heading once its anchor moved this many box sizes (the box's longer side) over the
-window: a vehicle standing still has none, and box jitter moves the anchor by a few percent."""
-
 
 def movement_name(origin: str | None, destination: str | None) -> str:
     """``origin->destination`` with ``?`` for no destination.
@@ -87,69 +82,6 @@ def movement_name(origin: str | None, destination: str | None) -> str:
         'West->?'
     """
     return f"{origin or UNKNOWN}->{destination or UNKNOWN}"
-
-
-@dataclass
-class Approach:
-    """Where tracks enter and leave: a polygon, a gate line (``in`` toward the intersection), or both."""
-
-    polygon: np.ndarray | None = None
-    gate: DirectedSegment | None = None
-
-    @classmethod
-    def of(cls, value: Approach | Sequence[Point]) -> Approach:
-        """``value`` itself, or the approach with ``value`` (a list of points) as its polygon."""
-        return value if isinstance(value, Approach) else cls(polygon=np.asarray(value, dtype=float))
-
-    @classmethod
-    def placed(cls, polygon: Sequence[Point] | None, gate: Sequence[Point] | None) -> Approach:
-        """The approach with this polygon and this gate (its two points), either of them None."""
-        return cls(
-            None if polygon is None else np.asarray(polygon, dtype=float),
-            None if gate is None else DirectedSegment(gate[0], gate[1]),
-        )
-
-    @property
-    def outline(self) -> np.ndarray:
-        """What the overlay draws: the polygon, else the gate's two points."""
-        return self.polygon if self.polygon is not None else np.array([self.gate.start, self.gate.end])
-
-    def scaled(self, sx: float, sy: float) -> Approach:
-        """This approach in a frame scaled by (sx, sy)."""
-        polygon = None if self.polygon is None else self.polygon * (sx, sy)
-        return Approach(polygon, None if self.gate is None else self.gate.scaled(sx, sy))
-
-    def distance_beyond(self, point: Point) -> float:
-        """How far ``point`` lies beyond the approach, toward the intersection: outside its polygon, on
-        its gate's ``in`` side (the smaller of the two with both)."""
-        distances = []
-        if self.polygon is not None:
-            distances.append(max(0.0, -cv2.pointPolygonTest(self.polygon.astype(np.float32), point, True)))
-        if self.gate is not None:
-            distances.append(self.gate.distance(point) if self.gate.side(point) > 0 else 0.0)
-        return min(distances)
-
-    def hit(self, p0: Point, p1: Point) -> float | None:
-        """Where the path p0 -> p1 first reaches the approach, as a fraction of the way (None: it does
-        not): into the polygon (0 if p0 is in it), or across the gate from its ``in`` side to its ``out`` side."""
-        hits = []
-        if self.polygon is not None:
-            if cv2.pointPolygonTest(self.polygon.astype(np.float32), p0, False) >= 0:
-                return 0.0
-            for a, b in zip(self.polygon, np.roll(self.polygon, -1, axis=0), strict=True):
-                if not np.array_equal(a, b):
-                    hits.append(_crossing_fraction(DirectedSegment(tuple(a), tuple(b)), p0, p1))
-        if self.gate is not None and self.gate.side(p0) > 0:
-            hits.append(_crossing_fraction(self.gate, p0, p1))
-        return min((fraction for fraction in hits if fraction is not None), default=None)
-
-
-def _crossing_fraction(segment: DirectedSegment, p0: Point, p1: Point) -> float | None:
-    """The fraction of the way p0 -> p1 at which it crosses ``segment`` (None: it does not)."""
-    s0, s1 = segment.side(p0), segment.side(p1)
-    if s0 == s1 or s0 * s1 > 0 or segment.crossing_position(p0, p1) is None:
-        return None
-    return s0 / (s0 - s1)
 
 
 @dataclass
@@ -246,15 +178,9 @@ class MovementCounter:
         self._tracks: dict[int, _Track] = {}
 
     def _layout(self) -> None:
-        """What follows from where the approaches are: polygon zones, the box, distances between them."""
-        self._zones = _anchor_zones({name: a.polygon for name, a in self.approaches.items() if a.polygon is not None})
-        outlines = [a.outline for a in self.approaches.values()]
-        self._box = cv2.convexHull(np.concatenate(outlines).astype(np.float32))
-        centres = np.array([outline.mean(axis=0) for outline in outlines])
-        apart = np.linalg.norm(centres[:, None] - centres[None], axis=2)
-        self._box_size = float(apart.max())
-        """How far a path is followed to the approach it leads to: the most distant approaches apart."""
-        centre = tuple(centres.mean(axis=0))
+        """What follows from where the approaches are (again after a rescale)."""
+        self._intersection = Intersection(self.approaches)
+        centre = self._intersection.centre
         self._u_turn_reach = {name: U_TURN_REACH * a.distance_beyond(centre) for name, a in self.approaches.items()}
 
     @property
@@ -286,7 +212,7 @@ class MovementCounter:
     def update(self, detections: sv.Detections, frame_index: int, timestamp_s: float) -> list[Movement]:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
         tracked = tracked_anchors(detections)
-        inside = {name: zone.trigger(detections) for name, zone in self._zones.items()} if tracked else {}
+        inside = {name: zone.trigger(detections) for name, zone in self._intersection.zones.items()} if tracked else {}
         crossings: dict[int, list[tuple[str, Direction]]] = defaultdict(list)
         for name, gate in self._gates.items():
             for crossing in gate.update(detections, frame_index, timestamp_s):
@@ -295,11 +221,11 @@ class MovementCounter:
         sizes = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
         events: list[Movement] = []
         for row, (track_id, anchor, class_name) in enumerate(tracked):
-            approach = next((name for name in self._zones if inside[name][row]), None)
+            approach = next((name for name in self._intersection.zones if inside[name][row]), None)
             track = self._tracks.get(track_id)
             if track is None:
                 track = self._tracks[track_id] = _Track(None, frame_index, timestamp_s, timestamp_s, frame_index, "")
-                if approach is None and self._in_box(anchor):
+                if approach is None and self._intersection.contains(anchor):
                     track.birth = MotionTrail()
             track.last_seen_s, track.last_seen_frame, track.class_name = timestamp_s, frame_index, class_name
             size = (float(sizes[row][0]), float(sizes[row][1]))
@@ -329,7 +255,7 @@ class MovementCounter:
         if track.birth is not None:
             if now_s - track.origin_s <= track.birth.window_s:
                 track.birth.add(now_s, anchor, size)
-            origin = self._path_meets(track.birth.first, _heading(track.birth, backwards=True))
+            origin = self._intersection.path_meets(track.birth.first, heading(track.birth, backwards=True))
             if origin is not None:
                 track.origin, track.inferred, track.birth = origin, True, None
                 track.origin_guessed = not self._join_lost(track_id, track)
@@ -355,7 +281,7 @@ class MovementCounter:
             and not other.done
             and other.left_origin_s is not None
             and other.last_seen_frame < track.origin_frame
-            and self._in_box(other.trail.last)
+            and self._intersection.contains(other.trail.last)
         ]
         if lost:
             other = self._tracks[max(lost)[1]]
@@ -389,18 +315,6 @@ class MovementCounter:
         reach = max(*size, self._u_turn_reach[track.origin])
         track.went_far = track.went_far or self.approaches[track.origin].distance_beyond(anchor) >= reach
         return None
-
-    def _in_box(self, point: Point) -> bool:
-        """Whether ``point`` is inside the intersection: the convex hull of every approach."""
-        return cv2.pointPolygonTest(self._box, point, False) >= 0
-
-    def _path_meets(self, start: Point, heading: Point | None) -> str | None:
-        """The first approach the path from ``start`` along ``heading`` meets within the box's size."""
-        if heading is None:
-            return None
-        end = (start[0] + heading[0] * self._box_size, start[1] + heading[1] * self._box_size)
-        hits = [(hit, name) for name, a in self.approaches.items() if (hit := a.hit(start, end)) is not None]
-        return min(hits)[1] if hits else None
 
     def _complete(
         self,
@@ -442,7 +356,9 @@ class MovementCounter:
                 continue
             # Lost inside the box: its destination is where it was heading, if that leads to an exit.
             ahead = (
-                self._path_meets(track.trail.last, _heading(track.trail)) if self._in_box(track.trail.last) else None
+                self._intersection.path_meets(track.trail.last, heading(track.trail))
+                if self._intersection.contains(track.trail.last)
+                else None
             )
             destination = ahead if ahead != track.origin else None  # a U-turn needs to be seen
             event = self._complete(
@@ -464,17 +380,6 @@ class MovementCounter:
         return movements_summary(self)
 
 
-def _heading(trail: MotionTrail, backwards: bool = False) -> Point | None:
-    """The unit direction of the anchor's motion over the trail (reversed ``backwards``); None if it
-    moved less than :data:`MIN_HEADING_BOXES` of its box."""
-    (x0, y0), (x1, y1) = trail.first, trail.last
-    length = math.hypot(x1 - x0, y1 - y0)
-    if length == 0 or length < MIN_HEADING_BOXES * max(trail.size_px):
-        return None
-    sign = -1 if backwards else 1
-    return (sign * (x1 - x0) / length, sign * (y1 - y0) / length)
-
-
 def movement_count(classes: Mapping[str, int]) -> dict[str, object]:
     """One movement's entry in ``summary.json`` ``movements.counts``: its total and its count per class."""
     return {"total": sum(classes.values()), "by_class": dict(sorted(classes.items()))}
@@ -491,12 +396,4 @@ def movements_summary(counter: MovementCounter) -> dict[str, object]:
         "inferred": {movement_name(*key): counter.inferred[key] for key in keys if counter.inferred[key]},
         "stayed_in_origin": dict(sorted(counter.stayed.items())),
         "in_progress_at_end": counter.in_progress(),
-    }
-
-
-def _anchor_zones(polygons: Mapping[str, np.ndarray]) -> dict[str, sv.PolygonZone]:
-    """A zone per approach that a detection is in when its bottom-centre anchor is."""
-    return {
-        name: sv.PolygonZone(polygon.round().astype(int), triggering_anchors=(sv.Position.BOTTOM_CENTER,))
-        for name, polygon in polygons.items()
     }
