@@ -192,13 +192,16 @@ def _replay(
     position = 0
 
     def apply_until(until_ms: int) -> int:
-        """Apply the changes before ``until_ms``; the most bays occupied at once meanwhile."""
+        """Apply the changes before ``until_ms``; the most bays occupied at once meanwhile (after all
+        the changes of one moment: one frame's)."""
         nonlocal position
         most = len(occupied)
         while position < len(changes) and changes[position][2] < until_ms:
-            slot, state, _ = changes[position]
+            slot, state, moment = changes[position]
             (occupied.add if state else occupied.discard)(slot)
-            most, position = max(most, len(occupied)), position + 1
+            position += 1
+            if position == len(changes) or changes[position][2] != moment:
+                most = max(most, len(occupied))
         return most
 
     apply_until(first_ms)
