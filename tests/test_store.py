@@ -121,7 +121,7 @@ def street_run(tmp_path_factory: pytest.TempPathFactory, street: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("interval, interval_s", [("5s", 5), ("1m", 60), ("15m", 900)])
+@pytest.mark.parametrize("interval, interval_s", [("1s", 1), ("5s", 5), ("1m", 60), ("15m", 900)])
 def test_the_report_of_a_run_equals_its_events_per_bin_line_direction_and_class(
     street_run: Path, interval: str, interval_s: int
 ):
@@ -131,7 +131,7 @@ def test_the_report_of_a_run_equals_its_events_per_bin_line_direction_and_class(
     assert any(e["event"] == "movement" for e in events)
     rows = report(street_run, "--interval", interval)
     assert nonzero(rows) == expected
-    # Every bin the run covers has a row per line direction, zero or not.
+    # Every bin the run covers has a row per line direction, zero or not (1 s bins: some have no event at all).
     last_s = float(list(csv.DictReader((street_run / "counts.csv").open()))[-1]["timestamp_s"])
     first_bin = math.floor(epoch_s(STREET_START) / interval_s)
     last_bin = math.floor((epoch_s(STREET_START) + last_s) / interval_s)
@@ -239,9 +239,13 @@ def test_parking_occupancy_per_bin_follows_the_slot_events(tmp_path: Path):
         moments = {moment for moment, _, _ in changes if bin_start <= moment < bin_end}
         peak = max(len(occupied_before(changes, m)) for m in {bin_start} | {m + 0.001 for m in moments})
         expected.append([iso(bin_start), iso(bin_end), slots, len(at_end), slots - len(at_end), peak])
-    rows = report(out, "--parking", "--interval", "6h")
     columns = ["interval_start", "interval_end", "slots", "occupied", "free", "max_occupied"]
+    rows = report(out, "--parking", "--interval", "6h")
     assert [[row[c] if c.startswith("interval") else int(row[c]) for c in columns] for row in rows] == expected
+    # From the middle on: the bays occupied then carry over, the peaks before are not the span's.
+    rows = report(out, "--parking", "--interval", "6h", "--from", "2012-09-12T12:00:00Z")
+    later = [row for row in expected if row[0] >= "2012-09-12T12:00:00Z"]
+    assert [[row[c] if c.startswith("interval") else int(row[c]) for c in columns] for row in rows] == later
     assert {row["camera"] for row in rows} == {"pklot_pucpr"}  # the source's name
 
 
