@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS, SAMPLES, run_vpipe
+from tests.conftest import CONFIGS, SAMPLES, run_vpipe, wait_until
 
 STREET_START = "2024-05-07T07:59:50+00:00"
 """The street clip's first frame (20 s long: it straddles 08:00, a bin boundary of every interval tried)."""
@@ -342,3 +343,43 @@ def test_a_run_into_postgresql_reports_its_events_and_an_import_twice_stores_the
     assert stored == (len(events),)
     again = report(postgres, "--camera", "highway_again", "--interval", "1h")
     assert totals(nonzero(again)) == totals(expected_counts(events, HIGHWAY_START, 3600))
+
+
+def test_a_store_on_a_disk_that_fills_mid_run_fails_the_run_and_keeps_every_batch_it_committed(
+    tmp_path: Path, street: Path
+):
+    from tests.test_faults import one_line_error
+    from tests.test_faults_live import Vpipe, summary_of
+    from tests.test_faults_outputs import fill, small_disk
+
+    out = tmp_path / "out"
+    with small_disk(tmp_path / "disk") as disk:
+        store = disk / "vpipe.sqlite"
+        vpipe = Vpipe(
+            street, "--config", CONFIGS / "street.yaml", "--output", out, "--store", store, "--no-video", "-q"
+        )
+        try:
+
+            def committed() -> int:
+                if not store.exists():
+                    return 0
+                with closing(sqlite3.connect(store)) as db:  # WAL: read beside the writer
+                    tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+                    return tables and db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+            wait_until(committed, timeout=300)
+            fill(disk)
+            vpipe.process.wait(timeout=300)
+            vpipe.stop()
+        finally:
+            vpipe.kill()
+        result = subprocess.CompletedProcess(vpipe.process.args, vpipe.process.returncode, "", "".join(vpipe.stderr))
+        line = one_line_error(result, f"cannot use the store {store}: No space left on device")
+        summary = summary_of(out)
+        assert (summary["status"], summary["error"]) == ("failed", line.removeprefix("vpipe: error: "))
+        (disk / "filler").unlink()
+        with closing(sqlite3.connect(store)) as db:
+            stored = db.execute("SELECT seq, record FROM events ORDER BY seq").fetchall()
+    events = read_events(out)
+    assert 0 < len(stored) < len(events), "stopped mid-run, with what it had committed"
+    assert [(seq, json.loads(record)) for seq, record in stored] == list(enumerate(events[: len(stored)], start=1))

@@ -67,6 +67,7 @@ class StoreSink(Closing):
         self._worker: BackgroundWorker[Batch] | None = BackgroundWorker(self._commit, maxsize=64)
         self._begun = False
         self._replace = replace
+        self._failed = False  # a write was refused: the run is failing with that error, nothing more is written
 
     def _commit(self, batch: Batch) -> None:
         if not self._begun:
@@ -100,7 +101,13 @@ class StoreSink(Closing):
         batch = Batch(self._origin_ms, self._last_ms, events=self._events, intervals=self._intervals)
         self._events, self._intervals = [], []
         self._last_submit = self._clock()
-        self._worker.submit(batch)
+        if self._failed:
+            return
+        try:
+            self._worker.submit(batch)
+        except OutputError:
+            self._failed = True
+            raise
 
     def close(self) -> None:
         """Commit what is left and stop the writing thread (the connection stays open for :meth:`end`).
@@ -115,14 +122,19 @@ class StoreSink(Closing):
                 self._submit()
         finally:
             worker, self._worker = self._worker, None
-            worker.close()
+            try:
+                worker.close()
+            except OutputError:
+                if not self._failed:  # else it is the failure the run has already reported
+                    self._failed = True
+                    raise
 
     def end(self, status: str) -> None:
         """Record the run's final status and close the store. The run's outputs are final by now, so
         a store that refuses is logged, not raised."""
         try:
             self.close()
-            if self._begun:
+            if self._begun and not self._failed:
                 self._writer.end(self._run, status)
         except OutputError as exc:
             log.error("%s", exc)

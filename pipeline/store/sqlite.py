@@ -3,6 +3,8 @@ committed whole or not at all, so a killed run leaves every batch it committed."
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,7 +48,11 @@ class SqliteDatabase:
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
-            raise OutputError(f"{doing} the store {self.target}: {exc}") from None
+            # A full disk in the words the other outputs use, not SQLite's "database or disk is full".
+            full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+            raise OutputError(
+                f"{doing} the store {self.target}: {os.strerror(errno.ENOSPC) if full else exc}"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -57,7 +63,8 @@ class SqliteDatabase:
             try:
                 yield
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                if self._connection.in_transaction:  # SQLite ends it itself on some errors (a full disk)
+                    self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
 
