@@ -192,6 +192,13 @@ def test_a_folder_imported_twice_is_stored_once(street_run: Path, tmp_path: Path
     assert totals(nonzero(report(store, "--interval", "1h"))) == totals(expected_counts(events, STREET_START, 3600))
 
 
+def test_importing_a_folder_into_the_store_it_was_written_to_as_it_ran_adds_nothing(street_run: Path):
+    result = run_vpipe("import", street_run)  # its own vpipe.sqlite, which holds its run already
+    assert result.returncode == 0, result.stderr
+    assert "already in" in result.stdout
+    assert nonzero(report(street_run)) == expected_counts(read_events(street_run), STREET_START, 900)
+
+
 def test_overwrite_replaces_the_folders_run_in_the_store_too(highway: Path, tmp_path: Path):
     out = tmp_path / "highway"
     for frames in ("200", "120"):  # the second run counts fewer crossings than the first
@@ -335,8 +342,12 @@ def test_a_run_into_postgresql_reports_its_events_and_an_import_twice_stores_the
     expected = expected_counts(events, HIGHWAY_START, 5)
     assert sum(expected.values()) > 0
     assert nonzero(report(postgres, "--interval", "5s", "--camera", "highway")) == expected
+    assert nonzero(report(postgres, "--interval", "5s")) == expected  # one camera so far
+    result = run_vpipe("import", out, "--store", postgres)  # stored as it ran: nothing added
+    assert result.returncode == 0 and "already in postgresql://vpipe:***@" in result.stdout, result.stderr
+    copy = shutil.copytree(out, tmp_path / "copy")  # another folder: another run, imported twice
     for _ in range(2):
-        result = run_vpipe("import", out, "--store", postgres, "--camera", "highway_again", "--quiet")
+        result = run_vpipe("import", copy, "--store", postgres, "--camera", "highway_again", "--quiet")
         assert result.returncode == 0, result.stderr
     with psycopg.connect(postgres) as db:
         stored = db.execute("SELECT COUNT(*) FROM events WHERE camera = 'highway_again'").fetchone()

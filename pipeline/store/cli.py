@@ -158,6 +158,10 @@ def command_import(args: argparse.Namespace) -> int:
             stored = import_folder(writer, folder, args.camera)
         finally:
             writer.close()
-        if not args.quiet:
+        if args.quiet:
+            continue
+        if isinstance(stored, str):
+            print(f"{folder}: already in {writer.target} (run {stored}, stored as it ran); nothing added")
+        else:
             print(f"{folder}: {stored} events in {writer.target}")
     return 0

@@ -57,8 +57,9 @@ def _origin_ms(summary: Mapping[str, Any], records: list[dict[str, Any]], summar
     return round((summary_path.stat().st_mtime - float(summary.get("duration_s") or 0.0)) * 1000)
 
 
-def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) -> int:
-    """Store the run in ``folder``; returns how many of its events it holds.
+def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) -> int | str:
+    """Store the run in ``folder``; returns how many of its events it holds, or, where the store
+    holds the folder's run already under another id (it was stored as it ran), that id, and stores nothing.
 
     Args:
         writer: The store.
@@ -75,12 +76,18 @@ def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) 
     except (OSError, json.JSONDecodeError) as exc:
         reason = "no summary.json" if isinstance(exc, FileNotFoundError) else f"summary.json unreadable: {exc}"
         raise SourceError(f"{folder} is not a run folder ({reason})") from None
+    run_id = summary.get("run_id") or folder_run_id(folder)
+    stored = writer.db.execute(
+        "SELECT run_id FROM runs WHERE output_dir = ? AND run_id <> ?", (str(folder.resolve()), run_id)
+    )
+    if stored:
+        return str(stored[0][0])
     records = read_records(folder)
     origin_ms = _origin_ms(summary, records, summary_path)
     slots = (summary.get("parking") or {}).get("slots")
     run = RunInfo(
         camera or summary.get("camera") or folder.resolve().name,
-        summary.get("run_id") or folder_run_id(folder),
+        run_id,
         str(summary.get("source", "")),
         str(folder.resolve()),
         origin_ms,
