@@ -2,9 +2,10 @@
 video folder, or a store made again. Loading a folder twice stores each record once.
 
 The run is the one its ``summary.json`` names: its ``run_id`` if it has one, else an id made from the
-folder's path (the same each time). Its time 0 is given by its records where they carry ``time_utc``;
-a folder whose records carry none is placed so that its video time ends when ``summary.json`` was
-last written (a live run's end; for a file, when it was counted).
+folder's path (the same each time). Its time 0 is the summary's ``start_utc``, else when its first
+record was written (``time_utc``) less that record's ``timestamp_s``; a folder with neither is placed
+so that its video time ends when ``summary.json`` was last written (a live run's end; for a file,
+when it was counted).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.fields import parse_time
 from pipeline.errors import SourceError
 from pipeline.io.outputs.run_outputs import segment_path
 from pipeline.store.writes import Batch, RunInfo, StoreWriter, record_time_ms
@@ -50,10 +52,14 @@ def folder_run_id(folder: Path) -> str:
 
 
 def _origin_ms(summary: Mapping[str, Any], records: list[dict[str, Any]], summary_path: Path) -> int:
-    """Unix time of the run's time 0 (milliseconds)."""
+    """Unix time of the run's time 0 (milliseconds): the summary's ``start_utc``, else that of the
+    first record that says when it was written, else the summary's last write less the video's length."""
+    stated = summary.get("start_utc")
+    if isinstance(stated, str) and (epoch_s := parse_time(stated.replace("Z", "+00:00"))) is not None:
+        return round(epoch_s * 1000)
     for record in records:
         if "time_utc" in record and isinstance(record.get("timestamp_s"), int | float):
-            return record_time_ms(record, 0) - round(record["timestamp_s"] * 1000)
+            return record_time_ms({"time_utc": record["time_utc"]}, 0) - round(record["timestamp_s"] * 1000)
     return round((summary_path.stat().st_mtime - float(summary.get("duration_s") or 0.0)) * 1000)
 
 

@@ -1,10 +1,10 @@
 """Writing to a store: a run's row, its events (with the parking states among them) and its interval
 rows, each batch in one transaction; every insert keyed so that a record written twice is stored once.
 
-A record is identified by ``(camera, run_id, seq)``. Records that carry ``run_id`` and ``seq`` keep
-theirs; for those that do not, the writer gives its run's id and the record's position in the run's
-``events.jsonl`` (1, 2, ...), which is the same each time the same folder is read. A record's time is
-its ``time_utc`` if it has one, else its run's start plus its ``timestamp_s``.
+A record is identified by ``(camera, run_id, seq)``. Records (and interval rows) that carry ``run_id``
+and ``seq`` keep theirs; for those that do not, the writer gives its run's id and the record's position
+in the run's ``events.jsonl`` (1, 2, ...), which is the same each time the same folder is read. A
+record's time is its run's start plus its ``timestamp_s`` (see :func:`record_time_ms`).
 """
 
 from __future__ import annotations
@@ -172,19 +172,22 @@ class StoreWriter:
 
 
 def record_time_ms(record: Mapping[str, Any], origin_ms: int) -> int:
-    """When ``record`` happened, in Unix milliseconds: its ``time_utc``, else ``origin_ms`` plus its
-    ``timestamp_s``, else now (a connection event, timed by the wall clock).
+    """When ``record`` happened, in Unix milliseconds: ``origin_ms`` (the run's time 0) plus its
+    ``timestamp_s``, the source's own clock; for a record without one (a connection event), its
+    ``time_utc`` (when it was written), else now.
 
     Example:
-        >>> record_time_ms({"timestamp_s": 1.5}, 1_000_000), record_time_ms({"time_utc": "1970-01-01T00:00:02Z"}, 0)
-        (1001500, 2000)
+        >>> record_time_ms({"timestamp_s": 1.5, "time_utc": "1970-01-01T00:00:09Z"}, 1_000_000)
+        1001500
+        >>> record_time_ms({"event": "stream_reconnected", "time_utc": "1970-01-01T00:00:02Z"}, 0)
+        2000
     """
-    stated = record.get("time_utc")
-    if isinstance(stated, str) and (epoch_s := parse_time(stated.replace("Z", "+00:00"))) is not None:
-        return round(epoch_s * 1000)
     timestamp_s = record.get("timestamp_s")
     if isinstance(timestamp_s, int | float) and math.isfinite(timestamp_s):
         return origin_ms + round(timestamp_s * 1000)
+    stated = record.get("time_utc")
+    if isinstance(stated, str) and (epoch_s := parse_time(stated.replace("Z", "+00:00"))) is not None:
+        return round(epoch_s * 1000)
     return now_ms()
 
 
@@ -229,7 +232,7 @@ def label_ms(label: str, origin_ms: int) -> int:
 def _interval_row(run: RunInfo, row: Mapping[str, Any], origin_ms: int) -> tuple[Any, ...]:
     return (
         run.camera,
-        run.run_id,
+        str(row.get("run_id") or run.run_id),
         label_ms(str(row["interval_start"]), origin_ms),
         label_ms(str(row["interval_end"]), origin_ms),
         row["kind"],
