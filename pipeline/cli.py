@@ -21,6 +21,8 @@ from pipeline.cli_main import OneLineErrorParser, run_command
 from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
 from pipeline.editor.cli import command_edit, start_editors
+from pipeline.store.cli import add_parsers as add_store_parsers
+from pipeline.store.cli import command_import, command_report
 
 if TYPE_CHECKING:  # the run's modules load the model's libraries: imported when a command needs them
     from pipeline.run.summary import ModelInfo, RunSummary
@@ -114,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1: this machine only)")
     run.add_argument("--no-video", action="store_true", help="skip writing annotated.mp4 (faster)")
     run.add_argument(
+        "--store",
+        metavar="FILE|URL|none",
+        help="store events, interval rows and parking states for vpipe report: a SQLite file, a postgresql:// URL, "
+        "or none (default: vpipe.sqlite in the output folder)",
+    )
+    run.add_argument(
         "--quiet", "-q", action="store_true", help="print nothing but errors (no progress bar, notes or summary table)"
     )
 
@@ -141,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_batch_parser(commands)
     add_edit_parser(commands)
+    add_store_parsers(commands)
     return parser
 
 
@@ -180,6 +189,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("output", {})["overwrite"] = True
     if args.no_video:
         overrides.setdefault("output", {})["video"] = False
+    if args.store is not None:
+        overrides.setdefault("output", {})["store"] = args.store
     if args.line:
         overrides["lines"] = args.line
     return overrides
@@ -321,7 +332,14 @@ def _command_slots(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _command_run, "slots": _command_slots, "batch": command_batch, "edit": command_edit}
+COMMANDS = {
+    "run": _command_run,
+    "slots": _command_slots,
+    "batch": command_batch,
+    "edit": command_edit,
+    "report": command_report,
+    "import": command_import,
+}
 
 
 def _exit_now(code: int) -> NoReturn:

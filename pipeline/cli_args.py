@@ -40,6 +40,7 @@ FLAG_NAMES = {
     "output.overwrite": "--overwrite",
     "output.video": "--no-video",
     "output.rotate": "--rotate",
+    "output.store": "--store",
 }
 """The flag that sets each config key, so an error in a value a flag gave names the flag (see
 :func:`pipeline.config.load_config`)."""

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs besides Python ones: headless Chromium and its driver (the
 # --serve page test), Xvfb (the --show window test), mosquitto (the MQTT broker of the publish
-# tests) and GStreamer's RTSP server (the RTSP test camera). Installs only what is missing; needs root or sudo. `make test` runs it.
+# tests), GStreamer's RTSP server (the RTSP test camera) and PostgreSQL (the server the store tests start). Installs only what is missing; needs root or sudo. `make test` runs it.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v Xvfb >/dev/null || need+=(xvfb)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if ! /usr/bin/python3 - <<'PY' 2>/dev/null; then
 import gi
 gi.require_version("Gst", "1.0")

@@ -161,6 +161,7 @@ def test_no_video_writes_everything_else(street_run: RunResult):
         "summary.json",
         "counts.png",
         "heatmap.png",
+        "vpipe.sqlite",
     }
 
 

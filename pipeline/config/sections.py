@@ -182,6 +182,12 @@ class OutputConfig:
     """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
     interval: str = field(default="15m", metadata=check(is_duration, "a duration such as 15m, 1h or 5s"))
     """Bin length of ``intervals.csv`` (line and movement counts per bin, direction and class)."""
+    store: str | None = field(
+        default=None, metadata=check(lambda v: v is None or v.strip() != "", "none, a file or a postgresql:// URL")
+    )
+    """Where events, interval rows and parking states are also stored for ``vpipe report``: a SQLite
+    file, a ``postgresql://`` URL, or ``none``; null: ``vpipe.sqlite`` in the output folder (with several
+    sources, in the folder above theirs)."""
     plots: bool = True
     """Write counts.png (counts over time) and heatmap.png (where objects were)."""
     crf: int = field(default=23, metadata=check(lambda v: 0 <= v <= 51, "an integer from 0 to 51"))

@@ -40,6 +40,7 @@ from pipeline.run.opening import SourceOpener
 from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary
 from pipeline.runtime import set_torch_threads
+from pipeline.store import check_store, store_target
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,12 @@ def run_sources(
 
     def start_run(source: FrameSource, source_config: Config, out_dir: Path) -> SourceRun:
         assert detector is not None
-        return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized)
+        store = store_target(config.output.store, out_dir if len(specs) == 1 else fleet.base)
+        return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized, store=store)
 
     fleet = Fleet(config, specs, start_run)
     Publisher.check(config)
+    check_store(config.output.store)
     with ExitStack() as stack:
         opener = stack.enter_context(SourceOpener(specs, lambda spec, stop: open_spec(config, spec, stop)))
         opened: list[tuple[int, FrameSource, PrefetchIterator[Frame] | None]] = []

@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.live.metrics import RunMetrics
 from pipeline.io.outputs.folders import output_error, prepare_output_dir
-from pipeline.io.outputs.intervals_file import IntervalsFile
+from pipeline.io.outputs.intervals_file import IntervalsFile, file_start_epoch_s
 from pipeline.io.outputs.plots import write_plots
 from pipeline.io.outputs.run_outputs import FrameViewer, RunOutputs, SummaryFile
 from pipeline.io.publish.publisher import Publisher
@@ -30,6 +30,7 @@ from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
 from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
+from pipeline.store.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class SourceRun:
             change of resolution (with pixel geometry such a change stops this source).
         part: A batch slice of a video file: the frames before ``part.start_frame`` are its warm-up
             (tracked, not counted or written); times stay the video's; no event streams.
+        store: The store to write the run to too (see :func:`pipeline.store.store_target`); None: none.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class SourceRun:
         viewers: Sequence[FrameViewer] = (),
         follow_resolution: bool = False,
         part: SlicePart | None = None,
+        store: str | None = None,
     ) -> None:
         self.config = config
         self.follow_resolution = follow_resolution
@@ -77,7 +80,10 @@ class SourceRun:
             self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
             with ExitStack() as on_error:
                 on_error.callback(self.intervals.close)
-                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers, publish=part is None)
+                store_sink = _store_for(store, config, source, self.core, self.summary)
+                if store_sink is not None:
+                    on_error.callback(store_sink.end, "failed")
+                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers, part, store_sink)
                 on_error.pop_all()
             self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
@@ -123,7 +129,7 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
-        self.intervals.write(result)
+        self.outputs.write_intervals(self.intervals.write(result))
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
@@ -180,8 +186,10 @@ class SourceRun:
                 if parking is not None:
                     self.outputs.write_parking(parking.finish(self._end_s))
             finally:
-                self.intervals.close()
-                self.outputs.close()  # the frames in flight are drawn and encoded first
+                try:
+                    self.outputs.write_intervals(self.intervals.close())
+                finally:
+                    self.outputs.close()  # the frames in flight are drawn and encoded first
         except PipelineError as exc:  # the sinks cut their files back to whole records first
             failure, status = exc, "failed"
         if failure is None and self.config.output.plots and self.summary.frames:
@@ -266,9 +274,11 @@ def _outputs_for(
     core: FramePipeline,
     out_dir: Path,
     viewers: Sequence[FrameViewer],
-    publish: bool,
+    part: SlicePart | None,
+    store: StoreSink | None,
 ) -> RunOutputs:
-    """The run folder's writers for one source, with its live viewers and (``publish``) event streams."""
+    """The run folder's writers for one source, with its live viewers, its store and (not for a batch
+    slice) its event streams."""
     return RunOutputs(
         out_dir,
         config.output,
@@ -279,7 +289,27 @@ def _outputs_for(
         viewers,
         name=source.name,
         parking=core.analytics.parking is not None,
-        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)) if publish else None,
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)) if part is None else None,
+        store=store,
+    )
+
+
+def _store_for(
+    target: str | None, config: Config, source: FrameSource, core: FramePipeline, summary: RunSummary
+) -> StoreSink | None:
+    """The run's sink in the store ``target`` (None: no store), timed as ``intervals.csv`` is: from a
+    file's start time if it has one, else from the clock at the first frame."""
+    if target is None:
+        return None
+    parking = core.analytics.parking
+    return StoreSink(
+        target,
+        config.publish.camera or source.name,
+        summary.source,
+        str(Path(summary.output_dir).resolve()),
+        None if source.live else file_start_epoch_s(source, config.source.start_time),
+        slots=len(parking.occupied) if parking is not None else None,
+        replace=config.output.overwrite,
     )
 
 

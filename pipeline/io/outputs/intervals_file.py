@@ -83,26 +83,30 @@ class IntervalsFile:
         lag_s = config.tracker.track_buffer_s + 2.0  # movements to no exit come this late (forget_after_s)
         return cls(out_dir / "intervals.csv", interval_s, start, interval_keys(analytics), source.live, lag_s)
 
-    def write(self, result: FrameResult) -> None:
-        """Count one frame's events; append the bins that closed."""
+    def write(self, result: FrameResult) -> list[dict[str, Any]]:
+        """Count one frame's events; append the bins that closed, and return their rows."""
         if self._sink is None:
-            return
+            return []
         if self._live:
             self._counter.start_epoch_s = self._clock() - result.frame.timestamp_s
             self._live = False
-        for row in self._counter.update(result.events, result.frame.timestamp_s):
+        rows = self._counter.update(result.events, result.frame.timestamp_s)
+        for row in rows:
             self._sink.write(row)
+        return rows
 
-    def close(self) -> None:
-        """Write the bins still open and close the file. Idempotent."""
+    def close(self) -> list[dict[str, Any]]:
+        """Write the bins still open and close the file; returns their rows. Idempotent."""
         if self._closed or self._sink is None:
-            return
+            return []
         self._closed = True
         try:
-            for row in self._counter.finish():
+            rows = self._counter.finish()
+            for row in rows:
                 self._sink.write(row)
         finally:
             self._sink.close()
+        return rows
 
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json`` (see :meth:`IntervalCounter.summary`)."""

@@ -27,6 +27,7 @@ from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, j
 from pipeline.io.publish.publisher import Publisher
 from pipeline.run.frame_pipeline import FrameResult
 from pipeline.run.summary import RunSummary
+from pipeline.store.sink import StoreSink
 
 
 class FrameViewer(Protocol):
@@ -163,6 +164,7 @@ class RunOutputs:
         name: The source's name for the viewers.
         parking: Whether to write ``parking.jsonl``.
         publisher: Live event streams fed the same events (and periodic counts); None: none.
+        store: The store, fed the same events and the closed interval bins; None: none.
     """
 
     def __init__(
@@ -177,6 +179,7 @@ class RunOutputs:
         name: str = "",
         parking: bool = False,
         publisher: Publisher | None = None,
+        store: StoreSink | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.output = output
@@ -188,6 +191,7 @@ class RunOutputs:
         self.name = name
         self.with_parking = parking
         self.publisher = publisher
+        self.store = store
         self.rotation = Rotation.parse(output.rotate) if output.rotate else None
         self.segment = 0
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,10 +235,13 @@ class RunOutputs:
         if self.drawing is not None:  # first: a failed video (a full disk) stops before this frame's row
             self.drawing.submit(result)
         self.counts.write(result.row if row is None else row)
-        self.events.write(event.to_record() for event in result.events)
+        records = [event.to_record() for event in result.events]
+        self.events.write(records)
         if self.publisher is not None:
-            self.publisher.publish(event.to_record() for event in result.events)
+            self.publisher.publish(records)
             self.publisher.counts(result.row if row is None else row, result.frame.timestamp_s)
+        if self.store is not None:
+            self.store.write(records, result.frame.timestamp_s)
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Write events that are not a counter's (connection events, resolution changes)."""
@@ -242,6 +249,13 @@ class RunOutputs:
         self.events.write(records)
         if self.publisher is not None:
             self.publisher.publish(records)
+        if self.store is not None:
+            self.store.write_records(records)
+
+    def write_intervals(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Interval bins that closed (written to ``intervals.csv`` already): to the store."""
+        if self.store is not None:
+            self.store.write_intervals(rows)
 
     def write_parking(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Write closed occupancy intervals to ``parking.jsonl``."""
@@ -255,16 +269,22 @@ class RunOutputs:
             self._open()
 
     def end(self, status: str) -> None:
-        """Tell the viewers this source has ended with ``status``."""
+        """Tell the viewers and the store this source has ended with ``status``."""
         for viewer in self.viewers:
             viewer.end(self.name, status)
+        if self.store is not None:
+            self.store.end(status)
 
     def close(self) -> None:
         """Finish every file (the frames in flight are drawn and encoded first), then the event
-        streams (their last events included). Idempotent."""
+        streams (their last events included), then commit the store's last records. Idempotent."""
         try:
             self._stack.close()
         finally:
             publisher, self.publisher = self.publisher, None
-            if publisher is not None:
-                publisher.close()
+            try:
+                if publisher is not None:
+                    publisher.close()
+            finally:
+                if self.store is not None:
+                    self.store.close()
