@@ -261,16 +261,19 @@ class LineCounter:
             crossing = self._update_track(track_id, point, timestamp_s)
             if crossing is not None:
                 direction, lane = crossing
-                (self.crossings_in if direction == "in" else self.crossings_out)[class_name] += 1
-                if lane is not None:
-                    self.lane_counts[lane][direction] += 1
-                events.append(
-                    LineCrossing(
-                        frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
-                    )
+                event = LineCrossing(
+                    frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
                 )
+                self.record(event)
+                events.append(event)
         self._forget_stale(timestamp_s)
         return events
+
+    def record(self, crossing: LineCrossing) -> None:
+        """Add ``crossing`` to the counts (one this counter found, or an earlier run's)."""
+        (self.crossings_in if crossing.direction == "in" else self.crossings_out)[crossing.class_name] += 1
+        if crossing.lane in self.lane_counts:
+            self.lane_counts[crossing.lane][crossing.direction] += 1
 
     def _start_new_tracks(self, detections: sv.Detections, now_s: float) -> None:
         previous = detections.data.get("previous_xyxy")

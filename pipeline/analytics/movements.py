@@ -206,8 +206,7 @@ class MovementCounter:
         self, track_id: int, track: _Track, destination: str | None, frame_index: int, now_s: float
     ) -> Movement:
         track.done = True
-        self.counts.setdefault((track.origin, destination), Counter())[track.class_name] += 1
-        return Movement(
+        event = Movement(
             frame_index,
             now_s,
             movement_name(track.origin, destination),
@@ -219,6 +218,12 @@ class MovementCounter:
             track_id=track_id,
             class_name=track.class_name,
         )
+        self.record(event)
+        return event
+
+    def record(self, movement: Movement) -> None:
+        """Add ``movement`` to the counts (one this counter found, or an earlier run's)."""
+        self.counts.setdefault((movement.origin, movement.destination), Counter())[movement.class_name] += 1
 
     def _forget_stale(self, now_s: float) -> list[Movement]:
         events = []
