@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ class SourceRun:
         ended = self.summary.segments[:-1]
         ends = [segment["first_file"] for segment in ended[1:]] + [earlier.next_file]
         killed = [(segment, end) for segment, end in zip(ended, ends, strict=True) if segment["status"] == "running"]
-        frames = [(segment["run_id"], earlier.frames(segment["first_file"], end)) for segment, end in killed]
+        frames = [(segment["run_id"], partial(earlier.frames, segment["first_file"], end)) for segment, end in killed]
         intervals.continue_from(earlier.interval_rows(), frames)
         for segment, _ in killed:
             segment["status"] = "killed"

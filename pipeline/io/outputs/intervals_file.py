@@ -6,6 +6,7 @@ splits has rows from each process, whose counts (and ``covered_s``) add up to th
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,10 @@ from pipeline.run.frame_pipeline import FrameResult
 
 Frames = tuple[float, list[dict[str, Any]]]
 """A frame an earlier process wrote: its time and its events' records."""
+
+REPLAY_MARGIN_S = 60.0
+"""A killed process's frames are counted again from this long before the end of its last bin written:
+the frames before a bin's start that its covered time depends on (the outage rule's recent gaps)."""
 
 FILE_COLUMNS = [*COLUMNS, "run_id"]
 """The columns of ``intervals.csv``: a bin's, and the run id of the process that counted it."""
@@ -132,22 +137,31 @@ class IntervalsFile:
         for row in rows:
             self._sink.write({**row, "run_id": run_id})
 
-    def continue_from(self, rows: list[dict[str, str]], killed: Iterable[tuple[str, Iterable[Frames]]]) -> None:
+    def continue_from(
+        self, rows: list[dict[str, str]], killed: Iterable[tuple[str, Callable[[float], Iterable[Frames]]]]
+    ) -> None:
         """Carry on from the rows earlier processes of the run wrote (their totals enter the peak hours)
         and write the bins each ``killed`` one left open, as it would have at its end, counted again
-        from its frames: its run id, and its frames' times and event records (see
-        :meth:`pipeline.io.outputs.run_folder.Earlier.frames`)."""
+        from its frames: its run id, and its frames' times and event records from a time on (see
+        :meth:`pipeline.io.outputs.run_folder.Earlier.frames`), :data:`REPLAY_MARGIN_S` before the end
+        of the last bin it wrote."""
         if self._sink is None:
             return
-        for run_id, frames in killed:
+        for run_id, frames_from in killed:
             counter = self._counter
             again = IntervalCounter(counter.interval_s, counter.start_epoch_s, list(counter.keys), counter.lag_s)
-            recounted = [row for t, records in frames for row in again.update(events_of(records), t)]
             written = {row["interval_start"] for row in rows if row["run_id"] == run_id}
+            from_s = max(map(self._end_s, written), default=-math.inf) - REPLAY_MARGIN_S
+            recounted = [row for t, records in frames_from(from_s) for row in again.update(events_of(records), t)]
             closed = [row for row in [*recounted, *again.finish()] if row["interval_start"] not in written]
             self._write(closed, run_id)
             rows = [*rows, *({**row, "run_id": run_id} for row in closed)]
         self._counter.carry(rows)
+
+    def _end_s(self, label: str) -> float:
+        """The end, in the run's time, of the bin whose ``interval_start`` is ``label``."""
+        start_s = float(label) if self.start_epoch_s is None else (parse_time(label) or 0.0) - self.start_epoch_s
+        return start_s + self._counter.interval_s
 
     def close(self) -> None:
         """Write the bins still open and close the file. Idempotent."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,21 +107,29 @@ class Earlier:
             if path.exists():
                 yield from map(json.loads, complete_lines(path))
 
-    def frames(self, first_file: int, end_file: int) -> Iterator[tuple[float, list[dict[str, Any]]]]:
-        """Each frame written in segments ``first_file`` to ``end_file`` (not included), a ``counts.csv``
-        row: its time and the records ``events.jsonl`` has for it."""
+    def frames(
+        self, first_file: int, end_file: int, from_s: float = -math.inf
+    ) -> Iterator[tuple[float, list[dict[str, Any]]]]:
+        """Each frame written in segments ``first_file`` to ``end_file`` (not included) at ``from_s`` or
+        later (a ``counts.csv`` row): its time and the records ``events.jsonl`` has for it. A file whose
+        last frame is earlier is not read."""
         for number in range(first_file, end_file):
             counts, events = (segment_path(self.folder / name, number) for name in ("counts.csv", "events.jsonl"))
-            if not counts.exists():
+            last = last_line(counts) if counts.exists() else None
+            if last is None or last.startswith("frame_index,") or float(last.split(",")[1]) < from_s:
                 continue
             records = map(json.loads, complete_lines(events)) if events.exists() else iter(())
             pending = next(records, None)
-            for row in csv.DictReader(complete_lines(counts)):
-                frame_index, batch = int(row["frame_index"]), []
-                while pending is not None and pending["frame_index"] <= frame_index:
+            rows = complete_lines(counts)
+            next(rows)  # the header: frame_index,timestamp_s,...
+            for row in rows:
+                frame_index, timestamp_s = row.split(",", 2)[:2]
+                batch = []
+                while pending is not None and pending["frame_index"] <= int(frame_index):
                     batch.append(pending)
                     pending = next(records, None)
-                yield float(row["timestamp_s"]), batch
+                if float(timestamp_s) >= from_s:
+                    yield float(timestamp_s), batch
 
     def _last(self, name: str, header: bool) -> str | None:
         """The last record of the newest file ``name`` that has one (``header``: a CSV's first line is none)."""
@@ -171,9 +180,11 @@ class RunFolder(Closing):
             raise output_error(folder, exc) from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
             self._lock.close()
-            raise folder_busy(folder, lock_holder(folder) or "?") from None
+            if isinstance(exc, BlockingIOError):
+                raise folder_busy(folder, lock_holder(folder) or "?") from None
+            raise output_error(folder / LOCK_FILE, exc) from None  # a file system without locks
         try:
             self._lock.truncate(0)
             self._lock.write(str(os.getpid()).encode())
@@ -181,6 +192,9 @@ class RunFolder(Closing):
             refuse_another_run(folder, overwrite, identity)  # it may have changed since it was checked
             self.earlier = None if overwrite else self._earlier()
             prepare_output_dir(folder, overwrite)
+        except OSError as exc:
+            self.close()
+            raise output_error(folder, exc) from None
         except BaseException:
             self.close()
             raise
