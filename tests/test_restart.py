@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS, REPO, run_vpipe, wait_until
+from tests.conftest import CONFIGS, run_vpipe, wait_until
 from tests.servers.mjpeg import MjpegServer
 from tests.test_faults import one_line_error
+from tests.test_faults_live import Vpipe
 from tests.test_publish import Receiver, free_port
 
 FAST = ("--imgsz", "320")
@@ -35,17 +33,6 @@ def config_with_webhook(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(settings))
     return path
-
-
-def start(*args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", *map(str, args)],
-        cwd=REPO,
-        env={**os.environ, "YOLO_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def records(out: Path) -> list[dict[str, Any]]:
@@ -73,28 +60,31 @@ def test_a_killed_camera_run_continues_where_it_stopped(tmp_path: Path, camera: 
     out = tmp_path / "out"
     command = (camera, "--config", config_with_webhook(tmp_path, port), "--output", out, *FAST)
 
-    first = start(*command)
-    wait_until(lambda: len(crossings(out)) >= 3 or first.poll() is not None, timeout=180)
-    assert first.poll() is None, first.communicate()[1]
-    first.kill()  # SIGKILL: nothing is finished, flushed or closed by the process
-    first.wait()
+    first = Vpipe(*command)
+    try:
+        wait_until(lambda: len(crossings(out)) >= 3 or first.process.poll() is not None, timeout=180)
+        assert first.process.poll() is None, first.stderr
+    finally:
+        first.kill()  # SIGKILL: nothing is finished, flushed or closed by the process
     killed = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and path.name != ".vpipe.lock"}
     first_records = records(out)
     first_rows = list(csv.DictReader((out / "counts.csv").open()))
     assert first_records and first_rows
 
     receiver = Receiver(port)
+    second = Vpipe(*command)
     try:
-        second = start(*command)
-        wait_until(lambda: len(crossings(out)) >= len(first_records) + 3 or second.poll() is not None, timeout=180)
+        wait_until(
+            lambda: len(crossings(out)) >= len(first_records) + 3 or second.process.poll() is not None, timeout=180
+        )
         # A second process on the folder while the run writes it (--max-frames: it ends if it is let in).
         meanwhile = run_vpipe("run", *command, "--max-frames", "5", timeout=120)
-        second.send_signal(signal.SIGTERM)
-        _, stderr = second.communicate(timeout=120)
+        second.stop(signal.SIGTERM, timeout=120)
     finally:
+        second.kill()
         receiver.shutdown()
-    assert second.returncode == 0, stderr
-    one_line_error(meanwhile, f"{out} is being written by another vpipe process (pid {second.pid})", code=4)
+    assert second.process.returncode == 0, second.stderr
+    one_line_error(meanwhile, f"{out} is being written by another vpipe process (pid {second.process.pid})", code=4)
 
     for name, content in killed.items():  # the killed run's files are kept, not rewritten
         if name not in ("summary.json", "intervals.csv"):
@@ -177,11 +167,12 @@ def test_overwrite_keeps_an_undelivered_webhook_queue_and_delivers_it(tmp_path: 
     port = free_port()  # down during the first run
     out = tmp_path / "out"
     config = config_with_webhook(tmp_path, port)
-    first = start(camera, "--config", config, "--output", out, *FAST)
-    wait_until(lambda: len(crossings(out)) >= 2 or first.poll() is not None, timeout=180)
-    assert first.poll() is None, first.communicate()[1]
-    first.kill()
-    first.wait()
+    first = Vpipe(camera, "--config", config, "--output", out, *FAST)
+    try:
+        wait_until(lambda: len(crossings(out)) >= 2 or first.process.poll() is not None, timeout=180)
+        assert first.process.poll() is None, first.stderr
+    finally:
+        first.kill()
     queue = out / "publish" / "webhook.queue"
     undelivered = [json.loads(line) for line in queue.read_text().splitlines()]
     sent = [{k: v for k, v in r.items() if k != "camera"} for r in undelivered if r["event"] != "counts"]
