@@ -38,6 +38,9 @@ outputs (in --output, default runs/<source name>/):
   events.jsonl    one JSON object per line crossing
   summary.json    totals per line, direction and class; zone statistics; processing FPS
 
+The same command into a folder that holds a run of the same source and config continues that run
+(ended, stopped or killed): new numbered files beside the old ones, counts carried on.
+
 examples:
   vpipe run sample_videos/highway.mp4 --config configs/traffic.yaml
   vpipe run sample_videos/highway.mp4 --task segment --line main:150,330,830,330
@@ -46,7 +49,8 @@ examples:
 exit codes: 0 done (or stopped with Ctrl-C or SIGTERM, outputs valid), 2 bad input (config, source, model,
   output folder; or every source failed) or an output that could not be written (a full disk; see
   docs/outputs.md), 3 partly done: a source failed while others ran, or a video was truncated (see
-  docs/live.md)"""
+  docs/live.md), 4 the output folder is another run's (another source or config, or a vpipe process
+  writing it)"""
 
 
 MAX_GRID = 100
@@ -78,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
     run.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier run's outputs in the output folder (removed first)"
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run's outputs in the output folder (removed first) instead of continuing that "
+        "run or refusing another's",
     )
     add_model_flags(run)
     run.add_argument(

@@ -23,9 +23,9 @@ MISSING_MODEL = "/nonexistent/weights.pt"
 """Passed where the output must be refused before the model loads: loading it would fail differently."""
 
 
-def one_line_error(result, expected: str) -> str:
-    """The single stderr line of a run that failed on bad input, checked for the bar."""
-    assert result.returncode == 2, result.stderr
+def one_line_error(result, expected: str, code: int = 2) -> str:
+    """The single stderr line of a run that failed on bad input (exit ``code``), checked for the bar."""
+    assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -172,8 +172,8 @@ def test_an_output_folder_holds_one_run(tmp_path: Path, highway: Path):
     first = {path.name: path.read_bytes() for path in out.iterdir()}
     assert "annotated.mp4" in first
 
-    refused = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--no-video")
-    one_line_error(refused, "holds another run's outputs (annotated.mp4, counts.csv")
+    refused = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--no-video")  # another config
+    one_line_error(refused, "holds another run's outputs (annotated.mp4, counts.csv", code=4)  # not bad input
     assert {path.name: path.read_bytes() for path in out.iterdir()} == first, "the earlier run is untouched"
 
     again = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--no-video", "--overwrite", "--quiet")

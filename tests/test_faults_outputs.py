@@ -132,7 +132,7 @@ def test_overwrite_leaves_no_intervals_of_the_run_before(tmp_path: Path, highway
     assert first.returncode == 0, first.stderr
     assert (out / "intervals.csv").exists()
     refused = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--quiet", "--no-video")
-    one_line_error(refused, "holds another run's outputs")
+    one_line_error(refused, "holds another run's outputs", code=4)
     second = run_vpipe("run", highway, "--output", out, "--max-frames", "5", "--quiet", "--no-video", "--overwrite")
     assert second.returncode == 0, second.stderr
     assert not (out / "intervals.csv").exists()

@@ -2,8 +2,9 @@
 
 The expected documents are the layouts ``summary.json`` had before the type existed (a whole run's,
 one that failed before its first frame, a batch slice's, a split video's), recorded from
-``vpipe run`` and ``vpipe batch --split`` on the sample clips: reading one and writing it back must
-give the same keys, in the same order, with the same values.
+``vpipe run`` and ``vpipe batch --split`` on the sample clips, with the keys that place a run since
+(its process and, a whole run's, what it is of and its processes): reading one and writing it back
+must give the same keys, in the same order, with the same values.
 """
 
 from __future__ import annotations
@@ -36,12 +37,29 @@ INTERVALS = {
 HEAD = {"source": "highway.mp4", "frames": 335, "fps": 29.97, "width": 960, "height": 540, "duration_s": 11.1778}
 TRACKER = {"fps": 29.97, "track_buffer_frames": 30, "new_track_reach_sizes": 0.334}
 STATUS = {"detect_every": 1, "output_dir": "runs/highway", "status": "completed"}
+PROCESS = {"run_id": "9a3c6f1e0b7d4e2a8c5f3b1d7e9a0c2b", "time_utc": "2026-12-07T15:04:05.123Z"}
+RUN = {
+    "identity": "0484268a397bc6f9",
+    "start_utc": "2019-09-27T11:22:17.000Z",
+    "segments": [
+        {"run_id": "5f0c", "started_utc": "2026-12-07T14:00:00.000Z", "first_file": 0, "status": "killed"},
+        {
+            **{"run_id": PROCESS["run_id"]},
+            "started_utc": "2026-12-07T15:00:00.000Z",
+            "first_file": 1,
+            "status": "completed",
+        },
+    ],
+}
+"""What places a run: the process that wrote the file, and (a whole run's) what it is of and its processes."""
 
 WHOLE_RUN = {
     **HEAD,
     "processing_fps": 24.54,
     **MODEL,
     **STATUS,
+    **PROCESS,
+    **RUN,
     "tracker": TRACKER,
     "frames_dropped": 0,
     "frames_skipped": 0,
@@ -64,6 +82,8 @@ FAILED_BEFORE_FIRST_FRAME = {
     **{**MODEL, "inference_threads": None},
     **STATUS,
     "status": "failed",
+    **PROCESS,
+    **RUN,
     "tracker": TRACKER,
     "frames_dropped": 0,
     "frames_skipped": 0,
@@ -102,6 +122,7 @@ SLICE = {
     "detect_every": 1,
     "output_dir": "/out/highway/part-0001",
     "status": "completed",
+    **PROCESS,
     "lines": LINES,
     "zones": {},
     "movements": {"counts": {"West->East": {"total": 1, "by_class": {"car": 1}}}},

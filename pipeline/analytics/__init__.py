@@ -9,7 +9,7 @@ synthetic tracks. :class:`Analytics` runs all configured counters on each frame,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,28 @@ class Analytics:
         if self.parking is not None:
             events += self.parking.update(raw if raw is not None else detections, frame_index, timestamp_s)
         return events
+
+    def resume(self, events: Iterable[Event]) -> None:
+        """Carry on from an earlier run's events, before the first frame: its line crossings (and
+        their speeds), movements and zone visits are counted as this run's, and its parking slots
+        start in the state it left them in."""
+        lines = {line.name: line for line in self.lines}
+        zones = {zone.name: zone for zone in self.zones}
+        slots: dict[str, bool] = {}
+        for event in events:
+            match event:
+                case LineCrossing(line=name) if name in lines:
+                    lines[name].record(event)
+                    if event.speed_kmh is not None:
+                        self.line_speeds.add(name, event.direction, event.speed_kmh)
+                case ZoneEnter(zone=name) | ZoneExit(zone=name) if name in zones:
+                    zones[name].record(event)
+                case Movement() if self.movements is not None:
+                    self.movements.record(event)
+                case SlotChange():
+                    slots[event.slot] = event.occupied
+        if self.parking is not None:
+            self.parking.resume(slots)
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution by (sx, sy); every count and state is kept."""

@@ -5,7 +5,8 @@ Every record starts with ``"event"`` (its type), then ``frame_index`` and ``time
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["in", "out"]
@@ -136,3 +137,36 @@ class Movement(TrackEvent):
     origin_s: float
     travel_s: float
     inferred: bool = False
+
+
+TRACK_EVENTS: dict[str, type[TrackEvent]] = {
+    kind.event_type: kind for kind in (LineCrossing, ZoneEnter, ZoneExit, Movement)
+}
+"""The track events by their records' ``event``."""
+
+
+def event_from_record(record: Mapping[str, Any]) -> Event | None:
+    """The event an ``events.jsonl`` record was written from (None: a record of no counter's, such as a
+    connection event); fields the event has not (``seq``, ``run_id``, ``time_utc``) are left out.
+
+    Example:
+        >>> record = LineCrossing(5, 0.2, "main", "in", track_id=3, class_name="car").to_record()
+        >>> event_from_record({**record, "seq": 9}) == LineCrossing(5, 0.2, "main", "in", track_id=3, class_name="car")
+        True
+        >>> event_from_record({"event": "slot_free", "frame_index": 8, "timestamp_s": 0.3, "slot": "A1"})
+        SlotChange(frame_index=8, timestamp_s=0.3, slot='A1', occupied=False)
+    """
+    kind = record.get("event")
+    if kind in ("slot_occupied", "slot_free"):
+        return SlotChange(record["frame_index"], record["timestamp_s"], record["slot"], kind == "slot_occupied")
+    event_class = TRACK_EVENTS.get(kind or "")
+    if event_class is None:
+        return None
+    names = {field.name for field in fields(event_class)}
+    return event_class(**{key: value for key, value in record.items() if key in names})
+
+
+def events_of(records: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
+    """The events ``records`` were written from, one at a time (see :func:`event_from_record`; the others
+    left out)."""
+    return (event for record in records if (event := event_from_record(record)) is not None)

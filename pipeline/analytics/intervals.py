@@ -105,7 +105,10 @@ class _PeakHour:
     hour beats any shorter window (the run's first bins), the first of equal volumes wins."""
 
     def add(self, start: str, count: int) -> None:
-        self.window.append((start, count))
+        if self.window and self.window[-1][0] == start:  # the bin again, counted by the next run of a restart
+            self.window[-1] = (start, self.window[-1][1] + count)
+        else:
+            self.window.append((start, count))
         if len(self.window) > self.bins_per_hour:
             self.window.popleft()
         full, volume = len(self.window) == self.bins_per_hour, sum(c for _, c in self.window)
@@ -127,7 +130,8 @@ class PeakHours:
         self._peaks: dict[Key, _PeakHour] = {}
 
     def add(self, key: Key, start: str, total: int) -> None:
-        """One bin's total for ``key``; ``start`` labels the bin (its ``interval_start``)."""
+        """One bin's total for ``key``; ``start`` labels the bin (its ``interval_start``). The same bin
+        given again (the next run after a restart inside it counts it too) adds to its total."""
         if self._bins:
             self._peaks.setdefault(key, _PeakHour(self._bins)).add(start, total)
 
@@ -276,6 +280,13 @@ class IntervalCounter:
             rows.append({**base, "class_name": "all", "count": total})
             rows += [{**base, "class_name": c, "count": n} for c, n in sorted(classes.items())]
         return rows
+
+    def carry(self, rows: Iterable[Mapping[str, str]]) -> None:
+        """Take in the rows an earlier run wrote to ``intervals.csv``: their bins' totals (``class_name``
+        ``all``) enter the peak hours, as if this counter had closed them."""
+        for row in rows:
+            if row["class_name"] == "all":
+                self._peaks.add((row["kind"], row["name"], row["direction"]), row["interval_start"], int(row["count"]))
 
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json`` (see :meth:`PeakHours.summary`)."""

@@ -278,17 +278,20 @@ class LineCounter:
             if crossing is None or self._counted_as_another(track_id, crossing[0], detections, timestamp_s):
                 continue
             direction, lane = crossing
-            (self.crossings_in if direction == "in" else self.crossings_out)[class_name] += 1
-            if lane is not None:
-                self.lane_counts[lane][direction] += 1
-            events.append(
-                LineCrossing(
-                    frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
-                )
+            event = LineCrossing(
+                frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
             )
+            self.record(event)
+            events.append(event)
             self._share_count(track_id, direction, detections, timestamp_s)
         self._forget_stale(timestamp_s)
         return events
+
+    def record(self, crossing: LineCrossing) -> None:
+        """Add ``crossing`` to the counts (one this counter found, or an earlier run's)."""
+        (self.crossings_in if crossing.direction == "in" else self.crossings_out)[crossing.class_name] += 1
+        if crossing.lane in self.lane_counts:
+            self.lane_counts[crossing.lane][crossing.direction] += 1
 
     def _same_object(self, detections: sv.Detections, index: int, others: list[int]) -> np.ndarray:
         """Which of ``others`` (detection indices) are on the same object as detection ``index``: one

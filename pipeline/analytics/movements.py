@@ -54,15 +54,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 import numpy as np
 import supervision as sv
 
 from pipeline.analytics.approaches import Approach, Intersection, heading
-from pipeline.analytics.continuation import MotionTrail, continuations
+from pipeline.analytics.continuation import MotionTrail
 from pipeline.analytics.events import Direction, Movement
 from pipeline.analytics.lines import LineCounter, tracked_anchors
+from pipeline.analytics.movement_tracks import TrackState, continue_vanished
 from pipeline.geometry import Point
 
 UNKNOWN = "?"
@@ -82,60 +82,6 @@ def movement_name(origin: str | None, destination: str | None) -> str:
         'West->?'
     """
     return f"{origin or UNKNOWN}->{destination or UNKNOWN}"
-
-
-@dataclass
-class _Track:
-    origin: str | None
-    """None until the track first enters an approach (or one is inferred)."""
-    origin_frame: int
-    origin_s: float
-    last_seen_s: float
-    last_seen_frame: int
-    class_name: str
-    left_origin_s: float | None = None
-    """When the anchor was last seen leaving every approach (None while inside one)."""
-    outside_s: float = 0.0
-    """Longest time spent outside every approach since the origin."""
-    went_far: bool = False
-    """Whether the anchor got far enough beyond the origin for coming back to be a U-turn."""
-    done: bool = False
-    inferred: bool = False
-    """Whether its origin rests on its path backwards (or on the lost track it continues)."""
-    origin_guessed: bool = False
-    """Whether its origin rests on its path alone (no lost track continued): then only reaching an exit
-    makes it a movement, one end at least seen."""
-    trail: MotionTrail = field(default_factory=MotionTrail)
-    """Recent anchors, to tell which new track ID continues this one if the tracker loses it, and where
-    it was heading."""
-    birth: MotionTrail | None = None
-    """The first anchors of a track first seen inside the box, to tell where it came from."""
-
-
-def continue_vanished(
-    tracks: dict[int, _Track],
-    tracked: list[tuple[int, Point, str]],
-    frame_index: int,
-    now_s: float,
-    forget_after_s: float,
-) -> None:
-    """Give each new track ID in ``tracked`` that continues a vanished track (see
-    :mod:`pipeline.analytics.continuation`) that track's state; the vanished one is marked done, so
-    it counts nothing if its ID comes back."""
-    new = {track_id: anchor for track_id, anchor, _ in tracked if track_id not in tracks}
-    vanished = {
-        track_id: track.trail
-        for track_id, track in tracks.items()
-        if track.origin is not None
-        and not track.done
-        and track.last_seen_frame < frame_index
-        and now_s - track.last_seen_s <= forget_after_s
-    }
-    if not new or not vanished:
-        return
-    for new_id, old_id in continuations(new, vanished, now_s).items():
-        tracks[new_id] = replace(tracks[old_id])
-        tracks[old_id].done = True
 
 
 class MovementCounter:
@@ -175,7 +121,7 @@ class MovementCounter:
         self.counts: dict[tuple[str | None, str | None], Counter[str]] = {}
         self.inferred: Counter[tuple[str | None, str | None]] = Counter()
         self.stayed: Counter[str] = Counter()
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[int, TrackState] = {}
 
     def _layout(self) -> None:
         """What follows from where the approaches are (again after a rescale)."""
@@ -224,7 +170,9 @@ class MovementCounter:
             approach = next((name for name in self._intersection.zones if inside[name][row]), None)
             track = self._tracks.get(track_id)
             if track is None:
-                track = self._tracks[track_id] = _Track(None, frame_index, timestamp_s, timestamp_s, frame_index, "")
+                track = self._tracks[track_id] = TrackState(
+                    None, frame_index, timestamp_s, timestamp_s, frame_index, ""
+                )
                 if approach is None and self._intersection.contains(anchor):
                     track.birth = MotionTrail()
             track.last_seen_s, track.last_seen_frame, track.class_name = timestamp_s, frame_index, class_name
@@ -243,7 +191,7 @@ class MovementCounter:
     def _find_origin(
         self,
         track_id: int,
-        track: _Track,
+        track: TrackState,
         anchor: Point,
         size: tuple[float, float],
         approach: str | None,
@@ -268,7 +216,7 @@ class MovementCounter:
             track.origin_frame, track.birth = track.last_seen_frame, None
             crossings.clear()  # the crossing that made the origin is not also a way out
 
-    def _join_lost(self, track_id: int, track: _Track) -> bool:
+    def _join_lost(self, track_id: int, track: TrackState) -> bool:
         """A track first seen in the box, come from ``track.origin``, continues the track from there
         last lost inside the box before it appeared, if one is still held: the same vehicle under a new
         ID that :func:`continue_vanished` could not place. It takes that one's origin time; whether it
@@ -290,7 +238,7 @@ class MovementCounter:
 
     def _advance(
         self,
-        track: _Track,
+        track: TrackState,
         anchor: Point,
         size: tuple[float, float],
         approach: str | None,
@@ -319,7 +267,7 @@ class MovementCounter:
     def _complete(
         self,
         track_id: int,
-        track: _Track,
+        track: TrackState,
         destination: str | None,
         frame_index: int,
         now_s: float,
@@ -327,9 +275,7 @@ class MovementCounter:
     ) -> Movement:
         track.done = True
         inferred = track.inferred or destination_inferred
-        self.counts.setdefault((track.origin, destination), Counter())[track.class_name] += 1
-        self.inferred[(track.origin, destination)] += inferred
-        return Movement(
+        event = Movement(
             frame_index,
             now_s,
             movement_name(track.origin, destination),
@@ -342,6 +288,14 @@ class MovementCounter:
             track_id=track_id,
             class_name=track.class_name,
         )
+        self.record(event)
+        return event
+
+    def record(self, movement: Movement) -> None:
+        """Add ``movement`` to the counts (one this counter found, or an earlier run's)."""
+        key = (movement.origin, movement.destination)
+        self.counts.setdefault(key, Counter())[movement.class_name] += 1
+        self.inferred[key] += movement.inferred
 
     def _forget_stale(self, now_s: float) -> list[Movement]:
         events = []

@@ -165,6 +165,9 @@ class ParkingMonitor:
         """Add one frame of (vehicle) detections, tracked or not; returns the debounced state changes."""
         if self._first_s is None:
             self._first_s = timestamp_s
+            for slot in self._slots:  # occupied since an earlier run (see resume): its interval starts here
+                if slot.occupied:
+                    slot.interval_start = (frame_index, timestamp_s)
         self._last = (frame_index, timestamp_s)
         events = []
         for slot, raw in zip(self._slots, self.rule.occupied(detections).values(), strict=True):
@@ -176,6 +179,12 @@ class ParkingMonitor:
             if timestamp_s - slot.change_since[1] >= self.debounce_s:
                 events.append(self._change(slot, raw, slot.change_since))
         return events
+
+    def resume(self, occupied: Mapping[str, bool]) -> None:
+        """Start from the slots' states an earlier run left (before the first frame): a car still
+        parked there is no new ``slot_occupied``."""
+        for slot in self._slots:
+            slot.occupied = occupied.get(slot.name, slot.occupied)
 
     def _change(self, slot: _Slot, occupied: bool, since: tuple[int, float]) -> SlotChange:
         slot.occupied, slot.change_since = occupied, None

@@ -106,10 +106,10 @@ class ZoneCounter:
                 self.count_by_class[class_name] += 1
                 if visit is None:
                     self._visits[track_id] = _Visit(timestamp_s, class_name, timestamp_s, frame_index)
-                    self.enters += 1
                     events.append(
                         ZoneEnter(frame_index, timestamp_s, self.name, track_id=track_id, class_name=class_name)
                     )
+                    self.record(events[-1])
                 else:
                     visit.last_inside_s, visit.last_inside_frame = timestamp_s, frame_index
                     visit.class_name = class_name
@@ -129,8 +129,22 @@ class ZoneCounter:
 
     def _close(self, track_id: int, frame_index: int, timestamp_s: float) -> ZoneExit:
         visit = self._visits.pop(track_id)
-        dwell_s = timestamp_s - visit.entered_s
+        event = ZoneExit(
+            frame_index,
+            timestamp_s,
+            self.name,
+            timestamp_s - visit.entered_s,
+            track_id=track_id,
+            class_name=visit.class_name,
+        )
+        self.record(event)
+        return event
+
+    def record(self, event: ZoneEnter | ZoneExit) -> None:
+        """Add ``event`` to the visits' statistics (one this counter found, or an earlier run's)."""
+        if isinstance(event, ZoneEnter):
+            self.enters += 1
+            return
         self.exits += 1
-        self.dwell_sum_s += dwell_s
-        self.dwell_max_s = max(self.dwell_max_s, dwell_s)
-        return ZoneExit(frame_index, timestamp_s, self.name, dwell_s, track_id=track_id, class_name=visit.class_name)
+        self.dwell_sum_s += event.dwell_s
+        self.dwell_max_s = max(self.dwell_max_s, event.dwell_s)

@@ -5,9 +5,6 @@ and write the merged summaries.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,13 +58,9 @@ class BatchRequest:
 
     def fingerprint(self) -> str:
         """A digest of every setting that changes an item's results (not where inputs and outputs are)."""
-        settings = dataclasses.asdict(self.config)
-        settings.pop("origin")
-        settings["source"].pop("path")
-        settings["output"].pop("dir")
-        settings["output"].pop("overwrite", None)  # how a folder is reused, not what its items hold
-        settings["split"] = [str(self.split_s), str(self.overlap_s)] if self.split_s else None
-        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        split = [str(self.split_s), str(self.overlap_s)] if self.split_s else None
+        # output.overwrite: how a folder is reused, not what its items hold
+        return self.config.digest(["source.path", "output.dir", "output.overwrite"], {"split": split})
 
 
 @dataclass

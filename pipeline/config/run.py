@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.config.fields import at_most, key_label
 from pipeline.config.geometry import (
@@ -55,6 +59,26 @@ class Config:
     def has_geometry(self) -> bool:
         """Whether anything is placed on the image (lines, zones, slots, approaches), in :attr:`coordinates`."""
         return bool(self.lines or self.zones or self.parking.slots or self.movements.approaches)
+
+    def digest(self, ignored: Iterable[str] = (), extra: Mapping[str, Any] | None = None) -> str:
+        """A digest of every setting but ``origin`` and the dotted keys in ``ignored`` (``"output.dir"``),
+        with ``extra`` settings added: equal digests, equal settings.
+
+        Example:
+            >>> Config().digest(["source.max_frames"]) == Config(source=SourceConfig(max_frames=9)).digest(
+            ...     ["source.max_frames"])
+            True
+        """
+        settings = dataclasses.asdict(self)
+        settings.pop("origin")
+        for key in ignored:
+            *parents, name = key.split(".")
+            section = settings
+            for parent in parents:
+                section = section[parent]
+            section.pop(name, None)
+        settings.update(extra or {})
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def error(self, key: str, message: str) -> ConfigError:
         """A :class:`ConfigError` that names ``key``: by its flag if a flag set it, else with the file."""

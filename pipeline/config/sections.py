@@ -174,7 +174,8 @@ class OutputConfig:
 
     dir: str | None = None
     overwrite: bool = False
-    """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: refuse to run."""
+    """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: continue a run of the
+    same source and config there, refuse another's."""
     video: bool = True
     rotate: str | None = field(
         default=None, metadata=check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")

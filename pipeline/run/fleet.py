@@ -13,6 +13,8 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.outputs.folders import check_output_dir
+from pipeline.io.outputs.records import utc_text
+from pipeline.io.outputs.run_folder import run_identity
 from pipeline.io.outputs.sinks import write_json_atomic
 from pipeline.io.sources.files import Frame, FrameSource, is_live_spec, open_source
 from pipeline.io.sources.frames import sample_every
@@ -117,16 +119,18 @@ class Fleet:
         frames = sample_every(source, interval_s) if interval_s else source
         return PrefetchIterator(frames, maxsize=2 if latest else 4, drop_oldest=latest)
 
-    def place(self, source: FrameSource) -> Path:
-        """Give ``source`` a name unique in this run; its output folder, checked as writable.
+    def place(self, source: FrameSource, source_config: Config) -> Path:
+        """Give ``source`` a name unique in this run; its output folder, checked as writable and
+        free for this run (``source_config``: its config in its pixels, see :meth:`prepare`).
 
         Raises:
-            PipelineError: The folder cannot be written, or holds another run (without ``--overwrite``).
+            PipelineError: The folder cannot be written.
+            FolderTaken: A vpipe process writes it, or it holds another run (without ``--overwrite``).
         """
         source.name = unique_name(source.name, self._names)
         single = len(self.specs) == 1
         out_dir = output_dir_for(self.config, source) if single else self.base / source.name
-        check_output_dir(out_dir, overwrite=self.config.output.overwrite)
+        check_output_dir(out_dir, self.config.output.overwrite, run_identity(source_config, source))
         return out_dir
 
     def add(
@@ -155,7 +159,8 @@ class Fleet:
             try:
                 if isinstance(outcome, PipelineError):
                     raise outcome
-                source_config, out_dir = self.prepare([outcome])[0], self.place(outcome)
+                source_config = self.prepare([outcome])[0]
+                out_dir = self.place(outcome, source_config)
                 stage.add_source(self.add(spec_index, None, outcome, source_config, out_dir))
             except PipelineError as exc:
                 self.failures[spec_index] = str(exc)
@@ -191,7 +196,7 @@ class Fleet:
                 run.source.close()
 
 
-def write_overview(fleet: Fleet, pending: set[int]) -> None:
+def write_overview(fleet: Fleet, pending: set[int], run_id: str) -> None:
     """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
     if len(fleet.specs) == 1:
         return
@@ -209,4 +214,5 @@ def write_overview(fleet: Fleet, pending: set[int]) -> None:
     sources = [entries[index] for index in sorted(entries)]
     failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
     fleet.base.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(fleet.base / "summary.json", {"sources": sources, "sources_failed": failed})
+    overview = {"sources": sources, "sources_failed": failed, "run_id": run_id, "time_utc": utc_text(time.time())}
+    write_json_atomic(fleet.base / "summary.json", overview)

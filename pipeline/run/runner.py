@@ -29,6 +29,7 @@ from pipeline.analytics.parking import model_for_parking
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
+from pipeline.io.outputs.records import new_run_id
 from pipeline.io.outputs.run_outputs import FrameViewer
 from pipeline.io.publish.publisher import Publisher
 from pipeline.io.sources.files import Frame, FrameSource
@@ -68,11 +69,12 @@ def run_sources(
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
     normalized = config.coordinates == "normalized"  # geometry that can follow a change of resolution
     detector: Detector | None = None
+    run_id = new_run_id()  # this process's: in every record of every source
 
     def start_run(source: FrameSource, source_config: Config, out_dir: Path) -> SourceRun:
         assert detector is not None
         store = store_target(config.output.store, out_dir if len(specs) == 1 else fleet.base)
-        return SourceRun(source_config, source, detector, out_dir, viewers, follow_resolution=normalized, store=store)
+        return SourceRun(source_config, source, detector, out_dir, viewers, normalized, store=store, run_id=run_id)
 
     fleet = Fleet(config, specs, start_run)
     Publisher.check(config)
@@ -89,7 +91,8 @@ def run_sources(
         if not opened:
             raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
         source_configs = fleet.prepare([source for _, source, _ in opened])
-        out_dirs = [fleet.place(source) for _, source, _ in opened]  # checked before the model loads
+        # checked before the model loads
+        out_dirs = [fleet.place(source, c) for (_, source, _), c in zip(opened, source_configs, strict=True)]
         largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
         frame_size = (largest.width, largest.height)
         model = model_for_parking(config.model, config.parking, frame_size)
@@ -110,7 +113,7 @@ def run_sources(
             fleet.finish("interrupted")
         else:
             fleet.finish("completed")
-        write_overview(fleet, opener.pending)
+        write_overview(fleet, opener.pending, run_id)
         summaries = [run.summary for run in fleet.runs]
         failures = [fleet.failures[index] for index in sorted(fleet.failures)]
         failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]

@@ -1,6 +1,12 @@
 """One source's run after the model: its :class:`~pipeline.run.frame_pipeline.FramePipeline`, its
 :class:`~pipeline.io.outputs.run_outputs.RunOutputs`, its intervals and its ``summary.json``: the set-up, the
-per-frame step and the finish of every way of running (``vpipe run``, live feeds, batch slices)."""
+per-frame step and the finish of every way of running (``vpipe run``, live feeds, batch slices).
+
+A run into a folder that holds an earlier run of the same source and config continues it (see
+:mod:`pipeline.io.outputs.run_folder`): the counters start from the earlier events, the bins a killed
+run left open are written, and the run's time and frame numbers go on: a file from the frame after
+the last one written, a live feed by the wall clock since the run's first frame.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +15,38 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import supervision as sv
 
+from pipeline.analytics.events import events_of
 from pipeline.annotators.frame import FrameAnnotator
-from pipeline.config import Config
+from pipeline.config import Config, parse_time
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.live.metrics import RunMetrics
-from pipeline.io.outputs.folders import output_error, prepare_output_dir
+from pipeline.io.outputs.folders import output_error
 from pipeline.io.outputs.intervals_file import IntervalsFile, file_start_epoch_s
 from pipeline.io.outputs.plots import write_plots
+from pipeline.io.outputs.records import RecordStamp, new_run_id, utc_text
+from pipeline.io.outputs.run_folder import Earlier, RunFolder, run_identity
 from pipeline.io.outputs.run_outputs import FrameViewer, RunOutputs, SummaryFile
 from pipeline.io.publish.publisher import Publisher
 from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
-from pipeline.memory import peak_gpu_mb, peak_rss_mb
 from pipeline.models import Detector
 from pipeline.run.frame_pipeline import FramePipeline
-from pipeline.run.summary import ModelInfo, RunSummary, SlicePart
+from pipeline.run.source_summary import closing_summary, summary_header
+from pipeline.run.summary import RunSummary, SlicePart
 from pipeline.store.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
-SUMMARY_REFRESH_S = 30.0
-"""How often (wall clock) a long run rewrites summary.json, so it is current while running."""
+SUMMARY_REFRESH_S = 10.0
+"""How often (wall clock) a long run rewrites summary.json, so it is current while running (it is
+also rewritten at the first frame and whenever an interval bin closes)."""
 
 
 class SourceRun:
@@ -52,6 +63,7 @@ class SourceRun:
         part: A batch slice of a video file: the frames before ``part.start_frame`` are its warm-up
             (tracked, not counted or written); times stay the video's; no event streams.
         store: The store to write the run to too (see :func:`pipeline.store.store_target`); None: none.
+        run_id: This process's run id (default: a new one).
     """
 
     def __init__(
@@ -64,6 +76,7 @@ class SourceRun:
         follow_resolution: bool = False,
         part: SlicePart | None = None,
         store: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.config = config
         self.follow_resolution = follow_resolution
@@ -73,36 +86,95 @@ class SourceRun:
         self.out_dir = out_dir
         size = (source.width, source.height)
         self.core = FramePipeline(config, processed_fps(source, config), detector.names, size, warmup=part is not None)
-        prepare_output_dir(out_dir, overwrite=config.output.overwrite)
-        self.summary = summary_header(source, detector, self.core, out_dir, part)
-        self._summary_file = SummaryFile(out_dir / "summary.json", self.summary)  # first: nothing to close if refused
-        try:
-            self.intervals = IntervalsFile.for_run(out_dir, config, source, self.core.analytics)
-            with ExitStack() as on_error:
+        self.run_id = run_id or new_run_id()
+        self.folder = RunFolder(out_dir, run_identity(config, source), config.output.overwrite)
+        earlier = self.folder.earlier
+        self.summary = summary_header(source, detector, self.core, out_dir, part, self.run_id)
+        self._carry_on(earlier)
+        with ExitStack() as on_error:
+            on_error.callback(self.folder.close)
+            self._summary_file = SummaryFile(out_dir / "summary.json", self.summary)  # first: nothing else to close
+            try:
+                self.intervals = self._intervals(earlier)
                 on_error.callback(self.intervals.close)
-                store_sink = _store_for(store, config, source, self.core, self.summary)
+                stamp = RecordStamp(self.run_id, earlier.last_seq() if earlier else 0)
+                first = earlier.next_file if earlier else 0
+                store_sink = _store_for(store, config, source, self.core, self.summary, self.run_id)
                 if store_sink is not None:
                     on_error.callback(store_sink.end, "failed")
-                self.outputs = _outputs_for(config, source, detector, self.core, out_dir, viewers, part, store_sink)
-                on_error.pop_all()
-            self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
-        except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
-            self._summary_file.close(
-                dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
-            )
-            raise
+                self.outputs = _outputs_for(
+                    config, source, detector, self.core, out_dir, viewers, part is None, stamp, first, store_sink
+                )
+            except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
+                failed = dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
+                self._summary_file.close(failed)
+                raise
+            on_error.pop_all()
+        self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         self._metrics = next(metrics_of(viewers), None)
         self._first_frame: np.ndarray | None = None
-        # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times).
-        self._origin_s: float | None = 0.0 if part is not None else None
+        # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times),
+        # and so is a file's that a run continues, after the frames the earlier run wrote.
+        self._last_frame = earlier.last_frame() if earlier else None
+        continued_file = self._last_frame is not None and not source.live
+        self._origin_s: float | None = 0.0 if part is not None or continued_file else None
+        self._done_up_to = self._last_frame[0] if continued_file and self._last_frame else -1
+        self._index_offset = 0
         self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
         self.finished = False
 
+    def _carry_on(self, earlier: Earlier | None) -> None:
+        """Carry the run on from ``earlier``, before anything is written: its counts (from its events),
+        the processes that wrote it and its clock. A process that was killed stays ``running`` in
+        ``segments`` until its open bins are written (see :meth:`_intervals`)."""
+        segments: list[dict[str, Any]] = []
+        if earlier is not None:
+            self.core.analytics.resume(events_of(earlier.events()))
+            segments = [dict(segment) for segment in earlier.summary.get("segments", [])]
+            if segments and not earlier.killed:
+                segments[-1]["status"] = earlier.summary["status"]
+            self.summary.start_utc = earlier.summary.get("start_utc")
+        first_file = earlier.next_file if earlier else 0
+        started = {"run_id": self.run_id, "started_utc": utc_text(time.time()), "first_file": first_file}
+        self.summary.segments = [*segments, {**started, "status": "running"}]
+
+    def _intervals(self, earlier: Earlier | None) -> IntervalsFile:
+        """The run's ``intervals.csv``, carried on from ``earlier``'s: the bins of every process that was
+        killed (still ``running`` in ``segments``) are written from its frames, then it is ``killed``."""
+        start_epoch_s = parse_time(self.summary.start_utc) if self.summary.start_utc else None
+        analytics = self.core.analytics
+        intervals = IntervalsFile.for_run(self.out_dir, self.config, self.source, analytics, self.run_id, start_epoch_s)
+        if earlier is None:
+            return intervals
+        ended = self.summary.segments[:-1]
+        ends = [segment["first_file"] for segment in ended[1:]] + [earlier.next_file]
+        killed = [(segment, end) for segment, end in zip(ended, ends, strict=True) if segment["status"] == "running"]
+        frames = [(segment["run_id"], partial(earlier.frames, segment["first_file"], end)) for segment, end in killed]
+        intervals.continue_from(earlier.interval_rows(), frames)
+        for segment, _ in killed:
+            segment["status"] = "killed"
+        if killed:
+            self._summary_file.update(self.summary)
+        return intervals
+
     def needs_detection(self, frame: Frame) -> bool:
-        return self.core.needs_detection(frame)
+        return frame.frame_index > self._done_up_to and self.core.needs_detection(frame)
+
+    def _begin(self, frame: Frame) -> None:
+        """Start the run's clock at its first frame: a new run's time starts there; a live feed that
+        continues a run goes on by the wall clock since that run's first frame, and so do its frame
+        numbers after the last one written. ``summary.json`` says when its time 0 was."""
+        self._origin_s = frame.timestamp_s
+        start_epoch_s, last = self.intervals.start_epoch_s, self._last_frame
+        if self.source.live and last is not None and start_epoch_s is not None:
+            self._origin_s -= max(time.time() - start_epoch_s, last[1])  # never back in time (a clock set back)
+            self._index_offset = last[0] + 1 - frame.frame_index
+        start_epoch_s = self.intervals.begin(frame.timestamp_s - self._origin_s)
+        self.summary.start_utc = utc_text(start_epoch_s) if start_epoch_s is not None else None
+        self._summary_file.update(self._closing("running"))
 
     def process(self, frame: Frame, detections: sv.Detections | None, frames_dropped: int = 0) -> None:
         """Track, count, write and draw one frame (``detections`` None: skipped by the model).
@@ -110,11 +182,16 @@ class SourceRun:
         The run's time starts at the first frame it processes: ``timestamp_s`` in every output is the
         source's time less that frame's, so it equals the annotated video's presentation time (an
         MP4 starts at 0). A file's first frame is at 0 already; a live feed's clock starts when the
-        source was opened, and the frames read while the model loaded were dropped.
+        source was opened, and the frames read while the model loaded were dropped. A run that
+        continues another goes on with its time (see :meth:`_begin`).
         """
+        if frame.frame_index <= self._done_up_to:  # a continued file: the earlier run wrote this frame
+            return
         if self._origin_s is None:
-            self._origin_s = frame.timestamp_s
-        frame = dataclasses.replace(frame, timestamp_s=frame.timestamp_s - self._origin_s)
+            self._begin(frame)
+        assert self._origin_s is not None
+        index = frame.frame_index + self._index_offset
+        frame = dataclasses.replace(frame, frame_index=index, timestamp_s=frame.timestamp_s - self._origin_s)
         self.summary.frames_dropped = frames_dropped
         if self._metrics is not None:
             self._metrics.dropped(self.name, frames_dropped)
@@ -129,14 +206,15 @@ class SourceRun:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
         result = self.core.step(frame, detections)
         self.outputs.write(result)
-        self.outputs.write_intervals(self.intervals.write(result))
+        bin_rows = self.intervals.write(result)
+        self.outputs.write_intervals(bin_rows)
         parking = self.core.analytics.parking
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
         self.last_frame_index = frame.frame_index
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         self.summary.add_frame(frame.frame_index, frame.timestamp_s, self._end_s)
-        if time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
+        if bin_rows or time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
             self._last_refresh = time.monotonic()
             self._summary_file.update(self._closing("running"))
 
@@ -198,6 +276,7 @@ class SourceRun:
         # Last, so its status covers every other output; on a full disk it still says "failed".
         summary = self._closing(status, error or (str(failure) if failure else None))
         self.summary, summary_failure = self._summary_file.close(summary)
+        self.folder.close()
         failure = failure or summary_failure
         self.outputs.end(self.summary.status)
         if failure is not None and error is None:  # with an error, the caller reports that one
@@ -208,52 +287,6 @@ class SourceRun:
 def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
     """The Prometheus metrics a live view serves (``--serve``), if any."""
     return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
-
-
-def summary_header(
-    source: FrameSource, detector: Detector, core: FramePipeline, out_dir: Path, part: SlicePart | None
-) -> RunSummary:
-    """What ``summary.json`` says of a run before its first frame: the source, the model, the tracker."""
-    return RunSummary(
-        source.display_name,
-        round(float(source.fps), 4),
-        source.width,
-        source.height,
-        ModelInfo.from_json(detector.describe()),
-        core.detect_every,
-        str(out_dir),
-        part=part,
-        tracker=core.tracker.describe(),
-    )
-
-
-def closing_summary(
-    summary: RunSummary,
-    detector: Detector,
-    core: FramePipeline,
-    intervals: IntervalsFile,
-    publisher: Publisher | None,
-    elapsed_s: float,
-    end_s: float,
-    status: str,
-    error: str | None,
-) -> RunSummary:
-    """``summary`` completed with the rates, memory, status and every count so far (``end_s``: the
-    end of the processed video, in the run's time)."""
-    return dataclasses.replace(
-        summary,
-        model=ModelInfo.from_json(detector.describe()),  # what a trial at the start chose
-        processing_fps=round(summary.frames / elapsed_s, 2) if elapsed_s > 0 else 0.0,
-        status=status,
-        error=mask_credentials(error) if error else None,
-        counted=True,
-        counts=core.counts(end_s),
-        intervals=intervals.summary(),
-        tracks_total=core.tracks.total,
-        peak_rss_mb=peak_rss_mb(),
-        peak_gpu_mb=peak_gpu_mb(detector.device),
-        publish=publisher.summary() if publisher is not None and publisher.sinks else None,
-    )
 
 
 def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
@@ -274,11 +307,13 @@ def _outputs_for(
     core: FramePipeline,
     out_dir: Path,
     viewers: Sequence[FrameViewer],
-    part: SlicePart | None,
+    publish: bool,
+    stamp: RecordStamp,
+    first_segment: int,
     store: StoreSink | None,
 ) -> RunOutputs:
-    """The run folder's writers for one source, with its live viewers, its store and (not for a batch
-    slice) its event streams."""
+    """The run folder's writers for one source, with its live viewers, its store and (``publish``) event
+    streams, from segment ``first_segment`` on, its events stamped by ``stamp``."""
     return RunOutputs(
         out_dir,
         config.output,
@@ -289,13 +324,15 @@ def _outputs_for(
         viewers,
         name=source.name,
         parking=core.analytics.parking is not None,
-        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None)) if part is None else None,
+        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None), stamp) if publish else None,
+        stamp=stamp,
+        first_segment=first_segment,
         store=store,
     )
 
 
 def _store_for(
-    target: str | None, config: Config, source: FrameSource, core: FramePipeline, summary: RunSummary
+    target: str | None, config: Config, source: FrameSource, core: FramePipeline, summary: RunSummary, run_id: str
 ) -> StoreSink | None:
     """The run's sink in the store ``target`` (None: no store), timed as ``intervals.csv`` is: from a
     file's start time if it has one, else from the clock at the first frame."""
@@ -309,6 +346,7 @@ def _store_for(
         str(Path(summary.output_dir).resolve()),
         None if source.live else file_start_epoch_s(source, config.source.start_time),
         slots=len(parking.occupied) if parking is not None else None,
+        run_id=run_id,
         replace=config.output.overwrite,
     )
 

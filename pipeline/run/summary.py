@@ -148,6 +148,17 @@ class RunSummary:
     peak_gpu_mb: float | None = None
     publish: dict[str, Any] | None = None
     """Per event stream (MQTT, webhook): what it sent and lost; None without one."""
+    run_id: str = ""
+    """The id of the process that wrote the file (a new one per process start)."""
+    time_utc: str | None = None
+    """When the file was written (ISO 8601 UTC)."""
+    identity: str = ""
+    """What the run is of: its source and settings (see :func:`pipeline.io.outputs.run_folder.run_identity`)."""
+    start_utc: str | None = None
+    """The wall-clock time of ``timestamp_s`` 0 (a live feed's first frame, a file's start time), if known."""
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per process that wrote the run, oldest first: its ``run_id``, ``started_utc``, the
+    number of its first files (``first_file``: ``counts.0002.csv`` is 2) and how it ended (``status``)."""
 
     def add_frame(self, frame_index: int, timestamp_s: float, end_s: float) -> None:
         """One more frame counted, at ``timestamp_s`` and shown until ``end_s`` (a whole run's time
@@ -171,8 +182,9 @@ class RunSummary:
             data.update(start_s=part.start_s, end_s=part.end_s)
         data.update(fps=self.fps, width=self.width, height=self.height, duration_s=self.duration_s)
         data.update(processing_fps=self.processing_fps, **self.model.head_json(), detect_every=self.detect_every)
-        data.update(output_dir=self.output_dir, status=self.status)
+        data.update(output_dir=self.output_dir, status=self.status, run_id=self.run_id, time_utc=self.time_utc)
         if part is None:
+            data.update(identity=self.identity, start_utc=self.start_utc, segments=self.segments)
             data.update(tracker=self.tracker, frames_dropped=self.frames_dropped)
             data.update(frames_skipped=self.frames_skipped, reconnects=self.reconnects)
         if self.model.threads_trial_fps:
@@ -223,4 +235,9 @@ class RunSummary:
             peak_rss_mb=data.get("peak_rss_mb"),
             peak_gpu_mb=data.get("peak_gpu_mb"),
             publish=data.get("publish"),
+            run_id=data.get("run_id", ""),
+            time_utc=data.get("time_utc"),
+            identity=data.get("identity", ""),
+            start_utc=data.get("start_utc"),
+            segments=data.get("segments", []),
         )

@@ -87,10 +87,12 @@ class StoreSink(Closing):
             self._submit()
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Events that are not a frame's (connection events): committed with the next frame's."""
+        """Events that are not a frame's (connection events): committed with the next frame's. Each is
+        stored under its own ``seq`` (the run's, which goes on across restarts), else the next one."""
         for record in records:
-            self._events.append((self._next_seq, record))
-            self._next_seq += 1
+            seq = int(record.get("seq", self._next_seq))
+            self._events.append((seq, record))
+            self._next_seq = seq + 1
 
     def write_intervals(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Bins that closed, as ``intervals.csv`` has them: committed with the next frame's events."""

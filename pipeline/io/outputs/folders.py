@@ -2,8 +2,10 @@
 
 A folder can take a run's outputs when it is a folder (or can be created as one), a file can be
 created in it, and its disk has at least :data:`MIN_FREE_BYTES` free. A folder that already holds a
-run's outputs (:data:`RUN_OUTPUT_PATTERNS`) is refused unless overwriting is asked for; then those
-files, and only those, are removed before the new run writes, so no stale file stays beside new ones.
+run's outputs (:data:`RUN_OUTPUT_PATTERNS`) takes a run that continues them (the same source and
+config, see :mod:`pipeline.io.outputs.run_folder`) and refuses any other (:class:`FolderTaken`) unless
+overwriting is asked for; then those files, and only those, are removed before the new run writes,
+so no stale file stays beside new ones. A folder a running vpipe process holds (its lock) is refused.
 
 Example:
     >>> import tempfile
@@ -12,15 +14,18 @@ Example:
     >>> prepare_output_dir(folder, overwrite=False)
     >>> (folder / "summary.json").write_text("{}")
     2
-    >>> check_output_dir(folder, overwrite=False)  # doctest: +ELLIPSIS
+    >>> check_output_dir(folder, overwrite=False, identity="8d1f")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    pipeline.errors.OutputError: ... holds another run's outputs (summary.json); pass --overwrite to replace them ...
+    pipeline.io.outputs.folders.FolderTaken: ... holds another run's outputs (summary.json): another source ...
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,6 +47,68 @@ RUN_OUTPUT_PATTERNS = (
 )
 """What ``vpipe run`` writes into its folder (rotated segments included: ``counts.0001.csv``)."""
 
+_SEGMENT_FILE = re.compile(r"^(?:annotated|counts|events|parking)(?:\.(\d{4}))?\.(?:mp4|csv|jsonl)$")
+"""A file of one numbered segment of a run folder (``counts.csv`` is number 0, ``counts.0003.csv`` 3)."""
+
+LOCK_FILE = ".vpipe.lock"
+"""The file a running vpipe process holds locked (``flock``) in its output folder; the kernel lets go
+of the lock when the process ends, however it ends, so a killed run's lock blocks nothing."""
+
+
+class FolderTaken(OutputError):
+    """The output folder is another run's: it holds the outputs of another source or config, or a
+    vpipe process is writing it now. Exit code 4: not bad input, and a restart will not help."""
+
+    exit_code = 4
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the lock on folder ``path`` (its process id, as the lock file says), or None if nobody."""
+    try:
+        with (path / LOCK_FILE).open("rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two checks do not block each other
+            except BlockingIOError:
+                return file.read().decode(errors="replace").strip() or "?"
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except OSError:  # no lock file: nobody ever ran here
+        return None
+    return None
+
+
+def folder_busy(path: Path, holder: str) -> FolderTaken:
+    """The error for a folder another vpipe process (``holder``, its id) is writing."""
+    return FolderTaken(f"{path} is being written by another vpipe process (pid {holder}); choose another output folder")
+
+
+def summary_identity(path: Path) -> str | None:
+    """The ``identity`` of the run whose ``summary.json`` is in folder ``path`` (None: none, or unreadable)."""
+    try:
+        return json.loads((path / "summary.json").read_text(encoding="utf-8")).get("identity")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def segment_number(path: Path) -> int | None:
+    """The segment ``path`` belongs to, or None for a file that is no segment's.
+
+    Example:
+        >>> [segment_number(Path(name)) for name in ("counts.0003.csv", "events.jsonl", "counts.png")]
+        [3, 0, None]
+    """
+    match = _SEGMENT_FILE.match(path.name)
+    return None if match is None else int(match.group(1) or 0)
+
+
+def segment_path(path: Path, index: int) -> Path:
+    """``counts.csv`` for the first segment of a rotated output, then ``counts.0001.csv``, ...
+
+    Example:
+        >>> segment_path(Path("runs/a/counts.csv"), 2).name
+        'counts.0002.csv'
+    """
+    return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
+
 
 def output_error(path: str | Path, exc: OSError) -> OutputError:
     """The one-line error for an I/O error writing ``path`` (a full disk, a read-only folder)."""
@@ -54,16 +121,19 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_output_dir(path: str | Path, overwrite: bool = True) -> None:
+def check_output_dir(path: str | Path, overwrite: bool = True, identity: str | None = None) -> None:
     """Check that ``path`` can take a run's outputs, without creating anything.
 
     Args:
         path: The output folder; it need not exist yet.
         overwrite: Whether another run's outputs in it may be replaced.
+        identity: The run's :func:`~pipeline.io.outputs.run_folder.run_identity`: outputs of a run
+            with the same one are continued, not refused.
 
     Raises:
-        OutputError: It or a parent is a file, it is not writable, its disk is (nearly) full, or it
-            holds another run's outputs and ``overwrite`` is false.
+        OutputError: It or a parent is a file, it is not writable, or its disk is (nearly) full.
+        FolderTaken: A vpipe process holds it, or it holds another run's outputs (another
+            ``identity``) and ``overwrite`` is false.
     """
     path = Path(path)
     existing = _nearest_existing(path.absolute())
@@ -82,12 +152,21 @@ def check_output_dir(path: str | Path, overwrite: bool = True) -> None:
             f"cannot write outputs to {path}: only {free_bytes / 2**20:.1f} MiB free on its disk "
             f"(at least {MIN_FREE_BYTES / 2**20:.0f} MiB needed)"
         )
+    holder = lock_holder(path)
+    if holder is not None:
+        raise folder_busy(path, holder)
+    refuse_another_run(path, overwrite, identity)
+
+
+def refuse_another_run(path: Path, overwrite: bool, identity: str | None) -> None:
+    """Raise :class:`FolderTaken` if folder ``path`` holds the outputs of a run other than ``identity``'s
+    (any run's if ``identity`` is None) and ``overwrite`` is false."""
     found = previous_outputs(path)
-    if found and not overwrite:
+    if found and not overwrite and (identity is None or summary_identity(path) != identity):
         names = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
-        raise OutputError(
-            f"{path} holds another run's outputs ({names}); pass --overwrite to replace them "
-            "(output.overwrite: true), or choose another output folder"
+        raise FolderTaken(
+            f"{path} holds another run's outputs ({names}): another source or config; pass --overwrite to "
+            "replace them (output.overwrite: true), or choose another output folder"
         )
 
 

@@ -3,13 +3,16 @@
 ``annotated.mp4`` (drawn and encoded on a background thread, with the counts frozen on each
 frame), ``counts.csv``, ``events.jsonl`` and, with parking, ``parking.jsonl``; every file is
 flushed per frame. With ``output.rotate`` they move on together to numbered segments
-(``counts.0001.csv``, ...), so a rotation never splits a frame's records. ``summary.json``
-(:class:`SummaryFile`) is there from the start, with the run's status.
+(``counts.0001.csv``, ...), so a rotation never splits a frame's records; a run that continues an
+earlier one starts at the next number. Events are stamped and numbered as they are written
+(:class:`~pipeline.io.outputs.records.RecordStamp`). ``summary.json`` (:class:`SummaryFile`) is there
+from the start, with the run's status.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -22,7 +25,8 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.errors import OutputError
-from pipeline.io.outputs.folders import output_error
+from pipeline.io.outputs.folders import output_error, segment_path
+from pipeline.io.outputs.records import RecordStamp, new_run_id, utc_text
 from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, json_bytes, write_json_atomic
 from pipeline.io.publish.publisher import Publisher
 from pipeline.run.frame_pipeline import FrameResult
@@ -39,16 +43,6 @@ class FrameViewer(Protocol):
 
     def end(self, source: str, status: str) -> None:
         """``source`` has ended with ``status``: it will publish no more frames."""
-
-
-def segment_path(path: Path, index: int) -> Path:
-    """``counts.csv`` for the first segment of a rotated output, then ``counts.0001.csv``, ...
-
-    Example:
-        >>> segment_path(Path("runs/a/counts.csv"), 2).name
-        'counts.0002.csv'
-    """
-    return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
 
 
 class Rotation:
@@ -89,7 +83,7 @@ class Rotation:
 SUMMARY_RESERVE_BYTES = 4096
 """Room a running ``summary.json`` keeps (trailing spaces) for its final status on a full disk."""
 
-BRIEF_SUMMARY_KEYS = ("source", "frames", "output_dir", "status", "error")
+BRIEF_SUMMARY_KEYS = ("source", "frames", "output_dir", "status", "run_id", "time_utc", "error")
 """What a failed run's ``summary.json`` says at least, when the whole summary does not fit its room."""
 
 
@@ -115,7 +109,7 @@ class SummaryFile:
     def __init__(self, path: Path, summary: RunSummary) -> None:
         self.path = path
         try:
-            write_json_atomic(path, summary.to_json(), pad_to=SUMMARY_RESERVE_BYTES)
+            write_json_atomic(path, _dated(summary).to_json(), pad_to=SUMMARY_RESERVE_BYTES)
         except OSError as exc:
             raise output_error(path, exc) from None
 
@@ -123,7 +117,7 @@ class SummaryFile:
         """Replace the running summary; a disk that refuses it keeps the previous one (the outputs,
         written every frame, report that disk)."""
         with suppress(OSError):
-            write_json_atomic(self.path, summary.to_json(), pad_to=SUMMARY_RESERVE_BYTES)
+            write_json_atomic(self.path, _dated(summary).to_json(), pad_to=SUMMARY_RESERVE_BYTES)
 
     def close(self, summary: RunSummary) -> tuple[RunSummary, OutputError | None]:
         """Replace it with the final ``summary``; if the disk refuses, mark the run failed in place.
@@ -132,6 +126,7 @@ class SummaryFile:
             The summary the run ended with (``failed``, with the disk's error, if it was refused)
             and that error, or None.
         """
+        summary = _dated(summary)
         try:
             write_json_atomic(self.path, summary.to_json())
             return summary, None
@@ -150,6 +145,11 @@ class SummaryFile:
         return failed, error
 
 
+def _dated(summary: RunSummary) -> RunSummary:
+    """``summary`` as written now (its ``time_utc``)."""
+    return dataclasses.replace(summary, time_utc=utc_text(time.time()))
+
+
 class RunOutputs:
     """Writes one run folder.
 
@@ -165,6 +165,8 @@ class RunOutputs:
         parking: Whether to write ``parking.jsonl``.
         publisher: Live event streams fed the same events (and periodic counts); None: none.
         store: The store, fed the same events and the closed interval bins; None: none.
+        stamp: Stamps and numbers the events (default: a new run's).
+        first_segment: The number of the first files (0: ``counts.csv``; 2: ``counts.0002.csv``).
     """
 
     def __init__(
@@ -180,6 +182,8 @@ class RunOutputs:
         parking: bool = False,
         publisher: Publisher | None = None,
         store: StoreSink | None = None,
+        stamp: RecordStamp | None = None,
+        first_segment: int = 0,
     ) -> None:
         self.out_dir = out_dir
         self.output = output
@@ -193,7 +197,8 @@ class RunOutputs:
         self.publisher = publisher
         self.store = store
         self.rotation = Rotation.parse(output.rotate) if output.rotate else None
-        self.segment = 0
+        self.stamp = stamp or RecordStamp(new_run_id())
+        self.segment = first_segment
         out_dir.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -235,22 +240,26 @@ class RunOutputs:
         if self.drawing is not None:  # first: a failed video (a full disk) stops before this frame's row
             self.drawing.submit(result)
         self.counts.write(result.row if row is None else row)
-        records = [event.to_record() for event in result.events]
-        self.events.write(records)
+        stamped = self._stamped(event.to_record() for event in result.events)
         if self.publisher is not None:
-            self.publisher.publish(records)
             self.publisher.counts(result.row if row is None else row, result.frame.timestamp_s)
         if self.store is not None:
-            self.store.write(records, result.frame.timestamp_s)
+            self.store.write(stamped, result.frame.timestamp_s)
 
     def write_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Write events that are not a counter's (connection events, resolution changes)."""
-        records = list(records)
-        self.events.write(records)
-        if self.publisher is not None:
-            self.publisher.publish(records)
+        """Stamp and number events of no counter's (connection events, resolution changes), write them
+        and send them to the event streams and the store."""
+        stamped = self._stamped(records)
         if self.store is not None:
-            self.store.write_records(records)
+            self.store.write_records(stamped)
+
+    def _stamped(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Stamp and number events, write them to ``events.jsonl`` and send them to the event streams."""
+        stamped = [self.stamp.event(record) for record in records]
+        self.events.write(stamped)
+        if self.publisher is not None:
+            self.publisher.publish(stamped)
+        return stamped
 
     def write_intervals(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Interval bins that closed (written to ``intervals.csv`` already): to the store."""

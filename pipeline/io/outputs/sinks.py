@@ -52,15 +52,21 @@ class _WholeWriteFile(io.FileIO):
 
 
 class _RecordFile:
-    """Appends whole records (lines); a failed write is cut back to the end of the last whole one."""
+    """Appends whole records (lines); a failed write is cut back to the end of the last whole one.
+    A new file, or with ``append`` the end of the file there."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
         self.path = path
         try:
-            self._file = _WholeWriteFile(path, "w")
+            self._file = _WholeWriteFile(path, "a" if append else "w")
+            self._size = self._file.seek(0, os.SEEK_END)
         except OSError as exc:
             raise output_error(path, exc) from None
-        self._size = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file."""
+        return self._size
 
     def write(self, data: bytes) -> None:
         try:
@@ -224,16 +230,18 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 class CountsCsvSink(Closing):
-    """One row per frame with fixed columns (see :meth:`pipeline.analytics.Analytics.row`)."""
+    """One row per frame with fixed columns (see :meth:`pipeline.analytics.Analytics.row`); with
+    ``append``, rows go on after those of the file there (the header only if it is empty)."""
 
-    def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
+    def __init__(self, path: str | Path, columns: Sequence[str], append: bool = False) -> None:
         self.path = Path(path)
         self.columns = list(columns)
-        self._file = _RecordFile(self.path)
+        self._file = _RecordFile(self.path, append)
         self._row = io.StringIO()
         self._writer = csv.DictWriter(self._row, fieldnames=self.columns, extrasaction="raise")
-        self._writer.writeheader()
-        self._flush()
+        if self._file.size == 0:
+            self._writer.writeheader()
+            self._flush()
 
     def _flush(self) -> None:
         self._file.write(self._row.getvalue().encode("utf-8"))

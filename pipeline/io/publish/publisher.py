@@ -1,4 +1,4 @@
-"""One source's records, numbered, fanned out to its configured sinks (and counted in the metrics)."""
+"""One source's records, with its camera's name, fanned out to its configured sinks (and counted in the metrics)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,36 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.io.live.metrics import RunMetrics
+from pipeline.io.outputs.records import RecordStamp, new_run_id
 from pipeline.io.publish.mqtt import MqttSink, read_credentials
 from pipeline.io.publish.webhook import WebhookSink, check_webhook_url
 
 
 class Publisher:
-    """Fans one source's records out to its configured sinks, numbering them.
+    """Fans one source's records out to its configured sinks, with the camera's name.
 
     Args:
         config: The run config (its ``publish`` section).
         camera: The source's name (``publish.camera`` overrides it).
         out_dir: The run folder (the webhook's queue goes in ``publish/``).
         metrics: Prometheus metrics to count the same records in (``--serve``'s ``/metrics``).
+        stamp: Stamps the ``counts`` records (the events come stamped).
     """
 
-    def __init__(self, config: Config, camera: str, out_dir: Path, metrics: RunMetrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        camera: str,
+        out_dir: Path,
+        metrics: RunMetrics | None = None,
+        stamp: RecordStamp | None = None,
+    ) -> None:
         publish = config.publish
         self.camera = publish.camera or camera
         self.counts_every_s = publish.counts_every_s
         self.sinks: list[Any] = []
         self.metrics = metrics
-        self._seq = 0
+        self.stamp = stamp or RecordStamp(new_run_id())
         self._counts_due_s = 0.0
         if publish.mqtt.host:
             self.sinks.append(MqttSink(publish.mqtt, self.camera, read_credentials(publish.mqtt, config.origin)))
@@ -45,10 +54,9 @@ class Publisher:
             check_webhook_url(config.publish.webhook.url, config.origin)
 
     def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Send events (as in ``events.jsonl``)."""
+        """Send records (events as in ``events.jsonl``: stamped and numbered)."""
         for record in records:
-            self._seq += 1
-            message = {"camera": self.camera, "seq": self._seq, **record}
+            message = {"camera": self.camera, **record}
             if self.metrics is not None:
                 self.metrics.record(self.camera, record)
             for sink in self.sinks:
@@ -63,7 +71,7 @@ class Publisher:
             return
         if timestamp_s >= self._counts_due_s:
             self._counts_due_s = timestamp_s + self.counts_every_s
-            self.publish([{"event": "counts", **row}])
+            self.publish([self.stamp.note({"event": "counts", **row})])
 
     def close(self, drain_s: float = 10.0) -> None:
         """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""

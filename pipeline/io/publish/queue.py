@@ -1,4 +1,5 @@
-"""The webhook's undelivered records: a bounded FIFO of JSON lines in one file on disk."""
+"""The webhook's undelivered records: a bounded FIFO of JSON lines in one file on disk, which outlives
+the process: a queue an earlier run left in the folder is delivered first."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any
 
 class DiskQueue:
     """A FIFO of JSON records in one append-only file, consumed from an offset; the file is
-    emptied whenever the consumer has caught up, and holds at most ``max_bytes``.
+    emptied whenever the consumer has caught up, and holds at most ``max_bytes``. The records a file
+    already holds (an earlier run's, not delivered) come first. The offset is kept in memory only: a
+    process killed while catching up leaves records it delivered since it last caught up, to be
+    delivered again (at least once).
 
     Example:
         >>> import tempfile
@@ -26,6 +30,8 @@ class DiskQueue:
         >>> queue.pop(); queue.close()  # what is left on close is what was not delivered
         >>> queue.path.read_text()
         '{"a":4}\\n'
+        >>> DiskQueue(queue.path, max_bytes=1000).peek()  # the next run's queue starts with it
+        {'a': 4}
     """
 
     def __init__(self, path: Path, max_bytes: float) -> None:
@@ -37,6 +43,12 @@ class DiskQueue:
         self._size = 0
         self._count = 0
         self._file: Any = None
+        if path.is_file() and path.stat().st_size:
+            self._file = path.open("r+b")
+            held = self._file.read()
+            held = held[: held.rfind(b"\n") + 1]  # a line a killed process cut short is no record
+            self._file.truncate(len(held))
+            self._size, self._count = len(held), held.count(b"\n")
 
     def put(self, record: Mapping[str, Any]) -> bool:
         """Append ``record``; False (and counted as dropped) if the queue is full."""
