@@ -1,9 +1,9 @@
 """The two counting baselines users have today, run on a corpus clip and turned into vpipe's crossings.
 
 - **supervision**: vpipe's own detector (:class:`pipeline.models.detector.Detector`, default model
-  settings), tracked by Roboflow's ByteTrack (``trackers.ByteTrackTracker``, which replaced
-  ``sv.ByteTrack`` when supervision 0.27 dropped it) at the clip's frame rate and counted by one
-  ``sv.LineZone`` per line on the bottom centre of the box (vpipe's anchor).
+  settings), tracked by Roboflow's ByteTrack at the clip's frame rate (``trackers.ByteTrackTracker``:
+  supervision 0.31 has no ``sv.ByteTrack``, and its docs track with this package) and counted
+  by one ``sv.LineZone`` per line on the bottom centre of the box (vpipe's anchor).
 - **ObjectCounter**: ``ultralytics.solutions.ObjectCounter`` as a new user runs it (the bundled
   ``models/yolo11n.pt``, ``bytetrack.yaml``, everything else default), one counter per line since
   it has one region; a crossing is a rise of its ``in_count`` or ``out_count`` after a frame.
