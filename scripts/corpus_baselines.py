@@ -6,7 +6,7 @@
   by one ``sv.LineZone`` per line on the bottom centre of the box (vpipe's anchor).
 - **ObjectCounter**: ``ultralytics.solutions.ObjectCounter`` as a new user runs it (the bundled
   ``models/yolo11n.pt``, ``bytetrack.yaml``, everything else default), one counter per line since
-  it has one region; a crossing is a rise of its ``in_count`` or ``out_count`` after a frame.
+  it has one region; each of its counts is timed when the track's bottom centre crosses the line.
 
 Both name a line's directions their own way; :func:`line_zone_directions` and
 :func:`object_counter_directions` say which of vpipe's directions each of theirs is, per line.
@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Direction
+from pipeline.analytics.lines import DirectedSegment
 from pipeline.evaluation import CountedCrossing
 from pipeline.geometry import Point, cross
 
@@ -123,32 +127,71 @@ def supervision_crossings(clip: Path, lines: Lines, precision: str) -> list[Coun
 
 
 def object_counter_crossings(clip: Path, lines: Lines) -> list[CountedCrossing]:
-    """Every crossing Ultralytics' ObjectCounter counts on ``clip``, one counter per line."""
+    """Every crossing Ultralytics' ObjectCounter counts on ``clip``, one counter per line.
+
+    ObjectCounter counts when the box centre crosses; each count is timed instead when the counted
+    track's box bottom centre crosses the line (:func:`anchor_crossing_frame`), the point the truth
+    was taken on and vpipe and LineZone count on, so that a count right for its vehicle is not
+    judged by where the anchor sits: half a slow or tall vehicle's height can take longer to cross
+    than the matching window.
+    """
+    from pipeline.io.sources.files import open_source
+
+    counters = {name: _object_counter(start, end) for name, (start, end) in lines.items()}
+    bottoms: dict[str, dict[int, list[tuple[int, Point]]]] = {name: defaultdict(list) for name in lines}
+    counted = []
+    source = open_source(str(clip))
+    try:
+        for frame in source:
+            for name, counter in counters.items():
+                counter(frame.image.copy())  # it draws on the image it is given, which the next counter would see
+                boxes = np.asarray(counter.boxes, float).reshape(-1, 4)
+                for (x1, _, x2, y2), track_id in zip(boxes, counter.track_ids, strict=True):
+                    bottoms[name][track_id].append((frame.frame_index, ((x1 + x2) / 2, y2)))
+                counted += [(name, track_id, side, frame.frame_index) for track_id, side in counter.counts]
+                counter.counts.clear()
+    finally:
+        source.close()
+    return [
+        CountedCrossing(
+            name,
+            object_counter_directions(*lines[name])[side],
+            anchor_crossing_frame(DirectedSegment(*lines[name]), bottoms[name][track_id], frame_index),
+            track_id,
+        )
+        for name, track_id, side, frame_index in counted
+    ]
+
+
+def _object_counter(start: Point, end: Point) -> Any:
+    """ObjectCounter for one line with the settings a new user gives it, noting the track and side
+    (IN or OUT) of each count in ``counts`` (its totals do not say which track they are for)."""
     os.environ.setdefault("YOLO_VERBOSE", "false")  # its settings banner is not a result
     from ultralytics.solutions import ObjectCounter
 
-    from pipeline.io.sources.files import open_source
+    class NotedObjectCounter(ObjectCounter):
+        def count_objects(self, current_centroid: Point, track_id: int, prev_position: Point | None, cls: int) -> None:
+            before = self.in_count, self.out_count
+            super().count_objects(current_centroid, track_id, prev_position, cls)
+            if (self.in_count, self.out_count) != before:
+                self.counts.append((track_id, "IN" if self.in_count > before[0] else "OUT"))
 
-    counters = {
-        name: (
-            ObjectCounter(region=[start, end], model=str(WEIGHTS), tracker="bytetrack.yaml", show=False, verbose=False),
-            object_counter_directions(start, end),
-        )
-        for name, (start, end) in lines.items()
-    }
-    source = open_source(str(clip))
-    crossings = []
-    try:
-        for frame in source:
-            for name, (counter, directions) in counters.items():
-                before = counter.in_count, counter.out_count
-                counter(frame.image)
-                risen = counter.in_count - before[0], counter.out_count - before[1]
-                for side, count in zip(("IN", "OUT"), risen, strict=True):
-                    crossings += [CountedCrossing(name, directions[side], frame.frame_index)] * count
-    finally:
-        source.close()
-    return crossings
+    counter = NotedObjectCounter(
+        region=[start, end], model=str(WEIGHTS), tracker="bytetrack.yaml", show=False, verbose=False
+    )
+    counter.counts = []
+    return counter
+
+
+def anchor_crossing_frame(segment: DirectedSegment, path: list[tuple[int, Point]], counted_at: int) -> int:
+    """The frame, nearest to ``counted_at``, at which a track's anchor path ((frame, point) in frame
+    order) crossed ``segment``; ``counted_at`` where it never did (seen only on one side)."""
+    frames = [
+        frame
+        for (_, previous), (frame, point) in pairwise(path)
+        if segment.side(previous) * segment.side(point) < 0 and segment.crossing_position(previous, point) is not None
+    ]
+    return min(frames, key=lambda frame: abs(frame - counted_at), default=counted_at)
 
 
 def truth_lines(document: dict) -> Lines:

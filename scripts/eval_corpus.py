@@ -197,7 +197,9 @@ def write_docs(path: Path, clips: list[Clip], tables: tuple[str, str], command: 
   `sv.LineZone` per line on the box's bottom centre, vpipe's anchor (supervision {version("supervision")}).
 - **ObjectCounter**: `ultralytics.solutions.ObjectCounter` {version("ultralytics")} as a new user runs it:
   `model=models/yolo11n.pt` (PyTorch fp32), `tracker="bytetrack.yaml"`, everything else default;
-  one counter per line, since it has one region.
+  one counter per line, since it has one region. It counts when the box centre crosses; each of
+  its counts is timed when that track's bottom centre crosses the line, the point the truth was
+  taken on, so that a count right for its vehicle is not judged by where its anchor sits.
 
 All three keep every class of the model. The baselines' in and out are mapped onto each line's
 directions as vpipe names them (`scripts/corpus_baselines.py`).

@@ -1,5 +1,5 @@
-"""The corpus baselines' directions as vpipe names them (``scripts/corpus_baselines.py``): exact
-synthetic cases, no model.
+"""The corpus baselines' directions as vpipe names them, and ObjectCounter's counts timed on vpipe's
+anchor (``scripts/corpus_baselines.py``): exact synthetic cases, no model.
 
 vpipe's ``in`` is a move to the positive side of cross(end - start, anchor - start): for a line
 drawn left to right, moving down; for one drawn bottom to top, moving right. Each case is also
@@ -16,11 +16,16 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from pipeline.analytics.lines import LineCounter
+from pipeline.analytics.lines import DirectedSegment, LineCounter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from corpus_baselines import LineZoneCounter, line_zone_directions, object_counter_directions
+from corpus_baselines import (
+    LineZoneCounter,
+    anchor_crossing_frame,
+    line_zone_directions,
+    object_counter_directions,
+)
 
 # Four ways to draw a line through (100, 100): a vertical one drawn up and down, a horizontal
 # one drawn left to right and right to left.
@@ -97,3 +102,21 @@ def test_a_track_across_a_line_zone_counts_the_direction_vpipe_counts(line, moti
     assert [(c.line, c.direction, c.frame, c.track_id) for c in crossings] == [
         ("main", vpipe_direction(line, motion), 1, 7)
     ]
+
+
+def test_an_object_counter_count_is_timed_when_the_bottom_centre_crossed():
+    # A tall vehicle driving down: its bottom centre crosses y=100 between frames 14 (y 97) and 15
+    # (y 101); ObjectCounter, on the box centre, counts it at frame 21. Its box bobbed over the line
+    # and back at frames 1 and 2, and it passes again at frame 41: both further from the count.
+    path = [(0, (100.0, 90.0)), (1, (100.0, 110.0)), (2, (100.0, 90.0))]
+    path += [(frame, (100.0, 81.0 + 4 * (frame - 10))) for frame in range(10, 30)]
+    path += [(40, (100.0, 90.0)), (41, (100.0, 110.0))]
+    assert anchor_crossing_frame(DirectedSegment(*RIGHTWARD), path, counted_at=21) == 15
+
+
+def test_a_count_whose_bottom_centre_never_crossed_keeps_its_frame():
+    # Seen only below the line (it entered the frame there), or passing beside the segment's end.
+    below = [(frame, (100.0, 110.0 + frame)) for frame in range(5)]
+    beside = [(0, (250.0, 90.0)), (1, (250.0, 110.0)), (2, (250.0, 120.0))]
+    assert anchor_crossing_frame(DirectedSegment(*RIGHTWARD), below, counted_at=3) == 3
+    assert anchor_crossing_frame(DirectedSegment(*RIGHTWARD), beside, counted_at=2) == 2
