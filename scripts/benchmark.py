@@ -335,14 +335,15 @@ def main() -> int:
             }
             table.append(row)
     output = args.output or args.work / "benchmark.json"
-    machine = f"{os.cpu_count()} CPUs, {_cpu_name()}, device {args.device}{_gpu_name(args.device)}"
+    machine = f"{os.cpu_count()} CPUs, {cpu_name()}, device {args.device}{_gpu_name(args.device)}"
     output.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "results": table}, indent=2) + "\n")
     print(format_table(table, machine))
     print(f"written {output}")
     return 0
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (``unknown CPU`` where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
