@@ -119,6 +119,9 @@ def test_summary_matches_events(run_name: str, request, highway: Path):
             "class_name",
             "lane",
             "speed_kmh",
+            "seq",  # the record's identity: numbered across restarts, with its process's run and wall-clock time
+            "run_id",
+            "time_utc",
         }
         assert float(rows[event["frame_index"]]["timestamp_s"]) == pytest.approx(event["timestamp_s"], abs=1e-4)
     crossings = Counter((e["track_id"], e["direction"]) for e in events)
