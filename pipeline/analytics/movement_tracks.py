@@ -11,7 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from pipeline.analytics.continuation import MotionTrail, continuations
+from pipeline.analytics.events import Direction
 from pipeline.geometry import Point
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One frame's view of a track: where its anchor is, its box's (width, height), the approach
+    polygon it is in (None: none), the gates it crossed (name and direction), and when."""
+
+    anchor: Point
+    size: tuple[float, float]
+    approach: str | None
+    crossings: list[tuple[str, Direction]]
+    now_s: float
 
 
 @dataclass

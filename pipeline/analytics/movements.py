@@ -62,7 +62,7 @@ from pipeline.analytics.approaches import Approach, Intersection, heading
 from pipeline.analytics.continuation import MotionTrail
 from pipeline.analytics.events import Direction, Movement
 from pipeline.analytics.lines import LineCounter, tracked_anchors
-from pipeline.analytics.movement_tracks import TrackState, continue_vanished
+from pipeline.analytics.movement_tracks import Sighting, TrackState, continue_vanished
 from pipeline.geometry import Point
 
 UNKNOWN = "?"
@@ -180,29 +180,22 @@ class MovementCounter:
             track.trail.add(timestamp_s, anchor, size)
             if track.done:
                 continue
+            seen = Sighting(anchor, size, approach, crossings[track_id], timestamp_s)
             if track.origin is None:
-                self._find_origin(track_id, track, anchor, size, approach, crossings[track_id], timestamp_s)
-            destination = self._advance(track, anchor, size, approach, crossings[track_id], timestamp_s)
+                self._find_origin(track_id, track, seen)
+            destination = self._advance(track, seen)
             if destination is not None:
                 events.append(self._complete(track_id, track, destination, frame_index, timestamp_s))
         events += self._forget_stale(timestamp_s)
         return events
 
-    def _find_origin(
-        self,
-        track_id: int,
-        track: TrackState,
-        anchor: Point,
-        size: tuple[float, float],
-        approach: str | None,
-        crossings: list[tuple[str, Direction]],
-        now_s: float,
-    ) -> None:
+    def _find_origin(self, track_id: int, track: TrackState, seen: Sighting) -> None:
         """Give a track without an origin one: from its path backwards if it was first seen inside the
         box, else the approach it enters now (its polygon, or its gate crossed ``in``)."""
+        now_s = seen.now_s
         if track.birth is not None:
             if now_s - track.origin_s <= track.birth.window_s:
-                track.birth.add(now_s, anchor, size)
+                track.birth.add(now_s, seen.anchor, seen.size)
             origin = self._intersection.path_meets(track.birth.first, heading(track.birth, backwards=True))
             if origin is not None:
                 track.origin, track.inferred, track.birth = origin, True, None
@@ -210,11 +203,11 @@ class MovementCounter:
                 return
             if now_s - track.origin_s > track.birth.window_s:
                 track.birth = None  # no heading back to an approach: the old rule below
-        entered = approach or next((name for name, direction in crossings if direction == "in"), None)
+        entered = seen.approach or next((name for name, direction in seen.crossings if direction == "in"), None)
         if entered is not None:
             track.origin, track.origin_s = entered, now_s
             track.origin_frame, track.birth = track.last_seen_frame, None
-            crossings.clear()  # the crossing that made the origin is not also a way out
+            seen.crossings.clear()  # the crossing that made the origin is not also a way out
 
     def _join_lost(self, track_id: int, track: TrackState) -> bool:
         """A track first seen in the box, come from ``track.origin``, continues the track from there
@@ -236,20 +229,12 @@ class MovementCounter:
             track.origin_frame, track.origin_s, other.done = other.origin_frame, other.origin_s, True
         return bool(lost)
 
-    def _advance(
-        self,
-        track: TrackState,
-        anchor: Point,
-        size: tuple[float, float],
-        approach: str | None,
-        crossings: list[tuple[str, Direction]],
-        now_s: float,
-    ) -> str | None:
+    def _advance(self, track: TrackState, seen: Sighting) -> str | None:
         """Follow a track with an origin; the destination of the movement it completes now, if any."""
         if track.origin is None:
             return None
-        reached = [approach] if approach is not None else []
-        reached += [name for name, direction in crossings if direction == "out"]
+        reached = [seen.approach] if seen.approach is not None else []
+        reached += [name for name, direction in seen.crossings if direction == "out"]
         for destination in reached:
             if destination != track.origin:
                 return destination
@@ -258,10 +243,10 @@ class MovementCounter:
             track.left_origin_s, track.outside_s, track.went_far = None, 0.0, False  # still (or back) at the entry
             return None
         if track.left_origin_s is None:
-            track.left_origin_s = now_s
-        track.outside_s = max(track.outside_s, now_s - track.left_origin_s)
-        reach = max(*size, self._u_turn_reach[track.origin])
-        track.went_far = track.went_far or self.approaches[track.origin].distance_beyond(anchor) >= reach
+            track.left_origin_s = seen.now_s
+        track.outside_s = max(track.outside_s, seen.now_s - track.left_origin_s)
+        reach = max(*seen.size, self._u_turn_reach[track.origin])
+        track.went_far = track.went_far or self.approaches[track.origin].distance_beyond(seen.anchor) >= reach
         return None
 
     def _complete(
