@@ -65,7 +65,8 @@ def _origin_ms(summary: Mapping[str, Any], records: list[dict[str, Any]], summar
 
 def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) -> int | str:
     """Store the run in ``folder``; returns how many of its events it holds, or, where the store
-    holds the folder's run already under another id (it was stored as it ran), that id, and stores nothing.
+    holds a run of the folder already (it was stored as it ran, or imported before), that run's id, and
+    stores nothing. Events are stored under their own ``seq`` where they have one.
 
     Args:
         writer: The store.
@@ -83,9 +84,7 @@ def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) 
         reason = "no summary.json" if isinstance(exc, FileNotFoundError) else f"summary.json unreadable: {exc}"
         raise SourceError(f"{folder} is not a run folder ({reason})") from None
     run_id = summary.get("run_id") or folder_run_id(folder)
-    stored = writer.db.execute(
-        "SELECT run_id FROM runs WHERE output_dir = ? AND run_id <> ?", (str(folder.resolve()), run_id)
-    )
+    stored = writer.db.execute("SELECT run_id FROM runs WHERE output_dir = ?", (str(folder.resolve()),))
     if stored:
         return str(stored[0][0])
     records = read_records(folder)
@@ -101,6 +100,7 @@ def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) 
     )
     last_ms = origin_ms + round(float(summary.get("duration_s") or 0.0) * 1000)
     writer.begin(run, last_ms, str(summary.get("status", "completed")))
-    batch = Batch(origin_ms, last_ms, events=list(enumerate(records, start=1)), intervals=list(_interval_rows(folder)))
+    events = [(int(record.get("seq", index)), record) for index, record in enumerate(records, start=1)]
+    batch = Batch(origin_ms, last_ms, events=events, intervals=list(_interval_rows(folder)))
     writer.write(run, batch)
     return len(records)
