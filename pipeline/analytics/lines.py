@@ -1,6 +1,6 @@
 """Line crossing counts: pure geometry and per-track state, no drawing, no I/O.
 
-Rules (each has an exact test in ``tests/test_lines.py``):
+Rules (each has an exact test in ``tests/test_lines.py`` or ``tests/test_one_object_one_count.py``):
 
 - A crossing is the anchor's motion segment (previous position to current position) passing
   through the line segment, so an object that jumps over the line between two frames still counts
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -293,44 +293,45 @@ class LineCounter:
         if crossing.lane in self.lane_counts:
             self.lane_counts[crossing.lane][crossing.direction] += 1
 
-    def _same_object(self, detections: sv.Detections, index: int, others: list[int]) -> np.ndarray:
-        """Which of ``others`` (detection indices) are on the same object as detection ``index``: one
-        box mostly inside the other, and their anchors closer than half the smaller box's size."""
-        boxes = detections.xyxy
-        nested = containment(boxes[index], boxes[others])[0] >= self.same_object_overlap
-        # Parts of one object touch the road at one place; two vehicles side by side, one box drawn
-        # around both, do not: their anchors are a vehicle's width apart.
-        anchors = sv.Detections(xyxy=boxes[[index, *others]]).get_anchors_coordinates(self.anchor)
-        sizes = np.sqrt(np.prod(boxes[[index, *others], 2:] - boxes[[index, *others], :2], axis=1))
-        close = np.linalg.norm(anchors[1:] - anchors[0], axis=1) <= np.minimum(sizes[1:], sizes[0]) / 2
-        return nested & close
-
-    def _counted_as_another(self, track_id: int, direction: Direction, detections: sv.Detections, now_s: float) -> bool:
-        """Whether a track on the same object as this one, on this frame, counted this direction in
-        the last :data:`SAME_OBJECT_WINDOW_S`."""
+    def _on_same_object(
+        self, track_id: int, detections: sv.Detections, include: Callable[[_TrackState], bool]
+    ) -> list[int]:
+        """The other tracks on this frame, among those ``include`` accepts, on the same object as
+        ``track_id``: one box mostly inside the other, and their anchors closer than half the smaller
+        box's size."""
         if self.same_object_overlap >= 1:
-            return False
+            return []
         track_ids = detections.tracker_id.tolist()
         others = [
             index
             for index, other in enumerate(track_ids)
-            if other != track_id
-            and other in self._tracks
-            and now_s - self._tracks[other].counted.get(direction, -math.inf) <= SAME_OBJECT_WINDOW_S
+            if other != track_id and other in self._tracks and include(self._tracks[other])
         ]
-        return bool(others) and bool(self._same_object(detections, track_ids.index(track_id), others).any())
+        if not others:
+            return []
+        group = detections.xyxy[[track_ids.index(track_id), *others]]
+        nested = containment(group[0], group[1:])[0] >= self.same_object_overlap
+        # Parts of one object touch the road at one place; two vehicles side by side, one box drawn
+        # around both, do not: their anchors are a vehicle's width apart.
+        anchors = sv.Detections(xyxy=group).get_anchors_coordinates(self.anchor)
+        sizes = np.sqrt(np.prod(group[:, 2:] - group[:, :2], axis=1))
+        close = np.linalg.norm(anchors[1:] - anchors[0], axis=1) <= np.minimum(sizes[1:], sizes[0]) / 2
+        return [track_ids[index] for index, same in zip(others, nested & close, strict=True) if same]
+
+    def _counted_as_another(self, track_id: int, direction: Direction, detections: sv.Detections, now_s: float) -> bool:
+        """Whether a track on the same object as this one, on this frame, counted this direction in
+        the last :data:`SAME_OBJECT_WINDOW_S`."""
+
+        def counted_lately(state: _TrackState) -> bool:
+            return now_s - state.counted.get(direction, -math.inf) <= SAME_OBJECT_WINDOW_S
+
+        return bool(self._on_same_object(track_id, detections, counted_lately))
 
     def _share_count(self, track_id: int, direction: Direction, detections: sv.Detections, now_s: float) -> None:
         """Mark the tracks on the same object as the one that just counted as counted too: a rider's
         box crossing after their bicycle's does not count again."""
-        if self.same_object_overlap >= 1:
-            return
-        track_ids = detections.tracker_id.tolist()
-        others = [index for index, other in enumerate(track_ids) if other != track_id and other in self._tracks]
-        if not others:
-            return
-        for index in np.asarray(others)[self._same_object(detections, track_ids.index(track_id), others)].tolist():
-            self._tracks[track_ids[index]].counted.setdefault(direction, now_s)
+        for other in self._on_same_object(track_id, detections, lambda _: True):
+            self._tracks[other].counted.setdefault(direction, now_s)
 
     def _start_new_tracks(self, detections: sv.Detections, now_s: float) -> None:
         previous = detections.data.get("previous_xyxy")
