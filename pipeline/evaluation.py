@@ -54,6 +54,17 @@ class CountedCrossing:
     direction: Direction
     frame: int
     track_id: int = -1
+    crossed_frame: int | None = None
+    """When its anchor was on the line (``crossed_s``), if known: the count then stands for the span
+    from here to ``frame``, when the crossing was confirmed."""
+
+    def offset_from(self, truth_frame: int) -> int:
+        """Frames from ``truth_frame`` to this count (to the nearer end of its span; 0 inside it)."""
+        if self.crossed_frame is not None and self.crossed_frame <= truth_frame <= self.frame:
+            return 0
+        if self.crossed_frame is not None and truth_frame < self.crossed_frame:
+            return self.crossed_frame - truth_frame
+        return self.frame - truth_frame
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,20 @@ class Tolerance:
         """
         margin = math.ceil(margin_s * fps)
         return cls(early_frames=margin, late_frames=margin + 2 * frame_step - 2)
+
+    @classmethod
+    def for_crossing_times(cls, fps: float, largest_gap_frames: int = 1, margin_s: float = 0.2) -> Tolerance:
+        """The window around counts that span from when the anchor was on the line to the frame that
+        confirmed it (``crossed_s``, see :func:`load_counted`): ``margin_s`` either side, as in
+        :meth:`for_run`, plus half the largest gap between the frames the run saw, over which the
+        crossing time is interpolated.
+
+        Example:
+            >>> Tolerance.for_crossing_times(30.0), Tolerance.for_crossing_times(30.0, 6)
+            (Tolerance(early_frames=6, late_frames=6), Tolerance(early_frames=9, late_frames=9))
+        """
+        frames = math.ceil(margin_s * fps) + largest_gap_frames // 2
+        return cls(early_frames=frames, late_frames=frames)
 
     def allows(self, offset_frames: int) -> bool:
         """Whether ``counted frame - truth frame`` is inside the window."""
@@ -144,7 +169,7 @@ def _pair(
     """Index pairs (truth, counted) of a maximum matching of one line and direction."""
     if not truth or not counted:
         return []
-    offsets = np.array([[c.frame - t.frame for c in counted] for t in truth], dtype=float)
+    offsets = np.array([[c.offset_from(t.frame) for c in counted] for t in truth], dtype=float)
     allowed = (offsets >= -tolerance.early_frames) & (offsets <= tolerance.late_frames)
     cost = np.where(allowed, np.abs(offsets), _UNMATCHED_COST * 10)
     _, truth_to_counted, _ = lap.lapjv(cost, extend_cost=True, cost_limit=_UNMATCHED_COST)
@@ -202,20 +227,29 @@ def load_truth(path: Path) -> list[TruthCrossing]:
 
 
 def load_counted(
-    events_path: Path, frame_step: int = 1, source_frames: Sequence[int] | None = None
+    events_path: Path,
+    frame_step: int = 1,
+    source_frames: Sequence[int] | None = None,
+    truth_fps: float | None = None,
 ) -> list[CountedCrossing]:
     """The ``line_crossing`` events of an ``events.jsonl``, in the ground truth's frame numbering.
 
     ``frame_step`` maps a clip made of every Nth frame of the truth's clip back onto the truth's
     frames; ``source_frames`` (from :func:`resample_clip`) maps frame ``k`` of a resampled clip to
-    ``source_frames[k]``.
+    ``source_frames[k]``. With ``truth_fps`` (the truth clip's frame rate) a crossing also gets the
+    frame its anchor was on the line (``crossed_s``): it then stands for the span from there to the
+    frame that confirmed it, since the truth's point of the vehicle (its centre, its front bumper)
+    crosses the line a little before or after the box's bottom centre.
     """
     counted = []
     for text in events_path.read_text().splitlines():
         record = json.loads(text) if text.strip() else {}
         if record.get("event") == "line_crossing":
             frame = _truth_frame(int(record["frame_index"]), frame_step, source_frames)
-            counted.append(CountedCrossing(record["line"], record["direction"], frame, record["track_id"]))
+            crossed = None
+            if truth_fps is not None and record.get("crossed_s") is not None:
+                crossed = frame + round((record["crossed_s"] - record["timestamp_s"]) * truth_fps)
+            counted.append(CountedCrossing(record["line"], record["direction"], frame, record["track_id"], crossed))
     return counted
 
 

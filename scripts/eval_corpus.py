@@ -104,7 +104,7 @@ def vpipe_method(precision: str, output: Path, config: Path | None) -> Method:
         result = subprocess.run(command, cwd=REPO, env={**os.environ, "YOLO_OFFLINE": "1"}, check=False)
         if result.returncode not in (0, 3):
             raise SystemExit(f"vpipe failed on {clip.path} (exit {result.returncode})")
-        return load_counted(out / "events.jsonl")
+        return load_counted(out / "events.jsonl", truth_fps=clip.fps)
 
     return count
 
@@ -200,11 +200,10 @@ def write_docs(path: Path, clips: list[Clip], tables: tuple[str, str], command: 
   one counter per line, since it has one region. It counts when the box centre crosses; each of
   its counts is timed when that track's bottom centre crosses the line, the point the truth was
   taken on, so that a count right for its vehicle is not judged by where its anchor sits.
-  vpipe's and supervision's counts keep their own time, the frame that confirmed the crossing
-  (vpipe: the anchor `min_crossing_distance`, 6 px, past the line), which for small, slow vehicles
-  is several frames after the anchor crossed: this favours ObjectCounter where 1 px a frame is
-  usual (`motorway_osd_25fps` far, vehicles 15-40 px long: some of vpipe's misses there come with a
-  count of the same vehicle 6-8 frames after its truth frame, outside the 0.2 s window).
+  vpipe's counts are timed the same way by their own events (`crossed_s`: when the anchor was on
+  the line, interpolated between the sightings either side). supervision's keep their own time,
+  the frame that confirmed the crossing, which for small, slow vehicles (1 px a frame) can be
+  outside the 0.2 s window although the count is right for its vehicle.
 
 All three keep every class of the model. The baselines' in and out are mapped onto each line's
 directions as vpipe names them (`scripts/corpus_baselines.py`).

@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         truth = load_truth(args.truth)
-        counted = load_counted(events, args.frame_step)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -62,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = events.parent / "summary.json"
     if fps is None and summary.exists():  # the run's rate, times the step: the truth clip's
         fps = float(json.loads(summary.read_text()).get("fps", 30.0)) * args.frame_step
-    tolerance = Tolerance.for_run(fps or 30.0, args.frame_step)
+    fps = fps or 30.0
+    try:
+        counted = load_counted(events, args.frame_step, truth_fps=fps)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tolerance = Tolerance.for_crossing_times(fps, args.frame_step)
     result = match_crossings(truth, counted, tolerance)
     print(format_table(result))
     print(f"(a count matches a truth crossing {tolerance.early_frames} frames before to {tolerance.late_frames} after)")

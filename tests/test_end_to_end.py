@@ -118,12 +118,15 @@ def test_summary_matches_events(run_name: str, request, highway: Path):
             "track_id",
             "class_name",
             "lane",
+            "crossed_s",
             "speed_kmh",
             "seq",  # the record's identity: numbered across restarts, with its process's run and wall-clock time
             "run_id",
             "time_utc",
         }
         assert float(rows[event["frame_index"]]["timestamp_s"]) == pytest.approx(event["timestamp_s"], abs=1e-4)
+        # on the line between two sightings, at most the tracker's buffer before the count's confirmation
+        assert event["timestamp_s"] - 1.0 <= event["crossed_s"] <= event["timestamp_s"]
     crossings = Counter((e["track_id"], e["direction"]) for e in events)
     assert max(crossings.values()) == 1, "a track counts at most once per line and direction"
 

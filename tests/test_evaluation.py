@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.evaluation import CountedCrossing, Tolerance, TruthCrossing, match_crossings
+from pipeline.evaluation import CountedCrossing, Tolerance, TruthCrossing, load_counted, match_crossings
 from tests.conftest import REPO
 
 WINDOW = Tolerance(early_frames=0, late_frames=2)
@@ -81,3 +81,42 @@ def test_eval_counts_script(tmp_path: Path):
     assert "missed: main in frame 30" in off.stdout and "extra:  main in frame 10 track 1" in off.stdout
     missing = eval_counts(truth, tmp_path / "nowhere.jsonl")
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and len(missing.stderr.splitlines()) == 1
+
+
+def test_counts_get_their_crossing_time_when_the_truths_rate_is_given(tmp_path: Path):
+    # A run on every 3rd frame of a 30 fps clip: event frame 40 is clip frame 120 (4.0 s), and the
+    # anchor was on the line 0.2 s earlier, at clip frame 114; a record without crossed_s keeps its frame.
+    events = tmp_path / "events.jsonl"
+    records = [
+        {
+            "event": "line_crossing",
+            "frame_index": 40,
+            "timestamp_s": 4.0,
+            "line": "main",
+            "direction": "in",
+            "track_id": 3,
+            "class_name": "car",
+            "crossed_s": 3.8,
+        },
+        {
+            "event": "line_crossing",
+            "frame_index": 50,
+            "timestamp_s": 5.0,
+            "line": "main",
+            "direction": "out",
+            "track_id": 4,
+            "class_name": "car",
+        },
+    ]
+    events.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert [(c.frame, c.crossed_frame) for c in load_counted(events, frame_step=3)] == [(120, None), (150, None)]
+    counted = load_counted(events, frame_step=3, truth_fps=30.0)
+    assert [(c.frame, c.crossed_frame) for c in counted] == [(114 + 6, 114), (150, None)]
+
+
+def test_a_count_with_a_crossing_time_matches_truth_anywhere_in_its_span_and_the_margin_around_it():
+    window = Tolerance(early_frames=2, late_frames=2)
+    count = CountedCrossing("main", "in", 120, crossed_frame=114)
+    for truth_frame, matched in [(111, False), (112, True), (117, True), (122, True), (123, False)]:
+        result = match_crossings([TruthCrossing("main", "in", truth_frame)], [count], window)
+        assert (len(result.matched) == 1) == matched, truth_frame

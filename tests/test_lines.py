@@ -187,3 +187,20 @@ def test_a_track_lost_briefly_keeps_its_side():
     counter.update(frame_of(), 1, 0.03)  # missed detection
     events = counter.update(frame_of((1, 300, 250, "car")), 2, 0.07)
     assert [e.direction for e in events] == ["in"]
+
+
+def test_crossed_s_is_when_the_anchor_was_on_the_line_not_when_the_count_was_confirmed():
+    # 30 fps, 8 px a frame: the anchor is 5 px short of y=200 at frame 2 (1/15 s) and 3 px past it at
+    # frame 3, so on the line 5/8 of a frame after frame 2; confirmed 10 px past, at frame 4.
+    counter = horizontal(min_crossing_distance=10)
+    [event] = feed(counter, [(300, 179), (300, 187), (300, 195), (300, 203), (300, 211)])
+    assert (event.frame_index, event.timestamp_s) == (4, 4 / 30)
+    assert event.crossed_s == round((2 + 5 / 8) / 30, 4)
+
+
+def test_after_a_gap_in_the_track_crossed_s_falls_between_the_sightings_either_side():
+    # Last seen 20 px before the line at 1.0 s, next 60 px past it at 3.0 s (a dropout of 2 s).
+    counter = horizontal(min_crossing_distance=10)
+    counter.update(frame_of((1, 300, 180, "car")), 30, 1.0)
+    [event] = counter.update(frame_of((1, 300, 260, "car")), 90, 3.0)
+    assert (event.timestamp_s, event.crossed_s) == (3.0, 1.5)

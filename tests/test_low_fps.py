@@ -4,8 +4,9 @@ precisions, and every counted crossing matched one by one with the hand-made tru
 
 Misses and extras are checked separately, so a total that is right only because a miss and an
 extra cancel is not taken for a pass. Bar, per line and direction: the count within one vehicle
-of the truth, at most one crossing missed and at most one extra. The frame window a count may
-sit in is :meth:`Tolerance.for_run` (0.2 s either side, plus up to two sampled frames late).
+of the truth, at most one crossing missed and at most one extra. A count is dated to when its
+anchor was on the line (``crossed_s``), as the truth is, and may sit within
+:meth:`Tolerance.for_crossing_times` of it (0.2 s either side, plus half the largest frame gap).
 
 ``lot_topdown.mp4`` is held out: no tracker or counter setting was chosen by running it, and its
 truth was written down before its first run with a line. It is resampled to 10, 8, 5 and 2.5 fps as
@@ -78,8 +79,8 @@ def test_crossings_match_ground_truth_at_low_frame_rates(
     assert result.returncode == 0, result.stderr
     matched = match_crossings(
         load_truth(GROUND_TRUTH / truth_file),
-        load_counted(tmp_path / "events.jsonl", frame_step=step),
-        Tolerance.for_run(fps, step),
+        load_counted(tmp_path / "events.jsonl", frame_step=step, truth_fps=fps),
+        Tolerance.for_crossing_times(fps, step),
     )
     assert_within_one_vehicle(matched, f"{clip} every {step} ({fps / step:.1f} fps, {precision})")
 
@@ -118,8 +119,8 @@ def test_crossings_match_ground_truth_at_camera_rates_with_dropped_frames(
     largest_gap = max(b - a for a, b in pairwise(source_frames))
     matched = match_crossings(
         load_truth(GROUND_TRUTH / truth_file),
-        load_counted(tmp_path / "events.jsonl", source_frames=source_frames),
-        Tolerance.for_run(source_fps, largest_gap),
+        load_counted(tmp_path / "events.jsonl", source_frames=source_frames, truth_fps=source_fps),
+        Tolerance.for_crossing_times(source_fps, largest_gap),
     )
     report = assert_within_one_vehicle(matched, f"{clip} at {fps:g} fps ({precision})")
     if clip == "lot_topdown":  # held out, and slow enough to be exact

@@ -34,11 +34,11 @@ def test_a_file_sampled_every_0_2_s_keeps_one_frame_per_interval_and_counts_ever
     assert len(times) == 56  # 335 frames at 29.97 fps, every 6th (0.2002 s): frames 0, 6, ..., 330
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["frames"] == 56 and summary["tracker"]["fps"] == 5.0  # the tracker works at the rate it sees
-    step = 6  # source frames between kept frames: a crossing is seen up to 5 frames late
+    step = 6  # source frames between kept frames: the crossing time is interpolated over 6 frames
     matched = match_crossings(
         load_truth(GROUND_TRUTH / "highway_ground_truth.yaml"),
-        load_counted(tmp_path / "events.jsonl"),
-        Tolerance.for_run(HIGHWAY_FPS, step),
+        load_counted(tmp_path / "events.jsonl", truth_fps=HIGHWAY_FPS),
+        Tolerance.for_crossing_times(HIGHWAY_FPS, step),
     )
     report = format_table(matched)
     for row in matched.rows():  # the low-frame-rate bar: within one vehicle, at most one missed and one extra

@@ -64,6 +64,10 @@ class LineCrossing(TrackEvent):
         line: The line's name.
         direction: ``in`` (negative to positive side of cross(end - start, anchor - start)) or ``out``.
         lane: The lane (sub-segment of the line) it crossed, if the line has lanes.
+        crossed_s: When the anchor crossed the line, interpolated between the sightings either side
+            of it. The event's own frame and timestamp are when the crossing was confirmed (the
+            anchor ``min_crossing_distance`` beyond the line), a frame or more later, and after a
+            gap in the track, the whole gap later.
     """
 
     event_type: ClassVar[str] = "line_crossing"
@@ -71,6 +75,7 @@ class LineCrossing(TrackEvent):
     line: str
     direction: Direction
     lane: str | None = None
+    crossed_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -83,24 +83,32 @@ class Lane:
     end: Point
 
 
+@dataclass(frozen=True)
+class Crossing:
+    """A track's crossing of a line: its direction, lane and when the anchor was on the line."""
+
+    direction: Direction
+    lane: str | None
+    crossed_s: float
+
+
 @dataclass
 class _TrackState:
     point: Point
     side: int
     """Confirmed side of the line: +1, -1, or 0 while the track has only been seen on it."""
     last_seen_s: float
-    pending: tuple[Direction, str | None] | None = None
-    """A crossing seen but not yet ``min_crossing_distance`` beyond the line: (direction, lane)."""
+    pending: Crossing | None = None
+    """A crossing seen but not yet ``min_crossing_distance`` beyond the line."""
     counted: dict[Direction, float] = field(default_factory=dict)
     """When the track's crossing in each direction was confirmed."""
 
-    def move_to(
-        self, point: Point, now_s: float, segment: DirectedSegment, min_distance: float
-    ) -> tuple[Direction, str | None] | None:
-        """Record the track's next position; the (direction, lane) of a crossing it confirms, if any
-        (at most one per direction per track)."""
+    def move_to(self, point: Point, now_s: float, segment: DirectedSegment, min_distance: float) -> Crossing | None:
+        """Record the track's next position; the crossing it confirms, if any (at most one per
+        direction per track)."""
         sign = _sign(segment.side(point))
-        previous, self.point, self.last_seen_s = self.point, point, now_s
+        previous, previous_s = self.point, self.last_seen_s
+        self.point, self.last_seen_s = point, now_s
         if self.side == 0 or sign == 0:  # on the line: wait until it leaves to know where it went
             self.side = self.side or sign
             return None
@@ -112,13 +120,14 @@ class _TrackState:
             if position is None:  # went around the segment's end: now on the other side, no crossing
                 self.side = sign
                 return None
-            self.pending = ("in" if sign > 0 else "out", segment.lane_at(position))
+            crossed_s = segment.crossing_time(previous, previous_s, point, now_s)
+            self.pending = Crossing("in" if sign > 0 else "out", segment.lane_at(position), crossed_s)
         if segment.distance(point) < min_distance:
             return None
         crossing, self.pending, self.side = self.pending, None, sign
-        if crossing[0] in self.counted:
+        if crossing.direction in self.counted:
             return None
-        self.counted[crossing[0]] = now_s
+        self.counted[crossing.direction] = now_s
         return crossing
 
 
@@ -172,6 +181,17 @@ class DirectedSegment:
         fraction = s0 / (s0 - s1)
         hit = (p0[0] + fraction * (p1[0] - p0[0]), p0[1] + fraction * (p1[1] - p0[1]))
         return self.position_along(hit)
+
+    def crossing_time(self, p0: Point, t0_s: float, p1: Point, t1_s: float) -> float:
+        """When the motion from ``p0`` (at ``t0_s``) to ``p1`` (at ``t1_s``), at constant speed, is on
+        the line.
+
+        Example:
+            >>> DirectedSegment((0, 10), (100, 10)).crossing_time((20, 0), 1.0, (20, 40), 2.0)
+            1.25
+        """
+        s0, s1 = self.side(p0), self.side(p1)
+        return t0_s + (t1_s - t0_s) * s0 / (s0 - s1) if s0 != s1 else t1_s
 
     def lane_at(self, position: float) -> str | None:
         """The lane at ``position`` along the segment, if any."""
@@ -275,15 +295,21 @@ class LineCounter:
             self._start_new_tracks(detections, timestamp_s)
         for track_id, point, class_name in anchors:
             crossing = self._update_track(track_id, point, timestamp_s)
-            if crossing is None or self._counted_as_another(track_id, crossing[0], detections, timestamp_s):
+            if crossing is None or self._counted_as_another(track_id, crossing.direction, detections, timestamp_s):
                 continue
-            direction, lane = crossing
             event = LineCrossing(
-                frame_index, timestamp_s, self.name, direction, lane, track_id=track_id, class_name=class_name
+                frame_index,
+                timestamp_s,
+                self.name,
+                crossing.direction,
+                crossing.lane,
+                round(crossing.crossed_s, 4),
+                track_id=track_id,
+                class_name=class_name,
             )
             self.record(event)
             events.append(event)
-            self._share_count(track_id, direction, detections, timestamp_s)
+            self._share_count(track_id, crossing.direction, detections, timestamp_s)
         self._forget_stale(timestamp_s)
         return events
 
@@ -344,7 +370,7 @@ class LineCounter:
             if usable and int(track_id) not in self._tracks:
                 self._update_track(int(track_id), (float(point[0]), float(point[1])), now_s)
 
-    def _update_track(self, track_id: int, point: Point, now_s: float) -> tuple[Direction, str | None] | None:
+    def _update_track(self, track_id: int, point: Point, now_s: float) -> Crossing | None:
         state = self._tracks.get(track_id)
         if state is None:
             self._tracks[track_id] = _TrackState(point, _sign(self.segment.side(point)), now_s)
