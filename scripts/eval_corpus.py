@@ -200,10 +200,11 @@ def write_docs(path: Path, clips: list[Clip], tables: tuple[str, str], command: 
   one counter per line, since it has one region. It counts when the box centre crosses; each of
   its counts is timed when that track's bottom centre crosses the line, the point the truth was
   taken on, so that a count right for its vehicle is not judged by where its anchor sits.
-  vpipe's counts are timed the same way by their own events (`crossed_s`: when the anchor was on
-  the line, interpolated between the sightings either side). supervision's keep their own time,
-  the frame that confirmed the crossing, which for small, slow vehicles (1 px a frame) can be
-  outside the 0.2 s window although the count is right for its vehicle.
+  A vpipe count stands for the span from its `crossed_s` (when its anchor was on the line,
+  interpolated between the sightings either side) to the frame that confirmed it.
+  supervision's counts keep their own time, the frame that confirmed the crossing, which for
+  small, slow vehicles (1 px a frame) can be outside the window although the count is right for
+  its vehicle.
 
 All three keep every class of the model. The baselines' in and out are mapped onto each line's
 directions as vpipe names them (`scripts/corpus_baselines.py`).
@@ -217,7 +218,8 @@ by eye without any detector; sources, licences and how each truth was made are i
 
 Matching is event by event (`pipeline.evaluation.match_crossings`): each counted crossing is paired
 with at most one truth crossing of the same line and direction whose frame is from 0.2 s before to
-0.2 s after it (rounded up to whole frames at the clip's rate), pairing as many as possible. A truth
+0.2 s after it (rounded up to whole frames at the clip's rate; for a count that spans from its
+anchor on the line to its confirmation, 0.2 s around that span), pairing as many as possible. A truth
 crossing left unpaired is *missed*, a count left unpaired is *extra*, so a total that is right
 only because a miss and an extra cancel shows up. An extra is *wrong direction* when the truth
 crossing of its line nearest in time went the other way. Every method below is matched the same way.
