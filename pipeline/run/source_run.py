@@ -112,6 +112,8 @@ class SourceRun:
             on_error.pop_all()
         self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         self._metrics = next(metrics_of(viewers), None)
+        for dashboard in (d for viewer in viewers if (d := getattr(viewer, "dashboard", None)) is not None):
+            dashboard.add(self.name, config.publish.camera or source.name, store)  # its charts read the store
         self._first_frame: np.ndarray | None = None
         # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times),
         # and so is a file's that a run continues, after the frames the earlier run wrote.
