@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -129,6 +130,10 @@ def test_a_killed_camera_run_continues_where_it_stopped(tmp_path: Path, camera: 
                 binned[row["direction"]] += int(row["count"])
         assert binned == Counter(r["direction"] for r in crossings(out) if r["run_id"] == run_id), run_id
         assert any(row["run_id"] == run_id for row in rows)
+    with sqlite3.connect(out / "vpipe.sqlite") as db:  # every bin stored, the killed run's rebuilt ones too
+        stored = Counter(db.execute("SELECT run_id, kind, name, direction, class_name, count FROM intervals"))
+    columns = ("run_id", "kind", "name", "direction", "class_name")
+    assert stored == Counter((*(row[c] for c in columns), int(row["count"])) for row in rows)
 
     events = [r for r in receiver.received if r["event"] != "counts"]
     assert [{k: v for k, v in r.items() if k != "camera"} for r in events] == everything, "each record once, in order"

@@ -90,6 +90,7 @@ class SourceRun:
         self.folder = RunFolder(out_dir, run_identity(config, source), config.output.overwrite)
         earlier = self.folder.earlier
         self.summary = summary_header(source, detector, self.core, out_dir, part, self.run_id)
+        self._rebuilt_bins: list[dict[str, Any]] = []  # the bins killed processes left open (see _intervals)
         self._carry_on(earlier)
         with ExitStack() as on_error:
             on_error.callback(self.folder.close)
@@ -105,6 +106,7 @@ class SourceRun:
                 self.outputs = _outputs_for(
                     config, source, detector, self.core, out_dir, viewers, part is None, stamp, first, store_sink
                 )
+                self.outputs.write_intervals(self._rebuilt_bins)  # a killed process's bins: stored too
             except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
                 failed = dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
                 self._summary_file.close(failed)
@@ -155,7 +157,7 @@ class SourceRun:
         ends = [segment["first_file"] for segment in ended[1:]] + [earlier.next_file]
         killed = [(segment, end) for segment, end in zip(ended, ends, strict=True) if segment["status"] == "running"]
         frames = [(segment["run_id"], partial(earlier.frames, segment["first_file"], end)) for segment, end in killed]
-        intervals.continue_from(earlier.interval_rows(), frames)
+        self._rebuilt_bins = intervals.continue_from(earlier.interval_rows(), frames)
         for segment, _ in killed:
             segment["status"] = "killed"
         if killed:
