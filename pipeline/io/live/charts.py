@@ -34,9 +34,10 @@ def duration_text(interval_ms: int) -> str:
     return f"{interval_ms / 1000:g} s"
 
 
-def _clock(iso: str, days: bool) -> str:
-    """``2024-05-07T06:15:00Z`` as ``06:15`` (``05-07 06:15`` when the chart spans days)."""
-    return f"{iso[5:10]} {iso[11:16]}" if days else iso[11:19].removesuffix(":00")
+def _clock(iso: str, days: bool, seconds: bool) -> str:
+    """``2024-05-07T06:15:00Z`` as ``06:15`` (``05-07 06:15`` when the chart spans days, ``06:15:00``
+    when its bins are shorter than minutes)."""
+    return f"{iso[5:10]} {iso[11:16]}" if days else iso[11:19] if seconds else iso[11:16]
 
 
 class _Panel:
@@ -59,9 +60,10 @@ class _Panel:
         )
         self.parts.append(f'<text x="{PLOT_LEFT_PX - 4}" y="{self.base_px}" class="axis" text-anchor="end">0</text>')
         step = max(1, -(-len(self.starts) // 8))  # at most 8 time labels
+        seconds = any(start[17:19] != "00" for start in self.starts)
         for index in range(0, len(self.starts), step):
             x = PLOT_LEFT_PX + index * self.bin_px
-            label = xml_escape(_clock(self.starts[index], days))
+            label = xml_escape(_clock(self.starts[index], days, seconds))
             self.parts.append(f'<text x="{x:.1f}" y="{self.base_px + 13}" class="axis">{label}</text>')
 
     def legend(self, names: Sequence[str], colours: Sequence[str], top_px: int) -> None:
