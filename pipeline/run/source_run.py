@@ -91,6 +91,7 @@ class SourceRun:
         earlier = self.folder.earlier
         self.summary = summary_header(source, detector, self.core, out_dir, part, self.run_id)
         self._rebuilt_bins: list[dict[str, Any]] = []  # the bins killed processes left open (see _intervals)
+        self._open_slots: list[dict[str, Any]] = []  # and their parking intervals
         self._carry_on(earlier)
         with ExitStack() as on_error:
             on_error.callback(self.folder.close)
@@ -107,6 +108,7 @@ class SourceRun:
                     config, source, detector, self.core, out_dir, viewers, part is None, stamp, first, store_sink
                 )
                 self.outputs.write_intervals(self._rebuilt_bins)  # a killed process's bins: stored too
+                self.outputs.write_parking(self._open_slots)  # and its bays still occupied, as its end would
             except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
                 failed = dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
                 self._summary_file.close(failed)
@@ -147,7 +149,8 @@ class SourceRun:
 
     def _intervals(self, earlier: Earlier | None) -> IntervalsFile:
         """The run's ``intervals.csv``, carried on from ``earlier``'s: the bins of every process that was
-        killed (still ``running`` in ``segments``) are written from its frames, then it is ``killed``."""
+        killed (still ``running`` in ``segments``) are written from its frames, and so are (later, to
+        ``parking.jsonl``) the occupancy intervals it left open; then it is ``killed``."""
         start_epoch_s = parse_time(self.summary.start_utc) if self.summary.start_utc else None
         analytics = self.core.analytics
         intervals = IntervalsFile.for_run(self.out_dir, self.config, self.source, analytics, self.run_id, start_epoch_s)
@@ -158,6 +161,8 @@ class SourceRun:
         killed = [(segment, end) for segment, end in zip(ended, ends, strict=True) if segment["status"] == "running"]
         frames = [(segment["run_id"], partial(earlier.frames, segment["first_file"], end)) for segment, end in killed]
         self._rebuilt_bins = intervals.continue_from(earlier.interval_rows(), frames)
+        frame_s = 1.0 / float(self.source.fps)  # a run's end closes its intervals at its last frame's end
+        self._open_slots = [i for seg, end in killed for i in earlier.slots_left_open(seg["first_file"], end, frame_s)]
         for segment, _ in killed:
             segment["status"] = "killed"
         if killed:
