@@ -264,7 +264,7 @@ def _command_run(args: argparse.Namespace) -> int:
                 editors = "; the config editors stay on 127.0.0.1" if links else ""
                 print(
                     f"vpipe: warning: live view listens on {view.address}: anyone who can reach this machine can "
-                    f"watch the video and read the counts, metrics and health{editors}",
+                    f"watch the video and read the counts, their history in the store, metrics and health{editors}",
                     file=sys.stderr,
                 )
             if not args.quiet:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS, run_vpipe, wait_until
+from tests.conftest import CONFIGS, SAMPLES, run_vpipe, wait_until
 from tests.servers.mjpeg import MjpegServer
 from tests.test_faults import one_line_error
 from tests.test_faults_live import Vpipe
@@ -129,6 +130,10 @@ def test_a_killed_camera_run_continues_where_it_stopped(tmp_path: Path, camera: 
                 binned[row["direction"]] += int(row["count"])
         assert binned == Counter(r["direction"] for r in crossings(out) if r["run_id"] == run_id), run_id
         assert any(row["run_id"] == run_id for row in rows)
+    with sqlite3.connect(out / "vpipe.sqlite") as db:  # every bin stored, the killed run's rebuilt ones too
+        stored = Counter(db.execute("SELECT run_id, kind, name, direction, class_name, count FROM intervals"))
+    columns = ("run_id", "kind", "name", "direction", "class_name")
+    assert stored == Counter((*(row[c] for c in columns), int(row["count"])) for row in rows)
 
     events = [r for r in receiver.received if r["event"] != "counts"]
     assert [{k: v for k, v in r.items() if k != "camera"} for r in events] == everything, "each record once, in order"
@@ -190,3 +195,27 @@ def test_overwrite_keeps_an_undelivered_webhook_queue_and_delivers_it(tmp_path: 
     assert receiver.received[: len(undelivered)] == undelivered, "the earlier run's records first, each once"
     assert all(r["run_id"] != undelivered[0]["run_id"] for r in receiver.received[len(undelivered) :])
     assert queue.read_bytes() == b""
+
+
+def test_a_killed_runs_open_parking_intervals_are_written_at_restart(tmp_path: Path):
+    """The 12 lot snapshots: a run of the first 6 that ended (its end writes each bay still occupied as an
+    ``ongoing`` interval) made into what ``kill -9`` leaves (those intervals and its end gone, ``running``);
+    the same command for all 12 writes those intervals first, as the run's end would have."""
+    out = tmp_path / "out"
+    command = ("run", SAMPLES / "pklot_pucpr", "--config", CONFIGS / "parking.yaml", "--output", out, "--quiet")
+    first = run_vpipe(*command, "--no-video", "--max-frames", "6")
+    assert first.returncode == 0, first.stderr
+    log = (out / "parking.jsonl").read_text().splitlines()
+    left_open = [json.loads(line) for line in log if json.loads(line)["ongoing"]]
+    assert len(left_open) > 10  # bays still occupied at its end
+    (out / "parking.jsonl").write_text("".join(f"{line}\n" for line in log if not json.loads(line)["ongoing"]))
+    summary = json.loads((out / "summary.json").read_text())
+    summary["status"] = summary["segments"][-1]["status"] = "running"
+    (out / "summary.json").write_text(json.dumps(summary))
+
+    second = run_vpipe(*command, "--no-video", "--max-frames", "12")
+    assert second.returncode == 0, second.stderr
+    written = [json.loads(line) for line in (out / "parking.0001.jsonl").read_text().splitlines()]
+    assert written[: len(left_open)] == left_open
+    summary = json.loads((out / "summary.json").read_text())
+    assert [segment["status"] for segment in summary["segments"]] == ["killed", "completed"]

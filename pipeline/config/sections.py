@@ -181,6 +181,10 @@ class OutputConfig:
         default=None, metadata=check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )
     """Start new output files (counts, events, video) every period or size, e.g. 1h or 500MB."""
+    keep_video: int | None = field(default=None, metadata=check(lambda v: v is None or v >= 1, "null or at least 1"))
+    """Annotated video segments to keep: when a new one starts (a rotation, a restart), those older than
+    the newest ``keep_video`` are deleted; counts, events, intervals and the store are never deleted.
+    null: keep every one."""
     interval: str = field(default="15m", metadata=check(is_duration, "a duration such as 15m, 1h or 5s"))
     """Bin length of ``intervals.csv`` (line and movement counts per bin, direction and class)."""
     store: str | None = field(

@@ -90,6 +90,8 @@ class SourceRun:
         self.folder = RunFolder(out_dir, run_identity(config, source), config.output.overwrite)
         earlier = self.folder.earlier
         self.summary = summary_header(source, detector, self.core, out_dir, part, self.run_id)
+        self._rebuilt_bins: list[dict[str, Any]] = []  # the bins killed processes left open (see _intervals)
+        self._open_slots: list[dict[str, Any]] = []  # and their parking intervals
         self._carry_on(earlier)
         with ExitStack() as on_error:
             on_error.callback(self.folder.close)
@@ -105,6 +107,8 @@ class SourceRun:
                 self.outputs = _outputs_for(
                     config, source, detector, self.core, out_dir, viewers, part is None, stamp, first, store_sink
                 )
+                self.outputs.write_intervals(self._rebuilt_bins)  # a killed process's bins: stored too
+                self.outputs.write_parking(self._open_slots)  # and its bays still occupied, as its end would
             except PipelineError as exc:  # e.g. the disk filled since it was checked: the run ends before a frame
                 failed = dataclasses.replace(self.summary, status="failed", error=mask_credentials(str(exc)))
                 self._summary_file.close(failed)
@@ -112,6 +116,8 @@ class SourceRun:
             on_error.pop_all()
         self._publisher = self.outputs.publisher  # kept for the summary: the outputs let go of it on close
         self._metrics = next(metrics_of(viewers), None)
+        for dashboard in (d for viewer in viewers if (d := getattr(viewer, "dashboard", None)) is not None):
+            dashboard.add(self.name, config.publish.camera or source.name, store)  # its charts read the store
         self._first_frame: np.ndarray | None = None
         # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times),
         # and so is a file's that a run continues, after the frames the earlier run wrote.
@@ -143,7 +149,8 @@ class SourceRun:
 
     def _intervals(self, earlier: Earlier | None) -> IntervalsFile:
         """The run's ``intervals.csv``, carried on from ``earlier``'s: the bins of every process that was
-        killed (still ``running`` in ``segments``) are written from its frames, then it is ``killed``."""
+        killed (still ``running`` in ``segments``) are written from its frames, and so are (later, to
+        ``parking.jsonl``) the occupancy intervals it left open; then it is ``killed``."""
         start_epoch_s = parse_time(self.summary.start_utc) if self.summary.start_utc else None
         analytics = self.core.analytics
         intervals = IntervalsFile.for_run(self.out_dir, self.config, self.source, analytics, self.run_id, start_epoch_s)
@@ -153,7 +160,9 @@ class SourceRun:
         ends = [segment["first_file"] for segment in ended[1:]] + [earlier.next_file]
         killed = [(segment, end) for segment, end in zip(ended, ends, strict=True) if segment["status"] == "running"]
         frames = [(segment["run_id"], partial(earlier.frames, segment["first_file"], end)) for segment, end in killed]
-        intervals.continue_from(earlier.interval_rows(), frames)
+        self._rebuilt_bins = intervals.continue_from(earlier.interval_rows(), frames)
+        frame_s = 1.0 / float(self.source.fps)  # a run's end closes its intervals at its last frame's end
+        self._open_slots = [i for seg, end in killed for i in earlier.slots_left_open(seg["first_file"], end, frame_s)]
         for segment, _ in killed:
             segment["status"] = "killed"
         if killed:

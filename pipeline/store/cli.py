@@ -30,7 +30,7 @@ bins are aligned to UTC. See docs/store.md."""
 FORMATS = ("csv", "xlsx", "json")
 
 
-def _time_arg(text: str) -> int:
+def time_arg(text: str) -> int:
     """An ISO 8601 date or time as Unix milliseconds."""
     epoch_s = parse_time(text.replace("Z", "+00:00"))
     if epoch_s is None:
@@ -38,7 +38,7 @@ def _time_arg(text: str) -> int:
     return round(epoch_s * 1000)
 
 
-def _interval_arg(text: str) -> int:
+def interval_arg(text: str) -> int:
     """A bin length of whole seconds (5m, 15m, 1h, ...) in milliseconds."""
     try:
         seconds = parse_duration(text)
@@ -65,10 +65,10 @@ def add_parsers(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("store", type=_store_arg, metavar="STORE", help="SQLite file, run folder or postgresql:// URL")
-    report.add_argument("--from", dest="start", type=_time_arg, metavar="TIME", help="start (default: the first run)")
-    report.add_argument("--to", dest="end", type=_time_arg, metavar="TIME", help="end, excluded (default: the last)")
+    report.add_argument("--from", dest="start", type=time_arg, metavar="TIME", help="start (default: the first run)")
+    report.add_argument("--to", dest="end", type=time_arg, metavar="TIME", help="end, excluded (default: the last)")
     report.add_argument(
-        "--interval", type=_interval_arg, default=_interval_arg("15m"), metavar="DURATION", help="bin length (15m)"
+        "--interval", type=interval_arg, default=interval_arg("15m"), metavar="DURATION", help="bin length (15m)"
     )
     report.add_argument("--camera", action="append", metavar="NAME", help="only this camera (repeatable)")
     report.add_argument("--parking", action="store_true", help="parking occupancy and free bays per lot instead")

@@ -1,4 +1,5 @@
-"""The live view's HTML page (``/``): the annotated stream and the counts, no external assets."""
+"""The live view's HTML page (``/``): the annotated stream and the counts, and a tile per camera with its
+latest frame, its state and its charts from the store (``chart.svg``); no external assets."""
 
 # The page loads nothing from elsewhere (the policy enforces it) and renders names as text, never HTML.
 PAGE_HEADERS = {
@@ -20,6 +21,10 @@ th:first-child, td:first-child { text-align: left; }
 h2 { font-size: 1em; margin: .6em 0 .2em; }
 .muted { color: #999; }
 nav a { color: #8ab4f8; margin-right: 1em; }
+#cameras { display: flex; flex-wrap: wrap; gap: 1em; }
+.camera { border-top: 1px solid #333; max-width: 740px; }
+.camera .snapshot { display: block; width: 320px; min-height: 40px; background: #000; cursor: pointer; }
+.camera .chart svg { max-width: 100%; height: auto; }
 </style>
 </head>
 <body>
@@ -27,6 +32,7 @@ nav a { color: #8ab4f8; margin-right: 1em; }
 <label>source <select id="source"></select></label> <span id="status" class="muted">waiting for frames</span>
 <img id="stream" alt="annotated stream">
 <div id="counts"></div>
+<div id="cameras"></div>
 <script>
 "use strict";
 const img = document.getElementById("stream");
@@ -97,8 +103,65 @@ async function poll() {
   setTimeout(poll, 500);
 }
 
+// A tile per camera: its latest frame (one JPEG a second, no stream held open), its state, its charts.
+const tilesBox = document.getElementById("cameras");
+const tiles = new Map();
+const pageQuery = new URLSearchParams(location.search);  // ?hours=H&interval=I go to the charts
+const chartQuery = ["hours", "interval"].filter(k => pageQuery.has(k))
+  .map(k => "&" + k + "=" + encodeURIComponent(pageQuery.get(k))).join("");
+
+function tileOf(name) {
+  if (!tiles.has(name)) {
+    const section = document.createElement("section");
+    section.className = "camera";
+    section.dataset.source = name;
+    const title = document.createElement("h2");
+    title.textContent = name;
+    const state = document.createElement("div");
+    state.className = "state muted";
+    const snapshot = document.createElement("img");
+    snapshot.className = "snapshot";
+    snapshot.alt = name;
+    snapshot.onclick = () => { select.value = name; showStream(name); };
+    const chart = document.createElement("div");
+    chart.className = "chart";
+    section.append(title, state, snapshot, chart);
+    tilesBox.appendChild(section);
+    tiles.set(name, {state, snapshot, chart, frames: -1});
+  }
+  return tiles.get(name);
+}
+
+async function pollHealth() {
+  try {
+    const response = await fetch("health", {cache: "no-store"});
+    const health = await response.json();
+    for (const [name, source] of Object.entries(health.sources)) {
+      const tile = tileOf(name);
+      tile.state.textContent = source.ended ? "ended: " + source.ended
+        : "last frame " + source.last_frame_age_s.toFixed(1) + " s ago, " + source.frames + " frames";
+      if (source.frames !== tile.frames) {
+        tile.frames = source.frames;
+        tile.snapshot.src = "snapshot.jpg?source=" + encodeURIComponent(name) + "&n=" + source.frames;
+      }
+    }
+  } catch (error) { /* shown by the counts poll */ }
+  setTimeout(pollHealth, 1000);
+}
+
+async function pollCharts() {
+  for (const [name, tile] of tiles) {
+    try {
+      const response = await fetch("chart.svg?source=" + encodeURIComponent(name) + chartQuery, {cache: "no-store"});
+      if (response.ok) tile.chart.innerHTML = await response.text();  // the server escapes every name in it
+      else tile.chart.textContent = (await response.json()).error;
+    } catch (error) { /* retried */ }
+  }
+  setTimeout(pollCharts, tiles.size ? 5000 : 1000);
+}
+
 // Started after "load": an endless MJPEG response must not keep the page loading.
-window.addEventListener("load", () => { showStream(null); poll(); });
+window.addEventListener("load", () => { showStream(null); poll(); pollHealth(); pollCharts(); });
 </script>
 </body>
 </html>

@@ -14,6 +14,9 @@ under a lock: a slow browser or window never slows the pipeline, it just sees fe
   with ``"status": "stale"`` once a source has not published for ``stale_after_s``; a source that
   has ended (a file played to its end, see :meth:`LiveView.end`) shows ``"ended": STATUS`` and is
   never stale.
+- ``/snapshot.jpg?source=NAME``: the latest frame of NAME as one JPEG (the page's camera tiles);
+- ``/chart.svg?source=NAME``, ``/api/counts``, ``/api/parking``: charts and counts from the run's
+  store, read-only (see :mod:`pipeline.io.live.dashboard`).
 
 Every path answers ``HEAD`` as it answers ``GET``, without the body.
 
@@ -41,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from pipeline.io.live.dashboard import Dashboard
 from pipeline.io.live.latest_frames import LatestFrames
 from pipeline.io.live.local_http import LocalServer, QuietHandler
 from pipeline.io.live.metrics import CONTENT_TYPE_LATEST, RunMetrics
@@ -48,6 +52,9 @@ from pipeline.io.live.mjpeg import BOUNDARY, MjpegStreams
 from pipeline.io.live.page import PAGE, PAGE_HEADERS
 
 log = logging.getLogger(__name__)
+
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+"""A chart opened on its own runs nothing and loads nothing."""
 
 
 class LiveView(LocalServer):
@@ -88,6 +95,7 @@ class LiveView(LocalServer):
         )
         self.page = PAGE.replace("<!--links-->", f'<nav id="links">{anchors}</nav>' if anchors else "").encode()
         self.metrics = RunMetrics()  # served at /metrics; the runs feed it their events
+        self.dashboard = Dashboard()  # the charts and /api/...: the runs add their cameras and store
         self.frames = LatestFrames(self.max_fps, self.jpeg_quality)
         self.streams = MjpegStreams(self.frames, self.max_fps, self.max_streams)
         self._closed = threading.Event()
@@ -198,7 +206,29 @@ class _Handler(QuietHandler):
                 self.send_bytes(HTTPStatus.OK, CONTENT_TYPE_LATEST, view.metrics.text())
             elif url.path == "/stream.mjpg":
                 view.streams.serve(self, parse_qs(url.query).get("source", [None])[0])
+            elif url.path == "/snapshot.jpg":
+                self._snapshot(view, parse_qs(url.query).get("source", [""])[0])
+            elif url.path in ("/api/counts", "/api/parking", "/chart.svg"):
+                self._from_store(view, url.path, url.query)
             else:
                 self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
         except OSError:  # the client went away
             pass
+
+    def _from_store(self, view: LiveView, path: str, query: str) -> None:
+        """The answers read from the run's store: the API's JSON, a camera's chart."""
+        if path != "/chart.svg":
+            self.send_json(*view.dashboard.api(path.removeprefix("/api/"), query))
+            return
+        status, chart = view.dashboard.chart(query)
+        if status != HTTPStatus.OK:
+            self.send_json(status, chart)
+        else:
+            self.send_bytes(status, "image/svg+xml; charset=utf-8", chart.encode(), SVG_HEADERS)
+
+    def _snapshot(self, view: LiveView, name: str) -> None:
+        encoded = view.frames.jpeg(name)
+        if encoded is None:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": "unknown source", "sources": list(view.frames.sources)})
+        else:
+            self.send_bytes(HTTPStatus.OK, "image/jpeg", encoded[0])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 from pipeline.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 16 * 2**20
 """A disk with less free space is refused up front: a minute of annotated video takes a few MB."""
@@ -108,6 +111,36 @@ def segment_path(path: Path, index: int) -> Path:
         'counts.0002.csv'
     """
     return path if index == 0 else path.with_name(f"{path.stem}.{index:04d}{path.suffix}")
+
+
+def prune_videos(folder: Path, newest: int, keep: int) -> list[Path]:
+    """Delete the annotated video segments of ``folder`` older than its ``keep`` newest (``newest`` being
+    the number of the one being written): ``output.keep_video``. Nothing else is touched: counts,
+    events, intervals, parking logs and the store stay whole.
+
+    Returns:
+        The files deleted (one that cannot be deleted is logged and left).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("annotated.mp4", "annotated.0001.mp4", "annotated.0002.mp4", "counts.0001.csv"):
+        ...     _ = (folder / name).write_bytes(b"")
+        >>> [path.name for path in prune_videos(folder, newest=2, keep=2)], sorted(p.name for p in folder.iterdir())
+        (['annotated.mp4'], ['annotated.0001.mp4', 'annotated.0002.mp4', 'counts.0001.csv'])
+    """
+    deleted = []
+    for path in sorted(folder.glob("annotated*.mp4")):
+        number = segment_number(path)
+        if number is None or number > newest - keep:
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.warning("output.keep_video: cannot delete %s: %s", path, exc.strerror or exc)
+        else:
+            deleted.append(path)
+    return deleted
 
 
 def output_error(path: str | Path, exc: OSError) -> OutputError:

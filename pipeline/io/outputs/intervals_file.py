@@ -139,24 +139,32 @@ class IntervalsFile:
 
     def continue_from(
         self, rows: list[dict[str, str]], killed: Iterable[tuple[str, Callable[[float], Iterable[Frames]]]]
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         """Carry on from the rows earlier processes of the run wrote (their totals enter the peak hours)
         and write the bins each ``killed`` one left open, as it would have at its end, counted again
         from its frames: its run id, and its frames' times and event records from a time on (see
         :meth:`pipeline.io.outputs.run_folder.Earlier.frames`), :data:`REPLAY_MARGIN_S` before the end
-        of the last bin it wrote."""
+        of the last bin it wrote.
+
+        Returns:
+            The rows written, each with the ``run_id`` of the process whose bin it is (for the store).
+        """
         if self._sink is None:
-            return
+            return []
+        written_now: list[dict[str, Any]] = []
         for run_id, frames_from in killed:
             counter = self._counter
             again = IntervalCounter(counter.interval_s, counter.start_epoch_s, list(counter.keys), counter.lag_s)
             written = {row["interval_start"] for row in rows if row["run_id"] == run_id}
             from_s = max(map(self._end_s, written), default=-math.inf) - REPLAY_MARGIN_S
             recounted = [row for t, records in frames_from(from_s) for row in again.update(events_of(records), t)]
-            closed = [row for row in [*recounted, *again.finish()] if row["interval_start"] not in written]
+            closed = [{**row, "run_id": run_id} for row in [*recounted, *again.finish()]]
+            closed = [row for row in closed if row["interval_start"] not in written]
             self._write(closed, run_id)
-            rows = [*rows, *({**row, "run_id": run_id} for row in closed)]
+            rows = [*rows, *closed]
+            written_now += closed
         self._counter.carry(rows)
+        return written_now
 
     def _end_s(self, label: str) -> float:
         """The end, in the run's time, of the bin whose ``interval_start`` is ``label``."""

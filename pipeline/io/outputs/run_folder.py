@@ -46,7 +46,7 @@ from pipeline.io.outputs.folders import (
 )
 from pipeline.io.sources.files import FrameSource
 
-RUN_CONTROL_KEYS = ("source.path", "source.max_frames", "output.dir", "output.overwrite", "flags")
+RUN_CONTROL_KEYS = ("source.path", "source.max_frames", "output.dir", "output.overwrite", "output.keep_video", "flags")
 """Settings that say where and how long a run goes, not what it counts: a run continues across them."""
 
 TAIL_BYTES = 1 << 16
@@ -130,6 +130,52 @@ class Earlier:
                     pending = next(records, None)
                 if float(timestamp_s) >= from_s:
                     yield float(timestamp_s), batch
+
+    def first_and_last_frame(
+        self, first_file: int, end_file: int
+    ) -> tuple[tuple[int, float], tuple[int, float]] | None:
+        """``(frame_index, timestamp_s)`` of the first and the last frame written in segments
+        ``first_file`` to ``end_file`` (not included); None if they hold none."""
+        frames = []
+        for number in range(first_file, end_file):  # each file's first row and its last (read from the end)
+            path = segment_path(self.folder / "counts.csv", number)
+            if not path.exists():
+                continue
+            with path.open(encoding="utf-8") as file:
+                file.readline()  # the header
+                first = file.readline()
+            last = last_line(path)
+            if first.endswith("\n") and last is not None:
+                frames += [(int(row[0]), float(row[1])) for row in csv.reader([first, last])]
+        return (frames[0], frames[-1]) if frames else None
+
+    def slots_left_open(self, first_file: int, end_file: int, frame_s: float) -> list[dict[str, Any]]:
+        """The parking occupancy intervals a killed process (segments ``first_file`` to ``end_file``) left
+        open, as ``parking.jsonl`` has them, closed as a run's end closes them (``ongoing``, at the end
+        of its last frame, ``frame_s`` long): each bay occupied then, from its ``slot_occupied`` or,
+        occupied before the process began, from its first frame."""
+        bounds = self.first_and_last_frame(first_file, end_file)
+        if bounds is None:
+            return []
+        (first_frame, first_s), (last_frame, last_s) = bounds
+        last_s += frame_s
+        since: dict[str, tuple[int, float]] = {}
+        for number in range(end_file):
+            path = segment_path(self.folder / "events.jsonl", number)
+            for record in map(json.loads, complete_lines(path)) if path.exists() else ():
+                if record.get("event") == "slot_occupied":
+                    since[record["slot"]] = (int(record["frame_index"]), float(record["timestamp_s"]))
+                elif record.get("event") == "slot_free":
+                    since.pop(record["slot"], None)
+        intervals = []
+        for slot, (start_frame, start_s) in since.items():
+            if start_s < first_s:
+                start_frame, start_s = first_frame, first_s
+            intervals.append(
+                {"slot": slot, "start_frame": start_frame, "start_s": round(start_s, 4), "end_frame": last_frame}
+                | {"end_s": round(last_s, 4), "duration_s": round(last_s - start_s, 4), "ongoing": True}
+            )
+        return intervals
 
     def _last(self, name: str, header: bool) -> str | None:
         """The last record of the newest file ``name`` that has one (``header``: a CSV's first line is none)."""

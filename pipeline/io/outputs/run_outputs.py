@@ -25,7 +25,7 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.errors import OutputError
-from pipeline.io.outputs.folders import output_error, segment_path
+from pipeline.io.outputs.folders import output_error, prune_videos, segment_path
 from pipeline.io.outputs.records import RecordStamp, new_run_id, utc_text
 from pipeline.io.outputs.sinks import CountsCsvSink, H264VideoSink, JsonlSink, json_bytes, write_json_atomic
 from pipeline.io.publish.publisher import Publisher
@@ -215,6 +215,8 @@ class RunOutputs:
         if self.output.video:
             path = segment_path(self.out_dir / "annotated.mp4", index)
             self.video = stack.enter_context(H264VideoSink.for_output(path, *self.video_size, self.fps, self.output))
+            if self.output.keep_video is not None:
+                prune_videos(self.out_dir, index, self.output.keep_video)
         if self.video is not None or self.viewers:
             # Entered after the video sink, so it is drained (all frames encoded) before the sink closes.
             self.drawing = stack.enter_context(BackgroundWorker(self._draw, maxsize=4))

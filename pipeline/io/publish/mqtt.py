@@ -117,8 +117,16 @@ class MqttSink:
 
     def send(self, record: Mapping[str, Any]) -> None:
         kind = record.get("event", "counts")
-        topic = f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}"
-        mid = self._client.publish(topic, json.dumps(record, separators=(",", ":")), qos=1).mid
+        self._publish(f"{self.prefix}/counts" if kind == "counts" else f"{self.prefix}/events/{kind}", record)
+
+    def retain(self, tail: str, document: Mapping[str, Any]) -> None:
+        """Publish ``document`` as the retained state of ``<prefix>/<camera>/<tail>``: the broker keeps
+        the latest and gives it to every subscriber as it subscribes, however late."""
+        self._publish(f"{self.prefix}/{tail}", document, retain=True)
+
+    def _publish(self, topic: str, document: Mapping[str, Any], retain: bool = False) -> None:
+        payload = json.dumps(document, separators=(",", ":"))
+        mid = self._client.publish(topic, payload, qos=1, retain=retain).mid
         self.published += 1
         with self._lock:  # never held while calling paho: its network thread calls _on_publish
             if mid in self._early_acks:

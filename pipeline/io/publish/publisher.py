@@ -39,6 +39,7 @@ class Publisher:
         self.metrics = metrics
         self.stamp = stamp or RecordStamp(new_run_id())
         self._counts_due_s = 0.0
+        self._parking_state: tuple[int, int] | None = None  # (free, occupied) last retained
         if publish.mqtt.host:
             self.sinks.append(MqttSink(publish.mqtt, self.camera, read_credentials(publish.mqtt, config.origin)))
         if publish.webhook.url:
@@ -64,14 +65,27 @@ class Publisher:
 
     def counts(self, row: Mapping[str, Any], timestamp_s: float) -> None:
         """Called once per frame: sends the current counts (a ``counts.csv`` row) every ``counts_every_s``
-        of video."""
+        of video, and a lot's free bays (its ``slots_free``) as retained MQTT state when they change."""
         if self.metrics is not None:
             self.metrics.frame(self.camera, row)
         if not self.sinks:
             return
+        if "slots_free" in row:
+            self._parking(int(row["slots_free"]), int(row["slots_occupied"]), timestamp_s)
         if timestamp_s >= self._counts_due_s:
             self._counts_due_s = timestamp_s + self.counts_every_s
             self.publish([self.stamp.note({"event": "counts", **row})])
+
+    def _parking(self, free: int, occupied: int, timestamp_s: float) -> None:
+        """The lot's free bays as retained MQTT state (``<prefix>/<camera>/parking/free``), whenever they change."""
+        if (free, occupied) == self._parking_state:
+            return
+        self._parking_state = (free, occupied)
+        state = {"camera": self.camera, "free": free, "occupied": occupied, "slots": free + occupied}
+        message = self.stamp.note(state | {"timestamp_s": round(timestamp_s, 3)})
+        for sink in self.sinks:
+            if isinstance(sink, MqttSink):
+                sink.retain("parking/free", message)
 
     def close(self, drain_s: float = 10.0) -> None:
         """Give each sink up to ``drain_s`` to deliver what it holds, then stop it."""
