@@ -259,3 +259,31 @@ def test_reset_forgets_every_track_and_restarts_the_ids():
     tracker.reset()
     assert len(tracker.predict()) == 0
     assert tracker.update(boxes(300)).tracker_id.tolist() == [1]  # the first frame after a reset again
+
+
+def crossing_of_weakly_seen_vehicle(weak_height_px: float) -> list[tuple[str, int, float]]:
+    """A 40 x 30 px vehicle at 5 fps, 60 px a frame toward a line at x=300: seen with score 0.15 with
+    its anchor at x=220 and 280 (before the line; boxes ``weak_height_px`` high), then with 0.9 at 340
+    and 400. (direction, frame, crossed_s) of each count."""
+    tracker = ByteTrackTracker(TrackerConfig(), fps=5)
+    counter = LineCounter("gate", start=(300, 400), end=(300, 0), min_crossing_distance=6)
+    tracker.update(sv.Detections.empty())  # ByteTrack confirms tracks born on its first frame at once
+    events = []
+    for index, (x, score) in enumerate([(200, 0.15), (260, 0.15), (320, 0.9), (380, 0.9)], start=1):
+        height = weak_height_px if score < 0.25 else 30.0
+        detections = sv.Detections(
+            xyxy=np.array([[x, 130.0 - height, x + 40, 130.0]]), confidence=np.array([score]), class_id=np.array([2])
+        )
+        events += counter.update(tracker.update(detections), index, index / 5)
+    return [(event.direction, event.frame_index, event.crossed_s) for event in events]
+
+
+def test_a_vehicle_seen_weakly_up_to_a_line_and_confidently_past_it_counts_when_it_crossed():
+    # Its track is born at anchor 340, past the line; it starts from the weak box of the frame before
+    # (anchor 280 at 0.4 s): on the line a third of the way to 340 (0.6 s), confirmed at frame 4.
+    assert crossing_of_weakly_seen_vehicle(weak_height_px=30) == [("in", 4, round(0.4 + 0.2 / 3, 4))]
+
+
+def test_a_weak_box_of_another_size_is_not_where_a_new_track_came_from():
+    # The same weak boxes, three times as high: another object; the track starts past the line.
+    assert crossing_of_weakly_seen_vehicle(weak_height_px=90) == []

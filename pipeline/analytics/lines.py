@@ -284,8 +284,8 @@ class LineCounter:
         """Advance by one frame of tracked detections; returns the crossings confirmed on this frame.
 
         A track seen for the first time starts from its previous observed box
-        (``detections.data["previous_xyxy"]``, from the tracker) when it has one: a track confirmed
-        only on its second sighting, after it crossed, still counts.
+        (``detections.data["previous_xyxy"]``, from the tracker, seen ``previous_age_s`` earlier)
+        when it has one: a track confirmed only on its second sighting, after it crossed, still counts.
         """
         events: list[LineCrossing] = []
         anchors = tracked_anchors(detections, self.anchor)
@@ -364,11 +364,12 @@ class LineCounter:
         if previous is None:
             return
         previous = np.asarray(previous, dtype=float).reshape(-1, 4)
+        ages_s = np.nan_to_num(np.asarray(detections.data.get("previous_age_s", np.zeros(len(previous))), float))
         known = np.isfinite(previous).all(axis=1)
         points = sv.Detections(xyxy=np.where(known[:, None], previous, 0.0)).get_anchors_coordinates(self.anchor)
-        for track_id, point, usable in zip(detections.tracker_id, points, known, strict=True):
+        for track_id, point, usable, age_s in zip(detections.tracker_id, points, known, ages_s, strict=True):
             if usable and int(track_id) not in self._tracks:
-                self._update_track(int(track_id), (float(point[0]), float(point[1])), now_s)
+                self._update_track(int(track_id), (float(point[0]), float(point[1])), now_s - age_s)
 
     def _update_track(self, track_id: int, point: Point, now_s: float) -> Crossing | None:
         state = self._tracks.get(track_id)

@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.config import TrackerConfig
 from pipeline.tracking.kalman import KalmanFilter
 from pipeline.tracking.matching import Cost, linear_assignment, track_iou_distance
-from pipeline.tracking.motion import TENTATIVE_THRESH
+from pipeline.tracking.motion import TENTATIVE_THRESH, ReachCost
 from pipeline.tracking.track import Detection, Motion, Track, TrackState
 
 LOW_STAGE_THRESH = 0.5
@@ -55,6 +55,9 @@ class ByteTrack:
         """Frames with detections so far (ByteTrack's frame count: the lost buffer counts these)."""
         self.step = 0
         """Frames advanced, detected or only predicted (``--detect-every``)."""
+        self._weak_left: list[Detection] = []
+        """The low-score detections no track took on the last update: where a track born on this
+        one may have come from (:meth:`_adopt_origins`)."""
 
     @property
     def confirmed(self) -> list[Track]:
@@ -87,9 +90,12 @@ class ByteTrack:
         for t, d in matches:
             self._match(pool[t], high[d], activated, refound)
         # Stage 2: low-score detections with the tracks left unmatched, by overlap alone.
-        lost = self._low_stage([pool[i] for i in unmatched_tracks], low, activated, refound)
+        lost, weak_left = self._low_stage([pool[i] for i in unmatched_tracks], low, activated, refound)
         # New tracks: their second sighting among the high-score detections left; new ones from the rest.
+        born = len(activated)
         removed = self._confirm_new(new, [high[i] for i in unmatched_high], activated)
+        self._adopt_origins([t for t in activated[born:] if t.observations == 1], self._weak_left)
+        self._weak_left = weak_left
         for track in self.lost:
             if self.updates - track.last_frame > self.lost_buffer_updates:
                 track.state = TrackState.REMOVED
@@ -99,9 +105,9 @@ class ByteTrack:
 
     def _low_stage(
         self, unmatched: list[Track], low: list[Detection], activated: list[Track], refound: list[Track]
-    ) -> list[Track]:
+    ) -> tuple[list[Track], list[Detection]]:
         """ByteTrack's second stage, then lost tracks re-found by the weak boxes left (motion.py);
-        returns the tracks lost on this frame."""
+        returns the tracks lost on this frame and the weak boxes no track took."""
         remaining = [t for t in unmatched if t.state == TrackState.TRACKED]
         was_lost = [t for t in unmatched if t.state == TrackState.LOST]
         matches, unmatched_remaining, unmatched_low = linear_assignment(
@@ -112,10 +118,25 @@ class ByteTrack:
         for i in unmatched_remaining:
             remaining[i].state = TrackState.LOST
         left = [low[i] for i in unmatched_low]
-        matches, _, _ = linear_assignment(track_iou_distance(was_lost, left), LOW_STAGE_THRESH)
+        matches, _, unmatched_left = linear_assignment(track_iou_distance(was_lost, left), LOW_STAGE_THRESH)
         for t, d in matches:
             self._match(was_lost[t], left[d], activated, refound)
-        return [remaining[i] for i in unmatched_remaining]
+        return [remaining[i] for i in unmatched_remaining], [left[i] for i in unmatched_left]
+
+    def _adopt_origins(self, born: list[Track], weak: list[Detection]) -> None:
+        """Give each track born on this update the weak box of the last update it can have come from
+        (within :class:`ReachCost`'s reach of its first box, of a like size), as the start of its
+        path: ByteTrack never starts a track on a weak box, so at a low frame rate a vehicle seen
+        with low scores up to a line and confidently just past it would cross it unseen."""
+        if not born or not weak or not isinstance(self.cost, ReachCost):
+            return
+        cost = self.cost.distance_cost(born, weak)
+        born_wh, weak_wh = _sizes([t.observed_xyah for t in born]), _sizes([d.observed_xyah for d in weak])
+        ratio = born_wh[:, None, :] / weak_wh[None, :, :]
+        cost[((ratio < 0.5) | (ratio > 2)).any(axis=2)] = TENTATIVE_THRESH + 1  # another object
+        matches, _, _ = linear_assignment(cost, TENTATIVE_THRESH)
+        for t, d in matches:
+            born[t].adopt_origin(weak[d])
 
     def _confirm_new(self, new: list[Track], high: list[Detection], activated: list[Track]) -> list[Track]:
         """Match new tracks to their second sighting, start tracks on the confident detections left;
@@ -156,6 +177,12 @@ def _split(
         [Detection(xywh[i], confidence[i], int(i), step) for i in np.flatnonzero(high)],
         [Detection(xywh[i], confidence[i], int(i), step) for i in np.flatnonzero(low)],
     )
+
+
+def _sizes(xyah: list[np.ndarray]) -> np.ndarray:
+    """Width and height of boxes given as centre x, y, aspect ratio, height."""
+    boxes = np.array(xyah, dtype=float).reshape(-1, 4)
+    return np.column_stack((boxes[:, 2] * boxes[:, 3], boxes[:, 3]))
 
 
 def _merged(

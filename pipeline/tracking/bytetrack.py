@@ -33,8 +33,10 @@ class ByteTrackTracker:
     Only detections matched to a confirmed track are returned, with their own (not Kalman-smoothed)
     boxes and masks, so drawing and counting see what the model saw. Each track's ``class_id`` (and
     ``class_name``) is its majority class so far (:class:`TrackClassVote`); ``data["previous_xyxy"]``
-    is the track's observed box before this one (NaN for none), so a counter that first meets a
-    track on its confirmation still sees where it came from.
+    is the track's observed box before this one (NaN for none; for a track confirmed on this frame,
+    where its path began, see :meth:`~pipeline.tracking.track.Track.adopt_origin`) and
+    ``data["previous_age_s"]`` how long before this one it was seen, so a counter that first meets a
+    track on its confirmation still sees where it came from, and when.
 
     Args:
         config: Thresholds, the lost-track buffer and the low-frame-rate settings, in seconds.
@@ -94,6 +96,8 @@ class ByteTrackTracker:
         tracked.tracker_id = np.array([t.track_id for t in confirmed], dtype=int)
         previous = [_or_nan(t.previous_xyxy) for t in confirmed]
         tracked.data["previous_xyxy"] = np.array(previous, dtype=float).reshape(-1, 4)
+        steps = [np.nan if t.previous_step is None else t.seen_step - t.previous_step for t in confirmed]
+        tracked.data["previous_age_s"] = np.array(steps, dtype=float) * self.frame_s
         if tracked.class_id is not None:
             voted = self._votes.update(tracked.tracker_id.tolist(), tracked.class_id.tolist())
             tracked.class_id = np.array(voted, dtype=int)

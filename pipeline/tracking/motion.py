@@ -41,7 +41,7 @@ class ReachCost:
     For such a track the cost is the lower of ``base`` and the centre distance in box sizes (per
     axis, the mean of the two boxes' sizes) over the reach, scaled so that a detection at the full
     reach costs :data:`TENTATIVE_THRESH`. The reach is ``max_speed_sizes_per_s`` times the time
-    since the track was seen.
+    between the track's sighting and the detection's (either way round).
 
     Args:
         base: The cost of every pair (ByteTrack's :class:`~pipeline.tracking.matching.IouCost`).
@@ -64,7 +64,7 @@ class ReachCost:
         seen = np.array([t.observed_xyah for t in tracks])
         new = np.array([d.observed_xyah for d in detections])
         seen_steps = np.array([t.seen_step for t in tracks])
-        steps = np.maximum(1, np.array([d.step for d in detections]) - seen_steps[:, None])
+        steps = np.maximum(1, np.abs(np.array([d.step for d in detections]) - seen_steps[:, None]))
         seen_wh = np.column_stack((seen[:, 2] * seen[:, 3], seen[:, 3]))
         new_wh = np.column_stack((new[:, 2] * new[:, 3], new[:, 3]))
         size = (seen_wh[:, None, :] + new_wh[None, :, :]) / 2

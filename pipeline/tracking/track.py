@@ -90,7 +90,10 @@ class Track:
         self.observed_xyah, self.seen_step = detection.observed_xyah, detection.step
         """Its latest observed box (see :attr:`Detection.observed_xyah`) and the step it was seen on."""
         self.previous_xyxy: np.ndarray | None = None
-        """The observed box before the latest one (None after one observation)."""
+        """The observed box before the latest one (None after one observation; on the second, the
+        :meth:`adopt_origin` box if there is one)."""
+        self.previous_step: int | None = None
+        """The step :attr:`previous_xyxy` was seen on."""
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -112,10 +115,18 @@ class Track:
         self.mean, self.covariance = self.kalman.update(self.mean, self.covariance, detection.measurement)
         self._observe(detection, frame)
 
+    def adopt_origin(self, detection: Detection) -> None:
+        """Start a new track's path at ``detection``, a weak box of an earlier step that this track's
+        first box can have come from: reported as its previous box when it is confirmed, so a
+        vehicle seen with low scores until just past a line still crosses it."""
+        self.previous_xyxy, self.previous_step = detection.xyxy.astype(np.float64), detection.step
+
     def _observe(self, detection: Detection, frame: int) -> None:
-        x, y, aspect, height = self.observed_xyah
-        width = aspect * height
-        self.previous_xyxy = np.array([x - width / 2, y - height / 2, x + width / 2, y + height / 2])
+        if self.observations > 1 or self.previous_xyxy is None:
+            x, y, aspect, height = self.observed_xyah
+            width = aspect * height
+            self.previous_xyxy = np.array([x - width / 2, y - height / 2, x + width / 2, y + height / 2])
+            self.previous_step = self.seen_step
         self.observed_xyah, self.seen_step = detection.observed_xyah, detection.step
         self.observations += 1
         self.state, self.last_frame = TrackState.TRACKED, frame
