@@ -177,6 +177,10 @@ class OutputConfig:
     """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: continue a run of the
     same source and config there, refuse another's."""
     video: bool = True
+    video_width: int = field(default=960, metadata=check(lambda v: v == 0 or 16 <= v <= 8192, "0 or 16 to 8192"))
+    """Largest width of ``annotated.mp4`` (and of the live views' frames): a wider source is scaled down to
+    it, aspect kept, before drawing, so drawing and encoding cost a fraction at 1080p; 0: the source's size.
+    Counting always runs on the source's own frames."""
     rotate: str | None = field(
         default=None, metadata=check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )

@@ -24,6 +24,7 @@ import supervision as sv
 
 from pipeline.analytics.events import events_of
 from pipeline.annotators.frame import FrameAnnotator
+from pipeline.annotators.scaled import video_size
 from pipeline.config import Config, parse_time
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.live.metrics import RunMetrics
@@ -319,7 +320,7 @@ def _outputs_for(
         config.output,
         core.columns,
         source.fps,
-        (source.width, source.height),
+        video_size((source.width, source.height), config.output.video_width),
         FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
         viewers,
         name=source.name,
