@@ -64,8 +64,11 @@ class ModelConfig:
     """Long side of the model input; the input keeps the source's aspect ratio."""
     upscale: bool = False
     """Allow a source smaller than ``imgsz`` to be upscaled (off: a 320x240 clip runs at 320)."""
-    detect_every: int = field(default=1, metadata=check(lambda v: 1 <= v <= 30, "an integer from 1 to 30"))
-    """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between."""
+    detect_every: int | Literal["auto"] = field(
+        default=1, metadata=check(lambda v: v == "auto" or 1 <= v <= 30, "an integer from 1 to 30, or auto")
+    )
+    """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between. auto:
+    per camera, the smallest interval (1 to 4, at least 5 detected frames a second) that keeps it real time."""
     conf: float = field(default=0.1, metadata=check(lambda v: 0 < v < 1, "a number between 0 and 1"))
     """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
     iou: float = field(default=0.7, metadata=check(lambda v: 0 < v <= 1, "a number between 0 and 1"))
