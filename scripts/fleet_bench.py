@@ -78,8 +78,9 @@ def scaled_clip(clip: Path, size: tuple[int, int], work: Path) -> Path:
     return target
 
 
-def scaled_config(config: Path, factor: tuple[float, float], work: Path) -> Path:
-    """``config`` with its lines' and zones' pixel coordinates multiplied by ``factor`` (x, y)."""
+def scaled_config(config: Path, factor: tuple[float, float], work: Path, video_width: int | None) -> Path:
+    """``config`` with its lines' and zones' pixel coordinates multiplied by ``factor`` (x, y), and
+    ``output.video_width`` set if given."""
     from pipeline.yaml_io import dump_yaml, read_yaml
 
     data = read_yaml(config, "config file") or {}
@@ -92,7 +93,9 @@ def scaled_config(config: Path, factor: tuple[float, float], work: Path) -> Path
             line["start"], line["end"] = scale(line["start"]), scale(line["end"])
         for zone in data.get("zones") or []:
             zone["polygon"] = [scale(point) for point in zone["polygon"]]
-    target = work / f"{config.stem}_x{factor[0]:g}.yaml"
+    if video_width is not None:
+        data.setdefault("output", {})["video_width"] = video_width
+    target = work / f"{config.stem}_x{factor[0]:g}{'' if video_width is None else f'_w{video_width}'}.yaml"
     target.write_text(dump_yaml(data))
     return target
 
@@ -165,6 +168,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="repetitions; medians are reported")
     parser.add_argument("--no-video", action="store_true", help="pass --no-video to vpipe run")
     parser.add_argument("--detect-every", help="pass --detect-every to vpipe run (N or auto)")
+    parser.add_argument("--video-width", type=int, help="output.video_width in the config (0: the source's)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "fleet_bench", help="clips and runs")
     parser.add_argument("--write-docs", action="store_true", help="put the table into docs/performance.md")
     args = parser.parse_args()
@@ -178,7 +182,7 @@ def main() -> int:
     source_fps = float(original.fps)
     original.close()
     clip = scaled_clip(args.clip, size, args.work)
-    config = scaled_config(args.config, factor, args.work)
+    config = scaled_config(args.config, factor, args.work, args.video_width)
     flags = (["--no-video"] if args.no_video else []) + (
         ["--detect-every", args.detect_every] if args.detect_every else []
     )
@@ -194,7 +198,9 @@ def main() -> int:
     text = (
         f"{args.clip.name} scaled to {size[0]}x{size[1]} ({source_fps:.2f} fps, {len(reference)} crossings run alone), "
         f"{'without' if args.no_video else 'with'} the annotated video"
-        f"{f', --detect-every {args.detect_every}' if args.detect_every else ''}; {cores} cores of an {cpu_name()}, "
+        f"{f', --detect-every {args.detect_every}' if args.detect_every else ''}"
+        f"{f', output.video_width {args.video_width}' if args.video_width is not None else ''}; "
+        f"{cores} cores of an {cpu_name()}, "
         f"{time.strftime('%Y-%m-%d')}, medians of {args.repeats}. Reproduce: `{command}`\n\n"
         + table(runs, source_fps, reference)
     )
@@ -203,6 +209,7 @@ def main() -> int:
         key = ("no-video" if args.no_video else "video") + (
             f" detect-every {args.detect_every}" if args.detect_every else ""
         )
+        key += f" video_width {args.video_width}" if args.video_width is not None else ""
         write_docs(text, key, REPO / "docs" / "performance.md")
     return 0
 
