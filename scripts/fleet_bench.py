@@ -169,6 +169,7 @@ def main() -> int:
     parser.add_argument("--no-video", action="store_true", help="pass --no-video to vpipe run")
     parser.add_argument("--detect-every", help="pass --detect-every to vpipe run (N or auto)")
     parser.add_argument("--video-width", type=int, help="output.video_width in the config (0: the source's)")
+    parser.add_argument("--vpipe-args", default="", help="more flags for vpipe run, e.g. '--device cuda'")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "fleet_bench", help="clips and runs")
     parser.add_argument("--write-docs", action="store_true", help="put the table into docs/performance.md")
     args = parser.parse_args()
@@ -186,6 +187,7 @@ def main() -> int:
     flags = (["--no-video"] if args.no_video else []) + (
         ["--detect-every", args.detect_every] if args.detect_every else []
     )
+    flags += shlex.split(args.vpipe_args)
     reference = run_fleet(clip, config, 1, flags, args.work / "reference").crossings[0]
     runs: dict[int, list[FleetRun]] = {n: [] for n in args.cameras}
     for repeat in range(args.repeats):
@@ -199,7 +201,8 @@ def main() -> int:
         f"{args.clip.name} scaled to {size[0]}x{size[1]} ({source_fps:.2f} fps, {len(reference)} crossings run alone), "
         f"{'without' if args.no_video else 'with'} the annotated video"
         f"{f', --detect-every {args.detect_every}' if args.detect_every else ''}"
-        f"{f', output.video_width {args.video_width}' if args.video_width is not None else ''}; "
+        f"{f', output.video_width {args.video_width}' if args.video_width is not None else ''}"
+        f"{f', {args.vpipe_args}' if args.vpipe_args else ''}; "
         f"{cores} cores of an {cpu_name()}, "
         f"{time.strftime('%Y-%m-%d')}, medians of {args.repeats}. Reproduce: `{command}`\n\n"
         + table(runs, source_fps, reference)
@@ -210,6 +213,7 @@ def main() -> int:
             f" detect-every {args.detect_every}" if args.detect_every else ""
         )
         key += f" video_width {args.video_width}" if args.video_width is not None else ""
+        key += f" {args.vpipe_args}" if args.vpipe_args else ""
         write_docs(text, key, REPO / "docs" / "performance.md")
     return 0
 
