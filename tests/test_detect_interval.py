@@ -1,6 +1,8 @@
 """``--detect-every auto``: the chooser's rules on synthetic rates (frames and seconds given, no
 clock), the tracker and config that follow it, and one real run of four cameras whose summaries
-report the choice and whose crossings still match highway.mp4's hand count."""
+report the choice and whose crossings match highway.mp4's hand count to the bar tests/test_low_fps.py
+holds every 4th frame to (within one vehicle per line and direction, at most one missed and one
+extra): which frames are detected follows the machine's speed, so it may differ from run to run."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pipeline.evaluation import Tolerance, load_counted, load_truth, match_cross
 from pipeline.run.detect_interval import CHANGES_KEPT, HOLD_WINDOWS, MAX_HOLD_WINDOWS, IntervalChooser, RateWindow
 from pipeline.tracking import ByteTrackTracker
 from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+from tests.test_low_fps import assert_within_one_vehicle
 
 FPS = 30.0
 
@@ -170,6 +173,6 @@ def test_four_cameras_on_auto_report_the_choice_and_count_as_the_hand_count(tmp_
         if chosen["changes"]:  # the first change raises it: frames were skipped from then on
             assert chosen["changes"][-1]["detect_every"] == chosen["detect_every"]
             assert chosen["frames_detected"] < frames
-        # tolerance of the sparsest interval allowed, as tests/test_low_fps.py gives every 4th frame
+        # the bar and tolerance tests/test_low_fps.py holds every 4th frame to, the sparsest interval allowed
         matched = match_crossings(truth, load_counted(folder / "events.jsonl"), Tolerance.for_run(30000 / 1001, 4))
-        assert matched.exact, (folder.name, matched.missed, matched.extra)
+        assert_within_one_vehicle(matched, f"{folder.name} on auto")
