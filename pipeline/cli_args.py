@@ -65,6 +65,21 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def detect_interval(text: str) -> int | str:
+    """Parse ``--detect-every``: a positive integer or ``auto``.
+
+    Example:
+        >>> detect_interval("3"), detect_interval("auto")
+        (3, 'auto')
+    """
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
+
+
 def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Add the model flags every subcommand has; :func:`model_overrides` maps them onto the config."""
     parser.add_argument("--model", "-m", metavar="WEIGHTS", help="weights path, file in models/, or Ultralytics name")
@@ -100,9 +115,10 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     parser.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
     parser.add_argument(
         "--detect-every",
-        type=positive_int,
+        type=detect_interval,
         metavar="N",
-        help="run the detector on every Nth frame; the tracker predicts the frames between (default 1)",
+        help="run the detector on every Nth frame; the tracker predicts the frames between (default 1); "
+        "auto: per camera, the smallest interval (1 to 4) that keeps it real time",
     )
 
 

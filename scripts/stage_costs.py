@@ -45,6 +45,7 @@ def timed(passes: int, step: Callable[[int], Any], count: int) -> tuple[float, f
 def main() -> int:
     from pipeline.analytics import Analytics
     from pipeline.annotators.frame import FrameAnnotator
+    from pipeline.annotators.scaled import draw_at_size, video_size
     from pipeline.cli_args import add_model_flags, model_overrides
     from pipeline.config import load_config
     from pipeline.io.outputs.sinks import H264VideoSink
@@ -58,6 +59,7 @@ def main() -> int:
     parser.add_argument("--config", help="run config (lines, zones, model)")
     parser.add_argument("--frames", type=int, default=150, help="frames to time (default 150)")
     parser.add_argument("--passes", type=int, default=3, help="passes per stage; medians are reported")
+    parser.add_argument("--video-width", type=int, help="output.video_width (default: the config's)")
     add_model_flags(parser)
     args = parser.parse_args()
 
@@ -66,7 +68,11 @@ def main() -> int:
     rate = source.fps  # exact (a Fraction) for the encoder
     fps = float(rate)
     height, width = images[0].shape[:2]
-    config = load_config(args.config, model_overrides(args)).in_pixels(width, height)
+    overrides = {"model": model_overrides(args)}
+    if args.video_width is not None:
+        overrides["output"] = {"video_width": args.video_width}
+    config = load_config(args.config, overrides).in_pixels(width, height)
+    size = video_size((width, height), config.output.video_width)
     count = len(images)
 
     def decode(_: int) -> None:
@@ -101,10 +107,11 @@ def main() -> int:
 
     annotator = FrameAnnotator(config.draw, show_masks=detector.task == "segment")
     copies = [image.copy() for image in images]
+    drawn: list[Any] = [None] * count
 
-    def draw(index: int) -> None:
+    def draw(index: int) -> None:  # as the run draws: scaled to the video's size first, if smaller
         copies[index][:] = images[index]
-        annotator.annotate(copies[index], tracked[index], index / fps, views[index])
+        drawn[index] = draw_at_size(annotator, copies[index], tracked[index], index / fps, views[index], size)
 
     tracker, analytics = new_tracker(), Analytics.for_run(config)
     rows: list[tuple[str, float, float]] = []
@@ -117,10 +124,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         encode_runs = []
         for run in range(args.passes):
-            with H264VideoSink.for_output(Path(work) / f"{run}.mp4", width, height, rate, config.output) as sink:
-                encode_runs.append(timed(1, lambda i, sink=sink: sink.write(copies[i]), count))
+            with H264VideoSink.for_output(Path(work) / f"{run}.mp4", *size, rate, config.output) as sink:
+                encode_runs.append(timed(1, lambda i, sink=sink: sink.write(drawn[i]), count))
         rows.append(("encode", *map(statistics.median, zip(*encode_runs, strict=True))))
-    print(f"{args.source} at {width}x{height}, {count} frames, {detector.describe()}")
+    print(f"{args.source} at {width}x{height} (video {size[0]}x{size[1]}), {count} frames, {detector.describe()}")
     print(f"{'stage':<8} {'wall ms':>8} {'CPU ms':>8}")
     for name, wall, cpu in rows:
         print(f"{name:<8} {wall:8.2f} {cpu:8.2f}")

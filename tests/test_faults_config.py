@@ -46,8 +46,9 @@ speed:
         (SPEED_WITH_NAN, "speed.world_points[1][0]"),
         ("source:\n  fps: 0.0001\n", "source.fps"),  # rounds to a frame rate of 0
         ("tracker:\n  track_buffer_s: 1.0e+300\n", "tracker.track_buffer_s"),  # times the fps: inf frames
+        ("output:\n  video_width: 8\n", "output.video_width"),
     ],
-    ids=["track_buffer_s inf", "fps inf", "world point nan", "fps 0.0001", "track_buffer_s 1e300"],
+    ids=["track_buffer_s inf", "fps inf", "world point nan", "fps 0.0001", "track_buffer_s 1e300", "video_width 8"],
 )
 def test_a_number_out_of_bounds_in_a_config_is_one_line(tmp_path: Path, text: str, key: str):
     config = write_config(tmp_path, text)

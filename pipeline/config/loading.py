@@ -186,6 +186,8 @@ def _coerce(value: Any, tp: Any, origin: str, where: str) -> Any:
         options = [arg for arg in get_args(tp) if arg is not type(None)]
         if value is None:
             return None
+        if any(get_origin(option) is Literal and value in get_args(option) for option in options[1:]):
+            return value  # a word an int or str key also takes (detect_every: auto)
         return _coerce(value, options[0], origin, where)
     if is_dataclass(tp):
         return _build(tp, value, origin, where)

@@ -64,8 +64,11 @@ class ModelConfig:
     """Long side of the model input; the input keeps the source's aspect ratio."""
     upscale: bool = False
     """Allow a source smaller than ``imgsz`` to be upscaled (off: a 320x240 clip runs at 320)."""
-    detect_every: int = field(default=1, metadata=check(lambda v: 1 <= v <= 30, "an integer from 1 to 30"))
-    """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between."""
+    detect_every: int | Literal["auto"] = field(
+        default=1, metadata=check(lambda v: v == "auto" or 1 <= v <= 30, "an integer from 1 to 30, or auto")
+    )
+    """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between. auto:
+    per camera, the smallest interval (1 to 4, at least 5 detected frames a second) that keeps it real time."""
     conf: float = field(default=0.1, metadata=check(lambda v: 0 < v < 1, "a number between 0 and 1"))
     """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
     iou: float = field(default=0.7, metadata=check(lambda v: 0 < v <= 1, "a number between 0 and 1"))
@@ -177,6 +180,10 @@ class OutputConfig:
     """Replace the outputs of an earlier run in ``dir`` (they are removed first); false: continue a run of the
     same source and config there, refuse another's."""
     video: bool = True
+    video_width: int = field(default=960, metadata=check(lambda v: v == 0 or 16 <= v <= 8192, "0 or 16 to 8192"))
+    """Largest width of ``annotated.mp4`` (and of the live views' frames): a wider source is scaled down to
+    it, aspect kept, before drawing, so drawing and encoding cost a fraction at 1080p; 0: the source's size.
+    Counting always runs on the source's own frames."""
     rotate: str | None = field(
         default=None, metadata=check(lambda v: parse_rotation(v) is not None, "e.g. 1h, 30m or 500MB")
     )

@@ -142,7 +142,8 @@ class FramePipeline:
         warmup: bool = False,
     ) -> None:
         self.config = config
-        self.detect_every = config.model.detect_every
+        self.detect_every = 1 if config.model.detect_every == "auto" else config.model.detect_every
+        """The current detection interval (``auto`` starts at 1; see :meth:`set_detect_every`)."""
         self.fps = fps
         self.class_names = dict(class_names)
         self.frame_size = frame_size
@@ -163,8 +164,14 @@ class FramePipeline:
         return ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
 
     def needs_detection(self, frame: Frame) -> bool:
-        """Whether ``frame`` goes through the model (``model.detect_every``)."""
+        """Whether ``frame`` goes through the model (``model.detect_every``). When the interval changes,
+        the gap to the next detected frame is at most the larger of the two intervals."""
         return frame.frame_index % self.detect_every == 0
+
+    def set_detect_every(self, detect_every: int) -> None:
+        """Detect every ``detect_every`` frames from now on (``--detect-every auto``)."""
+        self.detect_every = detect_every
+        self.tracker.set_detect_every(detect_every)
 
     def step(self, frame: Frame, detections: sv.Detections | None, counted: bool = True) -> FrameResult:
         """Track and count one frame.

@@ -24,6 +24,7 @@ import supervision as sv
 
 from pipeline.analytics.events import events_of
 from pipeline.annotators.frame import FrameAnnotator
+from pipeline.annotators.scaled import video_size
 from pipeline.config import Config, parse_time
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.live.metrics import RunMetrics
@@ -37,6 +38,7 @@ from pipeline.io.publish.publisher import Publisher
 from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
+from pipeline.run.detect_interval import IntervalChooser, RateWindow
 from pipeline.run.frame_pipeline import FramePipeline
 from pipeline.run.source_summary import closing_summary, summary_header
 from pipeline.run.summary import RunSummary, SlicePart
@@ -44,6 +46,8 @@ from pipeline.store.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
+RATE_WINDOW_S = 2.0
+"""Seconds of wall clock over which ``--detect-every auto`` measures a camera's processing rate."""
 SUMMARY_REFRESH_S = 10.0
 """How often (wall clock) a long run rewrites summary.json, so it is current while running (it is
 also rewritten at the first frame and whenever an interval bin closes)."""
@@ -130,6 +134,10 @@ class SourceRun:
         self._end_s = 0.0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
+        self._rate: RateWindow | None = None  # --detect-every auto
+        if config.model.detect_every == "auto":
+            self._rate = RateWindow(IntervalChooser(processed_fps(source, config)), RATE_WINDOW_S, time.monotonic)
+        self._frames_detected = 0
         self.finished = False
 
     def _carry_on(self, earlier: Earlier | None) -> None:
@@ -221,6 +229,9 @@ class SourceRun:
         if parking is not None:
             self.outputs.write_parking(parking.pop_intervals())
         self.last_frame_index = frame.frame_index
+        self._frames_detected += detections is not None
+        if self._rate is not None and (interval := self._rate.frame(frame.frame_index, frames_dropped)) is not None:
+            self.core.set_detect_every(interval)
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
         self.summary.add_frame(frame.frame_index, frame.timestamp_s, self._end_s)
         if bin_rows or time.monotonic() - self._last_refresh > SUMMARY_REFRESH_S:
@@ -249,8 +260,18 @@ class SourceRun:
 
     def _closing(self, status: str, error: str | None = None) -> RunSummary:
         elapsed_s, publisher = time.perf_counter() - self._started, self._publisher
+        chosen = self._rate.chooser.report(self._frames_detected) if self._rate is not None else None
         return closing_summary(
-            self.summary, self.detector, self.core, self.intervals, publisher, elapsed_s, self._end_s, status, error
+            self.summary,
+            self.detector,
+            self.core,
+            self.intervals,
+            publisher,
+            elapsed_s,
+            self._end_s,
+            status,
+            error,
+            chosen,
         )
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> RunSummary:
@@ -328,7 +349,7 @@ def _outputs_for(
         config.output,
         core.columns,
         source.fps,
-        (source.width, source.height),
+        video_size((source.width, source.height), config.output.video_width),
         FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
         viewers,
         name=source.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from pipeline.io.outputs.intervals_file import IntervalsFile
 from pipeline.io.outputs.run_folder import run_identity
@@ -28,7 +29,7 @@ def summary_header(
         source.width,
         source.height,
         ModelInfo.from_json(detector.describe()),
-        core.detect_every,
+        core.config.model.detect_every,
         str(out_dir),
         part=part,
         tracker=core.tracker.describe(),
@@ -47,6 +48,7 @@ def closing_summary(
     end_s: float,
     status: str,
     error: str | None,
+    detect_every_auto: dict[str, Any] | None = None,
 ) -> RunSummary:
     """``summary`` completed with the rates, memory, status and every count so far (``end_s``: the
     end of the processed video, in the run's time)."""
@@ -65,4 +67,5 @@ def closing_summary(
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=peak_gpu_mb(detector.device),
         publish=publisher.summary() if publisher is not None and publisher.sinks else None,
+        detect_every_auto=detect_every_auto,
     )

@@ -123,7 +123,8 @@ class RunSummary:
     width: int
     height: int
     model: ModelInfo
-    detect_every: int
+    detect_every: int | str
+    """The detection interval, or ``auto`` (then :attr:`detect_every_auto` says what was chosen)."""
     output_dir: str
     frames: int = 0
     """Frames processed (a slice's: counted, the warm-up not included)."""
@@ -156,6 +157,9 @@ class RunSummary:
     """What the run is of: its source and settings (see :func:`pipeline.io.outputs.run_folder.run_identity`)."""
     start_utc: str | None = None
     """The wall-clock time of ``timestamp_s`` 0 (a live feed's first frame, a file's start time), if known."""
+    detect_every_auto: dict[str, Any] | None = None
+    """With ``detect_every: auto``: the interval now, the largest allowed, the frames detected and the
+    latest changes (frame index, interval)."""
     segments: list[dict[str, Any]] = field(default_factory=list)
     """One entry per process that wrote the run, oldest first: its ``run_id``, ``started_utc``, the
     number of its first files (``first_file``: ``counts.0002.csv`` is 2) and how it ended (``status``)."""
@@ -182,6 +186,7 @@ class RunSummary:
             data.update(start_s=part.start_s, end_s=part.end_s)
         data.update(fps=self.fps, width=self.width, height=self.height, duration_s=self.duration_s)
         data.update(processing_fps=self.processing_fps, **self.model.head_json(), detect_every=self.detect_every)
+        data.update({"detect_every_auto": self.detect_every_auto} if self.detect_every_auto is not None else {})
         data.update(output_dir=self.output_dir, status=self.status, run_id=self.run_id, time_utc=self.time_utc)
         if part is None:
             data.update(identity=self.identity, start_utc=self.start_utc, segments=self.segments)
@@ -240,4 +245,5 @@ class RunSummary:
             identity=data.get("identity", ""),
             start_utc=data.get("start_utc"),
             segments=data.get("segments", []),
+            detect_every_auto=data.get("detect_every_auto"),
         )

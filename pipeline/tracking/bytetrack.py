@@ -70,6 +70,13 @@ class ByteTrackTracker:
         self.motion = motion
         self.reset()
 
+    def set_detect_every(self, detect_every: int) -> None:
+        """Detections arrive every ``detect_every`` frames from now on (``--detect-every auto``): the
+        lost-track buffer is rescaled (a track lost before the change is kept by the new count)."""
+        self.detect_every = detect_every
+        self.lost_buffer_updates = max(1, math.ceil(self.buffer_frames / detect_every))
+        self.bytetrack.lost_buffer_updates = self.lost_buffer_updates
+
     def reset(self) -> None:
         """Forget every track; IDs start again at 1."""
         self.bytetrack = ByteTrack(self.config, self.frame_s, self.lost_buffer_updates, self.cost, self.motion)

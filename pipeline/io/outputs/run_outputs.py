@@ -18,10 +18,10 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from pipeline.annotators.frame import FrameAnnotator
+from pipeline.annotators.scaled import draw_at_size
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
 from pipeline.errors import OutputError
@@ -158,7 +158,8 @@ class RunOutputs:
         output: The ``output`` section (video, encoder settings, rotation).
         columns: The columns of ``counts.csv``.
         fps: The video's frame rate.
-        video_size: (width, height) of ``annotated.mp4``; frames of another size are scaled to it.
+        video_size: (width, height) of ``annotated.mp4`` and of the viewers' frames; frames of another
+            size are scaled to it before drawing.
         annotator: Draws the frames (None: nothing to draw, e.g. ``--no-video`` without viewers).
         viewers: Live views to publish each annotated frame to, under ``name``.
         name: The source's name for the viewers.
@@ -228,10 +229,12 @@ class RunOutputs:
 
     def _draw(self, result: FrameResult) -> None:
         frame = result.frame
-        image = self.annotator.annotate(frame.image, result.tracked, frame.timestamp_s, result.view)
+        # scaled first when the video is smaller than the source (output.video_width, or the source
+        # changed resolution: the video keeps its size), so the drawing costs the video's size too
+        image = draw_at_size(
+            self.annotator, frame.image, result.tracked, frame.timestamp_s, result.view, self.video_size
+        )
         if self.video is not None:
-            if image.shape[1::-1] != self.video_size:  # the source changed resolution: the video keeps its size
-                image = cv2.resize(image, self.video_size, interpolation=cv2.INTER_AREA)
             self.video.write(image, frame.timestamp_s)
         for viewer in self.viewers:
             viewer.publish(self.name, image, frame.frame_index, frame.timestamp_s, result.counts)

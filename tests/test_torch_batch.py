@@ -1,0 +1,64 @@
+"""The GPU path's batched pre- and post-processing (pipeline/models/torch_batch.py), run on CPU
+tensors: the letterbox against OpenCV's, and four cameras' frames in one call against Ultralytics'
+predictor one frame at a time, box by box (paired by overlap, as tests/test_models.py pairs them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ultralytics import YOLO
+
+from pipeline.io.sources.files import open_source
+from pipeline.models.preprocess import letterbox_blob
+from pipeline.models.resolve import REPO_MODELS_DIR
+from pipeline.models.torch_batch import BatchedTorchDetector, boxes_to_frame, letterbox_batch, nms_batch
+from tests.conftest import SAMPLES
+from tests.test_models import _assert_twins, _predict
+
+SIZE = (384, 640)
+VEHICLES = [2, 7, 5]  # car, truck, bus
+
+
+@pytest.fixture(scope="module")
+def camera_frames() -> list[np.ndarray]:
+    """Four frames of highway.mp4 far apart, as four cameras' frames of one moment."""
+    return [frame.image for frame in open_source(str(SAMPLES / "highway.mp4"), max_frames=241)][::80]
+
+
+def test_the_letterbox_is_opencvs_within_a_grey_level(camera_frames: list[np.ndarray]):
+    ours = letterbox_batch(torch.from_numpy(np.stack(camera_frames)), SIZE).numpy()
+    theirs = np.concatenate([letterbox_blob(frame, SIZE) for frame in camera_frames])
+    assert ours.shape == theirs.shape == (4, 3, *SIZE)
+    assert np.abs(ours - theirs).max() <= 1.5 / 255  # OpenCV's fixed-point rounding against float
+    assert np.abs(ours - theirs).mean() < 0.15 / 255  # most values equal (0.07 / 255 here)
+    assert np.allclose(ours[:, :, :12], 114 / 255) and np.allclose(ours[:, :, -12:], 114 / 255)  # grey bands
+
+
+def test_nms_keeps_one_box_per_object_and_the_classes_asked_for():
+    # anchors: two overlapping car boxes (0.9, 0.8), a truck box elsewhere (0.7), a weak car box (0.05)
+    boxes = torch.tensor([[100.0, 100, 40, 40], [102, 101, 40, 40], [300, 200, 60, 50], [500, 300, 20, 20]])
+    scores = torch.zeros(4, 80)
+    scores[0, 2], scores[1, 2], scores[2, 7], scores[3, 2] = 0.9, 0.8, 0.7, 0.05
+    prediction = torch.cat([boxes, scores], dim=1).T[None]
+    (kept,) = nms_batch(prediction, conf=0.1, iou=0.7)
+    assert kept[:, 4].tolist() == pytest.approx([0.9, 0.7]) and kept[:, 5].tolist() == [2.0, 7.0]
+    assert kept[0, :4].tolist() == [80.0, 80.0, 120.0, 120.0]  # centre and size to corners
+    (cars,) = nms_batch(prediction, conf=0.1, iou=0.7, class_ids=[2])
+    assert cars[:, 5].tolist() == [2.0]
+    boxes_to_frame_back = boxes_to_frame(torch.tensor([[0.0, 12.0, 640.0, 372.0]]), SIZE, (540, 960))
+    assert boxes_to_frame_back.tolist() == [[0.0, 0.0, 960.0, 540.0]]  # the letterbox's picture is the frame
+
+
+def test_four_cameras_in_one_call_find_what_the_predictor_finds_one_by_one(camera_frames: list[np.ndarray]):
+    predictor = YOLO(str(REPO_MODELS_DIR / "yolo11n.pt"), task="detect")
+    model = predictor.model.eval()
+    batched = BatchedTorchDetector(model, predictor.names, SIZE, conf=0.1, iou=0.7, class_ids=VEHICLES)
+    ours = batched(camera_frames)
+    assert len(ours) == 4
+    paired = 0
+    for image, detections in zip(camera_frames, ours, strict=True):
+        theirs = _predict(predictor, image, SIZE, 0.1)
+        assert len(detections) > 0 and len(theirs) > 0
+        paired += _assert_twins(detections, theirs, conf=0.1)
+    assert paired >= 16  # the comparison really happened
