@@ -22,7 +22,7 @@ from pipeline.store.writes import iso_utc
 COUNT_COLUMNS = ["camera", "interval_start", "interval_end", "kind", "name", "direction", "class_name", "count"]
 PARKING_COLUMNS = ["camera", "interval_start", "interval_end", "slots", "occupied", "free", "max_occupied"]
 
-COUNTED_EVENTS = {"line_crossing": "line", "movement": "movement"}
+COUNTED_EVENTS = {"line_crossing": "line", "movement": "movement", "crosswalk_crossing": "crosswalk"}
 """The events a report counts, and the ``kind`` each is counted as (as in ``intervals.csv``)."""
 
 
@@ -97,7 +97,8 @@ def counts(db: Database, span: Span) -> list[dict[str, Any]]:
     kinds = tuple(COUNTED_EVENTS)
     grouped = db.execute(
         "SELECT camera, time_ms / ?, event, name, COALESCE(direction, ''), class_name, COUNT(*) FROM events "
-        f"WHERE event IN (?, ?) AND time_ms >= ? AND time_ms < ?{where} GROUP BY 1, 2, 3, 4, 5, 6",
+        f"WHERE event IN ({', '.join('?' * len(kinds))}) AND time_ms >= ? AND time_ms < ?{where} "
+        "GROUP BY 1, 2, 3, 4, 5, 6",
         [span.interval_ms, *kinds, start, end, *params],
     )
     found: dict[tuple[str, int, tuple[str, str, str]], Counter[str]] = defaultdict(Counter)
