@@ -205,3 +205,12 @@ def test_a_crosswalk_config_names_the_key(tmp_path):
     path_.write_text(f"movements:\n  crosswalks:\n    - {crosswalk}\n")
     with pytest.raises(ConfigError, match=r"walk.yaml: movements.crosswalks\[0\]: give a line or a polygon"):
         load_config(path_)
+
+
+def test_crosswalks_without_a_pedestrian_class_kept_are_refused(tmp_path):
+    path_ = tmp_path / "walk.yaml"
+    path_.write_text("model: {classes: [car]}\nmovements:\n  crosswalks: [{name: N, line: [[0, 0], [10, 0]]}]\n")
+    with pytest.raises(
+        ConfigError, match=r"walk.yaml: movements.crosswalks: model.classes keeps no pedestrian class \(person\)"
+    ):
+        load_config(path_)

@@ -111,6 +111,12 @@ def _check_class_groups(config: Config) -> None:
                 key = f"class_groups[{index}].classes ({group.name})"
                 raise config.error(key, f"{class_name!r} is in {seen[class_name]!r} already")
             seen[class_name] = group.name
+    walkers = {c for group in config.class_groups if group.kind == "pedestrian" for c in group.classes}
+    if config.movements.crosswalks and config.model.classes is not None and not walkers & set(config.model.classes):
+        raise config.error(
+            "movements.crosswalks",
+            f"model.classes keeps no pedestrian class ({', '.join(sorted(walkers)) or 'none in class_groups'})",
+        )
 
 
 def _has_key(data: Mapping[str, Any], dotted: str) -> bool:
