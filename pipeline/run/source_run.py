@@ -118,6 +118,8 @@ class SourceRun:
         self._last_frame = earlier.last_frame() if earlier else None
         continued_file = self._last_frame is not None and not source.live
         self._origin_s: float | None = 0.0 if part is not None or continued_file else None
+        if part is not None and self.intervals.start_epoch_s is not None:  # its time 0 is the video's start
+            self.summary.start_utc = utc_text(self.intervals.start_epoch_s)
         self._done_up_to = self._last_frame[0] if continued_file and self._last_frame else -1
         self._index_offset = 0
         self.last_frame_index = -1
