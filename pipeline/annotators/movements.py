@@ -19,16 +19,24 @@ import supervision as sv
 
 from pipeline.analytics.views import MovementsView
 
+TEXT_PADDING_PX = 3
+LABEL_GAP_PX = 2
+"""Least space between two labels: a label that would touch one drawn before moves down until it does not."""
+
 
 class MovementAnnotator:
     """Draws each approach's outline and name, and for every movement counted so far an arrow from
     its origin's centre to its destination's (shifted to the right of its way, so ``A->B`` and
-    ``B->A`` lie side by side) labelled with its count; a U-turn is a label at the approach.
+    ``B->A`` lie side by side) labelled with its count; a U-turn is a label at the approach. No label
+    covers another: one that would is moved down below it (names first, then counts).
 
     Args:
         palette: Colors by origin index.
         offset_px: How far an arrow lies right of the line between the two centres.
         text_scale: Scale of the labels.
+
+    Attributes:
+        label_boxes: The labels of the last :meth:`annotate`, each as (x0, y0, x1, y1, text) in pixels.
     """
 
     def __init__(
@@ -37,9 +45,11 @@ class MovementAnnotator:
         self.palette = palette
         self.offset_px = offset_px
         self.text_scale = text_scale
+        self.label_boxes: list[tuple[int, int, int, int, str]] = []
 
     def annotate(self, scene: np.ndarray, view: MovementsView) -> np.ndarray:
         """Draw ``view`` on ``scene`` (in place) and return it."""
+        self.label_boxes = []
         colors = {name: self.palette.by_idx(index) for index, name in enumerate(view.approaches)}
         centres = {name: polygon.mean(axis=0) for name, polygon in view.approaches.items()}
         for name, polygon in view.approaches.items():
@@ -69,13 +79,36 @@ class MovementAnnotator:
         return scene
 
     def _label(self, scene: np.ndarray, text: str, at: np.ndarray, color: sv.Color) -> None:
+        (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, self.text_scale, 1)
+        x, y = round(float(at[0])), round(float(at[1]))
+        box = self._free_box(x - width // 2, y - height // 2, width, height, text)
+        self.label_boxes.append(box)
         sv.draw_text(
             scene,
             text,
-            sv.Point(float(at[0]), float(at[1])),
+            sv.Point(box[0] + TEXT_PADDING_PX + width // 2, box[1] + TEXT_PADDING_PX + height // 2),
             text_color=sv.Color.BLACK,
             text_scale=self.text_scale,
             text_thickness=1,
-            text_padding=3,
+            text_padding=TEXT_PADDING_PX,
             background_color=color,
         )
+
+    def _free_box(self, left: int, top: int, width: int, height: int, text: str) -> tuple[int, int, int, int, str]:
+        """The label's box (padding included) at (left, top), moved down below every label it would touch."""
+        box = (
+            left - TEXT_PADDING_PX,
+            top - TEXT_PADDING_PX,
+            left + width + TEXT_PADDING_PX,
+            top + height + TEXT_PADDING_PX,
+        )
+        moved = True
+        while moved:
+            moved = False
+            for x0, y0, x1, y1, _ in self.label_boxes:
+                gap = LABEL_GAP_PX
+                if box[0] < x1 + gap and x0 < box[2] + gap and box[1] < y1 + gap and y0 < box[3] + gap:
+                    shift = y1 + gap - box[1]
+                    box = (box[0], box[1] + shift, box[2], box[3] + shift)
+                    moved = True
+        return (*box, text)
