@@ -83,8 +83,6 @@ class TmcLayout:
 class _Bin:
     movements: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(origin, turn, group): count; turn :data:`UNASSIGNED` for ``A->?``."""
-    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(origin, destination): vehicles, for the diagram."""
     pedestrians: Counter[str] = field(default_factory=Counter)
 
 
@@ -177,16 +175,6 @@ class Tmc:
             "bicycles": bicycles,
         }
 
-    def pair_volumes(self, camera: str) -> Counter[tuple[str, str]]:
-        """Vehicles per (origin, destination) in the camera's peak hour, for the diagram."""
-        volumes: Counter[tuple[str, str]] = Counter()
-        peak = self.peak_hours().get(camera)
-        if peak is not None:
-            first, length, _ = peak
-            for index in range(first, first + length):
-                volumes.update(self.bins[camera].get(index, _Bin()).pairs)
-        return volumes
-
 
 def tmc(
     db: Database,
@@ -225,8 +213,6 @@ def tmc(
         origin, destination = record["origin"], record.get("destination")
         turn = record.get("turn") if destination is not None else UNASSIGNED
         content.movements[origin, turn or UNASSIGNED, group] += 1
-        if destination is not None and class_groups.kinds.get(group, "vehicle") in ("vehicle", "heavy"):
-            content.pairs[origin, destination] += 1
         for name in (origin, destination):
             if name is not None:
                 _add_new(seen_approaches, name)

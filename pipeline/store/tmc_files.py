@@ -1,5 +1,6 @@
 """The files of ``vpipe report --tmc``: the TMC table and the peak-hour table as CSV files or as sheets
-of one workbook, and the intersection diagram (PNG) with each movement's peak-hour volume on its arrow.
+of one workbook, and the intersection diagram (PNG) with each approach's peak-hour vehicles per turn
+on its arrows.
 
 Workbook sheets (``.xlsx``): ``tmc`` (the table, :attr:`~pipeline.store.tmc.TmcLayout.columns` after
 ``camera, interval_start, interval_end``) and ``peak_hour`` (:data:`~pipeline.store.tmc.PEAK_COLUMNS`).
@@ -28,6 +29,9 @@ from pipeline.store.tmc import PEAK_COLUMNS, Tmc
 DIAGRAM_PX = 800
 """The diagram's width and height in pixels."""
 _DPI = 100
+_GLYPHS = {"u_turn": (-0.1, -0.12), "left": (0.14, -0.2), "through": (0.2, 0.0), "right": (0.08, 0.16)}
+"""Where each turn's arrow ends: so far along the way in and so far to its right (negative: left), in
+the diagram's units (a leg is 0.6 long)."""
 
 
 def leg_directions(config: Config) -> dict[str, Point]:
@@ -47,44 +51,55 @@ def _even_directions(names: Sequence[str]) -> dict[str, Point]:
 
 
 def write_diagram(
-    volumes: Mapping[tuple[str, str], int],
-    approaches: Sequence[str],
+    volumes: Mapping[str, Mapping[str, int]],
     directions: Mapping[str, Point],
     title: str,
     path: Path,
 ) -> None:
-    """The intersection as its legs (placed by ``directions``, else evenly) with an arrow per movement
-    with any volume, from its origin's leg to its destination's (U-turns loop back), labelled with the
-    volume."""
+    """The intersection as its legs (placed by ``directions``, else evenly round the circle) and, on
+    each leg's inbound side, an arrow per turn (U-turn, left, through, right) with its volume at the tip.
+
+    Args:
+        volumes: Per approach, its vehicles per turn (``left``, ``through``, ``right``, ``u_turn``).
+        directions: Per approach, the unit direction from the intersection out along its leg (image axes).
+        title: Above the diagram.
+        path: The PNG to write.
+    """
+    approaches = list(volumes)
     placed = {name: directions[name] for name in approaches if name in directions}
     if len(placed) != len(approaches):
         placed = _even_directions(approaches)
     figure = Figure(figsize=(DIAGRAM_PX / _DPI, DIAGRAM_PX / _DPI), dpi=_DPI)
-    axes = figure.add_axes((0.05, 0.05, 0.9, 0.85))
-    axes.set_xlim(-1.3, 1.3)
-    axes.set_ylim(1.3, -1.3)  # image orientation: y down
+    axes = figure.add_axes((0.02, 0.02, 0.96, 0.9))
+    axes.set_xlim(-1.25, 1.25)
+    axes.set_ylim(1.25, -1.25)  # image orientation: y down
     axes.set_aspect("equal")
     axes.axis("off")
     figure.suptitle(title, fontsize=11)
-    for name, (dx, dy) in placed.items():
-        axes.plot([0.25 * dx, 1.05 * dx], [0.25 * dy, 1.05 * dy], color="0.75", linewidth=28, solid_capstyle="butt")
-        axes.text(1.2 * dx, 1.2 * dy, name, ha="center", va="center", fontsize=12, fontweight="bold")
-    for (origin, destination), volume in sorted(volumes.items()):
-        if volume <= 0 or origin not in placed or destination not in placed:
-            continue
-        (ox, oy), (ex, ey) = placed[origin], placed[destination]
-        # Enter on the right half of the origin's leg (as driven), leave on the right half of the destination's.
-        start = (0.8 * ox + 0.08 * oy, 0.8 * oy - 0.08 * ox)
-        end = (0.8 * ex - 0.08 * ey, 0.8 * ey + 0.08 * ex)
-        bend = 0.9 if origin == destination else 0.2
-        arrow = FancyArrowPatch(
-            start, end, arrowstyle="-|>", mutation_scale=14, linewidth=1.6, connectionstyle=f"arc3,rad={bend}"
-        )
-        axes.add_patch(arrow)
-        # The middle of matplotlib's arc3 curve: the chord's middle moved by rad / 2 across the chord.
-        dx, dy = end[0] - start[0], end[1] - start[1]
-        middle = ((start[0] + end[0]) / 2 + bend * dy / 2, (start[1] + end[1]) / 2 - bend * dx / 2)
-        axes.text(*middle, str(volume), ha="center", va="center", fontsize=9, bbox={"fc": "white", "ec": "0.5"})
+    for name, (ux, uy) in placed.items():
+        axes.plot([0.45 * ux, 1.05 * ux], [0.45 * uy, 1.05 * uy], color="0.88", linewidth=34, solid_capstyle="butt")
+        axes.text(1.15 * ux, 1.15 * uy, name, ha="center", va="center", fontsize=12, fontweight="bold")
+        heading = (-ux, -uy)  # entering
+        right = (-heading[1], heading[0])  # image y points down: this is the driver's right
+        # The inbound half of the leg (right of the way in), at the leg's inner end.
+        base = (0.48 * ux + 0.05 * right[0], 0.48 * uy + 0.05 * right[1])
+        for turn, (along, across) in _GLYPHS.items():
+            count = volumes[name].get(turn, 0)
+            tip = (
+                base[0] + along * heading[0] + across * right[0],
+                base[1] + along * heading[1] + across * right[1],
+            )
+            bend = {"left": 0.35, "right": -0.35, "u_turn": 1.0}.get(turn, 0.0)
+            colour = "black" if count else "0.6"
+            arc = f"arc3,rad={bend}"
+            arrow = FancyArrowPatch(
+                base, tip, arrowstyle="-|>", mutation_scale=12, color=colour, connectionstyle=arc, zorder=3
+            )
+            axes.add_patch(arrow)
+            reach = math.hypot(tip[0] - base[0], tip[1] - base[1])
+            label = (tip[0] + 0.08 * (tip[0] - base[0]) / reach, tip[1] + 0.08 * (tip[1] - base[1]) / reach)
+            box = {"fc": "white", "ec": colour, "pad": 1.5}
+            axes.text(*label, str(count), ha="center", va="center", fontsize=9, color=colour, bbox=box)
     try:
         figure.savefig(str(path), dpi=_DPI)
     except OSError as exc:
@@ -105,12 +120,14 @@ def write_tmc(result: Tmc, output: Path, kind: str, directions: Mapping[str, Poi
             _write_csv(table_columns, rows, path)
             written.append(path)
     cameras = sorted(result.bins)
+    peaks = tables["peak_hour"][1]
     for camera in cameras:
         path = output.with_suffix(".png") if len(cameras) == 1 else output.with_name(f"{output.stem}_{camera}.png")
-        peak = next((row for row in result.peak_rows() if row["camera"] == camera), None)
-        when = f"peak hour {peak['peak_hour_start']} - {peak['peak_hour_end']}" if peak else "no peak hour"
-        volumes = result.pair_volumes(camera)
-        write_diagram(volumes, result.layout.approaches, directions, f"{camera}: vehicles, {when}", path)
+        rows = {row["approach"]: row for row in peaks if row["camera"] == camera and row["approach"] != "all"}
+        first = next(iter(rows.values()), None)
+        when = f"peak hour {first['peak_hour_start']} - {first['peak_hour_end']}" if first else "no peak hour"
+        volumes = {a: rows.get(a, {}) for a in result.layout.approaches}
+        write_diagram(volumes, directions, f"{camera}: vehicles per turn, {when}", path)
         written.append(path)
     return written
 
