@@ -67,3 +67,17 @@ def test_movement_labels_never_overlap():
     for a, b in itertools.combinations(boxes, 2):
         apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
         assert apart, (a, b)
+
+
+def test_a_gate_is_drawn_with_an_arrow_to_its_in_side():
+    """A gate drawn left to right has the intersection below it (its right, on the image): the arrow
+    from its middle points down, and nothing is drawn above it."""
+    gate = np.array([[100.0, 200.0], [300.0, 200.0]])
+    other = np.array([[100.0, 380.0], [120.0, 380.0], [120.0, 399.0], [100.0, 399.0]])
+    view = MovementsView({"N": gate, "S": other}, {}, gates={"N": gate})
+    annotator = MovementAnnotator()
+    scene = annotator.annotate(np.zeros((400, 400, 3), np.uint8), view)
+    assert scene[200, 150].any() and scene[200, 250].any()  # the gate itself
+    name = next(box for box in annotator.label_boxes if box[4] == "N")
+    assert name[3] < 200  # its name on the side vehicles come from
+    assert scene[212, 200].any() and not scene[name[3] + 2 : 196, 190:211].any()  # the arrow, on the in side only
