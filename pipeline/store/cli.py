@@ -74,7 +74,12 @@ def add_parsers(commands: Any) -> None:
         epilog=REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("store", type=_store_arg, metavar="STORE", help="SQLite file, run folder or postgresql:// URL")
+    report.add_argument(
+        "store",
+        type=_store_arg,
+        metavar="STORE",
+        help="SQLite file, run folder, vpipe batch folder or postgresql:// URL",
+    )
     report.add_argument("--from", dest="start", type=_time_arg, metavar="TIME", help="start (default: the first run)")
     report.add_argument("--to", dest="end", type=_time_arg, metavar="TIME", help="end, excluded (default: the last)")
     report.add_argument(
