@@ -95,6 +95,10 @@ def test_counts_csv_has_one_row_per_frame_with_container_timestamps(run_name: st
     assert max(int(row["tracks_active"]) for row in rows) > 0
 
 
+DEFAULT_GROUPS = {"car": "cars", "truck": "trucks", "bus": "buses", "motorcycle": "motorcycles"}
+"""The default class groups of the vehicle classes (configs/example.yaml)."""
+
+
 @pytest.mark.parametrize("run_name", ["detect_run", "segment_run"])
 def test_summary_matches_events(run_name: str, request, highway: Path):
     _, out = request.getfixturevalue(run_name)
@@ -108,7 +112,10 @@ def test_summary_matches_events(run_name: str, request, highway: Path):
         by_class = Counter(e["class_name"] for e in events if e["direction"] == direction and e["line"] == "main")
         assert summary["lines"]["main"][direction] == dict(by_class)
         assert summary["lines"]["main"][f"{direction}_total"] == sum(by_class.values())
+        groups = Counter(DEFAULT_GROUPS[e["class_name"]] for e in events if e["direction"] == direction)
+        assert summary["lines"]["main"][f"{direction}_by_group"] == dict(groups)
     for event in events:
+        assert event["class_group"] == DEFAULT_GROUPS[event["class_name"]]
         assert set(event) == {
             "event",
             "frame_index",
@@ -117,6 +124,7 @@ def test_summary_matches_events(run_name: str, request, highway: Path):
             "direction",
             "track_id",
             "class_name",
+            "class_group",
             "lane",
             "crossed_s",
             "speed_kmh",

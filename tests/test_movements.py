@@ -89,7 +89,7 @@ def test_a_u_turn_back_into_the_origin_after_time_outside():
     counter = new_counter(min_outside_s=0.5)
     events = drive(counter, path("W", "C", "W"))
     assert [e.movement for e in events] == ["W->W"]
-    assert counter.summary()["counts"]["W->W"] == {"total": 1, "by_class": {"car": 1}}
+    assert counter.summary()["counts"]["W->W"] == {"total": 1, "by_class": {"car": 1}, "turn": "u_turn"}
 
 
 def test_a_track_lost_in_the_middle_and_found_again_keeps_its_origin():
@@ -221,8 +221,8 @@ def test_one_movement_per_track_and_classes_counted_apart():
     assert counter.counts[("W", "E")] == {"car": 1, "bus": 1}
     summary = counter.summary()["counts"]
     assert list(summary)[:16] == [f"{o}->{d}" for o in APPROACHES for d in APPROACHES]
-    assert summary["W->E"] == {"total": 2, "by_class": {"bus": 1, "car": 1}}
-    assert summary["N->S"] == {"total": 0, "by_class": {}}
+    assert summary["W->E"] == {"total": 2, "by_class": {"bus": 1, "car": 1}, "turn": "through"}
+    assert summary["N->S"] == {"total": 0, "by_class": {}, "turn": "through"}
 
 
 def test_memory_is_bounded_by_the_tracks_on_screen():

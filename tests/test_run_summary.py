@@ -123,6 +123,7 @@ SLICE = {
     "output_dir": "/out/highway/part-0001",
     "status": "completed",
     **PROCESS,
+    "start_utc": "2019-09-27T11:22:17.000Z",
     "lines": LINES,
     "zones": {},
     "movements": {"counts": {"West->East": {"total": 1, "by_class": {"car": 1}}}},

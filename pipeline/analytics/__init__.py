@@ -16,7 +16,18 @@ from typing import Any
 import supervision as sv
 
 from pipeline.analytics.approaches import Approach
-from pipeline.analytics.events import Event, LineCrossing, Movement, SlotChange, TrackEvent, ZoneEnter, ZoneExit
+from pipeline.analytics.class_groups import ClassGroups
+from pipeline.analytics.crosswalks import CrosswalkCounter
+from pipeline.analytics.events import (
+    CrosswalkCrossing,
+    Event,
+    LineCrossing,
+    Movement,
+    SlotChange,
+    TrackEvent,
+    ZoneEnter,
+    ZoneExit,
+)
 from pipeline.analytics.lines import Lane, LineCounter
 from pipeline.analytics.movements import MovementCounter, movement_name
 from pipeline.analytics.parking import ParkingMonitor
@@ -58,20 +69,24 @@ class Counts:
     zones: dict[str, Any]
     movements: dict[str, Any] | None = None
     parking: dict[str, Any] | None = None
+    crosswalks: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The sections, in the file's order (``movements`` and ``parking`` only when configured)."""
+        """The sections, in the file's order (``movements``, ``parking`` and ``crosswalks`` only when
+        configured)."""
         sections: dict[str, Any] = {"lines": self.lines, "zones": self.zones}
         if self.movements is not None:
             sections["movements"] = self.movements
         if self.parking is not None:
             sections["parking"] = self.parking
+        if self.crosswalks is not None:
+            sections["crosswalks"] = self.crosswalks
         return sections
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Counts:
         """The sections of a summary (other keys are ignored)."""
-        return cls(data["lines"], data["zones"], data.get("movements"), data.get("parking"))
+        return cls(data["lines"], data["zones"], data.get("movements"), data.get("parking"), data.get("crosswalks"))
 
 
 class Analytics:
@@ -83,7 +98,9 @@ class Analytics:
         forget_after_s: How long a vanished track's state is kept (at least the tracker's buffer).
         parking: Parking slots and their rules; no slots, no parking monitor.
         speed: Speed calibration; without points, no speeds.
-        movements: Approaches for turning movements; fewer than two, no movement counter.
+        movements: Approaches for turning movements (fewer than two, no movement counter) and crosswalks.
+        class_groups: The groups events and summaries name beside each class (default: the default groups);
+            pedestrians are counted on crosswalks only, never in movements.
 
     Example:
         >>> analytics = Analytics([LineConfig("main", (0, 100), (200, 100))], [], forget_after_s=2.0)
@@ -99,12 +116,18 @@ class Analytics:
         parking: ParkingConfig | None = None,
         speed: SpeedConfig | None = None,
         movements: MovementsConfig | None = None,
+        class_groups: ClassGroups | None = None,
     ) -> None:
         self.lines = [_line_counter(line, forget_after_s) for line in lines]
         self.zones = [ZoneCounter(zone.name, zone.polygon, lost_grace_s=forget_after_s) for zone in zones]
         self.parking = _parking_monitor(parking) if parking is not None and parking.slots else None
         self.speed = _speed_estimator(speed, forget_after_s) if speed is not None else None
         self.movements = _movement_counter(movements, forget_after_s) if movements is not None else None
+        self.crosswalks = [
+            CrosswalkCounter(c.name, c.line, c.polygon, movements.min_crossing_distance, forget_after_s)
+            for c in (movements.crosswalks if movements is not None else [])
+        ]
+        self.groups = class_groups or ClassGroups.of_config()
         self.line_speeds = LineSpeeds()
 
     @classmethod
@@ -112,7 +135,8 @@ class Analytics:
         """Every counter ``config`` asks for (geometry already in the source's pixels), as a run has them."""
         # Keep a vanished track's counting state a little longer than ByteTrack can revive it.
         forget_after_s = config.tracker.track_buffer_s + 1.0
-        return cls(config.lines, config.zones, forget_after_s, config.parking, config.speed, config.movements)
+        groups = ClassGroups.of_config(config.class_groups)
+        return cls(config.lines, config.zones, forget_after_s, config.parking, config.speed, config.movements, groups)
 
     def update(
         self, detections: sv.Detections, frame_index: int, timestamp_s: float, raw: sv.Detections | None = None
@@ -124,8 +148,13 @@ class Analytics:
         speeds = self.speed.update(detections, timestamp_s) if self.speed is not None else {}
         events: list[Event] = [e for line in self.lines for e in line.update(detections, frame_index, timestamp_s)]
         events += [e for zone in self.zones for e in zone.update(detections, frame_index, timestamp_s)]
-        if self.movements is not None:
-            events += self.movements.update(detections, frame_index, timestamp_s)
+        if self.movements is not None or self.crosswalks:
+            pedestrians = self.groups.pedestrians(detections)
+            if self.movements is not None:
+                events += self.movements.update(detections[~pedestrians], frame_index, timestamp_s)
+            for crosswalk in self.crosswalks:
+                events += crosswalk.update(detections[pedestrians], frame_index, timestamp_s)
+        events = [self.groups.tag(event) for event in events]
         if speeds:
             events = [self.line_speeds.attach(e, speeds) if isinstance(e, TrackEvent) else e for e in events]
         if self.parking is not None:
@@ -138,6 +167,7 @@ class Analytics:
         start in the state it left them in."""
         lines = {line.name: line for line in self.lines}
         zones = {zone.name: zone for zone in self.zones}
+        crosswalks = {crosswalk.name: crosswalk for crosswalk in self.crosswalks}
         slots: dict[str, bool] = {}
         for event in events:
             match event:
@@ -149,6 +179,8 @@ class Analytics:
                     zones[name].record(event)
                 case Movement() if self.movements is not None:
                     self.movements.record(event)
+                case CrosswalkCrossing(crosswalk=name) if name in crosswalks:
+                    crosswalks[name].record(event)
                 case SlotChange():
                     slots[event.slot] = event.occupied
         if self.parking is not None:
@@ -200,17 +232,18 @@ class Analytics:
     @property
     def tracks_held(self) -> int:
         """Per-track states held by all counters (bounded by pruning)."""
-        counters = [*self.lines, *self.zones, self.movements, self.speed]
+        counters = [*self.lines, *self.zones, *self.crosswalks, self.movements, self.speed]
         return sum(counter.tracks_held for counter in counters if counter is not None)
 
     def summary(self, end_s: float) -> Counts:
         """The counting sections of ``summary.json``; ``end_s`` is the end of the processed video."""
         speeds = self.line_speeds if self.speed is not None else None
         return Counts(
-            lines={line.name: _line_summary(line, speeds) for line in self.lines},
+            lines={line.name: _line_summary(line, speeds, self.groups) for line in self.lines},
             zones={zone.name: _zone_summary(zone, end_s) for zone in self.zones},
-            movements=self.movements.summary() if self.movements is not None else None,
+            movements=self.movements.summary(self.groups) if self.movements is not None else None,
             parking=self.parking.summary(end_s) if self.parking is not None else None,
+            crosswalks={c.name: _crosswalk_summary(c) for c in self.crosswalks} if self.crosswalks else None,
         )
 
     def inside_at_end(self, end_s: float) -> dict[str, dict[str, float]]:
@@ -300,17 +333,27 @@ def _movement_counter(movements: MovementsConfig, forget_after_s: float) -> Move
     )
 
 
-def _line_summary(line: LineCounter, speeds: LineSpeeds | None) -> dict[str, Any]:
+def _line_summary(line: LineCounter, speeds: LineSpeeds | None, groups: ClassGroups) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "in": dict(sorted(line.crossings_in.items())),
         "out": dict(sorted(line.crossings_out.items())),
         "in_total": line.in_total,
         "out_total": line.out_total,
+        "in_by_group": groups.regroup(line.crossings_in),
+        "out_by_group": groups.regroup(line.crossings_out),
     }
     if line.lanes:
         entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in line.lane_counts.items()}
     if speeds is not None:
         entry["mean_speed_kmh"] = speeds.mean_kmh(line.name)
+    return entry
+
+
+def _crosswalk_summary(crosswalk: CrosswalkCounter) -> dict[str, Any]:
+    """A crosswalk's pedestrians: in all, and per direction across a line."""
+    entry: dict[str, Any] = {"total": sum(crosswalk.counts.values())}
+    if crosswalk.polygon is None:
+        entry.update({direction: crosswalk.counts[direction] for direction in ("in", "out")})
     return entry
 
 

@@ -35,22 +35,24 @@ class TrackEvent(Event):
             them, then the track, then the subclass's other fields, then the speed.
         track_id: The tracker's ID.
         class_name: The track's majority class.
+        class_group: The class's group (``class_groups``), once the analytics stage has tagged it.
         speed_kmh: The track's smoothed speed, if speed calibration is configured and plausible.
 
     Example:
         >>> ZoneExit(5, 2.0, "yard", 1.5, track_id=8, class_name="truck").to_record()  # doctest: +NORMALIZE_WHITESPACE
         {'event': 'zone_exit', 'frame_index': 5, 'timestamp_s': 2.0, 'zone': 'yard', 'track_id': 8,
-         'class_name': 'truck', 'dwell_s': 1.5, 'speed_kmh': None}
+         'class_name': 'truck', 'class_group': None, 'dwell_s': 1.5, 'speed_kmh': None}
     """
 
     subject: ClassVar[tuple[str, ...]] = ()
     track_id: int
     class_name: str
+    class_group: str | None = None
     speed_kmh: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = super().to_record()
-        head = ["event", "frame_index", "timestamp_s", *self.subject, "track_id", "class_name"]
+        head = ["event", "frame_index", "timestamp_s", *self.subject, "track_id", "class_name", "class_group"]
         ordered = {key: record.pop(key) for key in head}
         speed_kmh = record.pop("speed_kmh")
         return {**ordered, **record, "speed_kmh": speed_kmh}
@@ -131,6 +133,8 @@ class Movement(TrackEvent):
         inferred: Whether an end rests on the track's path rather than a sighting: its origin (or the
             vanished track it continues) from where it came from, or its destination from where it
             was heading when lost.
+        turn: ``left``, ``through``, ``right`` or ``u_turn``, from the approaches' geometry
+            (:func:`~pipeline.analytics.turns.turn_of`); None without a destination.
     """
 
     event_type: ClassVar[str] = "movement"
@@ -142,10 +146,26 @@ class Movement(TrackEvent):
     origin_s: float
     travel_s: float
     inferred: bool = False
+    turn: str | None = None
+
+
+@dataclass(frozen=True)
+class CrosswalkCrossing(TrackEvent):
+    """A pedestrian crossed a crosswalk.
+
+    Attributes:
+        crosswalk: The crosswalk's name.
+        direction: ``in``/``out`` across a crosswalk's line (as on a counting line); None for a polygon.
+    """
+
+    event_type: ClassVar[str] = "crosswalk_crossing"
+    subject: ClassVar[tuple[str, ...]] = ("crosswalk", "direction")
+    crosswalk: str
+    direction: Direction | None = None
 
 
 TRACK_EVENTS: dict[str, type[TrackEvent]] = {
-    kind.event_type: kind for kind in (LineCrossing, ZoneEnter, ZoneExit, Movement)
+    kind.event_type: kind for kind in (LineCrossing, ZoneEnter, ZoneExit, Movement, CrosswalkCrossing)
 }
 """The track events by their records' ``event``."""
 

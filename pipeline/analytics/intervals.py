@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.analytics.events import Event, LineCrossing, Movement, TrackEvent
+from pipeline.analytics.events import CrosswalkCrossing, Event, LineCrossing, Movement, TrackEvent
 
 Key = tuple[str, str, str]
-"""(kind, name, direction): ``("line", "main", "in")`` or ``("movement", "West->East", "")``."""
+"""(kind, name, direction): ``("line", "main", "in")``, ``("movement", "West->East", "")`` or
+``("crosswalk", "North", "in")`` (``""`` for a crosswalk polygon)."""
 
 COLUMNS = ["interval_start", "interval_end", "covered_s", "kind", "name", "direction", "class_name", "count"]
 
@@ -40,6 +41,8 @@ def key_of(event: TrackEvent) -> Key | None:
         return ("line", event.line, event.direction)
     if isinstance(event, Movement):
         return ("movement", event.movement, "")
+    if isinstance(event, CrosswalkCrossing):
+        return ("crosswalk", event.crosswalk, event.direction or "")
     return None
 
 

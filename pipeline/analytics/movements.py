@@ -59,10 +59,12 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.approaches import Approach, Intersection, heading
+from pipeline.analytics.class_groups import ClassGroups
 from pipeline.analytics.continuation import MotionTrail
 from pipeline.analytics.events import Direction, Movement
 from pipeline.analytics.lines import LineCounter, tracked_anchors
 from pipeline.analytics.movement_tracks import Sighting, TrackState, continue_vanished
+from pipeline.analytics.turns import turn_table
 from pipeline.geometry import Point
 
 UNKNOWN = "?"
@@ -128,6 +130,7 @@ class MovementCounter:
         self._intersection = Intersection(self.approaches)
         centre = self._intersection.centre
         self._u_turn_reach = {name: U_TURN_REACH * a.distance_beyond(centre) for name, a in self.approaches.items()}
+        self.turns = turn_table(self.approaches, centre)
 
     @property
     def polygons(self) -> dict[str, np.ndarray]:
@@ -270,6 +273,7 @@ class MovementCounter:
             track.origin_s,
             now_s - track.origin_s,
             inferred,
+            self.turns.get((track.origin, destination)) if track.origin and destination else None,
             track_id=track_id,
             class_name=track.class_name,
         )
@@ -314,24 +318,31 @@ class MovementCounter:
                 waiting[track.origin] += 1
         return dict(waiting)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self, groups: ClassGroups | None = None) -> dict[str, object]:
         """The ``movements`` section of ``summary.json`` (see :func:`movements_summary`)."""
-        return movements_summary(self)
+        return movements_summary(self, groups)
 
 
-def movement_count(classes: Mapping[str, int]) -> dict[str, object]:
-    """One movement's entry in ``summary.json`` ``movements.counts``: its total and its count per class."""
-    return {"total": sum(classes.values()), "by_class": dict(sorted(classes.items()))}
+def movement_count(classes: Mapping[str, int], groups: ClassGroups | None = None) -> dict[str, object]:
+    """One movement's entry in ``summary.json`` ``movements.counts``: its total, its count per class and
+    (with ``groups``) per class group."""
+    entry: dict[str, object] = {"total": sum(classes.values()), "by_class": dict(sorted(classes.items()))}
+    if groups is not None:
+        entry["by_group"] = groups.regroup(classes)
+    return entry
 
 
-def movements_summary(counter: MovementCounter) -> dict[str, object]:
+def movements_summary(counter: MovementCounter, groups: ClassGroups | None = None) -> dict[str, object]:
     """Every named pair (zeros included), then the movements that reached no exit, each with its
-    total and its count per class; how many of each movement were inferred (those with any); tracks
-    that stayed in their origin; tracks still on their way."""
+    total, its count per class (and class group) and its turn; how many of each movement were inferred
+    (those with any); tracks that stayed in their origin; tracks still on their way."""
     keys: list[tuple[str | None, str | None]] = [*counter.pairs]
     keys += sorted((k for k in counter.counts if k not in keys), key=lambda k: movement_name(*k))
+    counts = {movement_name(*key): movement_count(counter.counts.get(key, Counter()), groups) for key in keys}
+    for (origin, destination), turn in counter.turns.items():
+        counts[movement_name(origin, destination)]["turn"] = turn
     return {
-        "counts": {movement_name(*key): movement_count(counter.counts.get(key, Counter())) for key in keys},
+        "counts": counts,
         "inferred": {movement_name(*key): counter.inferred[key] for key in keys if counter.inferred[key]},
         "stayed_in_origin": dict(sorted(counter.stayed.items())),
         "in_progress_at_end": counter.in_progress(),

@@ -22,6 +22,7 @@ from statistics import mean
 from typing import Any
 
 from pipeline.analytics import Analytics, Counts
+from pipeline.analytics.class_groups import ClassGroups
 from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
 from pipeline.analytics.movements import movement_count, movement_name
 
@@ -39,13 +40,15 @@ class _LineTally:
         if crossing.speed_kmh is not None:
             self.speeds[crossing.direction].append(crossing.speed_kmh)
 
-    def summary(self, with_speed: bool) -> dict[str, Any]:
+    def summary(self, with_speed: bool, groups: ClassGroups | None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "in": dict(sorted(self.counts["in"].items())),
             "out": dict(sorted(self.counts["out"].items())),
             "in_total": sum(self.counts["in"].values()),
             "out_total": sum(self.counts["out"].values()),
         }
+        if groups is not None:
+            entry.update(in_by_group=groups.regroup(self.counts["in"]), out_by_group=groups.regroup(self.counts["out"]))
         if self.lanes:
             entry["lanes"] = {name: {"in": c["in"], "out": c["out"]} for name, c in self.lanes.items()}
         if with_speed:
@@ -88,6 +91,8 @@ class SliceTally:
         with_speed: Whether speed calibration is on (adds ``mean_speed_kmh`` per line).
         movements: Every movement between named approaches (``A->B``), counted or not; None
             without ``movements`` in the config.
+        groups: The class groups line and movement counts are also given by (None: by class only).
+        turns: Each movement's turn (``left``, ``through``, ...), given with its counts.
     """
 
     def __init__(
@@ -97,7 +102,11 @@ class SliceTally:
         lanes: Mapping[str, Sequence[str]],
         with_speed: bool = False,
         movements: Sequence[str] | None = None,
+        groups: ClassGroups | None = None,
+        turns: Mapping[str, str] | None = None,
     ) -> None:
+        self._groups = groups
+        self._turns = dict(turns or {})
         self._lines = {name: _LineTally(lanes.get(name, ())) for name in lines}
         self._movements = None if movements is None else {name: Counter[str]() for name in movements}
         self._zones = {name: _ZoneTally() for name in zones}
@@ -113,6 +122,8 @@ class SliceTally:
             lanes={line.name: [lane.name for lane in line.lanes] for line in analytics.lines},
             with_speed=analytics.speed is not None,
             movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
+            groups=analytics.groups,
+            turns=None if movements is None else {movement_name(*pair): t for pair, t in movements.turns.items()},
         )
 
     def add(self, events: Iterable[Event], zone_counts: Mapping[str, int]) -> None:
@@ -143,9 +154,12 @@ class SliceTally:
         inside = inside_at_end or {}
         movements = None
         if self._movements is not None:
-            movements = {"counts": {name: movement_count(c) for name, c in self._movements.items()}}
+            counts = {name: movement_count(c, self._groups) for name, c in self._movements.items()}
+            for name, turn in self._turns.items():
+                counts.setdefault(name, movement_count(Counter(), self._groups))["turn"] = turn
+            movements = {"counts": counts}
         return Counts(
-            lines={name: line.summary(self._with_speed) for name, line in self._lines.items()},
+            lines={name: line.summary(self._with_speed, self._groups) for name, line in self._lines.items()},
             zones={name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
             movements=movements,
         )

@@ -7,7 +7,7 @@ counts as they were on that frame, not as they are when it gets to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,10 +49,12 @@ class ParkingView:
 
 @dataclass(frozen=True)
 class MovementsView:
-    """Approach polygons and the movements counted between them so far (``(origin, destination)``)."""
+    """Approach outlines, the movements counted between them so far (``(origin, destination)``), and
+    the approaches' gates (start, end: their ``in`` side, toward the intersection, on the right)."""
 
     approaches: dict[str, np.ndarray]
     counts: dict[tuple[str, str], int]
+    gates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,12 @@ def movements_snapshot(movements: MovementCounter | None) -> MovementsView | Non
     if movements is None:
         return None
     counts = {pair: movements.total(*pair) for pair in movements.pairs}
-    return MovementsView(dict(movements.polygons), counts)
+    gates = {
+        name: np.array([a.gate.start, a.gate.end], dtype=float)
+        for name, a in movements.approaches.items()
+        if a.gate is not None
+    }
+    return MovementsView(dict(movements.polygons), counts, gates)
 
 
 def snapshot(

@@ -27,13 +27,16 @@ from pipeline.run.summary import RunSummary
 
 
 def merge_lines(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Add up ``lines`` sections: counts per direction and class, totals, lanes."""
+    """Add up ``lines`` sections: counts per direction and class (and class group where the parts have
+    them), totals, lanes."""
     merged: dict[str, Any] = {}
     for lines in parts:
         for name, line in lines.items():
-            entry = merged.setdefault(name, {"in": Counter(), "out": Counter(), "lanes": {}})
+            entry = merged.setdefault(name, {"in": Counter(), "out": Counter(), "lanes": {}, "groups": {}})
             for direction in ("in", "out"):
                 entry[direction].update(line.get(direction, {}))
+                if f"{direction}_by_group" in line:
+                    entry["groups"].setdefault(direction, Counter()).update(line[f"{direction}_by_group"])
             for lane, counts in line.get("lanes", {}).items():
                 entry["lanes"].setdefault(lane, Counter()).update(counts)
     result = {}
@@ -44,6 +47,8 @@ def merge_lines(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "in_total": sum(entry["in"].values()),
             "out_total": sum(entry["out"].values()),
         }
+        for direction, groups in entry["groups"].items():
+            result[name][f"{direction}_by_group"] = dict(groups)
         if entry["lanes"]:
             result[name]["lanes"] = {lane: {"in": c["in"], "out": c["out"]} for lane, c in entry["lanes"].items()}
     return result
@@ -78,12 +83,24 @@ def merge_zones(parts: Sequence[tuple[Mapping[str, Any], int]]) -> dict[str, Any
 
 
 def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Add up the ``counts`` of ``movements`` sections (a movement is counted by the slice it ends in)."""
+    """Add up the ``counts`` of ``movements`` sections (a movement is counted by the slice it ends in),
+    per class and, where the parts have them, per class group, with each movement's turn."""
     merged: dict[str, Counter[str]] = {}
+    groups: dict[str, Counter[str]] = {}
+    turns: dict[str, str] = {}
     for movements in parts:
         for name, entry in movements.get("counts", {}).items():
             merged.setdefault(name, Counter()).update(entry.get("by_class", {}))
-    return {"counts": {name: movement_count(classes) for name, classes in merged.items()}}
+            if "by_group" in entry:
+                groups.setdefault(name, Counter()).update(entry["by_group"])
+            if "turn" in entry:
+                turns[name] = entry["turn"]
+    counts = {name: movement_count(classes) for name, classes in merged.items()}
+    for name, by_group in groups.items():
+        counts[name]["by_group"] = {group: n for group, n in by_group.items() if n}
+    for name, turn in turns.items():
+        counts[name]["turn"] = turn
+    return {"counts": counts}
 
 
 @dataclass

@@ -16,6 +16,7 @@ Example:
 from pipeline.config.fields import parse_rotation, parse_time
 from pipeline.config.geometry import (
     ApproachConfig,
+    CrosswalkConfig,
     LaneConfig,
     LineConfig,
     MovementsConfig,
@@ -27,6 +28,7 @@ from pipeline.config.geometry import (
 from pipeline.config.loading import load_config, load_slots
 from pipeline.config.run import Config
 from pipeline.config.sections import (
+    ClassGroupConfig,
     DrawConfig,
     ModelConfig,
     MqttConfig,
@@ -39,7 +41,9 @@ from pipeline.config.sections import (
 
 __all__ = [
     "ApproachConfig",
+    "ClassGroupConfig",
     "Config",
+    "CrosswalkConfig",
     "DrawConfig",
     "LaneConfig",
     "LineConfig",

@@ -134,6 +134,30 @@ class ApproachConfig:
 
 
 @dataclass
+class CrosswalkConfig:
+    """A crosswalk where pedestrians are counted: a line across it (a pedestrian walking the crosswalk
+    crosses it, e.g. along the road's centre line) or its polygon (a pedestrian that walks through it)."""
+
+    name: str = field(metadata=NON_EMPTY_NAME)
+    line: list[Point] | None = field(default=None, metadata=check(lambda v: len(v) == 2, "a list of 2 points"))
+    polygon: list[Point] | None = field(default=None, metadata=POLYGON)
+
+    def __post_init__(self) -> None:
+        if (self.line is None) == (self.polygon is None):
+            raise ValueError("give a line or a polygon (one of them)")
+        if self.line is not None and self.line[0] == self.line[1]:
+            raise ValueError(f"line: both points are {self.line[0]}")
+        problem = polygon_problem(self.polygon) if self.polygon is not None else None
+        if problem:
+            raise ValueError(f"polygon: {problem}")
+
+    @property
+    def points(self) -> list[Point]:
+        """Every point placed on the image."""
+        return [*(self.line or []), *(self.polygon or [])]
+
+
+@dataclass
 class MovementsConfig:
     """Turning movements: each track that enters by one approach and leaves by another is one
     movement ``A->B`` (see ``docs/traffic.md``). No approaches, no movement counting."""
@@ -143,6 +167,8 @@ class MovementsConfig:
     """Time a track must spend outside every approach before coming back into its origin counts as a U-turn."""
     min_crossing_distance: float = field(default=6.0, metadata=check(lambda v: v >= 0, "a number of pixels >= 0"))
     """How far beyond a gate (pixels) an anchor must get for its crossing to count, as on a counting line."""
+    crosswalks: list[CrosswalkConfig] = field(default_factory=list, metadata=at_most(MAX_APPROACHES, "crosswalks"))
+    """Where pedestrians (tracks of a ``pedestrian`` class group) are counted; they make no movements."""
 
     def __post_init__(self) -> None:
         if len(self.approaches) == 1:

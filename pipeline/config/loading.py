@@ -63,6 +63,7 @@ def load_config(
                 f"expected at most {MAX_SLOTS} slots with those of slots_file, got {len(config.parking.slots)}",
             )
     _check_unique_names(config)
+    _check_class_groups(config)
     return config
 
 
@@ -91,12 +92,31 @@ def _check_unique_names(config: Config) -> None:
         ("zones", config.zones),
         ("parking.slots", config.parking.slots),
         ("movements.approaches", config.movements.approaches),
+        ("movements.crosswalks", config.movements.crosswalks),
+        ("class_groups", config.class_groups),
     )
     for section, items in sections:
         names = [item.name for item in items]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise config.error(section, f"names must be unique, {', '.join(duplicates)} repeated")
+
+
+def _check_class_groups(config: Config) -> None:
+    """A class is in one group at most (else its events would count twice in a report)."""
+    seen: dict[str, str] = {}
+    for index, group in enumerate(config.class_groups):
+        for class_name in group.classes:
+            if class_name in seen:
+                key = f"class_groups[{index}].classes ({group.name})"
+                raise config.error(key, f"{class_name!r} is in {seen[class_name]!r} already")
+            seen[class_name] = group.name
+    walkers = {c for group in config.class_groups if group.kind == "pedestrian" for c in group.classes}
+    if config.movements.crosswalks and config.model.classes is not None and not walkers & set(config.model.classes):
+        raise config.error(
+            "movements.crosswalks",
+            f"model.classes keeps no pedestrian class ({', '.join(sorted(walkers)) or 'none in class_groups'})",
+        )
 
 
 def _has_key(data: Mapping[str, Any], dotted: str) -> bool:

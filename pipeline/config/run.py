@@ -20,17 +20,21 @@ from pipeline.config.geometry import (
     ZoneConfig,
 )
 from pipeline.config.sections import (
+    ClassGroupConfig,
     DrawConfig,
     ModelConfig,
     OutputConfig,
     PublishConfig,
     SourceConfig,
     TrackerConfig,
+    default_class_groups,
 )
 from pipeline.errors import ConfigError
 from pipeline.geometry import Point
 
 Coordinates = Literal["pixels", "normalized"]
+
+MAX_CLASS_GROUPS = 32
 
 
 @dataclass
@@ -48,6 +52,11 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    class_groups: list[ClassGroupConfig] = field(
+        default_factory=default_class_groups, metadata=at_most(MAX_CLASS_GROUPS, "class groups")
+    )
+    """The groups a turning-movement count reports, each with the model's classes in it (a class in none
+    is the group ``other``); events and summaries carry a track's group beside its class."""
     coordinates: Coordinates = "pixels"
     """Units of lines, zones, slots and speed image points: source pixels, or 0..1 of the frame's width
     and height (normalized: they follow the source through a change of resolution)."""
@@ -58,7 +67,9 @@ class Config:
     @property
     def has_geometry(self) -> bool:
         """Whether anything is placed on the image (lines, zones, slots, approaches), in :attr:`coordinates`."""
-        return bool(self.lines or self.zones or self.parking.slots or self.movements.approaches)
+        return bool(
+            self.lines or self.zones or self.parking.slots or self.movements.approaches or self.movements.crosswalks
+        )
 
     def digest(self, ignored: Iterable[str] = (), extra: Mapping[str, Any] | None = None) -> str:
         """A digest of every setting but ``origin`` and the dotted keys in ``ignored`` (``"output.dir"``),
@@ -113,6 +124,14 @@ class Config:
             )
             for a in self.movements.approaches
         ]
+        crosswalks = [
+            replace(
+                c,
+                line=None if c.line is None else [scale(p) for p in c.line],
+                polygon=None if c.polygon is None else [scale(p) for p in c.polygon],
+            )
+            for c in self.movements.crosswalks
+        ]
         speed = self.speed
         if speed.image_points is not None:
             speed = replace(speed, image_points=[scale(p) for p in speed.image_points])
@@ -122,7 +141,7 @@ class Config:
             zones=zones,
             parking=replace(self.parking, slots=slots),
             speed=speed,
-            movements=replace(self.movements, approaches=approaches),
+            movements=replace(self.movements, approaches=approaches, crosswalks=crosswalks),
             coordinates="pixels",
         )
 
@@ -141,6 +160,10 @@ class Config:
         named += [
             (f"movements.approaches[{i}] ({approach.name})", approach.points)
             for i, approach in enumerate(self.movements.approaches)
+        ]
+        named += [
+            (f"movements.crosswalks[{i}] ({crosswalk.name})", crosswalk.points)
+            for i, crosswalk in enumerate(self.movements.crosswalks)
         ]
         for key, points in named:
             for x, y in points:

@@ -212,3 +212,30 @@ class OutputConfig:
     """Frames x264's rate control looks ahead (with its macroblock tree; 0 turns both off); null keeps
     the preset's own. superfast has none; 10 (veryfast's) spends fewer bits on a static camera's
     background at little CPU cost."""
+
+
+GroupKind = Literal["vehicle", "heavy", "bicycle", "pedestrian"]
+"""What a class group is to a turning-movement count: a light vehicle, a heavy vehicle (in the heavy-vehicle
+share), a bicycle (counted in movements, apart from vehicles) or a pedestrian (counted on crosswalks only)."""
+
+
+@dataclass
+class ClassGroupConfig:
+    """A class group of a turning-movement count (TMC) and the model's classes in it."""
+
+    name: str = field(metadata=check(lambda v: v.strip() not in ("", "all"), "a non-empty name other than 'all'"))
+    classes: list[str] = field(default_factory=list)
+    kind: GroupKind = "vehicle"
+
+
+def default_class_groups() -> list[ClassGroupConfig]:
+    """FHWA's groups as far as COCO's classes tell them apart: light trucks and vans are COCO ``car``
+    or ``truck`` (COCO has no class of its own for them), so they are not a group here."""
+    return [
+        ClassGroupConfig("cars", ["car"]),
+        ClassGroupConfig("trucks", ["truck"], "heavy"),
+        ClassGroupConfig("buses", ["bus"], "heavy"),
+        ClassGroupConfig("motorcycles", ["motorcycle"]),
+        ClassGroupConfig("bicycles", ["bicycle"], "bicycle"),
+        ClassGroupConfig("pedestrians", ["person"], "pedestrian"),
+    ]

@@ -122,23 +122,29 @@ class SourceRun:
         self._metrics = next(metrics_of(viewers), None)
         for dashboard in (d for viewer in viewers if (d := getattr(viewer, "dashboard", None)) is not None):
             dashboard.add(self.name, config.publish.camera or source.name, store)  # its charts read the store
+        self._start_clock(earlier, part)
+        self._rate: RateWindow | None = None  # --detect-every auto
+        if config.model.detect_every == "auto":
+            self._rate = RateWindow(IntervalChooser(processed_fps(source, config)), RATE_WINDOW_S, time.monotonic)
+        self._frames_detected = 0
+        self.finished = False
+
+    def _start_clock(self, earlier: Earlier | None, part: SlicePart | None) -> None:
+        """Where this process's frames and time start: a whole run's time at its first frame; a
+        slice's at the video's (its frames' own times), and so a file's that a run continues, after
+        the frames the earlier run wrote."""
         self._first_frame: np.ndarray | None = None
-        # A whole run's time starts at its first frame; a slice's is the video's (its frames' own times),
-        # and so is a file's that a run continues, after the frames the earlier run wrote.
         self._last_frame = earlier.last_frame() if earlier else None
-        continued_file = self._last_frame is not None and not source.live
+        continued_file = self._last_frame is not None and not self.source.live
         self._origin_s: float | None = 0.0 if part is not None or continued_file else None
+        if part is not None and self.intervals.start_epoch_s is not None:  # its time 0 is the video's start
+            self.summary.start_utc = utc_text(self.intervals.start_epoch_s)
         self._done_up_to = self._last_frame[0] if continued_file and self._last_frame else -1
         self._index_offset = 0
         self.last_frame_index = -1
         self._end_s = 0.0
         self._started = time.perf_counter()
         self._last_refresh = time.monotonic()
-        self._rate: RateWindow | None = None  # --detect-every auto
-        if config.model.detect_every == "auto":
-            self._rate = RateWindow(IntervalChooser(processed_fps(source, config)), RATE_WINDOW_S, time.monotonic)
-        self._frames_detected = 0
-        self.finished = False
 
     def _carry_on(self, earlier: Earlier | None) -> None:
         """Carry the run on from ``earlier``, before anything is written: its counts (from its events),

@@ -188,7 +188,9 @@ class RunSummary:
         data.update(processing_fps=self.processing_fps, **self.model.head_json(), detect_every=self.detect_every)
         data.update({"detect_every_auto": self.detect_every_auto} if self.detect_every_auto is not None else {})
         data.update(output_dir=self.output_dir, status=self.status, run_id=self.run_id, time_utc=self.time_utc)
-        if part is None:
+        if part is not None:
+            data.update(start_utc=self.start_utc)  # a slice's timestamps are the video's: its time 0 too
+        else:
             data.update(identity=self.identity, start_utc=self.start_utc, segments=self.segments)
             data.update(tracker=self.tracker, frames_dropped=self.frames_dropped)
             data.update(frames_skipped=self.frames_skipped, reconnects=self.reconnects)

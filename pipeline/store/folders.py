@@ -1,5 +1,6 @@
 """Loading a run folder into a store (``vpipe import``): a run that had no store, a batch's merged
-video folder, or a store made again. Loading a folder twice stores each record once.
+video folder, or a store made again; and a whole ``vpipe batch`` output folder, for a report of it.
+Loading a folder twice stores each record once.
 
 The run is the one its ``summary.json`` names: its ``run_id`` if it has one, else an id made from the
 folder's path (the same each time). Its time 0 is the summary's ``start_utc``, else when its first
@@ -98,9 +99,44 @@ def import_folder(writer: StoreWriter, folder: Path, camera: str | None = None) 
         origin_ms,
         len(slots) if slots is not None else None,
     )
-    last_ms = origin_ms + round(float(summary.get("duration_s") or 0.0) * 1000)
+    # A batch slice's timestamps are its video's: it ends at its end_s, not its duration.
+    last_ms = origin_ms + round(float(summary.get("end_s") or summary.get("duration_s") or 0.0) * 1000)
     writer.begin(run, last_ms, str(summary.get("status", "completed")))
     events = [(int(record.get("seq", index)), record) for index, record in enumerate(records, start=1)]
     batch = Batch(origin_ms, last_ms, events=events, intervals=list(_interval_rows(folder)))
     writer.write(run, batch)
     return len(records)
+
+
+BATCH_SUMMARY = "batch_summary.json"
+
+
+def is_batch_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a ``vpipe batch`` output folder (it has ``batch_summary.json``)."""
+    return (folder / BATCH_SUMMARY).is_file()
+
+
+def import_batch(writer: StoreWriter, folder: Path) -> int:
+    """Store every completed (or truncated) video of the batch in ``folder``, each slice of a split
+    video as a run of its own, all under one camera: the batch folder's name (a batch is taken as one
+    camera's recordings). Returns how many events were stored.
+
+    Raises:
+        SourceError: ``batch_summary.json`` cannot be read.
+    """
+    try:
+        batch = json.loads((folder / BATCH_SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{folder / BATCH_SUMMARY} unreadable: {exc}") from None
+    from pipeline.batch.storage import video_folder
+
+    stored = 0
+    for video in batch.get("videos", []):
+        if video.get("status") not in ("completed", "truncated"):
+            continue
+        video_dir = folder / video_folder(video["video"])
+        runs = [video_dir / part["part"] for part in video.get("parts") or []] or [video_dir]
+        for run_dir in runs:
+            result = import_folder(writer, run_dir, folder.resolve().name)
+            stored += result if isinstance(result, int) else 0
+    return stored

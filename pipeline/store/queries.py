@@ -22,7 +22,7 @@ from pipeline.store.writes import iso_utc
 COUNT_COLUMNS = ["camera", "interval_start", "interval_end", "kind", "name", "direction", "class_name", "count"]
 PARKING_COLUMNS = ["camera", "interval_start", "interval_end", "slots", "occupied", "free", "max_occupied"]
 
-COUNTED_EVENTS = {"line_crossing": "line", "movement": "movement"}
+COUNTED_EVENTS = {"line_crossing": "line", "movement": "movement", "crosswalk_crossing": "crosswalk"}
 """The events a report counts, and the ``kind`` each is counted as (as in ``intervals.csv``)."""
 
 
@@ -70,7 +70,7 @@ class Span:
         return start, end
 
 
-def _watched_bins(db: Database, span: Span, start: int, end: int) -> dict[str, set[int]]:
+def watched_bins(db: Database, span: Span, start: int, end: int) -> dict[str, set[int]]:
     """Per camera, the bins of ``[start, end)`` that a run of it overlaps."""
     where, params = span.camera_filter()
     runs = db.execute(
@@ -97,12 +97,13 @@ def counts(db: Database, span: Span) -> list[dict[str, Any]]:
     kinds = tuple(COUNTED_EVENTS)
     grouped = db.execute(
         "SELECT camera, time_ms / ?, event, name, COALESCE(direction, ''), class_name, COUNT(*) FROM events "
-        f"WHERE event IN (?, ?) AND time_ms >= ? AND time_ms < ?{where} GROUP BY 1, 2, 3, 4, 5, 6",
+        f"WHERE event IN ({', '.join('?' * len(kinds))}) AND time_ms >= ? AND time_ms < ?{where} "
+        "GROUP BY 1, 2, 3, 4, 5, 6",
         [span.interval_ms, *kinds, start, end, *params],
     )
     found: dict[tuple[str, int, tuple[str, str, str]], Counter[str]] = defaultdict(Counter)
     keys: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    bins = _watched_bins(db, span, start, end)
+    bins = watched_bins(db, span, start, end)
     for camera, bin_index, event, name, direction, class_name, count in grouped:
         key = (COUNTED_EVENTS[event], name, direction)
         found[camera, int(bin_index), key][class_name] += count
@@ -118,7 +119,7 @@ def counts(db: Database, span: Span) -> list[dict[str, Any]]:
     rows = []
     for camera in sorted(bins):
         for bin_index in sorted(bins[camera]):
-            head = {"camera": camera, **_bin_times(bin_index, span.interval_ms)}
+            head = {"camera": camera, **bin_times(bin_index, span.interval_ms)}
             for key in sorted(keys[camera]):
                 classes = found.get((camera, bin_index, key), Counter())
                 kind, name, direction = key
@@ -128,7 +129,8 @@ def counts(db: Database, span: Span) -> list[dict[str, Any]]:
     return rows
 
 
-def _bin_times(bin_index: int, interval_ms: int) -> dict[str, str]:
+def bin_times(bin_index: int, interval_ms: int) -> dict[str, str]:
+    """A bin's ``interval_start`` and ``interval_end`` (ISO 8601 UTC)."""
     return {"interval_start": iso_utc(bin_index * interval_ms), "interval_end": iso_utc((bin_index + 1) * interval_ms)}
 
 
@@ -173,7 +175,7 @@ def parking(db: Database, span: Span) -> list[dict[str, Any]]:
         rows.append(
             {
                 "camera": camera,
-                **_bin_times(bin_index, span.interval_ms),
+                **bin_times(bin_index, span.interval_ms),
                 "slots": lot.slots,
                 "occupied": lot.occupied,
                 "free": lot.slots - lot.occupied,

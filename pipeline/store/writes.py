@@ -24,7 +24,7 @@ from pipeline.store.schema import migrate
 SLOT_EVENTS = {"slot_occupied": 1, "slot_free": 0}
 """The events that are a parking slot's state change, and the state each one says."""
 
-NAME_FIELDS = ("line", "zone", "movement", "slot")
+NAME_FIELDS = ("line", "zone", "movement", "slot", "crosswalk")
 """Where an event says what it is about; the store keeps it in one column, ``name``."""
 
 

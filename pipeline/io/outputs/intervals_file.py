@@ -51,10 +51,13 @@ def file_start_epoch_s(source: FrameSource, start_time: str | None) -> float | N
 
 
 def interval_keys(analytics: Analytics) -> list[Key]:
-    """Every line direction and movement between named approaches: the rows of every bin."""
+    """Every line direction, movement between named approaches and crosswalk (direction): the rows of every bin."""
     keys: list[Key] = [("line", line.name, direction) for line in analytics.lines for direction in ("in", "out")]
     if analytics.movements is not None:
         keys += [("movement", movement_name(*pair), "") for pair in analytics.movements.pairs]
+    for crosswalk in analytics.crosswalks:
+        directions = ("in", "out") if crosswalk.polygon is None else ("",)
+        keys += [("crosswalk", crosswalk.name, direction) for direction in directions]
     return keys
 
 

@@ -9,6 +9,7 @@ import csv
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -16,48 +17,72 @@ from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.views import MovementsView
 from pipeline.annotators.movements import MovementAnnotator
 
-MAX_SERIES = 12
-"""Most curves a panel draws (those with the largest values): more make neither a readable plot nor
-a legend that fits."""
+MAX_SERIES = 20
+"""Most curves a panel draws (those with the largest values), each in a colour of its own
+(:data:`PALETTE`): more make neither a readable plot nor a legend that fits."""
+
+PALETTE = [*matplotlib.colormaps["tab20"].colors[0::2], *matplotlib.colormaps["tab20"].colors[1::2]]
+"""20 distinct colours: tab20's ten strong ones first, then their light pairs."""
 
 
-def _largest(rows: list[dict[str, str]], columns: list[str]) -> list[str]:
-    """The ``MAX_SERIES`` columns with the largest values, in their order in the CSV."""
+def _largest(rows: list[dict[str, str]], columns: list[str]) -> tuple[list[str], int]:
+    """The ``MAX_SERIES`` columns with the largest values among those that counted something, in their
+    order in the CSV; and how many counted something."""
     peaks = {column: max(int(row[column]) for row in rows) for column in columns}
-    kept = set(sorted(columns, key=lambda column: -peaks[column])[:MAX_SERIES])
-    return [column for column in columns if column in kept]
+    counted = [column for column in columns if peaks[column] > 0]
+    kept = set(sorted(counted, key=lambda column: -peaks[column])[:MAX_SERIES])
+    return [column for column in counted if column in kept], len(counted)
+
+
+def counts_figure(rows: list[dict[str, str]]) -> Figure | None:
+    """Cumulative line counts per direction and movement, and zone/parking occupancy, against time: only
+    the series that counted something, each in its own colour, the legend beside the axes (in columns
+    when long). A panel with more than ``MAX_SERIES`` such series draws the largest and says how many
+    there are; with nothing counted at all, an empty panel that says so. None without rows or columns."""
+    if not rows:
+        return None
+    columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
+    line_columns = [c for c in columns if c.endswith(("_in", "_out")) or "->" in c]  # crossings, movements
+    level_columns = [c for c in columns if c not in line_columns]
+    panels = [
+        (title, *_largest(rows, cols))
+        for title, cols in (("cumulative crossings", line_columns), ("objects", level_columns))
+        if cols
+    ]
+    if not panels:
+        return None
+    time_s = np.array([float(row["timestamp_s"]) for row in rows])
+    drawn = [(title, shown, counted) for title, shown, counted in panels if shown]
+    if not drawn:  # columns, but nothing counted in them: say so
+        figure = Figure(figsize=(11, 3.4), layout="constrained")
+        axes = figure.add_subplot()
+        axes.set_xlim(time_s[0], max(time_s[-1], time_s[0] + 1))
+        axes.set_title("nothing counted")
+        axes.set_xlabel("video time (s)")
+        return figure
+    panels = drawn
+    figure = Figure(figsize=(11, 3.4 * len(panels)), layout="constrained")
+    for index, (title, shown, counted) in enumerate(panels):
+        axes = figure.add_subplot(len(panels), 1, index + 1)
+        for colour, column in zip(PALETTE, shown, strict=False):
+            axes.step(time_s, [int(row[column]) for row in rows], where="post", label=column, color=colour)
+        axes.set_title(title if len(shown) == counted else f"{title}: the {len(shown)} largest of {counted}")
+        axes.set_xlabel("video time (s)")
+        axes.grid(alpha=0.3)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", ncols=1 + len(shown) // 11)
+    return figure
 
 
 def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
-    """Plot cumulative line counts per direction and zone/parking occupancy against time; a panel with
-    more than ``MAX_SERIES`` columns draws the largest and says how many there are.
+    """Write :func:`counts_figure` of ``counts_csv`` to ``path``.
 
     Returns:
         False (and writes nothing) when the CSV has no rows or no count columns.
     """
     with Path(counts_csv).open(newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    if not rows:
+        figure = counts_figure(list(csv.DictReader(file)))
+    if figure is None:
         return False
-    columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
-    line_columns = [c for c in columns if c.endswith(("_in", "_out")) or "->" in c]  # crossings, movements
-    level_columns = [c for c in columns if c not in line_columns]
-    if not columns:
-        return False
-    time_s = np.array([float(row["timestamp_s"]) for row in rows])
-    panels = [
-        (title, cols) for title, cols in (("cumulative crossings", line_columns), ("objects", level_columns)) if cols
-    ]
-    figure = Figure(figsize=(9, 3.2 * len(panels)), layout="constrained")
-    for index, (title, cols) in enumerate(panels):
-        axes = figure.add_subplot(len(panels), 1, index + 1)
-        shown = _largest(rows, cols)
-        for column in shown:
-            axes.step(time_s, [int(row[column]) for row in rows], where="post", label=column)
-        axes.set_title(title if len(shown) == len(cols) else f"{title}: the {len(shown)} largest of {len(cols)}")
-        axes.set_xlabel("video time (s)")
-        axes.grid(alpha=0.3)
-        axes.legend(loc="upper left", fontsize="small")
     figure.savefig(str(path), dpi=100)
     return True
 
