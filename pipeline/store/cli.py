@@ -19,6 +19,7 @@ from pipeline.durations import parse_duration
 from pipeline.errors import ConfigError, OutputError
 from pipeline.store import STORE_FILE
 from pipeline.store.database import Database, is_postgres
+from pipeline.store.workbook import write_workbook
 
 REPORT_EPILOG = """\
 examples:
@@ -183,18 +184,7 @@ def _write_table(
     """``rows`` as a CSV, JSON or XLSX file (stdout without ``output``)."""
     if kind == "xlsx":
         assert output is not None
-        from openpyxl import Workbook
-
-        workbook = Workbook()
-        sheet = workbook.active
-        sheet.title = title
-        sheet.append(list(columns))
-        for row in rows:
-            sheet.append([row[column] for column in columns])
-        try:
-            workbook.save(output)
-        except OSError as exc:
-            raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+        write_workbook({title: (columns, rows)}, output)
         return
     if kind == "json":
         text = json.dumps(rows, indent=1) + "\n"

@@ -25,6 +25,7 @@ from pipeline.config import Config
 from pipeline.errors import OutputError
 from pipeline.geometry import Point
 from pipeline.store.tmc import PEAK_COLUMNS, Tmc
+from pipeline.store.workbook import write_workbook
 
 DIAGRAM_PX = 800
 """The diagram's width and height in pixels."""
@@ -112,7 +113,7 @@ def write_tmc(result: Tmc, output: Path, kind: str, directions: Mapping[str, Poi
     tables = {"tmc": (columns, result.rows()), "peak_hour": (PEAK_COLUMNS, result.peak_rows())}
     written = []
     if kind == "xlsx":
-        _write_workbook(tables, output)
+        write_workbook(tables, output)
         written.append(output)
     else:
         for name, (table_columns, rows) in tables.items():
@@ -130,22 +131,6 @@ def write_tmc(result: Tmc, output: Path, kind: str, directions: Mapping[str, Poi
         write_diagram(volumes, directions, f"{camera}: vehicles per turn, {when}", path)
         written.append(path)
     return written
-
-
-def _write_workbook(tables: Mapping[str, tuple[list[str], list[dict[str, Any]]]], output: Path) -> None:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    for title, (columns, rows) in tables.items():
-        sheet = workbook.create_sheet(title)
-        sheet.append(columns)
-        for row in rows:
-            sheet.append([row[column] for column in columns])
-    try:
-        workbook.save(output)
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _write_csv(columns: list[str], rows: list[dict[str, Any]], path: Path) -> None:
