@@ -394,3 +394,23 @@ def test_a_store_on_a_disk_that_fills_mid_run_fails_the_run_and_keeps_every_batc
     events = read_events(out)
     assert 0 < len(stored) < len(events), "stopped mid-run, with what it had committed"
     assert [(seq, json.loads(record)) for seq, record in stored] == list(enumerate(events[: len(stored)], start=1))
+
+
+def test_an_event_on_a_runs_last_frame_is_inside_the_runs_span(tmp_path: Path):
+    # The frame is at 2.17345 s (2173 ms after the run's start, rounded); its record says 2.1735 s,
+    # as events.jsonl writes it (4 decimals), which is 2174 ms: the run must reach that far.
+    from pipeline.store.queries import Span, counts, open_for_reading
+    from pipeline.store.sink import StoreSink
+
+    target = str(tmp_path / "store.sqlite")
+    sink = StoreSink(target, "cam", "clip.mp4", str(tmp_path), start_epoch_s=1_000_000.0)
+    record = {"event": "line_crossing", "frame_index": 7, "timestamp_s": 2.1735, "line": "main", "direction": "in",
+              "track_id": 1, "class_name": "car", "seq": 1}  # fmt: skip
+    sink.write([record], 2.17345)
+    sink.end("completed")
+    with closing(open_for_reading(target)) as db:
+        rows = counts(db, Span(None, None, 60_000))
+    assert [(row["name"], row["direction"], row["class_name"], row["count"]) for row in rows] == [
+        ("main", "in", "all", 1),
+        ("main", "in", "car", 1),
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.closing import Closing
 from pipeline.concurrency import BackgroundWorker
 from pipeline.errors import OutputError
-from pipeline.store.writes import Batch, RunInfo, StoreWriter
+from pipeline.store.writes import Batch, RunInfo, StoreWriter, record_time_ms
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,12 @@ class StoreSink(Closing):
         if self._origin_ms is None:  # the first frame: the run's time 0 is now, or the file's start
             start_s = self._start_epoch_s if self._start_epoch_s is not None else self._clock() - timestamp_s
             self._origin_ms = self._run.started_ms = round(start_s * 1000)
+        records = list(records)
         self.write_records(records)
-        self._last_ms = max(self._last_ms, self._origin_ms + round(timestamp_s * 1000))
+        # A record's time is from its timestamp_s as written (rounded to 0.1 ms): the run's span must
+        # hold it, or a report up to the run's end would leave out the last frame's events.
+        frame_ms = [record_time_ms(record, self._origin_ms) for record in records if "timestamp_s" in record]
+        self._last_ms = max(self._last_ms, self._origin_ms + round(timestamp_s * 1000), *frame_ms)
         if self._events or self._intervals or self._clock() - self._last_submit >= REFRESH_S:
             self._submit()
 
