@@ -12,7 +12,10 @@ from typing import Any
 
 class DiskQueue:
     """A FIFO of JSON records in one append-only file, consumed from an offset; the file is
-    emptied whenever the consumer has caught up, and holds at most ``max_bytes``. The records a file
+    emptied whenever the consumer has caught up, and holds at most ``max_bytes``. Once a record did
+    not fit, later ones are dropped too until the queue is at most half full, so what it holds is a
+    run of consecutive records and each outage leaves one gap, not a smaller record here and there
+    after a larger one was dropped. The records a file
     already holds (an earlier run's, not delivered) come first. The offset is kept in memory only: a
     process killed while catching up leaves records it delivered since it last caught up, to be
     delivered again (at least once).
@@ -32,12 +35,19 @@ class DiskQueue:
         '{"a":4}\\n'
         >>> DiskQueue(queue.path, max_bytes=1000).peek()  # the next run's queue starts with it
         {'a': 4}
+        >>> small = DiskQueue(Path(tempfile.mkdtemp()) / "q.jsonl", max_bytes=26)  # 8 bytes a record
+        >>> [small.put(record) for record in ({"a": 1}, {"a": 2}, {"a": "longer"}, {"a": 4})]  # 4 would fit
+        [True, True, False, False]
+        >>> small.pop(); small.put({"a": 5}), small.dropped  # 8 bytes held of 26: room again
+        (True, 2)
     """
 
     def __init__(self, path: Path, max_bytes: float) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.dropped = 0
+        self._overflowing = False
+        """A record was dropped and the queue has not drained to half full since."""
         self._lock = threading.Lock()
         self._offset = 0
         self._size = 0
@@ -54,7 +64,10 @@ class DiskQueue:
         """Append ``record``; False (and counted as dropped) if the queue is full."""
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            if self._size - self._offset + len(line) > self.max_bytes:
+            held = self._size - self._offset
+            self._overflowing = self._overflowing and held > self.max_bytes / 2
+            if self._overflowing or held + len(line) > self.max_bytes:
+                self._overflowing = True
                 self.dropped += 1
                 return False
             if self._file is None:
