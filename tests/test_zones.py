@@ -84,7 +84,14 @@ def test_analytics_summary_matches_counters():
     events = analytics.update(frame_of((1, 200, 250, "car")), 1, 0.1)
     assert sorted(e.to_record()["event"] for e in events) == ["line_crossing", "zone_enter"]
     summary = analytics.summary(end_s=0.2)
-    assert summary.lines["h"] == {"in": {"car": 1}, "out": {}, "in_total": 1, "out_total": 0}
+    assert summary.lines["h"] == {
+        "in": {"car": 1},
+        "out": {},
+        "in_total": 1,
+        "out_total": 0,
+        "in_by_group": {"cars": 1},  # a car is in the default group "cars"
+        "out_by_group": {},
+    }
     zone = summary.zones["z"]
     assert (zone["max_count"], zone["mean_count"], zone["enters"], zone["inside_at_end"]) == (1, 0.5, 1, {"1": 0.1})
     assert analytics.row() == {"h_in": 1, "h_out": 0, "z_count": 1}
