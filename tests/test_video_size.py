@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from pipeline.analytics.views import AnalyticsView, LineView, ZoneView
+from pipeline.analytics.views import AnalyticsView, LineView, MovementsView, ZoneView
 from pipeline.annotators.frame import FrameAnnotator
-from pipeline.annotators.scaled import draw_at_size, scaled_detections, video_size
+from pipeline.annotators.scaled import draw_at_size, scaled_detections, scaled_view, video_size
 from pipeline.config import Config, DrawConfig
 from pipeline.evaluation import load_counted
 from pipeline.io.outputs.sinks import H264VideoSink
@@ -116,3 +116,17 @@ def test_a_1080p_video_is_written_at_video_width_with_the_same_counts(clip_1080p
     assert rows["default"] == rows["full"]
     summaries = {name: json.loads((out / "summary.json").read_text())["lines"] for name, out in outputs.items()}
     assert summaries["default"] == summaries["full"]
+
+
+def test_approaches_and_their_gates_are_scaled_with_the_frame():
+    gate = np.array([[100.0, 400.0], [300.0, 400.0]])
+    view = AnalyticsView(
+        movements=MovementsView(
+            {"N": np.array([[0.0, 0.0], [200.0, 0.0], [200.0, 200.0]])}, {("N", "S"): 2}, {"N": gate}
+        )
+    )
+    scaled = scaled_view(view, (0.5, 0.25)).movements
+    assert scaled is not None
+    assert scaled.approaches["N"].tolist() == [[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]]
+    assert scaled.gates["N"].tolist() == [[50.0, 100.0], [150.0, 100.0]]
+    assert scaled.counts == {("N", "S"): 2}

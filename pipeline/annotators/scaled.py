@@ -46,7 +46,7 @@ def scaled_detections(detections: sv.Detections, size: tuple[int, int], scale: t
 
 
 def scaled_view(view: AnalyticsView, scale: tuple[float, float]) -> AnalyticsView:
-    """``view`` with its lines, zones, bays and approaches multiplied by ``scale`` (x, y).
+    """``view`` with its lines, zones, bays, approaches and gates multiplied by ``scale`` (x, y).
 
     Example:
         >>> from pipeline.analytics.views import LineView
@@ -66,7 +66,11 @@ def scaled_view(view: AnalyticsView, scale: tuple[float, float]) -> AnalyticsVie
         parking = ParkingView({k: p * factor for k, p in parking.polygons.items()}, parking.occupied)
     movements = view.movements
     if movements is not None:
-        movements = MovementsView({k: p * factor for k, p in movements.approaches.items()}, movements.counts)
+        movements = MovementsView(
+            {k: p * factor for k, p in movements.approaches.items()},
+            movements.counts,
+            {k: g * factor for k, g in movements.gates.items()},
+        )
     return AnalyticsView(lines, zones, parking, movements)
 
 
