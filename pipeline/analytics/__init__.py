@@ -194,11 +194,11 @@ class Analytics:
 
     def view(self) -> AnalyticsView:
         """A frozen snapshot of what the overlays draw, safe to hand to another thread."""
-        return snapshot(self.lines, self.zones, self.parking, self.movements)
+        return snapshot(self.lines, self.zones, self.parking, self.movements, self.crosswalks)
 
     def movements_view(self) -> MovementsView | None:
-        """The approaches and the counts between them, for the origin-destination overlay."""
-        return movements_snapshot(self.movements)
+        """The approaches, the counts between them and the crosswalks, for the origin-destination overlay."""
+        return movements_snapshot(self.movements, self.crosswalks)
 
     @property
     def columns(self) -> list[str]:

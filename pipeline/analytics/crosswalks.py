@@ -81,6 +81,14 @@ class CrosswalkCounter:
         self.counts: Counter[Direction | None] = Counter()
 
     @property
+    def points(self) -> list[Point]:
+        """Where it is on the image: the line's two points, or the polygon's."""
+        if self._line is not None:
+            return [self._line.start, self._line.end]
+        assert self.polygon is not None
+        return [(float(x), float(y)) for x, y in self.polygon]
+
+    @property
     def tracks_held(self) -> int:
         return len(self._visits) + (self._line.tracks_held if self._line is not None else 0)
 
