@@ -102,3 +102,12 @@ def test_a_crosswalk_is_drawn_with_its_name_and_count_and_its_label_clear_of_the
         assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     kerb_label = annotator.label_boxes[2]
     assert kerb_label[0] < 350 < kerb_label[2] and kerb_label[1] < 100 < kerb_label[3]  # at the line's middle
+
+
+def test_counts_plot_puts_crosswalks_with_the_cumulative_counts_and_zones_with_the_levels():
+    columns = {"main_in": 4, "main_out": 0, "N->S": 2, "ped_zebra": 3, "ped_kerb_in": 0, "ped_kerb_out": 2}
+    figure = counts_figure(_rows({**columns, "yard_count": 1, "slots_occupied": 2, "slots_free": 0}))
+    assert figure is not None and len(figure.axes) == 2
+    cumulative, levels = ([line.get_label() for line in axes.get_lines()] for axes in figure.axes)
+    assert cumulative == ["main_in", "N->S", "ped_zebra", "ped_kerb_out"]  # what counted something, in CSV order
+    assert levels == ["yard_count", "slots_occupied"]

@@ -203,12 +203,14 @@ class Analytics:
     @property
     def columns(self) -> list[str]:
         """The analytics columns of ``counts.csv``: ``<line>_in, <line>_out`` per line, ``<zone>_count``
-        per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included), then
-        ``slots_occupied, slots_free`` with parking."""
+        per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included),
+        ``ped_<crosswalk>_in, ped_<crosswalk>_out`` per crosswalk line and ``ped_<crosswalk>`` per
+        crosswalk polygon, then ``slots_occupied, slots_free`` with parking."""
         columns = [f"{line.name}_{direction}" for line in self.lines for direction in ("in", "out")]
         columns += [f"{zone.name}_count" for zone in self.zones]
         if self.movements is not None:
             columns += [movement_name(*pair) for pair in self.movements.pairs]
+        columns += list(self._crosswalk_columns())
         if self.parking is not None:
             columns += ["slots_occupied", "slots_free"]
         return columns
@@ -221,9 +223,21 @@ class Analytics:
         row.update({f"{zone.name}_count": zone.count for zone in self.zones})
         if self.movements is not None:
             row.update({movement_name(*pair): self.movements.total(*pair) for pair in self.movements.pairs})
+        row.update(self._crosswalk_columns())
         if self.parking is not None:
             row["slots_occupied"], row["slots_free"] = self.parking.occupied_count, self.parking.free_count
         return row
+
+    def _crosswalk_columns(self) -> dict[str, int]:
+        """Pedestrians counted so far per crosswalk polygon, and per direction across a crosswalk line."""
+        columns = {}
+        for crosswalk in self.crosswalks:
+            if crosswalk.polygon is None:
+                for direction in ("in", "out"):
+                    columns[f"ped_{crosswalk.name}_{direction}"] = crosswalk.counts[direction]
+            else:
+                columns[f"ped_{crosswalk.name}"] = crosswalk.counts[None]
+        return columns
 
     def zone_counts(self) -> dict[str, int]:
         """Objects inside each zone on the last frame."""
