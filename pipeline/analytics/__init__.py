@@ -257,7 +257,9 @@ class Analytics:
             zones={zone.name: _zone_summary(zone, end_s) for zone in self.zones},
             movements=self.movements.summary(self.groups) if self.movements is not None else None,
             parking=self.parking.summary(end_s) if self.parking is not None else None,
-            crosswalks={c.name: _crosswalk_summary(c) for c in self.crosswalks} if self.crosswalks else None,
+            crosswalks={c.name: crosswalk_summary(c.counts, c.polygon is None) for c in self.crosswalks}
+            if self.crosswalks
+            else None,
         )
 
     def inside_at_end(self, end_s: float) -> dict[str, dict[str, float]]:
@@ -363,11 +365,16 @@ def _line_summary(line: LineCounter, speeds: LineSpeeds | None, groups: ClassGro
     return entry
 
 
-def _crosswalk_summary(crosswalk: CrosswalkCounter) -> dict[str, Any]:
-    """A crosswalk's pedestrians: in all, and per direction across a line."""
-    entry: dict[str, Any] = {"total": sum(crosswalk.counts.values())}
-    if crosswalk.polygon is None:
-        entry.update({direction: crosswalk.counts[direction] for direction in ("in", "out")})
+def crosswalk_summary(counts: Mapping[str | None, int], is_line: bool) -> dict[str, int]:
+    """A crosswalk's entry in ``summary.json``: its pedestrians in all, and per direction across a line.
+
+    Example:
+        >>> crosswalk_summary({"in": 2, "out": 1}, is_line=True)
+        {'total': 3, 'in': 2, 'out': 1}
+    """
+    entry = {"total": sum(counts.values())}
+    if is_line:
+        entry.update({direction: counts.get(direction, 0) for direction in ("in", "out")})
     return entry
 
 
