@@ -188,7 +188,7 @@ class Analytics:
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution by (sx, sy); every count and state is kept."""
-        for counter in [*self.lines, *self.zones, self.parking, self.speed, self.movements]:
+        for counter in [*self.lines, *self.zones, *self.crosswalks, self.parking, self.speed, self.movements]:
             if counter is not None:
                 counter.rescale(sx, sy)
 
