@@ -30,13 +30,14 @@ import av
 import pytest
 import yaml
 
-from pipeline.analytics import Counts
-from pipeline.analytics.events import Movement
+from pipeline.analytics import Analytics, Counts
+from pipeline.analytics.events import CrosswalkCrossing, Movement
 from pipeline.analytics.tally import SliceTally
 from pipeline.batch.manifest import MANIFEST_NAME, ItemRecord, Manifest
 from pipeline.batch.slicing import plan_slices, probe_timestamps
 from pipeline.batch.storage import OutputFolder, list_inputs
 from pipeline.batch.summaries import merge_slices
+from pipeline.config import load_config
 from pipeline.durations import format_duration, parse_duration
 from pipeline.errors import SourceError
 from pipeline.io.outputs.sinks import H264VideoSink
@@ -535,3 +536,31 @@ def test_slices_count_movements_and_the_video_adds_them_up():
         }
     }
     assert "movements" not in merge_slices([slice_summary(10, 10.0, SliceTally([], [], lanes={}).summary())]).to_json()
+
+
+def test_slices_count_crosswalk_pedestrians_and_the_video_adds_them_up():
+    """A slice counts the pedestrians of its counted frames per crosswalk (and direction across a line,
+    zeros included); the video's summary adds them up."""
+    config = load_config(
+        None,
+        {
+            "movements": {
+                "crosswalks": [
+                    {"name": "zebra", "polygon": [[0, 0], [100, 0], [100, 20], [0, 20]]},
+                    {"name": "kerb", "line": [[200, 100], [200, 140]]},
+                ]
+            }
+        },
+    )
+
+    def walk(name: str, direction: str | None) -> CrosswalkCrossing:
+        return CrosswalkCrossing(100, 4.0, name, direction, track_id=1, class_name="person")
+
+    first = SliceTally.for_analytics(Analytics.for_run(config))
+    second = SliceTally.for_analytics(Analytics.for_run(config))
+    first.add([walk("zebra", None), walk("kerb", "in"), walk("kerb", "in")], zone_counts={})
+    second.add([walk("zebra", None), walk("zebra", None), walk("kerb", "out")], zone_counts={})
+    assert first.summary().crosswalks == {"zebra": {"total": 1}, "kerb": {"total": 2, "in": 2, "out": 0}}
+    merged = merge_slices([slice_summary(10, 10.0, first.summary()), slice_summary(10, 10.0, second.summary())])
+    assert merged.to_json()["crosswalks"] == {"zebra": {"total": 3}, "kerb": {"total": 3, "in": 2, "out": 1}}
+    assert "crosswalks" not in merge_slices([slice_summary(10, 10.0, SliceTally([], [], lanes={}).summary())]).to_json()

@@ -136,6 +136,61 @@ def test_a_line_drawn_and_flipped_in_the_browser_counts_like_the_bundled_config(
     assert (edited["in_total"], edited["out_total"]) == (len(truth), 0) == (11, 0)
 
 
+def test_approaches_with_a_flipped_gate_and_a_crosswalk_are_saved_where_they_were_drawn(editing):
+    page, config = editing
+    # a pedestrian class kept, as crosswalks need (the page read the file already: saving merges into it)
+    config.write_text(config.read_text().replace("classes: [car, motorcycle,", "classes: [person, car, motorcycle,"))
+    page.press("[data-tool=approach]")  # "far": where vehicles come from, up the carriageway
+    for corner in [(250, 180), (720, 180), (760, 240), (220, 240)]:
+        page.click(*corner)
+    page.press("#finish")
+    page.type_into("name", "far")
+    page.press("[data-tool=gate]")  # its gate, the approach being selected: left to right, the junction below
+    page.click(230, 250)
+    page.click(750, 250)
+    page.drag((720, 180), (700, 175))
+
+    page.click(60, 520)  # nothing there: nothing selected, so the next gate is a new approach
+    page.press("[data-tool=gate]")
+    page.click(150, 420)  # left to right: "far" lies on its left, the wrong way round for a way out
+    page.click(830, 420)
+    page.type_into("name", "near")
+    page.press("[data-tool=walk-line]")
+    page.click(100, 470)
+    page.click(100, 520)
+    page.type_into("name", "zebra")
+
+    before = config.read_bytes()
+    text, kind = page.save()
+    assert kind == "error"
+    assert f"{config}: movements: approaches[1].gate (near): every other approach lies on its left" in text
+    assert config.read_bytes() == before
+
+    page.script("[...document.querySelectorAll('#list-approaches li')].find(li => li.textContent === 'near').click()")
+    page.press("#flip")
+    text, kind = page.save()
+    assert kind == "ok", text
+    assert "2 approaches, 1 crosswalk" in text
+    movements = yaml.safe_load(config.read_text())["movements"]
+    assert movements == {
+        "approaches": [
+            {
+                "name": "far",
+                "polygon": [[250, 180], [700, 175], [760, 240], [220, 240]],
+                "gate": [[230, 250], [750, 250]],
+            },
+            {"name": "near", "gate": [[830, 420], [150, 420]]},
+        ],
+        "crosswalks": [{"name": "zebra", "line": [[100, 470], [100, 520]]}],
+    }
+    loaded = load_config(config).movements  # as vpipe run reads it
+    assert [(a.name, a.gate) for a in loaded.approaches] == [
+        ("far", [(230, 250), (750, 250)]),
+        ("near", [(830, 420), (150, 420)]),
+    ]
+    assert [(c.name, c.line, c.polygon) for c in loaded.crosswalks] == [("zebra", [(100, 470), (100, 520)], None)]
+
+
 def perspective_bays(quad: list[tuple[float, float]], columns: int) -> np.ndarray:
     """A row of bays cut at equal steps on the ground: the unit square mapped onto ``quad``."""
     square = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])

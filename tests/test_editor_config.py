@@ -148,6 +148,90 @@ def test_normalised_coordinates_convert_every_point_including_speed_image_points
     assert again["coordinates"] == "pixels" and again["speed"]["image_points"][2] == [700, 500]
 
 
+MOVEMENTS = """\
+movements:   # the junction
+  min_outside_s: 0.8   # slow U-turns here
+  approaches:
+    # the north leg
+    - name: North
+      polygon: [[400, 0], [560, 0], [560, 100], [400, 100]]
+      gate: [[400, 100], [560, 100]]   # the stop line
+    - name: South   # gate only
+      gate: [[560, 500], [400, 500]]
+  crosswalks:
+    - {name: zebra, line: [[380, 120], [380, 160]]}   # across the west kerb
+"""
+
+
+def test_approaches_and_crosswalks_round_trip_with_their_comments_and_other_keys():
+    geometry = geometry_of(CONFIG + MOVEMENTS)
+    assert geometry.approaches == [
+        {
+            "name": "North",
+            "src": 0,
+            "polygon": [[400, 0], [560, 0], [560, 100], [400, 100]],
+            "gate": [[400, 100], [560, 100]],
+        },
+        {"name": "South", "src": 1, "polygon": None, "gate": [[560, 500], [400, 500]]},
+    ]
+    assert geometry.crosswalks == [{"name": "zebra", "src": 0, "line": [[380, 120], [380, 160]], "polygon": None}]
+
+    north, south = geometry.approaches
+    north["gate"] = None  # the polygon alone now
+    north["polygon"][2] = [570, 110]
+    south["gate"].reverse()  # flipped
+    south["polygon"] = [[400, 500], [560, 500], [560, 540], [400, 540]]
+    geometry.approaches.append({"name": "West", "polygon": None, "gate": [[0, 300], [0, 200]], "src": None})
+    geometry.crosswalks.append(
+        {"name": "east", "line": None, "polygon": [[600, 200], [640, 200], [640, 300]], "src": None}
+    )
+    text = write_back(CONFIG + MOVEMENTS, geometry)
+    for comment in (
+        "# the junction",
+        "# slow U-turns here",
+        "# the north leg",
+        "# gate only",
+        "# across the west kerb",
+    ):
+        assert comment in text, comment
+    assert "# the stop line" not in text  # it went with the gate
+    movements = yaml.safe_load(text)["movements"]
+    assert movements["min_outside_s"] == 0.8
+    assert movements["approaches"] == [
+        {"name": "North", "polygon": [[400, 0], [560, 0], [570, 110], [400, 100]]},
+        {
+            "name": "South",
+            "gate": [[400, 500], [560, 500]],
+            "polygon": [[400, 500], [560, 500], [560, 540], [400, 540]],
+        },
+        {"name": "West", "gate": [[0, 300], [0, 200]]},
+    ]
+    assert movements["crosswalks"] == [
+        {"name": "zebra", "line": [[380, 120], [380, 160]]},
+        {"name": "east", "polygon": [[600, 200], [640, 200], [640, 300]]},
+    ]
+    assert yaml.safe_load(text)["lines"] == yaml.safe_load(CONFIG)["lines"]
+
+
+def test_approaches_and_crosswalks_are_written_in_the_files_unit_and_create_the_section():
+    geometry = geometry_of(CONFIG)
+    assert geometry.approaches == [] and geometry.crosswalks == []
+    geometry.coordinates = "normalized"
+    geometry.approaches += [
+        {"name": "A", "polygon": [[0, 0], [96, 0], [96, 54]], "gate": None, "src": None},
+        {"name": "B", "polygon": None, "gate": [[480, 540], [960, 270]], "src": None},
+    ]
+    geometry.crosswalks.append({"name": "C", "line": [[480, 0], [480, 54]], "polygon": None, "src": None})
+    movements = yaml.safe_load(write_back(CONFIG, geometry))["movements"]
+    assert movements == {
+        "approaches": [
+            {"name": "A", "polygon": [[0, 0], [0.1, 0], [0.1, 0.1]]},
+            {"name": "B", "gate": [[0.5, 1], [1, 0.5]]},
+        ],
+        "crosswalks": [{"name": "C", "line": [[0.5, 0], [0.5, 0.1]]}],
+    }
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     path = tmp_path / "site.yaml"
@@ -183,6 +267,33 @@ def test_an_edit_vpipe_run_would_reject_raises_and_writes_nothing(site: Path):
     page["lines"][1]["end"] = [60, 400]
     assert editor.save(page) == f"saved 2 lines, 1 zone, 0 slots to {site} (pixels)"
     assert load_config(site).lines[1].end == (60.0, 400.0)
+
+
+def test_a_wrong_way_gate_or_a_single_approach_is_refused_and_writes_nothing(tmp_path: Path):
+    site = tmp_path / "site.yaml"
+    site.write_text(CONFIG.replace("  classes: [car, truck]\n", ""))  # a person class kept: crosswalks count
+    editor = ConfigEditor(site, WIDTH, HEIGHT)
+    before = site.read_bytes()
+    north = {"name": "N", "polygon": [[400, 0], [560, 0], [560, 100], [400, 100]], "gate": None}
+    south = {"name": "S", "polygon": None, "gate": [[400, 500], [560, 500]]}  # the intersection on its left
+    with pytest.raises(
+        ConfigError, match=r"site\.yaml: .*approaches\[1\]\.gate \(S\): every other approach lies on its left"
+    ):
+        editor.save({"coordinates": "pixels", "approaches": [north, south]})
+    with pytest.raises(ConfigError, match=r"site\.yaml: movements.*a movement needs at least 2 approaches"):
+        editor.save({"coordinates": "pixels", "approaches": [north]})
+    assert site.read_bytes() == before
+
+    south["gate"].reverse()
+    walk = {"name": "W", "line": [[380, 120], [380, 160]], "polygon": None}
+    message = editor.save({"coordinates": "pixels", "approaches": [north, south], "crosswalks": [walk]})
+    assert message == f"saved 0 lines, 0 zones, 0 slots, 2 approaches, 1 crosswalk to {site} (pixels)"
+    loaded = load_config(site).movements
+    assert [(a.name, a.polygon, a.gate) for a in loaded.approaches] == [
+        ("N", [(400, 0), (560, 0), (560, 100), (400, 100)], None),
+        ("S", None, [(560, 500), (400, 500)]),
+    ]
+    assert [(c.name, c.line) for c in loaded.crosswalks] == [("W", [(380, 120), (380, 160)])]
 
 
 def test_saving_creates_a_missing_config_that_loads(tmp_path: Path):

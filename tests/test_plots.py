@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 from matplotlib.colors import to_rgba
 
-from pipeline.analytics.views import MovementsView
+from pipeline.analytics.views import CrosswalkView, MovementsView
 from pipeline.annotators.movements import MovementAnnotator
 from pipeline.io.outputs.plots import MAX_SERIES, counts_figure
 
@@ -81,3 +81,33 @@ def test_a_gate_is_drawn_with_an_arrow_to_its_in_side():
     name = next(box for box in annotator.label_boxes if box[4] == "N")
     assert name[3] < 200  # its name on the side vehicles come from
     assert scene[212, 200].any() and not scene[name[3] + 2 : 196, 190:211].any()  # the arrow, on the in side only
+
+
+def test_a_crosswalk_is_drawn_with_its_name_and_count_and_its_label_clear_of_the_others():
+    """A crosswalk polygon and a crosswalk line on a black frame, and an approach whose name falls where
+    the polygon's label does: the outlines in white where they are and nowhere else, every label apart."""
+    zebra = np.array([[100.0, 300.0], [300.0, 300.0], [300.0, 340.0], [100.0, 340.0]])
+    kerb = np.array([[350.0, 50.0], [350.0, 150.0]])
+    walks = (CrosswalkView("zebra", zebra, False, 2), CrosswalkView("kerb", kerb, True, 0))
+    approach = np.array([[150.0, 308.0], [250.0, 308.0], [250.0, 390.0], [150.0, 390.0]])  # its name at y=320
+    annotator = MovementAnnotator()
+    scene = annotator.annotate(np.zeros((400, 400, 3), np.uint8), MovementsView({"S": approach}, {}, crosswalks=walks))
+    white = (scene >= 200).all(axis=2)
+    assert white[300, 110] and white[340, 290] and white[320, 100] and white[320, 300]  # the polygon's sides
+    assert white[60, 350] and white[140, 350]  # the line
+    assert not scene[270, 110].any() and not scene[60, 330].any()  # beside them: nothing
+    texts = [box[4] for box in annotator.label_boxes]
+    assert texts == ["S", "zebra 2", "kerb 0"]
+    for a, b in itertools.combinations(annotator.label_boxes, 2):
+        assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    kerb_label = annotator.label_boxes[2]
+    assert kerb_label[0] < 350 < kerb_label[2] and kerb_label[1] < 100 < kerb_label[3]  # at the line's middle
+
+
+def test_counts_plot_puts_crosswalks_with_the_cumulative_counts_and_zones_with_the_levels():
+    columns = {"main_in": 4, "main_out": 0, "N->S": 2, "ped_zebra": 3, "ped_kerb_in": 0, "ped_kerb_out": 2}
+    figure = counts_figure(_rows({**columns, "yard_count": 1, "slots_occupied": 2, "slots_free": 0}))
+    assert figure is not None and len(figure.axes) == 2
+    cumulative, levels = ([line.get_label() for line in axes.get_lines()] for axes in figure.axes)
+    assert cumulative == ["main_in", "N->S", "ped_zebra", "ped_kerb_out"]  # what counted something, in CSV order
+    assert levels == ["yard_count", "slots_occupied"]

@@ -214,3 +214,71 @@ def test_crosswalks_without_a_pedestrian_class_kept_are_refused(tmp_path):
         ConfigError, match=r"walk.yaml: movements.crosswalks: model.classes keeps no pedestrian class \(person\)"
     ):
         load_config(path_)
+
+
+def test_counts_csv_has_a_cumulative_column_per_crosswalk_and_direction_and_the_overlay_its_count():
+    """Crosswalks without approaches: a polygon and a line, three pedestrians walking across both (two
+    one way, one the other) and a car that drives the same path (never counted there)."""
+    config = load_config(
+        None,
+        {
+            "movements": {
+                "crosswalks": [
+                    {"name": "zebra", "polygon": [list(p) for p in ZEBRA]},
+                    {"name": "kerb", "line": [[200, 100], [200, 140]]},
+                ]
+            }
+        },
+    )
+    analytics = Analytics.for_run(config)
+    assert analytics.columns == ["ped_zebra", "ped_kerb_in", "ped_kerb_out"]
+    there = [(140 + 10 * i, 120) for i in range(13)]
+    walks = [(1, "person", there), (2, "person", list(reversed(there))), (3, "car", there), (4, "person", there)]
+    events, rows, frame_index = [], [], 0
+    for track_id, class_name, points in walks:
+        for point in points + [None] * 40:
+            detections = frame_of() if point is None else frame_of((track_id, *point, class_name))
+            events += analytics.update(detections, frame_index, frame_index / FPS)
+            rows.append(analytics.row())
+            frame_index += 1
+    crossings = [e for e in events if e.to_record()["event"] == "crosswalk_crossing"]
+    assert len(crossings) == len(events) == 6
+    assert rows[-1] == {
+        "ped_zebra": sum(e.crosswalk == "zebra" for e in crossings),
+        "ped_kerb_in": sum(e.crosswalk == "kerb" and e.direction == "in" for e in crossings),
+        "ped_kerb_out": sum(e.crosswalk == "kerb" and e.direction == "out" for e in crossings),
+    }
+    assert rows[-1] == {"ped_zebra": 3, "ped_kerb_in": 1, "ped_kerb_out": 2}
+    assert rows[0] == {"ped_zebra": 0, "ped_kerb_in": 0, "ped_kerb_out": 0}  # cumulative from nothing
+    view = analytics.movements_view()  # what movements.png draws: crosswalks, no approaches
+    assert view is not None and view.approaches == {}
+    assert [(w.name, w.is_line, w.count) for w in view.crosswalks] == [("zebra", False, 3), ("kerb", True, 3)]
+    frame_view = analytics.view().movements  # what the annotated video draws
+    assert frame_view is not None and [w.count for w in frame_view.crosswalks] == [3, 3]
+
+
+def test_crosswalks_follow_a_change_of_the_sources_resolution():
+    """The source doubles its resolution: two pedestrians walking across where the crosswalks now are
+    count, one on their old pixels does not, nor one lost a quarter of the way across the doubled crosswalk
+    (half its new length is the walk that counts), and the overlay draws them at their new place."""
+    crosswalks = [
+        {"name": "zebra", "polygon": [list(p) for p in ZEBRA]},
+        {"name": "kerb", "line": [[200, 100], [200, 140]]},
+    ]
+    analytics = Analytics.for_run(load_config(None, {"movements": {"crosswalks": crosswalks}}))
+    analytics.rescale(2.0, 2.0)
+    now = [(280 + 20 * i, 240) for i in range(13)]
+    walks = [(1, now), (2, [(140 + 10 * i, 120) for i in range(13)]), (3, now), (4, now[:5])]  # 4: 60 px of 200
+    frame_index = 0
+    for track_id, points in walks:
+        for point in points + [None] * 40:
+            detections = frame_of() if point is None else frame_of((track_id, *point, "person"))
+            analytics.update(detections, frame_index, frame_index / FPS)
+            frame_index += 1
+    assert analytics.row() == {"ped_zebra": 2, "ped_kerb_in": 0, "ped_kerb_out": 2}
+    view = analytics.movements_view()
+    assert view is not None
+    assert [w.points.tolist() for w in view.crosswalks] == [
+        [[300, 220], [500, 220], [500, 260], [300, 260]],
+        [[400, 200], [400, 280]],
+    ]

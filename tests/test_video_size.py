@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from pipeline.analytics.views import AnalyticsView, LineView, MovementsView, ZoneView
+from pipeline.analytics.views import AnalyticsView, CrosswalkView, LineView, MovementsView, ZoneView
 from pipeline.annotators.frame import FrameAnnotator
 from pipeline.annotators.scaled import draw_at_size, scaled_detections, scaled_view, video_size
 from pipeline.config import Config, DrawConfig
@@ -130,3 +130,12 @@ def test_approaches_and_their_gates_are_scaled_with_the_frame():
     assert scaled.approaches["N"].tolist() == [[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]]
     assert scaled.gates["N"].tolist() == [[50.0, 100.0], [150.0, 100.0]]
     assert scaled.counts == {("N", "S"): 2}
+
+
+def test_crosswalks_are_scaled_with_the_frame():
+    walk = CrosswalkView("zebra", np.array([[100.0, 400.0], [300.0, 400.0], [300.0, 440.0]]), False, 3)
+    view = AnalyticsView(movements=MovementsView({}, {}, crosswalks=(walk,)))
+    scaled = scaled_view(view, (0.5, 0.25)).movements
+    assert scaled is not None and len(scaled.crosswalks) == 1
+    assert scaled.crosswalks[0].points.tolist() == [[50.0, 100.0], [150.0, 100.0], [150.0, 110.0]]
+    assert (scaled.crosswalks[0].name, scaled.crosswalks[0].is_line, scaled.crosswalks[0].count) == ("zebra", False, 3)

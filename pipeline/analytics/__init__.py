@@ -188,27 +188,29 @@ class Analytics:
 
     def rescale(self, sx: float, sy: float) -> None:
         """Follow a change of the source's resolution by (sx, sy); every count and state is kept."""
-        for counter in [*self.lines, *self.zones, self.parking, self.speed, self.movements]:
+        for counter in [*self.lines, *self.zones, *self.crosswalks, self.parking, self.speed, self.movements]:
             if counter is not None:
                 counter.rescale(sx, sy)
 
     def view(self) -> AnalyticsView:
         """A frozen snapshot of what the overlays draw, safe to hand to another thread."""
-        return snapshot(self.lines, self.zones, self.parking, self.movements)
+        return snapshot(self.lines, self.zones, self.parking, self.movements, self.crosswalks)
 
     def movements_view(self) -> MovementsView | None:
-        """The approaches and the counts between them, for the origin-destination overlay."""
-        return movements_snapshot(self.movements)
+        """The approaches, the counts between them and the crosswalks, for the origin-destination overlay."""
+        return movements_snapshot(self.movements, self.crosswalks)
 
     @property
     def columns(self) -> list[str]:
         """The analytics columns of ``counts.csv``: ``<line>_in, <line>_out`` per line, ``<zone>_count``
-        per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included), then
-        ``slots_occupied, slots_free`` with parking."""
+        per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included),
+        ``ped_<crosswalk>_in, ped_<crosswalk>_out`` per crosswalk line and ``ped_<crosswalk>`` per
+        crosswalk polygon, then ``slots_occupied, slots_free`` with parking."""
         columns = [f"{line.name}_{direction}" for line in self.lines for direction in ("in", "out")]
         columns += [f"{zone.name}_count" for zone in self.zones]
         if self.movements is not None:
             columns += [movement_name(*pair) for pair in self.movements.pairs]
+        columns += list(self._crosswalk_columns())
         if self.parking is not None:
             columns += ["slots_occupied", "slots_free"]
         return columns
@@ -221,9 +223,21 @@ class Analytics:
         row.update({f"{zone.name}_count": zone.count for zone in self.zones})
         if self.movements is not None:
             row.update({movement_name(*pair): self.movements.total(*pair) for pair in self.movements.pairs})
+        row.update(self._crosswalk_columns())
         if self.parking is not None:
             row["slots_occupied"], row["slots_free"] = self.parking.occupied_count, self.parking.free_count
         return row
+
+    def _crosswalk_columns(self) -> dict[str, int]:
+        """Pedestrians counted so far per crosswalk polygon, and per direction across a crosswalk line."""
+        columns = {}
+        for crosswalk in self.crosswalks:
+            if crosswalk.polygon is None:
+                for direction in ("in", "out"):
+                    columns[f"ped_{crosswalk.name}_{direction}"] = crosswalk.counts[direction]
+            else:
+                columns[f"ped_{crosswalk.name}"] = crosswalk.counts[None]
+        return columns
 
     def zone_counts(self) -> dict[str, int]:
         """Objects inside each zone on the last frame."""
@@ -243,7 +257,9 @@ class Analytics:
             zones={zone.name: _zone_summary(zone, end_s) for zone in self.zones},
             movements=self.movements.summary(self.groups) if self.movements is not None else None,
             parking=self.parking.summary(end_s) if self.parking is not None else None,
-            crosswalks={c.name: _crosswalk_summary(c) for c in self.crosswalks} if self.crosswalks else None,
+            crosswalks={c.name: crosswalk_summary(c.counts, c.polygon is None) for c in self.crosswalks}
+            if self.crosswalks
+            else None,
         )
 
     def inside_at_end(self, end_s: float) -> dict[str, dict[str, float]]:
@@ -349,11 +365,16 @@ def _line_summary(line: LineCounter, speeds: LineSpeeds | None, groups: ClassGro
     return entry
 
 
-def _crosswalk_summary(crosswalk: CrosswalkCounter) -> dict[str, Any]:
-    """A crosswalk's pedestrians: in all, and per direction across a line."""
-    entry: dict[str, Any] = {"total": sum(crosswalk.counts.values())}
-    if crosswalk.polygon is None:
-        entry.update({direction: crosswalk.counts[direction] for direction in ("in", "out")})
+def crosswalk_summary(counts: Mapping[str | None, int], is_line: bool) -> dict[str, int]:
+    """A crosswalk's entry in ``summary.json``: its pedestrians in all, and per direction across a line.
+
+    Example:
+        >>> crosswalk_summary({"in": 2, "out": 1}, is_line=True)
+        {'total': 3, 'in': 2, 'out': 1}
+    """
+    entry = {"total": sum(counts.values())}
+    if is_line:
+        entry.update({direction: counts.get(direction, 0) for direction in ("in", "out")})
     return entry
 
 

@@ -81,8 +81,26 @@ class CrosswalkCounter:
         self.counts: Counter[Direction | None] = Counter()
 
     @property
+    def points(self) -> list[Point]:
+        """Where it is on the image: the line's two points, or the polygon's."""
+        if self._line is not None:
+            return [self._line.start, self._line.end]
+        assert self.polygon is not None
+        return [(float(x), float(y)) for x, y in self.polygon]
+
+    @property
     def tracks_held(self) -> int:
         return len(self._visits) + (self._line.tracks_held if self._line is not None else 0)
+
+    def rescale(self, sx: float, sy: float) -> None:
+        """Follow a change of the source's resolution; counts and the tracks being followed are kept."""
+        if self._line is not None:
+            self._line.rescale(sx, sy)
+        if self.polygon is not None:
+            self.polygon = self.polygon * np.float32([sx, sy])
+            self._walk_px = WALK_SHARE * max(cv2.minAreaRect(self.polygon)[1])
+            for visit in self._visits.values():
+                visit.entered = (visit.entered[0] * sx, visit.entered[1] * sy)
 
     def update(self, pedestrians: sv.Detections, frame_index: int, timestamp_s: float) -> list[CrosswalkCrossing]:
         """Advance by one frame of tracked pedestrians; returns the crossings counted on it."""

@@ -1,4 +1,4 @@
-"""Counting what a slice counts: events, movements and zone occupancy of its counted frames only.
+"""Counting what a slice counts: events, movements, crosswalks and zone occupancy of its counted frames only.
 
 The counters of :class:`pipeline.analytics.Analytics` run over the warm-up too (that is the point
 of it), so their totals include events a slice must not count. :class:`SliceTally` keeps its own
@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import mean
 from typing import Any
 
-from pipeline.analytics import Analytics, Counts
+from pipeline.analytics import Analytics, Counts, crosswalk_summary
 from pipeline.analytics.class_groups import ClassGroups
-from pipeline.analytics.events import Event, LineCrossing, Movement, ZoneEnter, ZoneExit
+from pipeline.analytics.events import CrosswalkCrossing, Event, LineCrossing, Movement, ZoneEnter, ZoneExit
 from pipeline.analytics.movements import movement_count, movement_name
 
 
@@ -82,7 +82,7 @@ class _ZoneTally:
 
 
 class SliceTally:
-    """Line, movement and zone totals over a slice's counted frames.
+    """Line, movement, crosswalk and zone totals over a slice's counted frames.
 
     Args:
         lines: Line names, in config order.
@@ -93,6 +93,7 @@ class SliceTally:
             without ``movements`` in the config.
         groups: The class groups line and movement counts are also given by (None: by class only).
         turns: Each movement's turn (``left``, ``through``, ...), given with its counts.
+        crosswalks: Per crosswalk, whether it is a line (counted per direction) rather than a polygon.
     """
 
     def __init__(
@@ -104,12 +105,14 @@ class SliceTally:
         movements: Sequence[str] | None = None,
         groups: ClassGroups | None = None,
         turns: Mapping[str, str] | None = None,
+        crosswalks: Mapping[str, bool] | None = None,
     ) -> None:
         self._groups = groups
         self._turns = dict(turns or {})
         self._lines = {name: _LineTally(lanes.get(name, ())) for name in lines}
         self._movements = None if movements is None else {name: Counter[str]() for name in movements}
         self._zones = {name: _ZoneTally() for name in zones}
+        self._crosswalks = {name: (is_line, Counter[str | None]()) for name, is_line in (crosswalks or {}).items()}
         self._with_speed = with_speed
 
     @classmethod
@@ -124,6 +127,7 @@ class SliceTally:
             movements=None if movements is None else [movement_name(*pair) for pair in movements.pairs],
             groups=analytics.groups,
             turns=None if movements is None else {movement_name(*pair): t for pair, t in movements.turns.items()},
+            crosswalks={c.name: c.polygon is None for c in analytics.crosswalks},
         )
 
     def add(self, events: Iterable[Event], zone_counts: Mapping[str, int]) -> None:
@@ -137,6 +141,8 @@ class SliceTally:
                 self._zones[event.zone].dwells.append(event.dwell_s)
             elif isinstance(event, Movement) and self._movements is not None:
                 self._movements.setdefault(event.movement, Counter())[event.class_name] += 1
+            elif isinstance(event, CrosswalkCrossing) and event.crosswalk in self._crosswalks:
+                self._crosswalks[event.crosswalk][1][event.direction] += 1
         for name, count in zone_counts.items():
             self._zones[name].add_frame(count)
 
@@ -149,8 +155,9 @@ class SliceTally:
         return columns
 
     def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> Counts:
-        """The ``lines``, ``zones`` and (configured) ``movements`` sections of ``summary.json`` (of
-        ``movements`` only its ``counts``); ``inside_at_end``: the tracks in each zone at the end."""
+        """The ``lines``, ``zones`` and (configured) ``movements`` and ``crosswalks`` sections of
+        ``summary.json`` (of ``movements`` only its ``counts``); ``inside_at_end``: the tracks in each
+        zone at the end."""
         inside = inside_at_end or {}
         movements = None
         if self._movements is not None:
@@ -162,4 +169,8 @@ class SliceTally:
             lines={name: line.summary(self._with_speed, self._groups) for name, line in self._lines.items()},
             zones={name: zone.summary(inside.get(name, {})) for name, zone in self._zones.items()},
             movements=movements,
+            crosswalks={
+                name: crosswalk_summary(counts, is_line) for name, (is_line, counts) in self._crosswalks.items()
+            }
+            or None,
         )

@@ -15,6 +15,7 @@ import numpy as np
 from pipeline.geometry import Point
 
 if TYPE_CHECKING:  # the counters import nothing from here, but keep the import graph one-way
+    from pipeline.analytics.crosswalks import CrosswalkCounter
     from pipeline.analytics.lines import LineCounter
     from pipeline.analytics.movements import MovementCounter
     from pipeline.analytics.parking import ParkingMonitor
@@ -48,13 +49,25 @@ class ParkingView:
 
 
 @dataclass(frozen=True)
+class CrosswalkView:
+    """A crosswalk: its line (2 points) or its polygon, and the pedestrians counted on it so far."""
+
+    name: str
+    points: np.ndarray
+    is_line: bool
+    count: int
+
+
+@dataclass(frozen=True)
 class MovementsView:
-    """Approach outlines, the movements counted between them so far (``(origin, destination)``), and
-    the approaches' gates (start, end: their ``in`` side, toward the intersection, on the right)."""
+    """Approach outlines, the movements counted between them so far (``(origin, destination)``), the
+    approaches' gates (start, end: their ``in`` side, toward the intersection, on the right), and the
+    crosswalks."""
 
     approaches: dict[str, np.ndarray]
     counts: dict[tuple[str, str], int]
     gates: dict[str, np.ndarray] = field(default_factory=dict)
+    crosswalks: tuple[CrosswalkView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,17 +80,24 @@ class AnalyticsView:
     movements: MovementsView | None = None
 
 
-def movements_snapshot(movements: MovementCounter | None) -> MovementsView | None:
-    """The approaches and the counts between them (None without a movement counter)."""
+def movements_snapshot(
+    movements: MovementCounter | None, crosswalks: Sequence[CrosswalkCounter] = ()
+) -> MovementsView | None:
+    """The approaches, the counts between them and the crosswalks (None with neither a movement
+    counter nor a crosswalk)."""
+    walks = tuple(
+        CrosswalkView(w.name, np.array(w.points, dtype=float), w.polygon is None, sum(w.counts.values()))
+        for w in crosswalks
+    )
     if movements is None:
-        return None
+        return MovementsView({}, {}, crosswalks=walks) if walks else None
     counts = {pair: movements.total(*pair) for pair in movements.pairs}
     gates = {
         name: np.array([a.gate.start, a.gate.end], dtype=float)
         for name, a in movements.approaches.items()
         if a.gate is not None
     }
-    return MovementsView(dict(movements.polygons), counts, gates)
+    return MovementsView(dict(movements.polygons), counts, gates, walks)
 
 
 def snapshot(
@@ -85,11 +105,12 @@ def snapshot(
     zones: Sequence[ZoneCounter],
     parking: ParkingMonitor | None,
     movements: MovementCounter | None,
+    crosswalks: Sequence[CrosswalkCounter] = (),
 ) -> AnalyticsView:
     """A frozen :class:`AnalyticsView` of the counters as they are now."""
     return AnalyticsView(
         lines=tuple(LineView(line.name, line.start, line.end, line.in_total, line.out_total) for line in lines),
         zones=tuple(ZoneView(zone.name, zone.polygon, zone.count) for zone in zones),
         parking=ParkingView(parking.polygons, parking.occupied) if parking is not None else None,
-        movements=movements_snapshot(movements),
+        movements=movements_snapshot(movements, crosswalks),
     )

@@ -1,4 +1,4 @@
-"""The origin-destination overlay: approach outlines and an arrow with its count per movement.
+"""The origin-destination overlay: approach outlines, an arrow with its count per movement, crosswalks.
 
 Example:
     >>> from pipeline.analytics.views import MovementsView
@@ -22,6 +22,7 @@ from pipeline.analytics.views import MovementsView
 GATE_ARROW_PX = 18
 """Length of the arrow that shows a gate's ``in`` side."""
 TEXT_PADDING_PX = 3
+CROSSWALK_COLOR = sv.Color.WHITE
 LABEL_GAP_PX = 2
 """Least space between two labels: a label that would touch one drawn before moves down until it does not."""
 
@@ -30,8 +31,9 @@ class MovementAnnotator:
     """Draws each approach's outline and name, and for every movement counted so far an arrow from
     its origin's centre to its destination's (shifted to the right of its way, so ``A->B`` and
     ``B->A`` lie side by side) labelled with its count; a U-turn is a label at the approach. A gate is a
-    thick line with an arrow to its ``in`` side. No label covers another: one that would is moved down
-    below it (names first, then counts).
+    thick line with an arrow to its ``in`` side. A crosswalk is its line or outline in white, labelled
+    with its name and the pedestrians counted on it so far. No label covers another: one that would is
+    moved down below it (names first, then crosswalks, then counts).
 
     Args:
         palette: Colors by origin index.
@@ -64,6 +66,13 @@ class MovementAnnotator:
             self._label(scene, name, at, colors[name])
         for name, (start, end) in view.gates.items():
             self._gate(scene, start, end, colors[name])
+        for walk in view.crosswalks:
+            points = walk.points.round().astype(int)
+            if walk.is_line:
+                cv2.line(scene, tuple(points[0]), tuple(points[1]), CROSSWALK_COLOR.as_bgr(), 2, cv2.LINE_AA)
+            else:
+                sv.draw_polygon(scene, points, CROSSWALK_COLOR, thickness=2)
+            self._label(scene, f"{walk.name} {walk.count}", walk.points.mean(axis=0), CROSSWALK_COLOR)
         for (origin, destination), count in view.counts.items():
             if count == 0:
                 continue

@@ -46,7 +46,7 @@ def scaled_detections(detections: sv.Detections, size: tuple[int, int], scale: t
 
 
 def scaled_view(view: AnalyticsView, scale: tuple[float, float]) -> AnalyticsView:
-    """``view`` with its lines, zones, bays, approaches and gates multiplied by ``scale`` (x, y).
+    """``view`` with its lines, zones, bays, approaches, gates and crosswalks multiplied by ``scale`` (x, y).
 
     Example:
         >>> from pipeline.analytics.views import LineView
@@ -70,6 +70,7 @@ def scaled_view(view: AnalyticsView, scale: tuple[float, float]) -> AnalyticsVie
             {k: p * factor for k, p in movements.approaches.items()},
             movements.counts,
             {k: g * factor for k, g in movements.gates.items()},
+            tuple(dataclasses.replace(walk, points=walk.points * factor) for walk in movements.crosswalks),
         )
     return AnalyticsView(lines, zones, parking, movements)
 

@@ -1,7 +1,8 @@
 """Merging summaries: slices into a video, videos into ``batch_summary.csv`` / ``batch_summary.json``.
 
 Counts add up exactly (per line, direction, class and lane); zone statistics are combined
-(``max_count`` the largest, ``mean_count`` weighted by frames, dwell times weighted by exits).
+(``max_count`` the largest, ``mean_count`` weighted by frames, dwell times weighted by exits);
+so do movements and pedestrians per crosswalk.
 Speeds stay in each item's own ``summary.json``.
 
 Example:
@@ -103,6 +104,21 @@ def merge_movements(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"counts": counts}
 
 
+def merge_crosswalks(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up ``crosswalks`` sections: each crosswalk's ``total`` (and ``in``/``out`` for a line).
+
+    Example:
+        >>> first = {"N": {"total": 2, "in": 2, "out": 0}, "S": {"total": 1}}
+        >>> merge_crosswalks([first, {"N": {"total": 1, "in": 0, "out": 1}}])
+        {'N': {'total': 3, 'in': 2, 'out': 1}, 'S': {'total': 1}}
+    """
+    merged: dict[str, Counter[str]] = {}
+    for crosswalks in parts:
+        for name, entry in crosswalks.items():
+            merged.setdefault(name, Counter()).update(entry)
+    return {name: dict(counts) for name, counts in merged.items()}
+
+
 @dataclass
 class MergedSlices:
     """A split video's slices added up (see :func:`merge_slices`).
@@ -111,7 +127,7 @@ class MergedSlices:
         frames: Frames counted over all slices.
         duration_s: Their video time.
         processing_fps: Frames over the slices' summed processing time.
-        counts: Lines, zones and movements merged (speeds stay in the slices' summaries).
+        counts: Lines, zones, movements and crosswalks merged (speeds stay in the slices' summaries).
         first: The first slice's summary: the video's rate, size and model; None without slices.
     """
 
@@ -142,10 +158,12 @@ def merge_slices(summaries: Sequence[RunSummary]) -> MergedSlices:
     frames = sum(s.frames for s in summaries)
     busy_s = sum(s.frames / s.processing_fps for s in summaries if s.processing_fps)
     movements = [s.counts.movements for s in summaries if s.counts.movements is not None]
+    crosswalks = [s.counts.crosswalks for s in summaries if s.counts.crosswalks is not None]
     counts = Counts(
         merge_lines([s.counts.lines for s in summaries]),
         merge_zones([(s.counts.zones, s.frames) for s in summaries]),
         movements=merge_movements(movements) if movements else None,
+        crosswalks=merge_crosswalks(crosswalks) if crosswalks else None,
     )
     return MergedSlices(
         frames,

@@ -1,14 +1,15 @@
 """A config file's geometry read and written back in round-trip YAML, keeping every other key and its comments.
 
-The editor page works in source pixels. :class:`ConfigDocument` hands it the file's lines, zones and
-inline parking slots in pixels, and writes the page's edits back in the unit the page chose
-(``coordinates: pixels`` or ``normalized``). Items the page got from the file carry their index in
-the file (``src``), so an edited item keeps its other keys (``min_crossing_distance``) and comments.
+The editor page works in source pixels. :class:`ConfigDocument` hands it the file's lines, zones,
+inline parking slots, movement approaches and crosswalks in pixels, and writes the page's edits back
+in the unit the page chose (``coordinates: pixels`` or ``normalized``). Items the page got from the
+file carry their index in the file (``src``), so an edited item keeps its other keys
+(``min_crossing_distance``) and comments.
 
 Example:
     >>> doc = ConfigDocument.from_text("# mine\\nmodel: {imgsz: 320}\\nlines: []\\n", "cfg.yaml")
     >>> line = {"name": "gate", "start": [10, 20], "end": [90.04, 20], "lanes": [], "src": None}
-    >>> print(doc.to_text(Geometry("pixels", [line], [], []), 100, 50), end="")
+    >>> print(doc.to_text(Geometry("pixels", [line], [], [], [], []), 100, 50), end="")
     # mine
     model: {imgsz: 320}
     lines:
@@ -31,7 +32,7 @@ from pipeline.errors import ConfigError
 from pipeline.yaml_io import parse_yaml, read_text, yaml_parser
 
 Item = dict[str, Any]
-"""One line, lane, zone or slot as the page sends it: ``name``, its points, and ``src``."""
+"""One line, lane, zone, slot, approach or crosswalk as the page sends it: ``name``, its points, and ``src``."""
 
 _DIGITS = {"pixels": 1, "normalized": 4}  # 0.1 px; 1e-4 of a 1920 px frame is 0.2 px
 
@@ -45,23 +46,27 @@ class Geometry:
         lines: ``{name, start, end, lanes: [{name, start, end, src}], src}``.
         zones: ``{name, polygon, src}``.
         slots: The inline ``parking.slots``, like zones (slots from ``slots_file`` are not edited).
+        approaches: ``movements.approaches``: ``{name, polygon, gate, src}``, polygon or gate None when absent.
+        crosswalks: ``movements.crosswalks``: ``{name, line, polygon, src}``, one of line and polygon None.
     """
 
     coordinates: str
     lines: list[Item]
     zones: list[Item]
     slots: list[Item]
+    approaches: list[Item]
+    crosswalks: list[Item]
 
     @classmethod
     def from_json(cls, data: Any) -> Geometry:
         """The page's save request, checked for shape: every item has the points its section needs, as
         numbers (the values are checked by :func:`load_config`)."""
         if not isinstance(data, dict) or data.get("coordinates") not in _DIGITS:
-            raise ValueError("expected {coordinates: pixels|normalized, lines, zones, slots}")
-        sections = [data.get(key, []) for key in ("lines", "zones", "slots")]
+            raise ValueError("expected {coordinates: pixels|normalized, lines, zones, slots, approaches, crosswalks}")
+        sections = [data.get(key, []) for key in ("lines", "zones", "slots", "approaches", "crosswalks")]
         if not all(_objects(items) for items in sections):
-            raise ValueError("lines, zones and slots must be lists of objects")
-        lines, zones, slots = sections
+            raise ValueError("lines, zones, slots, approaches and crosswalks must be lists of objects")
+        lines, zones, slots, approaches, crosswalks = sections
         if not all(_objects(line.get("lanes") or []) for line in lines):
             raise ValueError("a line's lanes must be a list of objects")
         segments = lines + [lane for line in lines for lane in line.get("lanes") or []]
@@ -69,7 +74,18 @@ class Geometry:
             raise ValueError("each line and lane needs start and end points [x, y]")
         if not all(isinstance(p := item.get("polygon"), list) and all(map(_point, p)) for item in zones + slots):
             raise ValueError("each zone and slot needs a polygon of points [x, y]")
+        for item in approaches + crosswalks:  # which of them an item needs is load_config's to say
+            if not all(_points(item.get(key)) for key in _OPTIONAL_POINTS):
+                raise ValueError("an approach's polygon and gate, a crosswalk's line and polygon: null or points")
         return cls(data["coordinates"], *sections)
+
+
+_OPTIONAL_POINTS = ("polygon", "gate", "line")
+
+
+def _points(value: Any) -> bool:
+    """None, or a list of points."""
+    return value is None or (isinstance(value, list) and all(map(_point, value)))
 
 
 def _objects(items: Any) -> bool:
@@ -125,18 +141,23 @@ class ConfigDocument:
         return value if value in _DIGITS else "pixels"
 
     def geometry(self, width: int, height: int) -> Geometry:
-        """The file's lines, zones and inline slots in pixels of a ``width`` x ``height`` frame.
+        """The file's lines, zones, inline slots, approaches and crosswalks in pixels of a ``width`` x
+        ``height`` frame.
 
         Malformed entries are skipped: the page shows what it can, saving reports the rest.
         """
         scale = (width, height) if self.coordinates == "normalized" else (1, 1)
         parking = self.root.get("parking")
         slots = parking.get("slots") if isinstance(parking, dict) else None
+        movements = self.root.get("movements")
+        movements = movements if isinstance(movements, dict) else {}
         return Geometry(
             self.coordinates,
             _read_items(self.root.get("lines"), ("start", "end"), scale),
             _read_items(self.root.get("zones"), ("polygon",), scale),
             _read_items(slots, ("polygon",), scale),
+            _read_items(movements.get("approaches"), (), scale, optional=("polygon", "gate")),
+            _read_items(movements.get("crosswalks"), (), scale, optional=("line", "polygon")),
         )
 
     def to_text(self, geometry: Geometry, width: int, height: int) -> str:
@@ -156,6 +177,18 @@ class ConfigDocument:
             if not isinstance(parking, dict):
                 parking = self.root["parking"] = CommentedMap()
             _set_section(parking, "slots", slots)
+        movements = self.root.get("movements")
+        sections = {
+            "approaches": (geometry.approaches, ("polygon", "gate")),
+            "crosswalks": (geometry.crosswalks, ("line", "polygon")),
+        }
+        for key, (items, keys) in sections.items():
+            old = movements.get(key) if isinstance(movements, dict) else None
+            merged = _merge(old, items, lambda node, item, keys=keys: to_file.optional(node, item, keys))
+            if merged or old is not None:
+                if not isinstance(movements, dict):
+                    movements = self.root["movements"] = CommentedMap()
+                _set_section(movements, key, merged)
         stream = io.StringIO()
         _yaml().dump(self.root, stream)
         return stream.getvalue()
@@ -190,10 +223,21 @@ class _Converter:
     def to_pixels(self, xy: Any) -> list[float]:
         return [float(value) * size for value, size in zip(xy, self.scale, strict=True)]
 
+    def points(self, points: Any) -> CommentedSeq:
+        seq = CommentedSeq([self.point(p) for p in points])
+        seq.fa.set_flow_style()
+        return seq
+
     def polygon(self, node: CommentedMap, item: Item) -> None:
-        points = CommentedSeq([self.point(p) for p in item["polygon"]])
-        points.fa.set_flow_style()
-        node["polygon"] = points
+        node["polygon"] = self.points(item["polygon"])
+
+    def optional(self, node: CommentedMap, item: Item, keys: tuple[str, ...]) -> None:
+        """Each of ``keys`` the item has points for, written; the others taken out of ``node``."""
+        for key in keys:
+            if item.get(key) is not None:
+                node[key] = self.points(item[key])
+            else:
+                node.pop(key, None)
 
     def line(self, node: CommentedMap, item: Item) -> None:
         node["start"], node["end"] = self.point(item["start"]), self.point(item["end"])
@@ -246,7 +290,10 @@ def _set_section(parent: CommentedMap, key: str, seq: CommentedSeq) -> None:
         comments[3] = None  # the comment above the removed first item; "key: []" has no item lines
 
 
-def _read_items(seq: Any, keys: tuple[str, ...], scale: tuple[int, int]) -> list[Item]:
+def _read_items(seq: Any, keys: tuple[str, ...], scale: tuple[int, int], optional: tuple[str, ...] = ()) -> list[Item]:
+    """Items with every one of ``keys`` (a point, or a polygon's points), and the lists of points of
+    ``optional`` keys (None when absent)."""
+
     def pixels(xy: Any) -> list[float]:
         return [float(xy[0]) * scale[0], float(xy[1]) * scale[1]]
 
@@ -256,6 +303,8 @@ def _read_items(seq: Any, keys: tuple[str, ...], scale: tuple[int, int]) -> list
             item: Item = {"name": str(node.get("name", "")), "src": src}
             for key in keys:
                 item[key] = [pixels(p) for p in node[key]] if key == "polygon" else pixels(node[key])
+            for key in optional:
+                item[key] = None if node.get(key) is None else [pixels(p) for p in node[key]]
             if "start" in keys:
                 item["lanes"] = _read_items(node.get("lanes"), ("start", "end"), scale)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):

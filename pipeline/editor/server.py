@@ -5,8 +5,8 @@ Endpoints, on ``127.0.0.1`` unless told otherwise:
 - ``/``, ``/editor.js``, ``/geometry.js``, ``/editor.css``: the page;
 - ``/frame.jpg?index=N``: frame N of a file or folder (0 by default), a fresh frame of a live feed;
 - ``/api/state``: the config's geometry in pixels (:meth:`ConfigEditor.state`);
-- ``POST /api/save``: JSON ``{coordinates, lines, zones, slots}``; 200 ``{"message"}`` once written,
-  400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``;
+- ``POST /api/save``: JSON ``{coordinates, lines, zones, slots, approaches, crosswalks}``; 200 ``{"message"}``
+  once written, 400 ``{"error"}`` (and nothing written) when the result would not load in ``vpipe run``;
 - ``POST /api/preview``: JSON ``{"index": N}``; 200 with the detections on the frame the page shows
   (:meth:`DetectionPreview.detect`), 503 ``{"error"}`` when the config or the model does not load.
 

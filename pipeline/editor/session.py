@@ -68,7 +68,7 @@ class ConfigEditor:
         """Write the page's geometry into the file, or nothing if the result would not load.
 
         Args:
-            data: The page's JSON: ``{coordinates, lines, zones, slots}`` in pixels.
+            data: The page's JSON: ``{coordinates, lines, zones, slots, approaches, crosswalks}`` in pixels.
 
         Returns:
             What was saved, in words.
@@ -85,7 +85,10 @@ class ConfigEditor:
             self.check(text)
             _write_atomically(self.path, text)
         counts = {"line": len(geometry.lines), "zone": len(geometry.zones), "slot": len(geometry.slots)}
-        items = ", ".join(f"{n} {name}{'s' * (n != 1)}" for name, n in counts.items())
+        movements = {"approach": len(geometry.approaches), "crosswalk": len(geometry.crosswalks)}
+        counts.update({name: n for name, n in movements.items() if n})  # only when there are some
+        plural = {"approach": "approaches"}
+        items = ", ".join(f"{n} {name if n == 1 else plural.get(name, name + 's')}" for name, n in counts.items())
         return f"saved {items} to {self.path} ({geometry.coordinates})"
 
 

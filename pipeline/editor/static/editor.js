@@ -1,11 +1,14 @@
-// The vpipe config editor: lines (with lanes), zones and parking bays drawn on a frame of the source.
+// The vpipe config editor: lines (with lanes), zones, parking bays, movement approaches (polygon and/or
+// gate) and crosswalks (line or polygon) drawn on a frame of the source.
 // Everything is kept in source pixels; the server converts to the file's unit when saving.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const svg = $("overlay"), img = $("frame"), statusBox = $("status");
 const SVG_NS = "http://www.w3.org/2000/svg";
-const KINDS = {lines: "line", zones: "zone", slots: "bay"};
+const KINDS = {lines: "line", zones: "zone", slots: "bay", approaches: "approach", crosswalks: "crosswalk"};
+// The point lists of approaches and crosswalks: each may be null (an approach with a gate only, say).
+const POINT_LISTS = ["polygon", "gate", "line"];
 const HINTS = {
   select: "Drag a corner or an end to move it; click a shape to select it.",
   line: "Click the start, then the end. \"in\" is the side the arrow points to.",
@@ -13,13 +16,18 @@ const HINTS = {
   zone: "Click the corners, then Finish (or Enter).",
   slot: "Click the bay's corners, then Finish (or Enter).",
   grid: "Click the 4 corners of the row in order (the first two along the row): it is split into rows x cols bays.",
+  approach: "Click the approach's corners, then Finish (or Enter).",
+  gate: "Click the gate's two ends, the intersection on the right going from the first to the second. "
+    + "With an approach selected, the gate is its own; else a new approach with a gate only.",
+  "walk-line": "Click the two ends of a line across the crosswalk.",
+  "walk-area": "Click the crosswalk's corners, then Finish (or Enter).",
 };
 
-let doc = null;         // {width, height, coordinates, lines, zones, slots, file_slots}
+let doc = null;         // {width, height, coordinates, lines, zones, slots, approaches, crosswalks, file_slots}
 let tool = "select";
 let draft = [];         // points placed with the current tool
 let pointer = null;     // the mouse position, for the draft's rubber band
-let selection = null;   // {kind: "lines"|"zones"|"slots", index, lane: index|null}
+let selection = null;   // {kind: one of KINDS, index, lane: index|null}
 let dragging = null;    // while a point is dragged: the function that moves it
 let modified = false;
 let shownIndex = 0;     // the frame the page shows
@@ -115,6 +123,14 @@ function render() {
   }
   doc.zones.forEach((zone, i) => polygon("zones", zone, i, "zone"));
   doc.slots.forEach((slot, i) => polygon("slots", slot, i, "slot"));
+  doc.approaches.forEach((approach, i) => renderApproach(approach, i, arrow));
+  doc.crosswalks.forEach((walk, i) => {
+    if (walk.polygon) return polygon("crosswalks", walk, i, "crosswalk");
+    if (!walk.line) return;
+    const [[x1, y1], [x2, y2]] = walk.line, cls = "crosswalk" + (isSelected("crosswalks", i) ? " selected" : "");
+    shape("line", {x1, y1, x2, y2, class: cls}, "crosswalks", i);
+    label(walk.name, [x1, y1 - 8], "crosswalk");
+  });
   doc.lines.forEach((line, i) => {
     const cls = "line" + (isSelected("lines", i) ? " selected" : "");
     shape("line", {x1: line.start[0], y1: line.start[1], x2: line.end[0], y2: line.end[1], class: cls}, "lines", i);
@@ -140,8 +156,26 @@ function render() {
   for (const item of [...doc.zones, ...doc.slots]) {
     item.polygon.forEach((corner, k) => handle(corner, (point) => (item.polygon[k] = point), "corner"));
   }
+  for (const item of [...doc.approaches, ...doc.crosswalks]) {
+    for (const key of POINT_LISTS) {
+      (item[key] || []).forEach((corner, k) => handle(corner, (point) => (item[key][k] = point), "corner"));
+    }
+  }
   renderDraft();
   renderPanel();
+}
+
+// An approach: its polygon, its gate with an arrow to the "in" side (toward the intersection, on the right).
+function renderApproach(approach, index, arrow) {
+  if (approach.polygon) polygon("approaches", approach, index, "approach");
+  if (!approach.gate) return;
+  const [start, end] = approach.gate, cls = "gate" + (isSelected("approaches", index) ? " selected" : "");
+  shape("line", {x1: start[0], y1: start[1], x2: end[0], y2: end[1], class: cls}, "approaches", index);
+  el("path", {d: inArrowPath(start, end, arrow), class: "gate-arrow"});
+  if (!approach.polygon) {
+    const [nx, ny] = inNormal(start, end), [mx, my] = centroid([start, end]);
+    label(approach.name, [mx - nx * arrow * 0.8, my - ny * arrow * 0.8], "approach");  // the side vehicles come from
+  }
 }
 
 function polygon(kind, item, index, cls) {
@@ -182,8 +216,8 @@ function renderPanel() {
   const kind = selection.lane === null ? KINDS[selection.kind] : "lane";
   $("selection-kind").textContent = kind;
   if (document.activeElement !== $("name")) $("name").value = item.name;
-  $("flip").hidden = kind !== "line" && kind !== "lane";
-  const points = item.polygon || [item.start, item.end];
+  $("flip").hidden = !(item.start || item.gate || item.line);
+  const points = item.start ? [item.start, item.end] : POINT_LISTS.flatMap((key) => item[key] || []);
   const [sx, sy] = doc.coordinates === "normalized" ? [doc.width, doc.height] : [1, 1];
   const digits = doc.coordinates === "normalized" ? 4 : 0;
   $("coords").textContent = points.map(([x, y]) => `[${(x / sx).toFixed(digits)}, ${(y / sy).toFixed(digits)}]`).join(" ");
@@ -210,6 +244,18 @@ function place(point) {
     if (line === null) return cancel("select a line first, then draw its lane");
     line.lanes.push({name: uniqueName("lane", line.lanes), start: draft[0], end: draft[1], src: null});
     finishWith("lines", selection.index, line.lanes.length - 1);
+  } else if (tool === "gate" && draft.length === 2) {
+    const approach = selection && selection.kind === "approaches" ? doc.approaches[selection.index] : null;
+    if (approach !== null) {
+      approach.gate = draft;
+      finishWith("approaches", selection.index);
+    } else {
+      doc.approaches.push({name: uniqueName("approach", doc.approaches), polygon: null, gate: draft, src: null});
+      finishWith("approaches", doc.approaches.length - 1);
+    }
+  } else if (tool === "walk-line" && draft.length === 2) {
+    doc.crosswalks.push({name: uniqueName("crosswalk", doc.crosswalks), line: draft, polygon: null, src: null});
+    finishWith("crosswalks", doc.crosswalks.length - 1);
   } else if (tool === "grid" && draft.length === 4) {
     const rows = Math.max(1, parseInt($("grid-rows").value, 10) || 1);
     const cols = Math.max(1, parseInt($("grid-cols").value, 10) || 1);
@@ -222,11 +268,19 @@ function place(point) {
   }
 }
 
-// Closes a zone or bay. Fewer than 3 corners are kept too: saving then names the problem.
+// The polygon tools: the list each adds to, the prefix of a new item's name, and its other point lists.
+const POLYGON_TOOLS = {
+  zone: ["zones", "zone", {}],
+  slot: ["slots", "bay", {}],
+  approach: ["approaches", "approach", {gate: null}],
+  "walk-area": ["crosswalks", "crosswalk", {line: null}],
+};
+
+// Closes a polygon. Fewer than 3 corners are kept too: saving then names the problem.
 function finish() {
-  if (!draft.length || (tool !== "zone" && tool !== "slot")) return;
-  const kind = tool === "zone" ? "zones" : "slots";
-  doc[kind].push({name: uniqueName(tool === "zone" ? "zone" : "bay", doc[kind]), polygon: draft, src: null});
+  if (!draft.length || !(tool in POLYGON_TOOLS)) return;
+  const [kind, prefix, others] = POLYGON_TOOLS[tool];
+  doc[kind].push({name: uniqueName(prefix, doc[kind]), polygon: draft, ...others, src: null});
   finishWith(kind, doc[kind].length - 1);
 }
 
@@ -252,10 +306,14 @@ function removeSelected() {
   changed();
 }
 
+// A line or lane's start and end swapped; a gate or a crosswalk line's two points reversed.
 function flipSelected() {
   const item = selected();
-  if (item === null || !item.start) return;
-  [item.start, item.end] = [item.end, item.start];
+  if (item === null) return;
+  if (item.start) [item.start, item.end] = [item.end, item.start];
+  else if (item.gate) item.gate.reverse();
+  else if (item.line) item.line.reverse();
+  else return;
   changed();
 }
 
@@ -276,7 +334,7 @@ async function load() {
 }
 
 async function save() {
-  const body = {coordinates: doc.coordinates, lines: doc.lines, zones: doc.zones, slots: doc.slots};
+  const body = {coordinates: doc.coordinates, ...Object.fromEntries(Object.keys(KINDS).map((kind) => [kind, doc[kind]]))};
   say("saving...");
   try {
     const response = await fetch("api/save", {

@@ -35,15 +35,19 @@ def _largest(rows: list[dict[str, str]], columns: list[str]) -> tuple[list[str],
 
 
 def counts_figure(rows: list[dict[str, str]]) -> Figure | None:
-    """Cumulative line counts per direction and movement, and zone/parking occupancy, against time: only
-    the series that counted something, each in its own colour, the legend beside the axes (in columns
-    when long). A panel with more than ``MAX_SERIES`` such series draws the largest and says how many
-    there are; with nothing counted at all, an empty panel that says so. None without rows or columns."""
+    """Cumulative line counts per direction, movements and pedestrians per crosswalk, and zone/parking
+    occupancy, against time: only the series that counted something, each in its own colour, the
+    legend beside the axes (in columns when long). A panel with more than ``MAX_SERIES`` such series
+    draws the largest and says how many there are; with nothing counted at all, an empty panel that
+    says so. None without rows or columns."""
     if not rows:
         return None
     columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
-    line_columns = [c for c in columns if c.endswith(("_in", "_out")) or "->" in c]  # crossings, movements
-    level_columns = [c for c in columns if c not in line_columns]
+    # objects per zone and parking are levels; every other column (lines, movements, crosswalks) cumulative
+    level_columns = [
+        c for c in columns if c in ("slots_occupied", "slots_free") or (c.endswith("_count") and "->" not in c)
+    ]
+    line_columns = [c for c in columns if c not in level_columns]
     panels = [
         (title, *_largest(rows, cols))
         for title, cols in (("cumulative crossings", line_columns), ("objects", level_columns))
