@@ -28,6 +28,7 @@ MODEL = {
     "input_size": [384, 640],
     "inference_threads": 1,
     "inference_precision": "bf16",
+    "stages": dict.fromkeys(("decode", "letterbox", "inference", "nms", "tracking", "video"), "cpu"),
 }
 LINES = {"main": {"in": {"car": 4}, "out": {}, "in_total": 4, "out_total": 0}}
 INTERVALS = {

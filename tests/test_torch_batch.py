@@ -1,19 +1,34 @@
 """The GPU path's batched pre- and post-processing (pipeline/models/torch_batch.py), run on CPU
 tensors: the letterbox against OpenCV's, and four cameras' frames in one call against Ultralytics'
-predictor one frame at a time, box by box (paired by overlap, as tests/test_models.py pairs them)."""
+predictor one frame at a time, box by box (paired by overlap, as tests/test_models.py pairs them);
+then the detector's runner for PyTorch weights end to end: cameras of two sizes in one call, and a
+``vpipe run`` of two cameras on it counting as the hand count."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import torch
 from ultralytics import YOLO
 
+from pipeline.config import ModelConfig
+from pipeline.evaluation import Tolerance, load_counted, load_truth, match_crossings
 from pipeline.io.sources.files import open_source
+from pipeline.models import Detector
 from pipeline.models.preprocess import letterbox_blob
 from pipeline.models.resolve import REPO_MODELS_DIR
-from pipeline.models.torch_batch import BatchedTorchDetector, boxes_to_frame, letterbox_batch, nms_batch
-from tests.conftest import SAMPLES
+from pipeline.models.torch_batch import (
+    BatchedTorchDetector,
+    TorchBatchRunner,
+    boxes_to_frame,
+    letterbox_batch,
+    nms_batch,
+)
+from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
 from tests.test_models import _assert_twins, _predict
 
 SIZE = (384, 640)
@@ -62,3 +77,46 @@ def test_four_cameras_in_one_call_find_what_the_predictor_finds_one_by_one(camer
         assert len(detections) > 0 and len(theirs) > 0
         paired += _assert_twins(detections, theirs, conf=0.1)
     assert paired >= 16  # the comparison really happened
+
+
+def test_the_detectors_pytorch_runner_takes_cameras_of_two_sizes_in_one_call_in_order(
+    camera_frames: list[np.ndarray],
+):
+    detector = Detector(ModelConfig(backend="torch", classes=["car", "truck", "bus"], conf=0.1), frame_size=(960, 540))
+    assert isinstance(detector.runner, TorchBatchRunner)
+    assert detector.input_size == SIZE
+    small = [cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA) for frame in camera_frames]
+    frames = [camera_frames[0], small[1], camera_frames[2], small[3], small[0]]  # sizes interleaved
+    found = detector.detect_batch(frames)
+    assert len(found) == len(frames)
+    predictor = YOLO(str(REPO_MODELS_DIR / "yolo11n.pt"), task="detect")
+    paired = 0
+    for image, detections in zip(frames, found, strict=True):
+        theirs = _predict(predictor, image, SIZE, 0.1)  # each frame alone, at the same model input
+        assert len(detections) > 0 and len(theirs) > 0
+        assert detections.xyxy[:, 2].max() <= image.shape[1] and detections.xyxy[:, 3].max() <= image.shape[0]
+        paired += _assert_twins(detections, theirs, conf=0.1)
+    assert paired >= 20  # the comparison really happened
+    stages = detector.describe()["stages"]
+    assert stages["letterbox"] == stages["inference"] == stages["nms"] == detector.device == "cpu"
+
+
+def test_two_cameras_on_pytorch_count_as_the_hand_count_and_say_where_each_step_ran(tmp_path: Path):
+    streams = tmp_path / "cameras.streams"
+    streams.write_text(f"{SAMPLES / 'highway.mp4'}\n" * 2)
+    result = run_vpipe(
+        "run", streams, "--config", CONFIGS / "traffic.yaml", "--backend", "torch", "--no-video", "--quiet",
+        "--output", tmp_path / "out",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    folders = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    assert len(folders) == 2
+    truth = load_truth(GROUND_TRUTH / "highway_ground_truth.yaml")
+    for folder in folders:
+        summary = json.loads((folder / "summary.json").read_text())
+        assert (summary["backend"], summary["device"], summary["frames"]) == ("torch", "cpu", 335)
+        assert summary["stages"] == {
+            "decode": "cpu", "letterbox": "cpu", "inference": "cpu", "nms": "cpu", "tracking": "cpu", "video": "cpu"
+        }  # fmt: skip
+        matched = match_crossings(truth, load_counted(folder / "events.jsonl"), Tolerance.for_run(30000 / 1001, 1))
+        assert not matched.missed and not matched.extra, folder.name

@@ -59,7 +59,8 @@ class Detector:
         class_ids: The config's classes as the model's ids; None keeps all.
         model_path: What is actually loaded (the exported model when a backend export was made).
         runner: Runs the model: :class:`OpenVINOModelRunner`, :class:`ThreadCountTrial` over two
-            of them, or :class:`UltralyticsPredictorRunner`.
+            of them, :class:`~pipeline.models.torch_batch.TorchBatchRunner` or
+            :class:`UltralyticsPredictorRunner`.
     """
 
     def __init__(
@@ -87,7 +88,8 @@ class Detector:
 
     def _runner(self, model: Any, pipelined: bool) -> ModelRunner:
         """Our own OpenVINO runner for OpenVINO models that fit the input size (with the thread
-        trial in a pipelined run), Ultralytics' predictor for everything else."""
+        trial in a pipelined run), our batched PyTorch runner for PyTorch detection weights,
+        Ultralytics' predictor for everything else (segmentation on PyTorch, ONNX)."""
         config = self.config
         if self.backend == "openvino":
             decoder = YoloOutputDecoder(
@@ -106,6 +108,12 @@ class Detector:
                     one_fewer = OpenVINOModelRunner(Path(self.model_path), decoder, True, runner.threads - 1)
                     return ThreadCountTrial(runner, one_fewer)
                 return runner
+        if self.backend == "torch" and self.task == "detect":
+            from pipeline.models.torch_batch import TorchBatchRunner  # torch's import only where it runs
+
+            half = self.precision == "fp16"
+            size, ids = self.input_size, self.class_ids
+            return TorchBatchRunner(model, size, self.device, half, config.conf, config.iou, ids, config.agnostic_nms)
         if self.model_path != self.spec.weights:
             model = _load(self.model_path, self.task)
         return UltralyticsPredictorRunner(model, self.spec, config, self.class_ids)
@@ -135,10 +143,26 @@ class Detector:
         }
         if isinstance(self.runner, OpenVINOModelRunner | ThreadCountTrial):
             described["inference_precision"] = self.runner.inference_precision
+        described["stages"] = self.stages()
         trial_fps = self.runner.rates_fps() if isinstance(self.runner, ThreadCountTrial) else {}
         if trial_fps:
             described["inference_threads_trial_fps"] = {str(t): round(fps, 1) for t, fps in trial_fps.items()}
         return described
+
+    def stages(self) -> dict[str, str]:
+        """Where each step of a frame runs: decoding, the letterbox (resize, pad, normalise), the
+        network, NMS (with the boxes scaled back), tracking and counting, the annotated video."""
+        ours_on_cpu = isinstance(self.runner, OpenVINOModelRunner | ThreadCountTrial)
+        predictor = isinstance(self.runner, UltralyticsPredictorRunner)  # letterboxes with OpenCV
+        batched_torch = not (ours_on_cpu or predictor)
+        return {
+            "decode": "cpu",
+            "letterbox": self.device if batched_torch else "cpu",
+            "inference": self.device,
+            "nms": "cpu" if ours_on_cpu else self.device,
+            "tracking": "cpu",
+            "video": "cpu",
+        }
 
     def start(self, images: list[np.ndarray]) -> PendingDetections:
         """Start detecting objects in several BGR frames; call the result to wait for them.

@@ -4,7 +4,9 @@ bytes go up and only the kept boxes come back, with no per-frame Python in betwe
 
 The steps are Ultralytics' predictor's (:mod:`pipeline.models.preprocess`'s letterbox, NMS over the
 best class score, boxes scaled back to the frame), batched; tests hold them to the predictor's boxes
-on CPU tensors. Boxes only (no masks).
+on CPU tensors. Boxes only (no masks). :class:`TorchBatchRunner` is the detector's runner for PyTorch
+detection weights (``backend: torch``, the default on a GPU), so ``vpipe run`` of a ``.streams`` list
+sends every camera's ready frames up in one call.
 
 Example:
     >>> import torch
@@ -16,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import supervision as sv
@@ -25,6 +27,9 @@ import torch.nn.functional as F
 import torchvision
 
 from pipeline.models.preprocess import PAD_VALUE, letterbox_window
+
+if TYPE_CHECKING:
+    from pipeline.models.openvino_runner import PendingDetections
 
 MAX_WH = 7680
 """Offset between classes in a per-class NMS (boxes of two classes never overlap): Ultralytics' value."""
@@ -138,3 +143,53 @@ class BatchedTorchDetector:
             class_id=class_id,
             data={"class_name": self._names[class_id]},
         )
+
+
+class TorchBatchRunner:
+    """The detector's runner for PyTorch detection weights: each call's frames grouped by size (cameras
+    of one size share a call) through :class:`BatchedTorchDetector`, in fp16 on a GPU.
+
+    Args:
+        model: The loaded Ultralytics model (``ultralytics.YOLO``); its network is fused (convolution and
+            batch norm in one, as Ultralytics' predictor runs it) and moved to ``device``.
+        size: The model input (h, w).
+        device: ``cpu``, ``cuda:N`` or ``mps``.
+        half: fp16 weights and inputs.
+        conf: Confidence threshold.
+        iou: NMS IoU threshold.
+        class_ids: Classes to keep; None keeps all.
+        agnostic: One NMS over all classes.
+    """
+
+    in_flight = 1
+    """The work is done in :meth:`start`, on the detection thread (PyTorch releases the GIL meanwhile)."""
+    threads: int | None = None
+    """Not set by vpipe (PyTorch's own default)."""
+
+    def __init__(
+        self,
+        model: Any,
+        size: tuple[int, int],
+        device: str,
+        half: bool,
+        conf: float,
+        iou: float,
+        class_ids: Sequence[int] | None = None,
+        agnostic: bool = True,
+    ) -> None:
+        network = model.model.fuse(verbose=False).to(device).eval()
+        network = network.half() if half else network.float()
+        self.detector = BatchedTorchDetector(network, model.names, size, conf, iou, class_ids, agnostic, half)
+
+    def start(self, images: list[np.ndarray]) -> PendingDetections:
+        """Detect several BGR frames (now), one call per frame size; the returned function gives their
+        detections, in the order of ``images``."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        detections: list[sv.Detections | None] = [None] * len(images)
+        for indices in by_shape.values():
+            for index, found in zip(indices, self.detector([images[i] for i in indices]), strict=True):
+                detections[index] = found
+        done = [found for found in detections if found is not None]
+        return lambda: done

@@ -27,7 +27,8 @@ from pipeline.analytics import Counts
 @dataclass
 class ModelInfo:
     """What ran (:meth:`pipeline.models.Detector.describe`): the weights, task, device, input size,
-    backend and precision; the inference threads and, where a trial chose them, its frames per second."""
+    backend and precision; the inference threads and, where a trial chose them, its frames per second;
+    where each step of a frame ran."""
 
     weights: str
     task: str
@@ -41,6 +42,9 @@ class ModelInfo:
     """The precision OpenVINO runs the float layers in (None: another backend; not in the file then)."""
     threads_trial_fps: dict[str, float] | None = None
     """Frames per second per thread count tried, where a trial chose ``inference_threads``."""
+    stages: dict[str, str] | None = None
+    """Where each step of a frame ran (:meth:`~pipeline.models.Detector.stages`); None in a summary
+    written before summaries had it."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -56,6 +60,7 @@ class ModelInfo:
             data.get("inference_threads"),
             data.get("inference_precision"),
             data.get("inference_threads_trial_fps"),
+            data.get("stages"),
         )
 
     def head_json(self) -> dict[str, Any]:
@@ -72,6 +77,8 @@ class ModelInfo:
         }
         if self.inference_precision is not None:
             head["inference_precision"] = self.inference_precision
+        if self.stages is not None:
+            head["stages"] = self.stages
         return head
 
 
