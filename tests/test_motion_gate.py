@@ -142,3 +142,14 @@ def test_motion_gate_is_a_boolean_in_the_config_and_a_flag(value: object):
     add_model_flags(parser)
     assert model_overrides(parser.parse_args(["--motion-gate"]))["motion_gate"] is True
     assert "motion_gate" not in model_overrides(parser.parse_args([]))
+
+
+def test_the_console_summary_says_what_the_gate_saved():
+    from pipeline.cli import format_summary
+    from pipeline.run.summary import ModelInfo, RunSummary
+
+    model = ModelInfo("yolo11n.pt", "detect", "cpu", 640, "openvino", "int8", [384, 640], 2)
+    summary = RunSummary("lot.mp4", 5.0, 1280, 720, model, 1, "runs/lot", frames=40)
+    assert "motion gate" not in format_summary(summary)
+    summary.motion_gate = {"frames_detected": 8, "frames_motion_skipped": 32}
+    assert "motion gate: 8 frames detected, 32 skipped as unchanged" in format_summary(summary).splitlines()
