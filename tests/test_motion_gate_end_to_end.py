@@ -134,3 +134,28 @@ def bays_at(changes: list[dict[str, Any]], frames: list[int]) -> list[set[str]]:
             (occupied.add if change["event"] == "slot_occupied" else occupied.discard)(change["slot"])
         states.append(set(occupied))
     return states
+
+
+def test_a_batch_slice_holds_repeated_frames_and_counts_as_without_the_gate(tmp_path: Path, highway: Path):
+    from fractions import Fraction
+
+    from pipeline.batch.slice_runner import run_slice
+    from pipeline.batch.slicing import plan_slices, probe_timestamps
+    from pipeline.config import load_config
+
+    pts, time_base = probe_timestamps(highway)
+    spec = plan_slices(pts, time_base, Fraction(4), Fraction(1))[1]  # a warm-up, then frames counted
+    summaries = {}
+    for name, gated in (("gated", True), ("plain", False)):
+        overrides = {"source": {"path": str(highway)}, "output": {"dir": str(tmp_path / name)}}
+        config = load_config(CONFIGS / "traffic.yaml", {**overrides, "model": {"motion_gate": gated}})
+        summaries[name] = run_slice(config, spec).to_json()
+    gate = summaries["gated"]["motion_gate"]
+    assert gate["frames_detected"] + gate["frames_motion_skipped"] == summaries["gated"]["frames"]
+    assert gate["frames_motion_skipped"] > 0
+    assert summaries["gated"]["lines"] == summaries["plain"]["lines"]
+    crossings = {
+        name: [(e["line"], e["direction"], e["frame_index"]) for e in events_of(tmp_path / name, "line_crossing")]
+        for name in summaries
+    }
+    assert crossings["gated"] == crossings["plain"] and crossings["plain"]
