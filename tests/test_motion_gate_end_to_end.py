@@ -19,12 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 import pytest
 
-from pipeline.evaluation import Tolerance, load_counted, load_truth, match_crossings
+from pipeline.evaluation import Tolerance, load_counted, load_truth, match_crossings, still_clip
 from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
 
 REPEAT_MAX_DIFFERENCE = 0.65
@@ -81,25 +80,10 @@ def test_the_crossings_are_those_without_the_gate_and_match_the_hand_count(highw
     assert not matched.missed and not matched.extra, (matched.missed, matched.extra)
 
 
-def write_still_clip(path: Path, snapshots: list[Path]) -> None:
-    """Each snapshot held for ``STRETCH_S`` seconds at ``LOT_FPS``, as H.264 (a camera's compression)."""
-    with av.open(str(path), "w") as writer:
-        stream = writer.add_stream("libx264", rate=LOT_FPS)
-        first = cv2.imread(str(snapshots[0]))
-        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        for index in range(len(snapshots) * STRETCH_S * LOT_FPS):
-            image = cv2.imread(str(snapshots[index // (STRETCH_S * LOT_FPS)]))
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
-            frame.pts = index
-            writer.mux(stream.encode(frame))
-        writer.mux(stream.encode(None))
-
-
 def test_a_still_lot_is_mostly_not_detected_and_its_bays_change_as_without_the_gate(tmp_path: Path):
     lot = SAMPLES / "pklot_pucpr"
     clip = tmp_path / "still_lot.mp4"
-    write_still_clip(clip, [lot / "2012-09-12_10_26_57.jpg", lot / "2012-09-28_08_01_02.jpg"])
+    still_clip([lot / "2012-09-12_10_26_57.jpg", lot / "2012-09-28_08_01_02.jpg"], clip, LOT_FPS, STRETCH_S)
     config = tmp_path / "parking.yaml"  # the parking demo with the default 2 s debounce
     config.write_text(
         f"model:\n  task: detect\n  classes: [car, motorcycle, bus, truck]\n"
