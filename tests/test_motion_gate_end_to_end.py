@@ -1,10 +1,10 @@
 """``--motion-gate`` with the real CLI and model: it changes no count, and on a still scene it keeps
 most frames from the detector.
 
-highway.mp4 moves all the time, but 65 of its 335 frames repeat the one before (the clip was
-converted to 29.97 fps): a repeat differs from its predecessor by at most 0.5 grey levels on average,
-every other frame by at least 0.8. The gate may hold those, and no other frame, and the crossings
-must be those of the run without it, frame by frame, and match the hand count as well.
+highway.mp4 moves all the time, but 65 of its 335 frames repeat the one before: a repeat differs
+from its predecessor by at most 0.5 grey levels on average, every other frame by at least 0.8. The
+gate may hold those, and no other frame, and the crossings must be those of the run without it,
+frame by frame, and match the hand count as well.
 
 The still clip is two real snapshots of the PUCPR lot, 4 s each at 5 fps, through H.264: eight
 seconds in which the picture changes once. Its bays must end each snapshot's stretch as they do
