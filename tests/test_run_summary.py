@@ -202,3 +202,13 @@ def test_a_split_videos_merged_fields_keep_their_layout():
         "frames": 0, "duration_s": 0.0, "processing_fps": 0.0, "lines": {}, "zones": {},
     }  # fmt: skip
     assert Counts({}, {}).to_json() == {"lines": {}, "zones": {}}
+
+
+def test_a_split_videos_motion_gate_adds_up_its_slices():
+    gated = [
+        RunSummary.from_json({**SLICE, "motion_gate": {"frames_detected": detected, "frames_motion_skipped": skipped}})
+        for detected, skipped in [(100, 26), (30, 96)]
+    ]
+    merged = merge_slices(gated).to_json()
+    assert merged["motion_gate"] == {"frames_detected": 130, "frames_motion_skipped": 122}
+    assert list(merged).index("motion_gate") == list(merged).index("detect_every") + 1

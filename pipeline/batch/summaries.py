@@ -113,6 +113,7 @@ class MergedSlices:
         processing_fps: Frames over the slices' summed processing time.
         counts: Lines, zones and movements merged (speeds stay in the slices' summaries).
         first: The first slice's summary: the video's rate, size and model; None without slices.
+        motion_gate: The slices' frames detected and skipped as unchanged, added up (with ``model.motion_gate``).
     """
 
     frames: int
@@ -120,6 +121,7 @@ class MergedSlices:
     processing_fps: float
     counts: Counts
     first: RunSummary | None
+    motion_gate: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The merged fields of the video's ``summary.json``, in its order."""
@@ -129,6 +131,8 @@ class MergedSlices:
             data.update(fps=first.fps, width=first.width, height=first.height, model=model.weights, task=model.task)
             data.update(device=model.device, imgsz=model.imgsz, backend=model.backend, input_size=model.input_size)
             data.update(detect_every=first.detect_every)
+        if self.motion_gate is not None:
+            data["motion_gate"] = self.motion_gate
         data.update(duration_s=self.duration_s, processing_fps=self.processing_fps, **self.counts.to_json())
         return data
 
@@ -147,12 +151,14 @@ def merge_slices(summaries: Sequence[RunSummary]) -> MergedSlices:
         merge_zones([(s.counts.zones, s.frames) for s in summaries]),
         movements=merge_movements(movements) if movements else None,
     )
+    gated = [s.motion_gate for s in summaries if s.motion_gate is not None]
     return MergedSlices(
         frames,
         round(sum(s.duration_s for s in summaries), 4),
         round(frames / busy_s, 2) if busy_s else 0.0,
         counts,
         summaries[0] if summaries else None,
+        {key: sum(gate[key] for gate in gated) for key in gated[0]} if gated else None,
     )
 
 
