@@ -10,8 +10,8 @@ tracks stay where they were.
 The numbers, at the 1/4 scale the comparison runs at (one compared pixel is a 4x4 block):
 
 - :data:`SCALE`: averaging 16 pixels cuts independent sensor noise fourfold. At 1/8 a far car
-  moving a few pixels a frame fades into its blocks: on ``sample_videos/highway.mp4`` 36 frames
-  with cars moving were held at 1/8 and 1 at 1/4 (besides its 64 repeated frames, held either way).
+  moving a few pixels a frame fades into its blocks: of ``sample_videos/highway.mp4``'s frames with
+  cars moving, 35 were held at 1/8 and none at 1/4 (besides its 65 repeated frames, held either way).
 - :data:`PIXEL_THRESHOLD`: after the averaging and the blur a still scene's compared pixels move by
   a few grey levels (a codec's blocks flicker by up to about 10); a vehicle against the road differs
   by tens.
