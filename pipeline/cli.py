@@ -223,6 +223,12 @@ def format_summary(summary: RunSummary) -> str:
         f"model {model.weights} ({model.task}, {model.backend} {model.precision} on {model.device}{_threads(model)}, "
         f"input {model.input_size[1]}x{model.input_size[0]})"
     ]
+    if summary.motion_gate is not None:
+        gate = summary.motion_gate
+        rows.append(
+            f"motion gate: {gate['frames_detected']} frames detected, "
+            f"{gate['frames_motion_skipped']} skipped as unchanged"
+        )
     counts = summary.counts
     if counts.lines:
         rows.append(f"{'line':<16}{'in':>6}{'out':>6}  by class (in / out)")

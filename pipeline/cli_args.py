@@ -35,6 +35,7 @@ FLAG_NAMES = {
     "model.calibration": "--calibration",
     "model.upscale": "--upscale",
     "model.detect_every": "--detect-every",
+    "model.motion_gate": "--motion-gate",
     "lines": "--line",
     "output.dir": "--output",
     "output.overwrite": "--overwrite",
@@ -120,12 +121,19 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         help="run the detector on every Nth frame; the tracker predicts the frames between (default 1); "
         "auto: per camera, the smallest interval (1 to 4) that keeps it real time",
     )
+    parser.add_argument(
+        "--motion-gate",
+        action="store_true",
+        help="skip the detector on frames unchanged since the last detected one (at least one a second "
+        "is detected); for parking cameras and quiet roads",
+    )
 
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``model`` config section from the flags :func:`add_model_flags` adds (``--model``, ``--task``,
     ``--device``, ``--imgsz``, ``--conf``, ``--classes``, ``--inference-threads``, ``--backend``,
-    ``--precision``, ``--calibration``, ``--upscale``, ``--detect-every``); unset flags are left out."""
+    ``--precision``, ``--calibration``, ``--upscale``, ``--detect-every``, ``--motion-gate``); unset flags
+    are left out."""
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     values = {
         "weights": args.model,
@@ -140,5 +148,6 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "calibration": args.calibration,
         "upscale": True if args.upscale else None,
         "detect_every": args.detect_every,
+        "motion_gate": True if args.motion_gate else None,
     }
     return {key: value for key, value in values.items() if value is not None}

@@ -318,6 +318,31 @@ def _reencode(
     return rate, kept
 
 
+def still_clip(snapshots: Sequence[Path], destination: Path, fps: int, seconds_each: int, crf: int = 23) -> int:
+    """Write each snapshot held for ``seconds_each`` seconds at ``fps`` as one H.264 clip (a still
+    camera's picture changing once per snapshot, with a codec's noise); returns its frame count.
+    The snapshots must share one size."""
+    import av  # only the clip writers need it
+    import cv2
+
+    frames_each = fps * seconds_each
+    with av.open(str(destination), "w") as writer:
+        stream = writer.add_stream("libx264", rate=fps)
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": "veryfast"}
+        for number, snapshot in enumerate(snapshots):
+            image = cv2.imread(str(snapshot))
+            if image is None:
+                raise ConfigError(f"{snapshot}: not an image")
+            if number == 0:
+                stream.width, stream.height = image.shape[1], image.shape[0]
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+            for index in range(number * frames_each, (number + 1) * frames_each):
+                frame.pts = index
+                writer.mux(stream.encode(frame))
+        writer.mux(stream.encode(None))
+    return len(snapshots) * frames_each
+
+
 def _opens_period(index: int, source_fps: float, fps: float) -> bool:
     """Whether source frame ``index`` is the first one in its ``1 / fps`` period."""
     return index == 0 or math.floor(index * fps / source_fps + 1e-9) > math.floor((index - 1) * fps / source_fps + 1e-9)

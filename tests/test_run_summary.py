@@ -105,6 +105,14 @@ PARKING_AND_STREAMS = {
 }
 """A whole run with parking, an error and an event stream: the optional sections in their places."""
 
+MOTION_GATE = {
+    key: value
+    for name, entry in WHOLE_RUN.items()
+    for key, value in [(name, entry)] + ([("motion_gate", {"frames_detected": 12, "frames_motion_skipped": 323})]
+    if name == "detect_every" else [])
+}  # fmt: skip
+"""A whole run with ``model.motion_gate``: its frames detected and skipped after ``detect_every``."""
+
 SLICE = {
     "source": "/archive/highway.mp4",
     "part": "part-0001",
@@ -136,8 +144,8 @@ SLICE = {
 
 @pytest.mark.parametrize(
     "document",
-    [WHOLE_RUN, FAILED_BEFORE_FIRST_FRAME, PARKING_AND_STREAMS, SLICE],
-    ids=["whole", "failed-at-start", "parking-streams", "slice"],
+    [WHOLE_RUN, FAILED_BEFORE_FIRST_FRAME, PARKING_AND_STREAMS, MOTION_GATE, SLICE],
+    ids=["whole", "failed-at-start", "parking-streams", "motion-gate", "slice"],
 )
 def test_a_summary_reads_and_writes_back_as_the_file_has_it(document: dict[str, Any]):
     summary = RunSummary.from_json(json.loads(json.dumps(document)))
@@ -195,3 +203,13 @@ def test_a_split_videos_merged_fields_keep_their_layout():
         "frames": 0, "duration_s": 0.0, "processing_fps": 0.0, "lines": {}, "zones": {},
     }  # fmt: skip
     assert Counts({}, {}).to_json() == {"lines": {}, "zones": {}}
+
+
+def test_a_split_videos_motion_gate_adds_up_its_slices():
+    gated = [
+        RunSummary.from_json({**SLICE, "motion_gate": {"frames_detected": detected, "frames_motion_skipped": skipped}})
+        for detected, skipped in [(100, 26), (30, 96)]
+    ]
+    merged = merge_slices(gated).to_json()
+    assert merged["motion_gate"] == {"frames_detected": 130, "frames_motion_skipped": 122}
+    assert list(merged).index("motion_gate") == list(merged).index("detect_every") + 1

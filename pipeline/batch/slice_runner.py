@@ -25,6 +25,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError, SourceError
 from pipeline.io.sources.files import TRUNCATION_TOLERANCE_FRAMES, Frame, VideoFileSource
 from pipeline.models import Detector
+from pipeline.run.frame_pipeline import Need
 from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary, SlicePart
 from pipeline.runtime import set_torch_threads
@@ -122,7 +123,8 @@ def run_slice(config: Config, spec: SliceSpec) -> RunSummary:
         stack.callback(frames.close)
         try:
             for frame in frames:
-                run.process(frame, detector(frame.image) if run.needs_detection(frame) else None)
+                need = run.detection_need(frame)
+                run.process(frame, detector(frame.image) if need is Need.DETECT else None, held=need is Need.HOLD)
         except KeyboardInterrupt:
             return run.finish("interrupted")
         except PipelineError as exc:

@@ -129,6 +129,7 @@ class MergedSlices:
         processing_fps: Frames over the slices' summed processing time.
         counts: Lines, zones, movements and crosswalks merged (speeds stay in the slices' summaries).
         first: The first slice's summary: the video's rate, size and model; None without slices.
+        motion_gate: The slices' frames detected and skipped as unchanged, added up (with ``model.motion_gate``).
     """
 
     frames: int
@@ -136,6 +137,7 @@ class MergedSlices:
     processing_fps: float
     counts: Counts
     first: RunSummary | None
+    motion_gate: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The merged fields of the video's ``summary.json``, in its order."""
@@ -145,6 +147,8 @@ class MergedSlices:
             data.update(fps=first.fps, width=first.width, height=first.height, model=model.weights, task=model.task)
             data.update(device=model.device, imgsz=model.imgsz, backend=model.backend, input_size=model.input_size)
             data.update(detect_every=first.detect_every)
+        if self.motion_gate is not None:
+            data["motion_gate"] = self.motion_gate
         data.update(duration_s=self.duration_s, processing_fps=self.processing_fps, **self.counts.to_json())
         return data
 
@@ -165,12 +169,14 @@ def merge_slices(summaries: Sequence[RunSummary]) -> MergedSlices:
         movements=merge_movements(movements) if movements else None,
         crosswalks=merge_crosswalks(crosswalks) if crosswalks else None,
     )
+    gated = [s.motion_gate for s in summaries if s.motion_gate is not None]
     return MergedSlices(
         frames,
         round(sum(s.duration_s for s in summaries), 4),
         round(frames / busy_s, 2) if busy_s else 0.0,
         counts,
         summaries[0] if summaries else None,
+        {key: sum(gate[key] for gate in gated) for key in gated[0]} if gated else None,
     )
 
 

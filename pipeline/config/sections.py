@@ -69,6 +69,10 @@ class ModelConfig:
     )
     """Run the detector on every Nth frame; the tracker's motion model carries the boxes in between. auto:
     per camera, the smallest interval (1 to 4, at least 5 detected frames a second) that keeps it real time."""
+    motion_gate: bool = False
+    """Skip the detector on a frame it would run on when the frame has not changed since the last
+    detected one (a parking camera, an empty road at night); the tracks hold still. A frame is still
+    detected at least once a second (``pipeline/run/motion_gate.py``)."""
     conf: float = field(default=0.1, metadata=check(lambda v: 0 < v < 1, "a number between 0 and 1"))
     """Detector threshold. Low on purpose: ByteTrack keeps tracks alive with low-score boxes."""
     iou: float = field(default=0.7, metadata=check(lambda v: 0 < v <= 1, "a number between 0 and 1"))

@@ -17,21 +17,24 @@ from pipeline.concurrency import PrefetchIterator
 from pipeline.errors import PipelineError
 from pipeline.io.sources.files import Frame
 from pipeline.models import Detector, PendingDetections
+from pipeline.run.frame_pipeline import Need
 
 
 class NeedsDetection(Protocol):
     """A source's run, which says which of its frames go to the detector."""
 
-    def needs_detection(self, frame: Frame) -> bool: ...
+    def detection_need(self, frame: Frame) -> Need: ...
 
 
 @dataclass(frozen=True)
 class Detected:
-    """A frame of source ``index`` and its detections (None: not for the detector, ``--detect-every``)."""
+    """A frame of source ``index`` and its detections (None: not for the detector, ``--detect-every``;
+    ``held``: not for it as unchanged since the last detected frame, ``model.motion_gate``)."""
 
     index: int
     frame: Frame
     detections: sv.Detections | None
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class DetectionStage:
 
     def __iter__(self) -> Iterator[Batch]:
         active = list(range(len(self.readers)))
-        in_flight: deque[tuple[Batch, list[tuple[int, Frame]], list[bool], PendingDetections]] = deque()
+        in_flight: deque[tuple[Batch, list[tuple[int, Frame]], list[Need], PendingDetections]] = deque()
         last_yield = time.monotonic()
         try:
             while (active or self._expected > 0) and not self._closed.is_set():
@@ -120,8 +123,8 @@ class DetectionStage:
                     elif active or self._expected > 0:
                         time.sleep(0.005)
                     continue
-                wanted = [self.runs[index].needs_detection(frame) for index, frame in ready]
-                images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want]
+                wanted = [self.runs[index].detection_need(frame) for index, frame in ready]
+                images = [frame.image for (_, frame), want in zip(ready, wanted, strict=True) if want is Need.DETECT]
                 in_flight.append((ended, ready, wanted, self.detector.start(images)))
                 while len(in_flight) >= self.detector.in_flight:
                     yield self._finish(*in_flight.popleft())
@@ -156,9 +159,9 @@ class DetectionStage:
         return ended, ready
 
     @staticmethod
-    def _finish(ended: Batch, ready: list[tuple[int, Frame]], wanted: list[bool], pending: PendingDetections) -> Batch:
+    def _finish(ended: Batch, ready: list[tuple[int, Frame]], wanted: list[Need], pending: PendingDetections) -> Batch:
         detected = iter(pending())
         return ended + [
-            Detected(index, frame, next(detected) if want else None)
+            Detected(index, frame, next(detected) if want is Need.DETECT else None, held=want is Need.HOLD)
             for (index, frame), want in zip(ready, wanted, strict=True)
         ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,19 @@ from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.tally import SliceTally
 from pipeline.config import Config
 from pipeline.io.sources.files import Frame
+from pipeline.run.motion_gate import MotionGate
 from pipeline.tracking import ByteTrackTracker
+
+
+class Need(Enum):
+    """What a frame needs before it is tracked (:meth:`FramePipeline.detection_need`)."""
+
+    DETECT = "detect"
+    """Through the model."""
+    PREDICT = "predict"
+    """Between two detected frames (``model.detect_every``): the tracker predicts."""
+    HOLD = "hold"
+    """Unchanged since the last detected frame (``model.motion_gate``): that frame's detections hold."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,10 @@ class FramePipeline:
         self.tally = SliceTally.for_analytics(self.analytics) if warmup else None
         self.heatmap = Heatmap(*frame_size)
         self.tracks = DistinctTracks()
+        self.gate = MotionGate() if config.model.motion_gate else None
+        """Touched by :meth:`detection_need` only, on the detection thread."""
+        self._last_detections: sv.Detections | None = None
+        """The last detected frame's detections, which a held frame repeats (touched by :meth:`step` only)."""
 
     def _new_tracker(self) -> ByteTrackTracker:
         return ByteTrackTracker(
@@ -163,17 +180,24 @@ class FramePipeline:
         """The columns of ``counts.csv``, in order."""
         return ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
 
-    def needs_detection(self, frame: Frame) -> bool:
-        """Whether ``frame`` goes through the model (``model.detect_every``). When the interval changes,
-        the gap to the next detected frame is at most the larger of the two intervals."""
-        return frame.frame_index % self.detect_every == 0
+    def detection_need(self, frame: Frame) -> Need:
+        """Whether ``frame`` goes through the model: every ``model.detect_every``-th frame (when the
+        interval changes, the gap to the next detected frame is at most the larger of the two),
+        unless ``model.motion_gate`` finds it unchanged since the last detected one."""
+        if frame.frame_index % self.detect_every:
+            return Need.PREDICT
+        if self.gate is not None and self.gate.unchanged(frame.image, frame.timestamp_s):
+            return Need.HOLD
+        return Need.DETECT
 
     def set_detect_every(self, detect_every: int) -> None:
         """Detect every ``detect_every`` frames from now on (``--detect-every auto``)."""
         self.detect_every = detect_every
         self.tracker.set_detect_every(detect_every)
 
-    def step(self, frame: Frame, detections: sv.Detections | None, counted: bool = True) -> FrameResult:
+    def step(
+        self, frame: Frame, detections: sv.Detections | None, counted: bool = True, held: bool = False
+    ) -> FrameResult:
         """Track and count one frame.
 
         Args:
@@ -181,7 +205,15 @@ class FramePipeline:
             detections: The model's detections, or None on a frame the model skipped (the tracker predicts).
             counted: False for a batch slice's warm-up: the tracker and counters learn, the heat map,
                 distinct tracks and tally do not.
+            held: The frame is unchanged since the last detected one (:attr:`Need.HOLD`): the tracker
+                gets that frame's detections again, as the model would find them, so the tracks of a
+                still scene stay where they are; a prediction would carry a car that just stopped
+                on at its last speed, across a line, for as long as the scene stays still.
         """
+        if held and self._last_detections is not None:
+            detections = self._last_detections
+        elif detections is not None:
+            self._last_detections = detections
         tracked = self.tracker.update(detections) if detections is not None else self.tracker.predict()
         tracked.data["at_edge"] = at_frame_edge(tracked.xyxy, self.frame_size)
         events = self.analytics.update(tracked, frame.frame_index, frame.timestamp_s, raw=detections)
@@ -209,4 +241,5 @@ class FramePipeline:
         old_width, old_height = self.frame_size
         self.analytics.rescale(width / old_width, height / old_height)
         self.tracker = self._new_tracker()
+        self._last_detections = None  # at the old scale; the gate detects a frame of another size
         self.frame_size = (width, height)

@@ -152,9 +152,9 @@ def _take(fleet: Fleet, stage: DetectionStage, record: Detected | Ended | Failed
             case Ended():  # its outputs are complete now, whatever the others do
                 fleet.end(index)
                 return
-            case Detected(frame=frame, detections=detections):
+            case Detected(frame=frame, detections=detections, held=held):
                 run.record_source_events(run.source.drain_events(), frame.frame_index)
-                run.process(frame, detections, frames_dropped=fleet.readers[index].dropped)
+                run.process(frame, detections, frames_dropped=fleet.readers[index].dropped, held=held)
     except PipelineError as exc:
         fleet.failures[fleet.spec_of(index)] = str(exc)
         run.source.stop()

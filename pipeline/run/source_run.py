@@ -39,7 +39,7 @@ from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
 from pipeline.run.detect_interval import IntervalChooser, RateWindow
-from pipeline.run.frame_pipeline import FramePipeline
+from pipeline.run.frame_pipeline import FramePipeline, Need
 from pipeline.run.source_summary import closing_summary, summary_header
 from pipeline.run.summary import RunSummary, SlicePart
 from pipeline.store.sink import StoreSink
@@ -127,6 +127,7 @@ class SourceRun:
         if config.model.detect_every == "auto":
             self._rate = RateWindow(IntervalChooser(processed_fps(source, config)), RATE_WINDOW_S, time.monotonic)
         self._frames_detected = 0
+        self._frames_held = 0  # unchanged since the last detected frame (model.motion_gate)
         self.finished = False
 
     def _start_clock(self, earlier: Earlier | None, part: SlicePart | None) -> None:
@@ -183,8 +184,9 @@ class SourceRun:
             self._summary_file.update(self.summary)
         return intervals
 
-    def needs_detection(self, frame: Frame) -> bool:
-        return frame.frame_index > self._done_up_to and self.core.needs_detection(frame)
+    def detection_need(self, frame: Frame) -> Need:
+        """What ``frame`` needs before :meth:`process` (a frame an earlier run wrote needs nothing)."""
+        return self.core.detection_need(frame) if frame.frame_index > self._done_up_to else Need.PREDICT
 
     def _begin(self, frame: Frame) -> None:
         """Start the run's clock at its first frame: a new run's time starts there; a live feed that
@@ -199,8 +201,11 @@ class SourceRun:
         self.summary.start_utc = utc_text(start_epoch_s) if start_epoch_s is not None else None
         self._summary_file.update(self._closing("running"))
 
-    def process(self, frame: Frame, detections: sv.Detections | None, frames_dropped: int = 0) -> None:
-        """Track, count, write and draw one frame (``detections`` None: skipped by the model).
+    def process(
+        self, frame: Frame, detections: sv.Detections | None, frames_dropped: int = 0, held: bool = False
+    ) -> None:
+        """Track, count, write and draw one frame (``detections`` None: skipped by the model; ``held``:
+        skipped as unchanged since the last detected frame, see :meth:`FramePipeline.step`).
 
         The run's time starts at the first frame it processes: ``timestamp_s`` in every output is the
         source's time less that frame's, so it equals the annotated video's presentation time (an
@@ -222,12 +227,12 @@ class SourceRun:
             self._resolution_changed(frame.image.shape[1], frame.image.shape[0])
         part = self.summary.part
         if part is not None and frame.frame_index < part.start_frame:  # warm-up: nothing counted or written
-            self.core.step(frame, detections, counted=False)
+            self.core.step(frame, detections, counted=False, held=held)
             part.warmup_frames += 1
             return
         if self._first_frame is None:
             self._first_frame = frame.image.copy()  # the annotator draws on frame.image
-        result = self.core.step(frame, detections)
+        result = self.core.step(frame, detections, held=held)
         self.outputs.write(result)
         bin_rows = self.intervals.write(result)
         self.outputs.write_intervals(bin_rows)
@@ -236,6 +241,7 @@ class SourceRun:
             self.outputs.write_parking(parking.pop_intervals())
         self.last_frame_index = frame.frame_index
         self._frames_detected += detections is not None
+        self._frames_held += held
         if self._rate is not None and (interval := self._rate.frame(frame.frame_index, frames_dropped)) is not None:
             self.core.set_detect_every(interval)
         self._end_s = frame.timestamp_s + 1.0 / float(self.source.fps)
@@ -267,6 +273,9 @@ class SourceRun:
     def _closing(self, status: str, error: str | None = None) -> RunSummary:
         elapsed_s, publisher = time.perf_counter() - self._started, self._publisher
         chosen = self._rate.chooser.report(self._frames_detected) if self._rate is not None else None
+        gated = None
+        if self.core.gate is not None:
+            gated = {"frames_detected": self._frames_detected, "frames_motion_skipped": self._frames_held}
         return closing_summary(
             self.summary,
             self.detector,
@@ -278,6 +287,7 @@ class SourceRun:
             status,
             error,
             chosen,
+            gated,
         )
 
     def finish(self, status: str, error: str | None = None, frames_dropped: int = 0) -> RunSummary:

@@ -49,6 +49,7 @@ def closing_summary(
     status: str,
     error: str | None,
     detect_every_auto: dict[str, Any] | None = None,
+    motion_gate: dict[str, int] | None = None,
 ) -> RunSummary:
     """``summary`` completed with the rates, memory, status and every count so far (``end_s``: the
     end of the processed video, in the run's time)."""
@@ -68,4 +69,5 @@ def closing_summary(
         peak_gpu_mb=peak_gpu_mb(detector.device),
         publish=publisher.summary() if publisher is not None and publisher.sinks else None,
         detect_every_auto=detect_every_auto,
+        motion_gate=motion_gate,
     )

@@ -167,6 +167,8 @@ class RunSummary:
     detect_every_auto: dict[str, Any] | None = None
     """With ``detect_every: auto``: the interval now, the largest allowed, the frames detected and the
     latest changes (frame index, interval)."""
+    motion_gate: dict[str, int] | None = None
+    """With ``model.motion_gate``: the frames detected and those skipped as unchanged (counted frames)."""
     segments: list[dict[str, Any]] = field(default_factory=list)
     """One entry per process that wrote the run, oldest first: its ``run_id``, ``started_utc``, the
     number of its first files (``first_file``: ``counts.0002.csv`` is 2) and how it ended (``status``)."""
@@ -194,6 +196,7 @@ class RunSummary:
         data.update(fps=self.fps, width=self.width, height=self.height, duration_s=self.duration_s)
         data.update(processing_fps=self.processing_fps, **self.model.head_json(), detect_every=self.detect_every)
         data.update({"detect_every_auto": self.detect_every_auto} if self.detect_every_auto is not None else {})
+        data.update({"motion_gate": self.motion_gate} if self.motion_gate is not None else {})
         data.update(output_dir=self.output_dir, status=self.status, run_id=self.run_id, time_utc=self.time_utc)
         if part is not None:
             data.update(start_utc=self.start_utc)  # a slice's timestamps are the video's: its time 0 too
@@ -255,4 +258,5 @@ class RunSummary:
             start_utc=data.get("start_utc"),
             segments=data.get("segments", []),
             detect_every_auto=data.get("detect_every_auto"),
+            motion_gate=data.get("motion_gate"),
         )
