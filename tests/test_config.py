@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import get_type_hints
 
 import pytest
 import yaml
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config, LineConfig, ModelConfig, OutputConfig, load_config
+from pipeline.config.sections import default_class_groups
 from pipeline.errors import ConfigError
 from tests.conftest import CONFIGS, run_vpipe
 from tests.test_faults import one_line_error
@@ -132,3 +133,29 @@ def test_speed_points_come_in_fours_and_together():
         load_config(None, {"speed": {"image_points": [[0, 0], [1, 0], [1, 1]], "world_points": [[0, 0]] * 4}})
     with pytest.raises(ConfigError, match="image_points and world_points must be given together"):
         load_config(None, {"speed": {"image_points": [[0, 0], [1, 0], [1, 1], [0, 1]]}})
+
+
+@dataclass
+class _NewerModel(ModelConfig):
+    """The model section of a later vpipe that has one more setting."""
+
+    sharpen: bool = False
+
+
+@dataclass
+class _NewerConfig(Config):
+    model: _NewerModel = field(default_factory=_NewerModel)
+
+
+def test_a_version_that_adds_a_setting_gives_a_config_the_same_run_identity():
+    """A run folder is continued only by a run of the same settings (its identity, the digest); a
+    version of vpipe that adds a setting must continue the runs of the version before it."""
+    lines = [LineConfig(name="main", start=(0.0, 300.0), end=(960.0, 300.0))]
+    before = Config(model=ModelConfig(conf=0.3), lines=lines).digest(["output.dir"])
+    assert _NewerConfig(model=_NewerModel(conf=0.3), lines=lines).digest(["output.dir"]) == before
+    assert _NewerConfig(model=_NewerModel(conf=0.3, sharpen=True), lines=lines).digest(["output.dir"]) != before
+    assert Config(model=ModelConfig(conf=0.1), lines=lines).digest(["output.dir"]) != before
+    # a list is taken whole: dropping a default class group is a change
+    assert Config(class_groups=default_class_groups()[:1]).digest() != Config().digest()
+    # an ignored key leaves no trace, set or not
+    assert Config(output=OutputConfig(dir="elsewhere")).digest(["output.dir"]) == Config().digest(["output.dir"])

@@ -72,22 +72,29 @@ class Config:
         )
 
     def digest(self, ignored: Iterable[str] = (), extra: Mapping[str, Any] | None = None) -> str:
-        """A digest of every setting but ``origin`` and the dotted keys in ``ignored`` (``"output.dir"``),
-        with ``extra`` settings added: equal digests, equal settings.
+        """A digest of every setting that differs from its default, but ``origin`` and the dotted keys
+        in ``ignored`` (``"output.dir"``), with ``extra`` settings added: equal digests, equal settings.
+        Settings at their defaults are left out, so a version of vpipe that adds a setting (at its
+        default) gives a config the digest the version before gave it.
 
         Example:
             >>> Config().digest(["source.max_frames"]) == Config(source=SourceConfig(max_frames=9)).digest(
             ...     ["source.max_frames"])
             True
+            >>> Config().digest() == Config(model=ModelConfig(conf=0.1)).digest()  # 0.1 is the default
+            True
         """
-        settings = dataclasses.asdict(self)
-        settings.pop("origin")
+        settings = _changed(self, type(self)(), dataclasses.asdict(self))
+        settings.pop("origin", None)
         for key in ignored:
             *parents, name = key.split(".")
-            section = settings
+            sections = [settings]
             for parent in parents:
-                section = section[parent]
-            section.pop(name, None)
+                sections.append(sections[-1].get(parent, {}))
+            sections[-1].pop(name, None)
+            for parent, outer, inner in reversed(list(zip(parents, sections, sections[1:], strict=False))):
+                if not inner:  # a section left empty is a section at its defaults
+                    outer.pop(parent, None)
         settings.update(extra or {})
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -174,3 +181,24 @@ class Config:
                         else f"the {width}x{height} frame"
                     )
                     raise self.error(key, f"point ({x:g}, {y:g}) is outside {frame}")
+
+
+def _changed(settings: Any, defaults: Any, plain: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the dataclass ``settings`` that differ from ``defaults`` (sections compared field
+    by field), as in ``plain`` (``settings`` as :func:`dataclasses.asdict` gives it). Only sections are
+    compared inside: a list or mapping that differs at all is taken whole.
+
+    Example:
+        >>> _changed(SourceConfig(fps=5.0), SourceConfig(), dataclasses.asdict(SourceConfig(fps=5.0)))
+        {'fps': 5.0}
+    """
+    changed: dict[str, Any] = {}
+    for item in dataclasses.fields(settings):
+        value, default = getattr(settings, item.name), getattr(defaults, item.name)
+        if dataclasses.is_dataclass(value) and dataclasses.is_dataclass(default):
+            inner = _changed(value, default, plain[item.name])
+            if inner:
+                changed[item.name] = inner
+        elif value != default:
+            changed[item.name] = plain[item.name]
+    return changed
