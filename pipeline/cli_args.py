@@ -113,7 +113,11 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         metavar="SOURCE",
         help="video, folder or glob to calibrate int8 on (default: models/calibration/)",
     )
-    parser.add_argument("--upscale", action="store_true", help="let a source smaller than --imgsz be upscaled")
+    parser.add_argument(
+        "--upscale",
+        action=argparse.BooleanOptionalAction,
+        help="upscale a source smaller than --imgsz to it (default; --no-upscale: run it at its own size)",
+    )
     parser.add_argument(
         "--detect-every",
         type=detect_interval,
@@ -132,8 +136,8 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``model`` config section from the flags :func:`add_model_flags` adds (``--model``, ``--task``,
     ``--device``, ``--imgsz``, ``--conf``, ``--classes``, ``--inference-threads``, ``--backend``,
-    ``--precision``, ``--calibration``, ``--upscale``, ``--detect-every``, ``--motion-gate``); unset flags
-    are left out."""
+    ``--precision``, ``--calibration``, ``--upscale``/``--no-upscale``, ``--detect-every``,
+    ``--motion-gate``); unset flags are left out."""
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     values = {
         "weights": args.model,
@@ -146,7 +150,7 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "precision": args.precision,
         "calibration": args.calibration,
-        "upscale": True if args.upscale else None,
+        "upscale": args.upscale,
         "detect_every": args.detect_every,
         "motion_gate": True if args.motion_gate else None,
     }

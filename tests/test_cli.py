@@ -95,6 +95,9 @@ def test_run_and_batch_take_the_same_model_flags(command: list[str]):
     args = build_parser().parse_args([*command, *flags])
     overrides = overrides_from_args(args) if args.command == "run" else config_overrides(args)
     assert overrides["model"] == expected
+    no_upscale = build_parser().parse_args([*command, "--no-upscale"])
+    overrides = overrides_from_args(no_upscale) if no_upscale.command == "run" else config_overrides(no_upscale)
+    assert overrides["model"] == {"upscale": False}  # the default is on: off must reach the config
 
 
 def write(path: Path, text: str | bytes) -> Path:

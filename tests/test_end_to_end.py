@@ -291,7 +291,7 @@ def test_stride_works_with_every_backend(tmp_path: Path, highway: Path):
     assert len(rows) == 41 and summary["tracks_total"] > 0
 
 
-def test_a_small_source_is_not_upscaled(tmp_path: Path, highway: Path):
+def test_a_small_source_is_upscaled_to_imgsz_unless_asked_not_to(tmp_path: Path, highway: Path):
     small = tmp_path / "small.mp4"
     from pipeline.io.outputs.sinks import H264VideoSink
     from pipeline.io.sources.files import open_source
@@ -299,7 +299,7 @@ def test_a_small_source_is_not_upscaled(tmp_path: Path, highway: Path):
     with H264VideoSink(small, 320, 240, open_source(str(highway)).fps) as sink:
         for frame in open_source(str(highway), max_frames=10):
             sink.write(cv2.resize(frame.image, (320, 240)))
-    _, out = vpipe_run(tmp_path / "out", small, "--no-video")
-    assert json.loads((out / "summary.json").read_text())["input_size"] == [256, 320]
-    _, out = vpipe_run(tmp_path / "up", small, "--no-video", "--upscale")
-    assert json.loads((out / "summary.json").read_text())["input_size"] == [480, 640]
+    _, out = vpipe_run(tmp_path / "up", small, "--no-video")
+    assert json.loads((out / "summary.json").read_text())["input_size"] == [480, 640]  # 4:3 at 640
+    _, out = vpipe_run(tmp_path / "out", small, "--no-video", "--no-upscale")
+    assert json.loads((out / "summary.json").read_text())["input_size"] == [256, 320]  # 240 to a multiple of 32
