@@ -79,7 +79,8 @@ def run_sources(
 
     Raises:
         PipelineError: Invalid input (before anything is written: every source failed to open, a
-            config or model error).
+            config or model error; with workers, one worker's such error stops the others, whose
+            outputs are finalized as ``interrupted``).
         SourcesFailed: A source failed to open or failed mid-run while others ran (after every
             output is finalized; the other sources run to their end).
     """
