@@ -238,6 +238,23 @@ def test_a_model_error_in_the_workers_is_one_line_exit_2(tmp_path: Path):
     assert len(lines) == 1 and lines[0].startswith("vpipe: error: ") and "nosuch.pt" in lines[0], result.stderr
 
 
+def test_an_output_error_in_one_worker_stops_the_others_and_is_one_line(tmp_path: Path):
+    streams = tmp_path / "cameras.streams"
+    streams.write_text(f"{HIGHWAY}\n" * 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "highway_2").write_text("a file where the second camera's folder goes")
+    result = run_vpipe("run", streams, "--workers", "2", "--no-video", "--quiet", "--output", out)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"vpipe: error: cannot write outputs to {out / 'highway_2'}: it is not a folder"
+    ]
+    assert not (out / "summary.json").exists()  # no overview of a run that stopped on an error
+    # The first worker was stopped, not left to run the clip to its end (if it had started it at all).
+    first = out / "highway" / "summary.json"
+    assert not first.exists() or json.loads(first.read_text())["status"] == "interrupted"
+
+
 def test_serve_with_several_workers_is_refused_in_one_line(tmp_path: Path):
     streams = tmp_path / "cameras.streams"
     streams.write_text(f"{HIGHWAY}\n" * 2)
