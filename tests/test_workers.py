@@ -181,7 +181,7 @@ def test_four_cameras_on_two_workers_count_as_the_clip_alone_event_by_event(alon
     for name in names:
         folder_summary = summary_of(out / name)
         assert (folder_summary["status"], folder_summary["frames"]) == ("completed", 335)
-        assert folder_summary["inference_threads"] == 1  # two workers on this 2-core machine: a core each
+        assert folder_summary["inference_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)  # half the cores each
         run_ids.add(folder_summary["run_id"])
         assert crossings(out / name) == expected, name
         matched = match_crossings(truth, load_counted(out / name / "events.jsonl"), Tolerance.for_run(30000 / 1001, 1))
