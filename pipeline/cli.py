@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "source",
         metavar="SOURCE",
         help="video file, image folder or glob ('frames/*.jpg'), webcam index (0), stream URL (rtsp://, rtmp://, "
-        "http(s)://), or a .streams file listing several sources (one model, batched)",
+        "http(s)://), or a .streams file listing several sources (one model, batched; see --workers)",
     )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
