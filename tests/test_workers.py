@@ -199,6 +199,19 @@ def test_four_cameras_on_two_workers_count_as_the_clip_alone_event_by_event(alon
     assert rows == [(name, line, direction, frame) for name in names for line, direction, frame in expected]
 
 
+def test_one_progress_bar_counts_every_workers_frames_of_the_total_and_the_tables_follow_list_order(tmp_path: Path):
+    streams = tmp_path / "cameras.streams"
+    streams.write_text(f"{HIGHWAY}\n" * 2)
+    out = tmp_path / "out"
+    result = run_vpipe("run", streams, "--workers", "2", "--max-frames", "20", "--no-video", "--output", out)
+    assert result.returncode == 0, result.stderr
+    states = [state.strip() for state in result.stderr.replace("\r", "\n").splitlines() if "frame" in state]
+    assert "100%" in states[-1] and "40/40" in states[-1], states[-3:]  # both workers' frames, of both's total
+    tables = [line for line in result.stdout.splitlines() if line.startswith(("completed", "outputs"))]
+    assert [line.split(" at ")[0] for line in tables[::2]] == ["completed: 20 frames (0.7 s of video)"] * 2
+    assert tables[1::2] == [f"outputs: {out / 'highway'}/", f"outputs: {out / 'highway_2'}/"]
+
+
 def test_a_bad_source_fails_alone_and_the_others_run(tmp_path: Path):
     missing = tmp_path / "missing.mp4"
     streams = tmp_path / "cameras.streams"

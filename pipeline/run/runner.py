@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from tqdm import tqdm
 
@@ -49,17 +48,11 @@ from pipeline.run.fleet import (
 from pipeline.run.opening import SourceOpener
 from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary
-from pipeline.run.workers import check_workers, run_in_workers
+from pipeline.run.workers import SharedTally, check_workers, run_in_workers
 from pipeline.runtime import set_torch_threads
 from pipeline.store import check_store, store_target
 
 log = logging.getLogger(__name__)
-
-
-class FrameTally(Protocol):
-    """Where the frames processed are counted: a progress bar, or a worker's share of the parent's."""
-
-    def update(self, n: int = 1) -> object: ...
 
 
 def run_sources(
@@ -101,7 +94,7 @@ def run_group(
     config: Config,
     group: SourceGroup,
     run_id: str,
-    progress: bool | FrameTally = True,
+    progress: bool | SharedTally = True,
     viewers: Sequence[FrameViewer] = (),
 ) -> GroupResult:
     """Process a group of sources of a list (all of them, or a worker process's share) with one model.
@@ -110,7 +103,7 @@ def run_group(
         config: The run config.
         group: The sources.
         run_id: The run's id, in every record of every source.
-        progress: Show a progress bar on stderr, or count the frames processed into a tally.
+        progress: Show a progress bar on stderr, or count the frames into a worker's tally.
         viewers: Live views to publish annotated frames to.
 
     Returns:
@@ -162,11 +155,12 @@ def run_group(
         known = not opener.pending and all(s.frame_count for s in sources)
         total = sum(s.frame_count or 0 for s in sources) if known else None
         if isinstance(progress, bool):
-            bar: FrameTally = stack.enter_context(
+            bar: tqdm | SharedTally = stack.enter_context(
                 tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
             )
         else:
             bar = progress
+            bar.expect(total)
         try:
             _loop(fleet, opener, detector, bar)
         except KeyboardInterrupt:
@@ -176,7 +170,7 @@ def run_group(
         return fleet.result(opener.pending)
 
 
-def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: FrameTally) -> None:
+def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm | SharedTally) -> None:
     """Until every source ends: detection batches come from their own thread; track, count, write."""
     stage = DetectionStage(fleet.readers, fleet.runs, detector, expected=len(opener.pending))
     batches = PrefetchIterator(stage, maxsize=2)

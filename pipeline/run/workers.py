@@ -67,15 +67,27 @@ def check_workers(config: Config, sources: int, live_view: bool) -> int:
     return count
 
 
-class SharedTally:
-    """A worker's progress bar: the frames it processed, in shared memory the parent's bar reads
-    (written by this worker only: no lock, so nothing for the parent to clean up)."""
+UNKNOWN = -2
+"""A worker's expected frames when some of its sources have no end (live) or have not opened yet."""
 
-    def __init__(self, count: Any) -> None:
-        self._count = count
+
+class SharedTally:
+    """A worker's progress bar: the frames it processed and expects, in shared memory the parent's
+    bar reads (written by this worker only: no lock, so nothing for the parent to clean up).
+
+    Args:
+        count: The frames processed (a shared ``q`` value).
+        expected: The frames expected in all (-1 until known, :data:`UNKNOWN` if never).
+    """
+
+    def __init__(self, count: Any, expected: Any) -> None:
+        self._count, self._expected = count, expected
 
     def update(self, n: int = 1) -> None:
         self._count.value += n
+
+    def expect(self, total: int | None) -> None:
+        self._expected.value = UNKNOWN if total is None else total
 
 
 def run_in_workers(
@@ -95,15 +107,15 @@ def run_in_workers(
         KeyboardInterrupt: Interrupted before any worker started a run.
     """
     context = multiprocessing.get_context("spawn")  # a fork would copy the parent's threads' locks
-    frames = [context.RawValue("q", 0) for _ in groups]
+    tallies = [(context.RawValue("q", 0), context.RawValue("q", -1)) for _ in groups]
     cpus = max(1, len(os.sched_getaffinity(0)) // len(groups))
     stop = context.RawValue("b", 0)
     workers: list[tuple[BaseProcess, Connection]] = []
     try:
         for group in groups:
             receiver, sender = context.Pipe(duplex=False)
-            count = frames[len(workers)]
-            args = (run_group, config, replace(group, cpus=cpus), run_id, not progress, count, stop, sender)
+            tally = tallies[len(workers)]
+            args = (run_group, config, replace(group, cpus=cpus), run_id, not progress, tally, stop, sender)
             process = context.Process(target=_work, args=args, name=f"vpipe-worker-{len(workers) + 1}")
             _start_ignoring_stops(process)
             sender.close()  # the worker holds the other end: its end of file says it ended
@@ -115,12 +127,12 @@ def run_in_workers(
     replies: dict[int, tuple] = {}
     with tqdm(unit="frame", disable=not progress, dynamic_ncols=True) as bar:
         try:
-            _collect(workers, replies, frames, stop, bar)
+            _collect(workers, replies, tallies, stop, bar)
         except KeyboardInterrupt:
             previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}  # let them finish
             try:
                 _stop(workers, stop)  # they got a Ctrl-C from a terminal too, but not a SIGTERM sent to this process
-                _collect(workers, replies, frames, stop, bar)
+                _collect(workers, replies, tallies, stop, bar)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
@@ -151,12 +163,13 @@ def _stop(workers: Sequence[tuple[BaseProcess, Connection]], stop: Any) -> None:
 def _collect(
     workers: Sequence[tuple[BaseProcess, Connection]],
     replies: dict[int, tuple],
-    frames: Sequence[Any],
+    tallies: Sequence[tuple[Any, Any]],
     stop: Any,
     bar: tqdm,
 ) -> None:
     """Each worker's reply into ``replies`` (by worker), until all have ended; updates the bar
-    meanwhile. A worker's error stops the others: the run ends with it."""
+    meanwhile (its total once every worker knows its own). A worker's error stops the others: the
+    run ends with it."""
     open_ends = {receiver: index for index, (_, receiver) in enumerate(workers) if index not in replies}
     while open_ends:
         for receiver in wait(list(open_ends), timeout=POLL_S):
@@ -168,7 +181,10 @@ def _collect(
                 replies[index] = ("crashed", f"worker {index + 1} ended with exit code {workers[index][0].exitcode}")
             if replies[index][0] in ("error", "crashed"):
                 _stop(workers, stop)
-        bar.update(sum(count.value for count in frames) - bar.n)
+        expected = [expected.value for _, expected in tallies]
+        if bar.total is None and min(expected) >= 0:
+            bar.total = sum(expected)
+        bar.update(sum(count.value for count, _ in tallies) - bar.n)
     for process, _ in workers:
         process.join()
 
@@ -214,7 +230,7 @@ def _work(
     group: SourceGroup,
     run_id: str,
     quiet: bool,
-    frames: Any,
+    tally: tuple[Any, Any],
     stop: Any,
     reply: Connection,
 ) -> None:
@@ -226,7 +242,7 @@ def _work(
             signal.signal(sig, _stop_once)
         if stop.value:  # stopped while it started, ignoring signals
             raise KeyboardInterrupt
-        message = ("result", run_group(config, group, run_id, SharedTally(frames)))
+        message = ("result", run_group(config, group, run_id, SharedTally(*tally)))
     except NothingOpened as exc:
         message = ("unopened", exc.failed)
     except PipelineError as exc:
