@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from pipeline import __version__
 from pipeline.batch.cli import add_batch_parser, command_batch
-from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int
+from pipeline.cli_args import FLAG_NAMES, add_model_flags, line_arg, model_overrides, positive_int, positive_int_or_auto
 from pipeline.cli_main import OneLineErrorParser, run_command
 from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "source",
         metavar="SOURCE",
         help="video file, image folder or glob ('frames/*.jpg'), webcam index (0), stream URL (rtsp://, rtmp://, "
-        "http(s)://), or a .streams file listing several sources (one model, batched)",
+        "http(s)://), or a .streams file listing several sources (one model, batched; see --workers)",
     )
     run.add_argument("--config", "-c", metavar="YAML", help="config file (see configs/example.yaml for every key)")
     run.add_argument("--output", "-o", metavar="DIR", help="output folder (default: runs/<source name>)")
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME:X1,Y1,X2,Y2",
         help="counting line in source pixels; repeat for several; replaces the config's lines",
+    )
+    run.add_argument(
+        "--workers",
+        type=positive_int_or_auto,
+        metavar="N",
+        help="spread the sources of a .streams list over N processes, each with its own model and a share of "
+        "the cores (default 1: one process; auto: one per two cores); outputs and counts are the same",
     )
     run.add_argument(
         "--max-frames",
@@ -186,6 +193,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "stall_timeout_s": args.stall_timeout,
         "max_reconnects": args.max_reconnects,
         "sample_every_s": args.sample_every,
+        "workers": args.workers,
     }
     overrides["source"].update({key: value for key, value in source_flags.items() if value is not None})
     if args.rotate is not None:
@@ -256,9 +264,11 @@ def _command_run(args: argparse.Namespace) -> int:
     from pipeline.io.sources.files import read_stream_list
     from pipeline.run.fleet import SourcesFailed
     from pipeline.run.runner import run_sources
+    from pipeline.run.workers import check_workers
 
     config = load_config(args.config, overrides_from_args(args), flag_names=FLAG_NAMES)
     specs = read_stream_list(args.source) if args.source.endswith(".streams") else [args.source]
+    check_workers(config, len(specs), live_view=args.serve is not None or args.show)
     with ExitStack() as stack:
         viewers = []
         if args.serve is not None:

@@ -23,6 +23,7 @@ FLAG_NAMES = {
     "source.stall_timeout_s": "--stall-timeout",
     "source.sample_every_s": "--sample-every",
     "source.max_reconnects": "--max-reconnects",
+    "source.workers": "--workers",
     "model.weights": "--model",
     "model.task": "--task",
     "model.device": "--device",
@@ -66,11 +67,11 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def detect_interval(text: str) -> int | str:
-    """Parse ``--detect-every``: a positive integer or ``auto``.
+def positive_int_or_auto(text: str) -> int | str:
+    """Parse a positive integer or ``auto`` (``--detect-every``, ``--workers``).
 
     Example:
-        >>> detect_interval("3"), detect_interval("auto")
+        >>> positive_int_or_auto("3"), positive_int_or_auto("auto")
         (3, 'auto')
     """
     if text.strip() == "auto":
@@ -120,7 +121,7 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     )
     parser.add_argument(
         "--detect-every",
-        type=detect_interval,
+        type=positive_int_or_auto,
         metavar="N",
         help="run the detector on every Nth frame; the tracker predicts the frames between (default 1); "
         "auto: per camera, the smallest interval (1 to 4) that keeps it real time",

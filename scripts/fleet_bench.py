@@ -8,8 +8,9 @@ event by event (line, direction, frame; track IDs may differ), with those of the
 the same flags.
 
 The clip is scaled once to ``--size`` (default 1920x1080) into ``--work`` and its config's lines and
-zones with it. Runs alternate over the N values within each repetition, so a machine that slows down
-favours none; the table gives medians over repetitions of the slowest and the median camera's rate.
+zones with it. Runs alternate over the N values (and the ``--variants``, sets of flags compared with
+each other) within each repetition, so a machine that slows down favours none; the table gives
+medians over repetitions of the slowest and the median camera's rate.
 The machine's load average (1 min) before each run is reported: on a shared machine, compare rows
 of one table, not tables of different runs.
 
@@ -18,6 +19,7 @@ Usage::
     python scripts/fleet_bench.py --cameras 1 2 4 --repeats 3                  # annotated video on
     python scripts/fleet_bench.py --cameras 4 8 --no-video --detect-every 3
     python scripts/fleet_bench.py --cameras 4 --write-docs                      # table into docs/performance.md
+    python scripts/fleet_bench.py --cameras 4 --variants "--workers 1" "--workers 2"
 """
 
 from __future__ import annotations
@@ -122,25 +124,29 @@ def run_fleet(clip: Path, config: Path, cameras: int, flags: list[str], out: Pat
     return FleetRun(cameras, fps, crossings, load)
 
 
-def table(runs: dict[int, list[FleetRun]], source_fps: float, reference: list[tuple[str, str, int]]) -> str:
-    """The Markdown table: per N, the rates (median over repetitions), real time, and how many cameras
-    (in the worst repetition) have the single run's crossings event by event, and its counts per line
-    and direction (with ``--detect-every auto`` a crossing may be a frame apart: the interval follows
-    the measured rate)."""
+def table(runs: dict[tuple[int, str], list[FleetRun]], source_fps: float, reference: list[tuple[str, str, int]]) -> str:
+    """The Markdown table: per N (and variant, if any), the rates (median over repetitions), real time,
+    and how many cameras (in the worst repetition) have the single run's crossings event by event, and
+    its counts per line and direction (with ``--detect-every auto`` a crossing may be a frame apart:
+    the interval follows the measured rate)."""
+    variants = any(variant for _, variant in runs)
     rows = [
-        "| cameras | FPS per camera, slowest | FPS per camera, median | real time (>= "
+        f"| cameras |{' flags |' if variants else ''} FPS per camera, slowest | FPS per camera, median | real time (>= "
         f"{source_fps:.2f}) | the single run's crossings: event by event | counts | load (1 min) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|" + ("---|" if variants else ""),
     ]
     counts = Counter((line, direction) for line, direction, _ in reference)
-    for cameras, repeats in sorted(runs.items()):
+    for (cameras, variant), repeats in runs.items():
         slowest = statistics.median(min(run.fps) for run in repeats)
         middle = statistics.median(statistics.median(run.fps) for run in repeats)
         equal = min(sum(found == reference for found in run.crossings) for run in repeats)
         same = min(sum(Counter((a, b) for a, b, _ in found) == counts for found in run.crossings) for run in repeats)
         loads = ", ".join(f"{run.load:.1f}" for run in repeats)
         holds = "yes" if slowest >= source_fps else "no"
-        rows.append(f"| {cameras} | {slowest:.1f} | {middle:.1f} | {holds} | {equal} / {cameras} | {same} / {cameras} ")
+        flags = f" `{variant}` |" if variants else ""
+        rows.append(
+            f"| {cameras} |{flags} {slowest:.1f} | {middle:.1f} | {holds} | {equal} / {cameras} | {same} / {cameras} "
+        )
         rows[-1] += f"| {loads} |"
     return "\n".join(rows)
 
@@ -177,6 +183,13 @@ def main() -> int:
     parser.add_argument("--detect-every", help="pass --detect-every to vpipe run (N or auto)")
     parser.add_argument("--video-width", type=int, help="output.video_width in the config (0: the source's)")
     parser.add_argument("--vpipe-args", default="", help="more flags for vpipe run, e.g. '--device cuda'")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=[""],
+        help="sets of more vpipe run flags to compare, alternating within each repetition, "
+        "e.g. '--workers 1' '--workers 2'",
+    )
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "fleet_bench", help="clips and runs")
     parser.add_argument("--write-docs", action="store_true", help="put the table into docs/performance.md")
     args = parser.parse_args()
@@ -196,12 +209,14 @@ def main() -> int:
     )
     flags += shlex.split(args.vpipe_args)
     reference = run_fleet(clip, config, 1, flags, args.work / "reference").crossings[0]
-    runs: dict[int, list[FleetRun]] = {n: [] for n in args.cameras}
+    runs: dict[tuple[int, str], list[FleetRun]] = {(n, v): [] for n in sorted(args.cameras) for v in args.variants}
     for repeat in range(args.repeats):
-        for cameras in args.cameras:
-            run = run_fleet(clip, config, cameras, flags, args.work / f"n{cameras}_{repeat}")
-            runs[cameras].append(run)
-            print(f"repeat {repeat + 1}, {cameras} cameras: " + " ".join(f"{f:.1f}" for f in run.fps), flush=True)
+        for cameras, variant in runs:
+            out = args.work / f"n{cameras}_v{args.variants.index(variant)}_{repeat}"
+            run = run_fleet(clip, config, cameras, flags + shlex.split(variant), out)
+            runs[(cameras, variant)].append(run)
+            rates = " ".join(f"{f:.1f}" for f in run.fps)
+            print(f"repeat {repeat + 1}, {cameras} cameras {variant}: {rates} (load {run.load:.1f})", flush=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     command = "python scripts/fleet_bench.py " + shlex.join(a for a in sys.argv[1:] if a != "--write-docs")
     text = (
@@ -221,6 +236,7 @@ def main() -> int:
         )
         key += f" video_width {args.video_width}" if args.video_width is not None else ""
         key += f" {args.vpipe_args}" if args.vpipe_args else ""
+        key += f" variants {' / '.join(args.variants)}" if any(args.variants) else ""
         write_docs(text, key, REPO / "docs" / "performance.md")
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli_args import detect_interval
+from pipeline.cli_args import positive_int_or_auto
 from pipeline.config import TrackerConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.evaluation import Tolerance, load_counted, load_truth, match_crossings
@@ -148,7 +148,7 @@ def test_auto_is_a_value_of_detect_every_in_the_config_and_the_flag(tmp_path: Pa
     path.write_text("model:\n  detect_every: sometimes\n")
     with pytest.raises(ConfigError, match=r"auto.yaml: model.detect_every: expected an integer"):
         load_config(path)
-    assert (detect_interval("auto"), detect_interval("2")) == ("auto", 2)
+    assert (positive_int_or_auto("auto"), positive_int_or_auto("2")) == ("auto", 2)
 
 
 def test_four_cameras_on_auto_report_the_choice_and_count_as_the_hand_count(tmp_path: Path):

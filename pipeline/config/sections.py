@@ -41,6 +41,12 @@ class SourceConfig:
     )
     """Process one frame every this many seconds of source time and skip the rest before the model
     (a parking lot needs a frame every few seconds, not 30 a second); null: every frame."""
+    workers: int | Literal["auto"] = field(
+        default=1, metadata=check(lambda v: v == "auto" or 1 <= v <= 256, "an integer from 1 to 256, or auto")
+    )
+    """Worker processes the sources of a ``.streams`` list are spread over (round-robin), each with a
+    model of its own and its share of the cores, so throughput grows with cores; 1: every source in
+    this process; auto: one per two cores, at most one per source. Outputs and counts are the same."""
 
 
 @dataclass

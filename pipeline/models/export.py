@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -84,6 +85,17 @@ def exported_model(
         return target
     root = target.parent.parent
     root.mkdir(parents=True, exist_ok=True)
+    # Processes that need one export at once (the workers of a run) make it once: the others wait.
+    with (root / f"{target.parent.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes, or the process ends
+        return target if target.exists() else _export_to(target, weights, backend, size, precision, calibration)
+
+
+def _export_to(
+    target: Path, weights: Path, backend: str, size: tuple[int, int], precision: str, calibration: str | None
+) -> Path:
+    """Make the export :func:`exported_model` caches at ``target``."""
+    root = target.parent.parent
     with tempfile.TemporaryDirectory(dir=root) as scratch:
         produced = Path(scratch) / target.name
         if precision == "int8":

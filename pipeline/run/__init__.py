@@ -5,9 +5,11 @@ source (the per-frame core) and the run folders' outputs; a batch slice runs thr
 
 Modules, in the order a run uses them::
 
-    runner          run / run_sources: the wiring, the loop, the progress bar
+    runner          run / run_sources / run_group: the wiring, the loop, the progress bar
+    workers         a list's sources spread over worker processes, each running run_group
     opening         sources opened side by side, so a dead camera stalls nothing
-    fleet           the run's sources, readers and SourceRuns, added as each one opens
+    fleet           the run's sources, readers and SourceRuns, added as each one opens; a list's
+                    groups, their results and the overview
     detection_stage frames of every source batched into one inference call, on its own thread
     source_run      one source after the model, or one batch slice: core, outputs, intervals, summary.json
     frame_pipeline  the per-frame core: tracker, analytics, heat map, distinct tracks

@@ -1,11 +1,14 @@
 """The sources of one run: each one's reader and :class:`~pipeline.run.source_run.SourceRun`, added as it
-opens, ended as it ends, and the overview of how each went (``summary.json`` of a ``.streams`` run)."""
+opens, ended as it ends; the share of a source list one process runs (:class:`SourceGroup`), what
+came of it (:class:`GroupResult`), and the overview of how each source went (``summary.json`` of a
+``.streams`` run)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,7 @@ from pipeline.io.outputs.folders import check_output_dir
 from pipeline.io.outputs.records import utc_text
 from pipeline.io.outputs.run_folder import run_identity
 from pipeline.io.outputs.sinks import write_json_atomic
-from pipeline.io.sources.files import Frame, FrameSource, is_live_spec, open_source
+from pipeline.io.sources.files import Frame, FrameSource, is_live_spec, open_source, source_name
 from pipeline.io.sources.frames import sample_every
 from pipeline.io.urls import mask_credentials
 from pipeline.run.detection_stage import DetectionStage
@@ -56,6 +59,90 @@ def unique_name(name: str, taken: list[str]) -> str:
     return unique
 
 
+@dataclass(frozen=True)
+class SourceGroup:
+    """Sources of a list that one process runs: their specs, their positions in the whole list and
+    their names, unique across the whole list (``clip``, ``clip_2``, ... in list order), so processes
+    that run parts of one list never pick the same folder.
+
+    Example:
+        >>> whole = SourceGroup.whole(["a/clip.mp4", "b/clip.mp4", "cam.mp4"])
+        >>> whole.names, [(g.positions, g.names) for g in whole.split(2)]
+        (['clip', 'clip_2', 'cam'], [([0, 2], ['clip', 'cam']), ([1], ['clip_2'])])
+    """
+
+    specs: list[str]
+    positions: list[int]
+    names: list[str]
+    list_size: int
+    """How many sources the whole list has: with more than one, each writes into a subfolder."""
+    cpus: int | None = None
+    """The CPUs the group's process may use (None: every one), for the model's threads."""
+
+    @classmethod
+    def whole(cls, specs: Sequence[str]) -> SourceGroup:
+        """Every source of the list, named in list order."""
+        taken: list[str] = []
+        names = [unique_name(source_name(spec), taken) for spec in specs]
+        return cls(list(specs), list(range(len(specs))), names, len(specs))
+
+    def split(self, count: int) -> list[SourceGroup]:
+        """``count`` groups (fewer if there are fewer sources), the sources dealt round-robin."""
+        count = min(count, len(self.specs))
+        return [
+            SourceGroup(self.specs[k::count], self.positions[k::count], self.names[k::count], self.list_size, self.cpus)
+            for k in range(count)
+        ]
+
+
+@dataclass
+class GroupResult:
+    """How the sources of a group (or of several, merged) went, by position in the whole list."""
+
+    summaries: list[tuple[int, RunSummary]] = field(default_factory=list)
+    """Each source that ran and its summary, in the order they started."""
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """The overview's entry of each source that ran."""
+    failed: dict[int, str] = field(default_factory=dict)
+    """Why each source that failed (to open or mid-run) failed."""
+    pending: list[int] = field(default_factory=list)
+    """Live sources that never connected."""
+
+    @classmethod
+    def merge(cls, results: Sequence[GroupResult]) -> GroupResult:
+        """The results of the groups of one list as one: the summaries in list order."""
+        merged = cls()
+        for result in results:
+            merged.summaries += result.summaries
+            merged.entries.update(result.entries)
+            merged.failed.update(result.failed)
+            merged.pending += result.pending
+        merged.summaries.sort(key=lambda item: item[0])
+        merged.pending.sort()
+        return merged
+
+    def outcome(self, specs: Sequence[str]) -> list[RunSummary]:
+        """The summaries of the sources that ran (``specs``: the whole list).
+
+        Raises:
+            SourcesFailed: Some sources failed or never connected.
+        """
+        summaries = [summary for _, summary in self.summaries]
+        failures = [self.failed[position] for position in sorted(self.failed)]
+        failures += [f"{mask_credentials(specs[position])}: never connected" for position in self.pending]
+        if failures:
+            raise SourcesFailed(failures, [s for s in summaries if s.status != "failed"])
+        return summaries
+
+
+class NothingOpened(SourceError):
+    """No source of a group opened: every one failed (``failed``: why, by position in the whole list)."""
+
+    def __init__(self, failed: dict[int, str]) -> None:
+        super().__init__("; ".join(failed[position] for position in sorted(failed)))
+        self.failed = failed
+
+
 def open_spec(config: Config, spec: str, stop: threading.Event) -> FrameSource:
     """Open ``spec`` as the ``source`` section says; ``stop`` ends a live source's connection attempts."""
     # --max-frames counts processed frames: a live source must not count the ones dropped unread.
@@ -87,22 +174,27 @@ class Fleet:
 
     Args:
         config: The run config.
-        specs: The sources, as given.
+        group: The sources, as given (indices into ``group.specs`` are spec indices here).
         start_run: Makes the run of an opened source, given its config in its pixels and its folder.
     """
 
     def __init__(
-        self, config: Config, specs: Sequence[str], start_run: Callable[[FrameSource, Config, Path], SourceRun]
+        self, config: Config, group: SourceGroup, start_run: Callable[[FrameSource, Config, Path], SourceRun]
     ) -> None:
-        self.config, self.specs, self._start_run = config, specs, start_run
-        self.base = Path(config.output.dir) if config.output.dir else Path("runs") / "streams"
-        """Where a run of several sources writes (each in a subfolder)."""
+        self.config, self.group, self.specs, self._start_run = config, group, group.specs, start_run
+        self.base = self.base_of(config)
+        self.single = group.list_size == 1
+        """Whether the list is one source (written to ``output.dir`` itself)."""
         self.runs: list[SourceRun] = []
         self.readers: list[PrefetchIterator[Frame]] = []
         self.failures: dict[int, str] = {}  # by spec index
         self.spec_of_run: list[int] = []
-        self._names: list[str] = []
         self._finished = False
+
+    @staticmethod
+    def base_of(config: Config) -> Path:
+        """Where a run of several sources writes (each in a subfolder)."""
+        return Path(config.output.dir) if config.output.dir else Path("runs") / "streams"
 
     def prepare(self, sources: Sequence[FrameSource]) -> list[Config]:
         """Geometry in each source's pixels, checked; the first sources also size the model input."""
@@ -119,17 +211,17 @@ class Fleet:
         frames = sample_every(source, interval_s) if interval_s else source
         return PrefetchIterator(frames, maxsize=2 if latest else 4, drop_oldest=latest)
 
-    def place(self, source: FrameSource, source_config: Config) -> Path:
-        """Give ``source`` a name unique in this run; its output folder, checked as writable and
-        free for this run (``source_config``: its config in its pixels, see :meth:`prepare`).
+    def place(self, spec_index: int, source: FrameSource, source_config: Config) -> Path:
+        """Give ``source`` (opened from spec ``spec_index``) its name, unique in the list; its output folder,
+        checked as writable and free for this run (``source_config``: its config in its pixels, see
+        :meth:`prepare`).
 
         Raises:
             PipelineError: The folder cannot be written.
             FolderTaken: A vpipe process writes it, or it holds another run (without ``--overwrite``).
         """
-        source.name = unique_name(source.name, self._names)
-        single = len(self.specs) == 1
-        out_dir = output_dir_for(self.config, source) if single else self.base / source.name
+        source.name = self.group.names[spec_index]
+        out_dir = output_dir_for(self.config, source) if self.single else self.base / source.name
         check_output_dir(out_dir, self.config.output.overwrite, run_identity(source_config, source))
         return out_dir
 
@@ -160,7 +252,7 @@ class Fleet:
                 if isinstance(outcome, PipelineError):
                     raise outcome
                 source_config = self.prepare([outcome])[0]
-                out_dir = self.place(outcome, source_config)
+                out_dir = self.place(spec_index, outcome, source_config)
                 stage.add_source(self.add(spec_index, None, outcome, source_config, out_dir))
             except PipelineError as exc:
                 self.failures[spec_index] = str(exc)
@@ -195,24 +287,35 @@ class Fleet:
             if reader_ended:  # else a read blocked in FFmpeg still uses it; it ends with the process
                 run.source.close()
 
+    def result(self, pending: set[int]) -> GroupResult:
+        """How each source went, by its position in the whole list (``pending``: spec indices of
+        live sources that never connected)."""
+        position = self.group.positions
+        result = GroupResult(pending=sorted(position[index] for index in pending))
+        for run, spec_index in zip(self.runs, self.spec_of_run, strict=True):
+            result.summaries.append((position[spec_index], run.summary))
+            summary = run.summary
+            entry = {"source": run.source.display_name, "status": summary.status, "output_dir": str(run.out_dir)}
+            result.entries[position[spec_index]] = entry | ({"error": summary.error} if summary.error else {})
+        result.failed = {position[index]: error for index, error in self.failures.items()}
+        return result
 
-def write_overview(fleet: Fleet, pending: set[int], run_id: str) -> None:
-    """With several sources, ``summary.json`` in the base folder: each source's status and folder."""
-    if len(fleet.specs) == 1:
+
+def write_overview(base: Path, specs: Sequence[str], result: GroupResult, run_id: str) -> None:
+    """With several sources (``specs``: the whole list), ``summary.json`` in the ``base`` folder: each
+    source's status and folder, in list order."""
+    if len(specs) == 1:
         return
-    entries: dict[int, dict[str, Any]] = {}
-    for run, spec_index in zip(fleet.runs, fleet.spec_of_run, strict=True):
-        entry = {"source": run.source.display_name, "status": run.summary.status, "output_dir": str(run.out_dir)}
-        entries[spec_index] = {**entry, **({"error": run.summary.error} if run.summary.error else {})}
-    for spec_index, error in fleet.failures.items():
-        if spec_index in entries:  # failed mid-run: its summary says why
+    entries = dict(result.entries)
+    for position, error in result.failed.items():
+        if position in entries:  # failed mid-run: its summary says why
             continue
-        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "failed"}
-        entries[spec_index]["error"] = mask_credentials(error)
-    for spec_index in pending:
-        entries[spec_index] = {"source": mask_credentials(fleet.specs[spec_index]), "status": "never_connected"}
-    sources = [entries[index] for index in sorted(entries)]
+        entries[position] = {"source": mask_credentials(specs[position]), "status": "failed"}
+        entries[position]["error"] = mask_credentials(error)
+    for position in result.pending:
+        entries[position] = {"source": mask_credentials(specs[position]), "status": "never_connected"}
+    sources = [entries[position] for position in sorted(entries)]
     failed = sum(entry["status"] in ("failed", "never_connected") for entry in sources)
-    fleet.base.mkdir(parents=True, exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
     overview = {"sources": sources, "sources_failed": failed, "run_id": run_id, "time_utc": utc_text(time.time())}
-    write_json_atomic(fleet.base / "summary.json", overview)
+    write_json_atomic(base / "summary.json", overview)

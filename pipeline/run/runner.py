@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,18 +29,26 @@ from tqdm import tqdm
 from pipeline.analytics.parking import model_for_parking
 from pipeline.concurrency import PrefetchIterator
 from pipeline.config import Config
-from pipeline.errors import PipelineError, SourceError
+from pipeline.errors import PipelineError
 from pipeline.io.outputs.records import new_run_id
 from pipeline.io.outputs.run_outputs import FrameViewer
 from pipeline.io.publish.publisher import Publisher
 from pipeline.io.sources.files import Frame, FrameSource
-from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
 from pipeline.run.detection_stage import Detected, DetectionStage, Ended, Failed
-from pipeline.run.fleet import Fleet, SourcesFailed, open_spec, release, write_overview
+from pipeline.run.fleet import (
+    Fleet,
+    GroupResult,
+    NothingOpened,
+    SourceGroup,
+    open_spec,
+    release,
+    write_overview,
+)
 from pipeline.run.opening import SourceOpener
 from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary
+from pipeline.run.workers import SharedTally, check_workers, run_in_workers
 from pipeline.runtime import set_torch_threads
 from pipeline.store import check_store, store_target
 
@@ -54,29 +63,66 @@ def run_sources(
     With one source its outputs go to ``output.dir`` (default ``runs/<source name>``); with several,
     to ``<output.dir or runs/streams>/<source name>/``, and ``summary.json`` there lists every
     source's status. Sources are opened side by side (see :class:`SourceOpener`): one that cannot
-    connect retries, or gives up, on its own while the others run.
+    connect retries, or gives up, on its own while the others run. With ``source.workers`` above 1
+    the sources are spread over that many worker processes (see :mod:`pipeline.run.workers`), each
+    running :func:`run_group` on its share with a model of its own.
 
     Returns:
         One summary per source that ran, as written to their ``summary.json``.
 
     Raises:
         PipelineError: Invalid input (before anything is written: every source failed to open, a
-            config or model error).
+            config or model error; with workers, one worker's such error stops the others, whose
+            outputs are finalized as ``interrupted``).
         SourcesFailed: A source failed to open or failed mid-run while others ran (after every
             output is finalized; the other sources run to their end).
     """
     if not specs:
         raise config.error("source.path", "no source given (pass SOURCE on the command line)")
+    whole = SourceGroup.whole(specs)
+    run_id = new_run_id()  # this run's: in every record of every source
+    groups = whole.split(check_workers(config, len(specs), live_view=bool(viewers)))
+    if len(groups) > 1:
+        result = run_in_workers(config, groups, run_id, progress, run_group)
+    else:
+        result = run_group(config, whole, run_id, progress, viewers)
+    write_overview(Fleet.base_of(config), specs, result, run_id)
+    return result.outcome(specs)
+
+
+def run_group(
+    config: Config,
+    group: SourceGroup,
+    run_id: str,
+    progress: bool | SharedTally = True,
+    viewers: Sequence[FrameViewer] = (),
+) -> GroupResult:
+    """Process a group of sources of a list (all of them, or a worker process's share) with one model.
+
+    Args:
+        config: The run config.
+        group: The sources.
+        run_id: The run's id, in every record of every source.
+        progress: Show a progress bar on stderr, or count the frames into a worker's tally.
+        viewers: Live views to publish annotated frames to.
+
+    Returns:
+        How each source went; nothing of the list's overview is written.
+
+    Raises:
+        NothingOpened: Every source of the group failed to open (before anything is written).
+        PipelineError: A config or model error (before anything is written).
+    """
     normalized = config.coordinates == "normalized"  # geometry that can follow a change of resolution
     detector: Detector | None = None
-    run_id = new_run_id()  # this process's: in every record of every source
 
     def start_run(source: FrameSource, source_config: Config, out_dir: Path) -> SourceRun:
         assert detector is not None
-        store = store_target(config.output.store, out_dir if len(specs) == 1 else fleet.base)
+        store = store_target(config.output.store, out_dir if fleet.single else fleet.base)
         return SourceRun(source_config, source, detector, out_dir, viewers, normalized, store=store, run_id=run_id)
 
-    fleet = Fleet(config, specs, start_run)
+    fleet = Fleet(config, group, start_run)
+    specs = group.specs
     Publisher.check(config)
     check_store(config.output.store)
     with ExitStack() as stack:
@@ -89,16 +135,18 @@ def run_sources(
             else:  # timed as read: read now, not once the model has loaded
                 opened.append((index, outcome, fleet.read(outcome) if outcome.read_clock else None))
         if not opened:
-            raise SourceError("; ".join(fleet.failures[index] for index in sorted(fleet.failures)))
+            raise NothingOpened({group.positions[index]: error for index, error in fleet.failures.items()})
         source_configs = fleet.prepare([source for _, source, _ in opened])
         # checked before the model loads
-        out_dirs = [fleet.place(source, c) for (_, source, _), c in zip(opened, source_configs, strict=True)]
+        out_dirs = [fleet.place(i, source, c) for (i, source, _), c in zip(opened, source_configs, strict=True)]
         largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
         frame_size = (largest.width, largest.height)
         model = model_for_parking(config.model, config.parking, frame_size)
+        if group.cpus and not model.inference_threads:  # a worker's share of the cores
+            model = replace(model, inference_threads=group.cpus)
         origin = config.flags.get("model.classes", config.origin)
         detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
-        set_torch_threads(detector.backend)
+        set_torch_threads(detector.backend, cpus=group.cpus)
         for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
             fleet.add(index, reader, source, source_config, out_dir)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
@@ -106,23 +154,23 @@ def run_sources(
         sources = [run.source for run in fleet.runs]
         known = not opener.pending and all(s.frame_count for s in sources)
         total = sum(s.frame_count or 0 for s in sources) if known else None
-        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True))
+        if isinstance(progress, bool):
+            bar: tqdm | SharedTally = stack.enter_context(
+                tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
+            )
+        else:
+            bar = progress
+            bar.expect(total)
         try:
             _loop(fleet, opener, detector, bar)
         except KeyboardInterrupt:
             fleet.finish("interrupted")
         else:
             fleet.finish("completed")
-        write_overview(fleet, opener.pending, run_id)
-        summaries = [run.summary for run in fleet.runs]
-        failures = [fleet.failures[index] for index in sorted(fleet.failures)]
-        failures += [f"{mask_credentials(specs[index])}: never connected" for index in sorted(opener.pending)]
-    if failures:
-        raise SourcesFailed(failures, [s for s in summaries if s.status != "failed"])
-    return summaries
+        return fleet.result(opener.pending)
 
 
-def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm) -> None:
+def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm | SharedTally) -> None:
     """Until every source ends: detection batches come from their own thread; track, count, write."""
     stage = DetectionStage(fleet.readers, fleet.runs, detector, expected=len(opener.pending))
     batches = PrefetchIterator(stage, maxsize=2)

@@ -46,7 +46,15 @@ from pipeline.io.outputs.folders import (
 )
 from pipeline.io.sources.files import FrameSource
 
-RUN_CONTROL_KEYS = ("source.path", "source.max_frames", "output.dir", "output.overwrite", "output.keep_video", "flags")
+RUN_CONTROL_KEYS = (
+    "source.path",
+    "source.max_frames",
+    "source.workers",
+    "output.dir",
+    "output.overwrite",
+    "output.keep_video",
+    "flags",
+)
 """Settings that say where and how long a run goes, not what it counts: a run continues across them."""
 
 TAIL_BYTES = 1 << 16

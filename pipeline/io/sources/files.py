@@ -29,7 +29,7 @@ from pipeline.errors import SourceError
 from pipeline.io.sources.frames import Frame, FrameSource, TimedImage, error_reason, has_clock
 from pipeline.io.sources.live import LiveSource, StreamSource, WebcamSource
 from pipeline.io.sources.snapshot_times import snapshot_offsets_s
-from pipeline.io.urls import is_stream_url
+from pipeline.io.urls import is_stream_url, stream_name
 
 __all__ = [
     "Frame",
@@ -58,7 +58,7 @@ class VideoFileSource(FrameSource):
 
     def __init__(self, path: str | Path, max_frames: int | None = None) -> None:
         self.path = Path(path)
-        self.name = self.path.stem
+        self.name = source_name(str(self.path))
         self.display_name = str(self.path)
         self._max_frames = max_frames
         try:
@@ -132,10 +132,9 @@ class ImageFolderSource(FrameSource):
         path = Path(spec)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            self.name = path.name
         else:  # a glob, or a single image
             files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            self.name = path.parent.name or "images"
+        self.name = source_name(spec)
         if not files:
             raise SourceError(f"{spec}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         self.display_name = spec
@@ -209,6 +208,25 @@ def open_source(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFolderSource(spec, fps=fps, max_frames=max_frames)
     return VideoFileSource(path, max_frames=max_frames)
+
+
+def source_name(spec: str) -> str:
+    """The name of the source :func:`open_source` opens from ``spec`` (its output folder's name), known
+    without opening it: a video's file name without its suffix, an image folder's name, the folder of a
+    glob or image (``images`` if none), a stream's host, port and path, ``camera<N>`` for a webcam.
+
+    Example:
+        >>> source_name("videos/highway.mp4"), source_name("rtsp://user:pw@cam.local:554/live"), source_name("0")
+        ('highway', 'cam.local_554_live', 'camera0')
+    """
+    if is_live_spec(spec):
+        return f"camera{int(spec)}" if spec.isdigit() else stream_name(spec)
+    path = Path(spec)
+    if path.is_dir():
+        return path.name
+    if path.suffix.lower() in IMAGE_SUFFIXES or (not path.exists() and glob.has_magic(spec)):
+        return path.parent.name or "images"
+    return path.stem
 
 
 def is_live_spec(spec: str) -> bool:
