@@ -12,6 +12,7 @@ Modules, in the order a run uses them::
                     groups, their results and the overview
     detection_stage frames of every source batched into one inference call, on its own thread
     source_run      one source after the model, or one batch slice: core, outputs, intervals, summary.json
+    run_writers     a source run's writers: run folder outputs, store sink, plots
     frame_pipeline  the per-frame core: tracker, analytics, heat map, distinct tracks
     summary         RunSummary: summary.json as one type, read by the CLI's table and the batch
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -23,26 +23,20 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import events_of
-from pipeline.annotators.frame import FrameAnnotator
-from pipeline.annotators.scaled import video_size
 from pipeline.config import Config, parse_time
 from pipeline.errors import PipelineError, SourceError
-from pipeline.io.live.metrics import RunMetrics
-from pipeline.io.outputs.folders import output_error
-from pipeline.io.outputs.intervals_file import IntervalsFile, file_start_epoch_s
-from pipeline.io.outputs.plots import write_plots
+from pipeline.io.outputs.intervals_file import IntervalsFile
 from pipeline.io.outputs.records import RecordStamp, new_run_id, utc_text
 from pipeline.io.outputs.run_folder import Earlier, RunFolder, run_identity
-from pipeline.io.outputs.run_outputs import FrameViewer, RunOutputs, SummaryFile
-from pipeline.io.publish.publisher import Publisher
+from pipeline.io.outputs.run_outputs import FrameViewer, SummaryFile
 from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.io.urls import mask_credentials
 from pipeline.models import Detector
 from pipeline.run.detect_interval import IntervalChooser, RateWindow
 from pipeline.run.frame_pipeline import FramePipeline, Need
+from pipeline.run.run_writers import metrics_of, outputs_for, store_for, write_plots_of
 from pipeline.run.source_summary import closing_summary, summary_header
 from pipeline.run.summary import RunSummary, SlicePart
-from pipeline.store.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +99,10 @@ class SourceRun:
                 on_error.callback(self.intervals.close)
                 stamp = RecordStamp(self.run_id, earlier.last_seq() if earlier else 0)
                 first = earlier.next_file if earlier else 0
-                store_sink = _store_for(store, config, source, self.core, self.summary, self.run_id)
+                store_sink = store_for(store, config, source, self.core, self.summary, self.run_id)
                 if store_sink is not None:
                     on_error.callback(store_sink.end, "failed")
-                self.outputs = _outputs_for(
+                self.outputs = outputs_for(
                     config, source, detector, self.core, out_dir, viewers, part is None, stamp, first, store_sink
                 )
                 self.outputs.write_intervals(self._rebuilt_bins)  # a killed process's bins: stored too
@@ -328,73 +322,6 @@ class SourceRun:
         if failure is not None and error is None:  # with an error, the caller reports that one
             raise failure
         return self.summary
-
-
-def metrics_of(viewers: Sequence[FrameViewer]) -> Iterator[RunMetrics]:
-    """The Prometheus metrics a live view serves (``--serve``), if any."""
-    return (metrics for viewer in viewers if (metrics := getattr(viewer, "metrics", None)) is not None)
-
-
-def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir: Path) -> PipelineError | None:
-    """Write the plots; the error to report if the disk refused them. No origin-destination plot
-    with a warm-up: the movement counters ran over it too."""
-    movements = core.analytics.movements_view() if core.tally is None else None
-    try:
-        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
-    except OSError as exc:
-        return output_error(out_dir, exc)
-    return None
-
-
-def _outputs_for(
-    config: Config,
-    source: FrameSource,
-    detector: Detector,
-    core: FramePipeline,
-    out_dir: Path,
-    viewers: Sequence[FrameViewer],
-    publish: bool,
-    stamp: RecordStamp,
-    first_segment: int,
-    store: StoreSink | None,
-) -> RunOutputs:
-    """The run folder's writers for one source, with its live viewers, its store and (``publish``) event
-    streams, from segment ``first_segment`` on, its events stamped by ``stamp``."""
-    return RunOutputs(
-        out_dir,
-        config.output,
-        core.columns,
-        source.fps,
-        video_size((source.width, source.height), config.output.video_width),
-        FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
-        viewers,
-        name=source.name,
-        parking=core.analytics.parking is not None,
-        publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None), stamp) if publish else None,
-        stamp=stamp,
-        first_segment=first_segment,
-        store=store,
-    )
-
-
-def _store_for(
-    target: str | None, config: Config, source: FrameSource, core: FramePipeline, summary: RunSummary, run_id: str
-) -> StoreSink | None:
-    """The run's sink in the store ``target`` (None: no store), timed as ``intervals.csv`` is: from a
-    file's start time if it has one, else from the clock at the first frame."""
-    if target is None:
-        return None
-    parking = core.analytics.parking
-    return StoreSink(
-        target,
-        config.publish.camera or source.name,
-        summary.source,
-        str(Path(summary.output_dir).resolve()),
-        None if source.live else file_start_epoch_s(source, config.source.start_time),
-        slots=len(parking.occupied) if parking is not None else None,
-        run_id=run_id,
-        replace=config.output.overwrite,
-    )
 
 
 def processed_fps(source: FrameSource, config: Config) -> float:
