@@ -43,6 +43,18 @@ def run_vpipe(*args: str | Path, timeout: float = 600, **kwargs: object) -> subp
     )
 
 
+def run_highway_cameras(
+    tmp_path: Path, copies: int, *flags: str | Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``vpipe run`` of a ``.streams`` list naming highway.mp4 ``copies`` times (as that many cameras),
+    with configs/traffic.yaml, no video, ``--quiet`` and ``flags``; the result and the output folder."""
+    streams = tmp_path / "cameras.streams"
+    streams.write_text(f"{SAMPLES / 'highway.mp4'}\n" * copies)
+    out = tmp_path / "out"
+    command = ("run", streams, "--config", CONFIGS / "traffic.yaml", "--no-video", "--quiet", "--output", out)
+    return run_vpipe(*command, *flags), out
+
+
 @pytest.fixture(scope="session")
 def highway() -> Path:
     return SAMPLES / "highway.mp4"

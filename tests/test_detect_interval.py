@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.evaluation import Tolerance, load_counted, load_truth, match_crossings
 from pipeline.run.detect_interval import CHANGES_KEPT, HOLD_WINDOWS, MAX_HOLD_WINDOWS, IntervalChooser, RateWindow
 from pipeline.tracking import ByteTrackTracker
-from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+from tests.conftest import GROUND_TRUTH, run_highway_cameras
 from tests.test_low_fps import assert_within_one_vehicle
 
 FPS = 30.0
@@ -152,14 +152,9 @@ def test_auto_is_a_value_of_detect_every_in_the_config_and_the_flag(tmp_path: Pa
 
 
 def test_four_cameras_on_auto_report_the_choice_and_count_as_the_hand_count(tmp_path: Path):
-    streams = tmp_path / "cameras.streams"
-    streams.write_text(f"{SAMPLES / 'highway.mp4'}\n" * 4)
-    result = run_vpipe(
-        "run", streams, "--config", CONFIGS / "traffic.yaml", "--detect-every", "auto", "--no-video", "--quiet",
-        "--output", tmp_path / "out",
-    )  # fmt: skip
+    result, out = run_highway_cameras(tmp_path, 4, "--detect-every", "auto")
     assert result.returncode == 0, result.stderr
-    folders = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(folders) == 4
     truth = load_truth(GROUND_TRUTH / "highway_ground_truth.yaml")
     for folder in folders:

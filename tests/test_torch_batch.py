@@ -28,7 +28,7 @@ from pipeline.models.torch_batch import (
     letterbox_batch,
     nms_batch,
 )
-from tests.conftest import CONFIGS, GROUND_TRUTH, SAMPLES, run_vpipe
+from tests.conftest import GROUND_TRUTH, SAMPLES, run_highway_cameras
 from tests.test_models import _assert_twins, _predict
 
 SIZE = (384, 640)
@@ -102,14 +102,9 @@ def test_the_detectors_pytorch_runner_takes_cameras_of_two_sizes_in_one_call_in_
 
 
 def test_two_cameras_on_pytorch_count_as_the_hand_count_and_say_where_each_step_ran(tmp_path: Path):
-    streams = tmp_path / "cameras.streams"
-    streams.write_text(f"{SAMPLES / 'highway.mp4'}\n" * 2)
-    result = run_vpipe(
-        "run", streams, "--config", CONFIGS / "traffic.yaml", "--backend", "torch", "--no-video", "--quiet",
-        "--output", tmp_path / "out",
-    )  # fmt: skip
+    result, out = run_highway_cameras(tmp_path, 2, "--backend", "torch")
     assert result.returncode == 0, result.stderr
-    folders = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(folders) == 2
     truth = load_truth(GROUND_TRUTH / "highway_ground_truth.yaml")
     for folder in folders:

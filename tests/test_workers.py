@@ -30,7 +30,7 @@ from pipeline.io.urls import stream_name
 from pipeline.run.fleet import GroupResult, SourceGroup, SourcesFailed, write_overview
 from pipeline.run.summary import ModelInfo, RunSummary
 from pipeline.run.workers import check_workers, worker_count
-from tests.conftest import CONFIGS, GROUND_TRUTH, REPO, SAMPLES, run_vpipe
+from tests.conftest import CONFIGS, GROUND_TRUTH, REPO, SAMPLES, run_highway_cameras, run_vpipe
 
 HIGHWAY = SAMPLES / "highway.mp4"
 
@@ -163,13 +163,7 @@ def alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_four_cameras_on_two_workers_count_as_the_clip_alone_event_by_event(alone: Path, tmp_path: Path):
-    streams = tmp_path / "cameras.streams"
-    streams.write_text(f"{HIGHWAY}\n" * 4)
-    out = tmp_path / "out"
-    result = run_vpipe(
-        "run", streams, "--config", CONFIGS / "traffic.yaml", "--workers", "2", "--no-video", "--quiet",
-        "--output", out,
-    )  # fmt: skip
+    result, out = run_highway_cameras(tmp_path, 4, "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""  # --quiet: no bar, no notes, no table
     names = ["highway", "highway_2", "highway_3", "highway_4"]
