@@ -220,7 +220,7 @@ def source_name(spec: str) -> str:
         ('highway', 'cam.local_554_live', 'camera0')
     """
     if is_live_spec(spec):
-        return f"camera{int(spec)}" if spec.isdigit() else stream_name(spec)
+        return WebcamSource.name_for(int(spec)) if spec.isdigit() else stream_name(spec)
     path = Path(spec)
     if path.is_dir():
         return path.name

@@ -240,9 +240,14 @@ class WebcamSource(LiveSource):
 
     read_clock = True
 
+    @staticmethod
+    def name_for(index: int) -> str:
+        """The name (and output folder) of webcam ``index``."""
+        return f"camera{index}"
+
     def __init__(self, index: int, **kwargs: Any) -> None:
         self.index = index
-        self.name = f"camera{index}"
+        self.name = self.name_for(index)
         self._capture: cv2.VideoCapture | None = None
         device = Path(f"/dev/video{index}")
         if sys.platform == "linux" and not device.exists():  # retrying cannot make it appear
