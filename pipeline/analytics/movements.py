@@ -65,25 +65,13 @@ from pipeline.analytics.events import Direction, Movement
 from pipeline.analytics.lines import LineCounter, tracked_anchors
 from pipeline.analytics.movement_tracks import Sighting, TrackState, continue_vanished
 from pipeline.analytics.turns import turn_table
+from pipeline.config.columns import movement_name
 from pipeline.geometry import Point
-
-UNKNOWN = "?"
-"""The destination's name in a movement that reached no exit (``West->?``)."""
 
 U_TURN_REACH = 0.5
 """Share of the way from its origin to the intersection's centre that a track's anchor must get before
 coming back is a U-turn: a queued vehicle's anchor jitters by a fraction of its box, a vehicle that
 turns round drives out into the intersection."""
-
-
-def movement_name(origin: str | None, destination: str | None) -> str:
-    """``origin->destination`` with ``?`` for no destination.
-
-    Example:
-        >>> movement_name("West", None)
-        'West->?'
-    """
-    return f"{origin or UNKNOWN}->{destination or UNKNOWN}"
 
 
 class MovementCounter:

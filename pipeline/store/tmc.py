@@ -18,12 +18,16 @@ from typing import Any
 
 from pipeline.analytics.class_groups import OTHER, ClassGroups
 from pipeline.analytics.intervals import PeakHours
-from pipeline.analytics.turns import TURNS
+from pipeline.config.columns import (
+    TOTAL_VEHICLES,
+    TURNS,
+    UNASSIGNED,
+    crosswalk_columns,
+    tmc_columns,
+    tmc_movement_column,
+)
 from pipeline.store.database import Database
 from pipeline.store.queries import Span, bin_times, watched_bins
-
-UNASSIGNED = "unassigned"
-"""The column of an approach's movements that reached no exit (``A->?``): no turn to put them under."""
 
 PEAK_COLUMNS = [
     "camera",
@@ -74,9 +78,7 @@ class TmcLayout:
     @property
     def columns(self) -> list[str]:
         """Every column of the TMC table after ``camera, interval_start, interval_end``."""
-        columns = [f"{a}_{turn}_{group}" for a in self.approaches for turn in TURNS for group in self.groups]
-        columns += [f"{a}_{UNASSIGNED}" for a in self.approaches]
-        return [*columns, *(f"ped_{name}" for name in self.crosswalks), "total_vehicles"]
+        return tmc_columns(self.approaches, self.groups, self.crosswalks)
 
 
 @dataclass
@@ -102,12 +104,11 @@ class Tmc:
                 row: dict[str, Any] = {"camera": camera, **bin_times(index, self.interval_ms)}
                 row.update(dict.fromkeys(self.layout.columns, 0))
                 for (origin, turn, group), count in content.movements.items():
-                    column = f"{origin}_{turn}" if turn == UNASSIGNED else f"{origin}_{turn}_{group}"
-                    row[column] += count
+                    row[tmc_movement_column(origin, turn, group)] += count
                     if turn != UNASSIGNED and self.layout.is_vehicle(group):
-                        row["total_vehicles"] += count
+                        row[TOTAL_VEHICLES] += count
                 for name, count in content.pedestrians.items():
-                    row[f"ped_{name}"] += count
+                    row[crosswalk_columns(name, is_line=False)[0]] += count
                 rows.append(row)
         return rows
 

@@ -17,8 +17,8 @@ import av
 from pipeline.analytics import Analytics
 from pipeline.analytics.events import events_of
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, Key
-from pipeline.analytics.movements import movement_name
 from pipeline.config import Config, parse_time
+from pipeline.config.columns import movement_name
 from pipeline.durations import parse_duration
 from pipeline.io.outputs.sinks import CountsCsvSink
 from pipeline.io.sources.files import FrameSource, VideoFileSource
