@@ -1,5 +1,10 @@
 """The column names a config's lines, zones, approaches and crosswalks get in ``counts.csv`` and in the
-TMC table (docs/outputs.md, docs/traffic.md), in one place.
+TMC table (docs/outputs.md, docs/traffic.md), in one place; and the check, at config load, that no
+two of them get one name.
+
+Names are the user's, joined with fixed parts (``main`` gives ``main_in``), so two items can meet
+in one column: a crosswalk line ``N`` gives ``ped_N_in``, and so does a crosswalk polygon ``N_in``.
+:func:`check_column_names` refuses such a config, naming both keys.
 
 Example:
     >>> line_columns("main"), zone_column("yard"), movement_name("West", None)
@@ -12,7 +17,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.config.run import Config
 
 FRAME_COLUMNS = ("frame_index", "timestamp_s", "tracks_active")
 """The first columns of ``counts.csv``, whatever the config."""
@@ -60,3 +69,57 @@ def tmc_columns(approaches: Sequence[str], groups: Sequence[str], crosswalks: Se
     columns = [tmc_movement_column(a, turn, group) for a in approaches for turn in TURNS for group in groups]
     columns += [tmc_movement_column(a, UNASSIGNED, "") for a in approaches]
     return [*columns, *(crosswalk_columns(name, is_line=False)[0] for name in crosswalks), TOTAL_VEHICLES]
+
+
+def tmc_groups(config: Config) -> list[str]:
+    """The class groups a TMC of ``config``'s runs has columns for: those that make movements (every
+    kind but pedestrians) and :data:`OTHER`."""
+    named = [group.name for group in config.class_groups if group.kind != "pedestrian"]
+    return [*named, *([OTHER] if OTHER not in named else [])]
+
+
+def check_column_names(config: Config) -> None:
+    """Refuse a config two of whose items would write one column of ``counts.csv`` or of the TMC table.
+
+    Raises:
+        ConfigError: Naming the later item's key and name, the column and the earlier item.
+    """
+    for table, owned in (("counts.csv", _counts_owners(config)), ("TMC", _tmc_owners(config))):
+        seen: dict[str, tuple[str, str]] = {}
+        for column, (key, name) in owned:
+            earlier_key, earlier_name = seen.setdefault(column, (key, name))
+            if earlier_key != key:
+                earlier = f"{earlier_key} ({earlier_name})" if earlier_key else "a column of vpipe's own"
+                raise config.error(
+                    key, f"{name!r} gives the {table} column {column!r}, as {earlier} does; rename one of them"
+                )
+
+
+_Owned = Iterator[tuple[str, tuple[str, str]]]
+"""(column, (key, name)) pairs: the item's config key and name; key "" for vpipe's own columns."""
+
+
+def _counts_owners(config: Config) -> _Owned:
+    yield from ((column, ("", "")) for column in (*FRAME_COLUMNS, *PARKING_COLUMNS))
+    for index, line in enumerate(config.lines):
+        yield from ((column, (f"lines[{index}].name", line.name)) for column in line_columns(line.name))
+    for index, zone in enumerate(config.zones):
+        yield zone_column(zone.name), (f"zones[{index}].name", zone.name)
+    approaches = config.movements.approaches
+    for index, origin in enumerate(approaches):
+        for destination in approaches:
+            yield movement_name(origin.name, destination.name), (f"movements.approaches[{index}].name", origin.name)
+    for index, walk in enumerate(config.movements.crosswalks):
+        owner = (f"movements.crosswalks[{index}].name", walk.name)
+        yield from ((column, owner) for column in crosswalk_columns(walk.name, walk.polygon is None))
+
+
+def _tmc_owners(config: Config) -> _Owned:
+    groups = tmc_groups(config)
+    yield TOTAL_VEHICLES, ("", "")
+    for index, approach in enumerate(config.movements.approaches):
+        owner = (f"movements.approaches[{index}].name", approach.name)
+        yield from ((column, owner) for column in tmc_columns([approach.name], groups, [])[:-1])
+    for index, walk in enumerate(config.movements.crosswalks):
+        owner = (f"movements.crosswalks[{index}].name", walk.name)
+        yield crosswalk_columns(walk.name, is_line=False)[0], owner
