@@ -191,6 +191,47 @@ def test_approaches_with_a_flipped_gate_and_a_crosswalk_are_saved_where_they_wer
     assert [(c.name, c.line, c.polygon) for c in loaded.crosswalks] == [("zebra", [(100, 470), (100, 520)], None)]
 
 
+def test_only_the_gate_or_only_the_polygon_of_an_approach_is_removed(editing):
+    page, config = editing
+    config.write_text(
+        config.read_text()
+        + "movements:\n"
+        + "  approaches:\n"
+        + "    # up the carriageway\n"
+        + "    - name: far\n"
+        + "      polygon: [[250, 180], [720, 180], [760, 240], [220, 240]]\n"
+        + "      gate: [[230, 250], [750, 250]]\n"
+        + "    - name: near\n"
+        + "      polygon: [[150, 430], [830, 430], [830, 500], [150, 500]]\n"
+        + "      gate: [[830, 420], [150, 420]]\n"
+    )
+    page = EditorPage(page.driver, page.driver.current_url)  # the page reads the file as it is now
+    shown = "return [document.getElementById('remove-gate').hidden, document.getElementById('remove-polygon').hidden]"
+    page.click(490, 210)  # inside far's polygon: far selected
+    assert page.script("return document.getElementById('name').value") == "far"
+    assert page.script(shown) == [False, False]
+    page.press("#remove-gate")
+    assert page.script(shown) == [True, True]  # a polygon alone: only Delete, which removes the approach
+    page.script("[...document.querySelectorAll('#list-approaches li')].find(li => li.textContent === 'near').click()")
+    page.press("#remove-polygon")
+    text, kind = page.save()
+    assert kind == "ok", text
+
+    saved = config.read_text()
+    assert "    # up the carriageway\n    - name: far\n" in saved  # the item's comment kept
+    assert yaml.safe_load(saved)["movements"] == {
+        "approaches": [
+            {"name": "far", "polygon": [[250, 180], [720, 180], [760, 240], [220, 240]]},
+            {"name": "near", "gate": [[830, 420], [150, 420]]},
+        ]
+    }
+    loaded = load_config(config).movements  # as vpipe run reads it
+    assert [(a.name, a.polygon is None, a.gate) for a in loaded.approaches] == [
+        ("far", False, None),
+        ("near", True, [(830, 420), (150, 420)]),
+    ]
+
+
 def perspective_bays(quad: list[tuple[float, float]], columns: int) -> np.ndarray:
     """A row of bays cut at equal steps on the ground: the unit square mapped onto ``quad``."""
     square = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])

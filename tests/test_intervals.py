@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.analytics.approaches import Approach
 from pipeline.analytics.events import LineCrossing, Movement
 from pipeline.analytics.intervals import IntervalCounter
+from pipeline.analytics.movements import MovementCounter
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.io.outputs.intervals_file import IntervalsFile
 from pipeline.io.sources.frames import Frame
 from pipeline.run.frame_pipeline import FrameResult
+from pipeline.store.writes import record_time_ms
+from tests.test_movements import APPROACHES, drive, path
 
 KEYS = [("line", "main", "in"), ("line", "main", "out")]
 
@@ -140,3 +144,40 @@ def test_interval_and_start_time_are_validated():
         load_config(None, {"output": {"interval": "often"}})
     with pytest.raises(ConfigError, match=r"^source.start_time: expected an ISO 8601"):
         load_config(None, {"source": {"start_time": "7am"}})
+
+
+# -- binned by when it happened: a line's crossing, a movement's entry into the intersection ------------
+
+
+def _bins_of(counter: IntervalCounter, events: list, confirmed_s: float) -> dict[tuple[str, str], int]:
+    """Feed ``events`` at ``confirmed_s`` (frames every 0.1 s around it); each key's count per bin start."""
+    rows = run(counter, [899.0, confirmed_s, 1000.0], {confirmed_s: events})
+    return {(r["name"], r["interval_start"]): r["count"] for r in rows if r["class_name"] == "all" and r["count"]}
+
+
+def test_a_crossing_is_binned_by_when_it_crossed_not_when_it_was_confirmed():
+    late = LineCrossing(9001, 900.1, "main", "in", crossed_s=899.95, track_id=1, class_name="car")
+    counter = IntervalCounter(900.0, start_epoch_s=None, keys=KEYS, lag_s=0.0)
+    assert _bins_of(counter, [late], 900.1) == {("main", "0.0"): 1}
+    record = late.to_record()
+    assert record_time_ms(record, 1_000_000) == 1_000_000 + 899_950  # the store's time (and so the TMC's)
+    assert record_time_ms({**record, "crossed_s": None}, 0) == 900_100  # an older record: its confirmation
+
+
+@pytest.mark.parametrize("west", ["polygon", "gate"])
+def test_a_movement_is_binned_by_when_it_entered_the_intersection(west: str):
+    """W->E along y=200 at 10 fps, x = 50, 68.75, 87.5, 106.25 ... from frame 8996 (899.6 s): out of W's
+    polygon (x <= 100) first at frame 8999, 899.9 s; across a gate at x=100 between 899.8 and 899.9 s,
+    2/3 of the way (87.5 -> 106.25). It reaches E (x >= 300) at frame 9010, 901.0 s, the next bin."""
+    approaches = {name: Approach.of(polygon) for name, polygon in APPROACHES.items()}
+    if west == "gate":
+        approaches["W"] = Approach.placed(None, [(100, 250), (100, 150)])  # "in" toward +x, the box
+    counter = MovementCounter(approaches, min_outside_s=0.5, forget_after_s=1.0, min_crossing_distance=6.0)
+    (movement,) = drive(counter, path("W", "C", "E"), start=8996)
+    assert (movement.movement, movement.timestamp_s) == ("W->E", pytest.approx(901.0))
+    entered_s = 899.9 if west == "polygon" else 899.8 + 0.1 * (100 - 87.5) / 18.75
+    assert movement.entered_s == pytest.approx(entered_s, abs=1e-4)  # crossed_s is kept to 0.1 ms
+
+    counter = IntervalCounter(900.0, start_epoch_s=None, keys=[("movement", "W->E", "")], lag_s=0.0)
+    assert _bins_of(counter, [movement], 901.0) == {("W->E", "0.0"): 1}
+    assert record_time_ms(movement.to_record(), 0) == round(movement.entered_s * 1000)

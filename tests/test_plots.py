@@ -106,7 +106,8 @@ def test_a_crosswalk_is_drawn_with_its_name_and_count_and_its_label_clear_of_the
 
 def test_counts_plot_puts_crosswalks_with_the_cumulative_counts_and_zones_with_the_levels():
     columns = {"main_in": 4, "main_out": 0, "N->S": 2, "ped_zebra": 3, "ped_kerb_in": 0, "ped_kerb_out": 2}
-    figure = counts_figure(_rows({**columns, "yard_count": 1, "slots_occupied": 2, "slots_free": 0}))
+    levels = ["yard_count", "slots_occupied", "slots_free"]
+    figure = counts_figure(_rows({**columns, "yard_count": 1, "slots_occupied": 2, "slots_free": 0}), levels)
     assert figure is not None and len(figure.axes) == 2
     cumulative, levels = ([line.get_label() for line in axes.get_lines()] for axes in figure.axes)
     assert cumulative == ["main_in", "N->S", "ped_zebra", "ped_kerb_out"]  # what counted something, in CSV order

@@ -66,6 +66,13 @@ def counted(event: dict[str, Any]) -> tuple[str, str, str] | None:
     return None
 
 
+def happened(event: dict[str, Any]) -> float:
+    """When the event counts: a crossing when its anchor crossed the line, a movement when the vehicle
+    entered the intersection; both are known some frames before the event (its ``timestamp_s``)."""
+    own = {"line_crossing": "crossed_s", "movement": "entered_s"}.get(event["event"])
+    return event[own] if own is not None else event["timestamp_s"]
+
+
 def expected_counts(
     events: list[dict[str, Any]], start: str, interval_s: int, span: tuple[str, str] | None = None
 ) -> Counter[Key]:
@@ -74,7 +81,7 @@ def expected_counts(
     low, high = (epoch_s(span[0]), epoch_s(span[1])) if span else (-math.inf, math.inf)
     for event in events:
         key = counted(event)
-        moment = epoch_s(start) + event["timestamp_s"]
+        moment = epoch_s(start) + happened(event)
         if key is None or not low <= moment < high:
             continue
         bin_start = iso(math.floor(moment / interval_s) * interval_s)

@@ -24,7 +24,7 @@ from openpyxl import load_workbook
 
 from pipeline.store.tmc_files import DIAGRAM_PX
 from tests.conftest import CONFIGS, run_vpipe
-from tests.test_store import STREET_START, epoch_s, iso, write_config
+from tests.test_store import STREET_START, epoch_s, happened, iso, write_config
 
 TURN = {
     ("West", "East"): "through",
@@ -43,7 +43,7 @@ def expected_tmc(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     for event in events:
         if event["event"] != "movement":
             continue
-        moment = epoch_s(STREET_START) + event["timestamp_s"]
+        moment = epoch_s(STREET_START) + happened(event)
         start = iso(math.floor(moment / 900) * 900)
         if event["destination"] is None:
             counts[start, f"{event['origin']}_unassigned"] += 1

@@ -29,12 +29,13 @@ from pipeline.analytics.events import (
     ZoneExit,
 )
 from pipeline.analytics.lines import Lane, LineCounter
-from pipeline.analytics.movements import MovementCounter, movement_name
+from pipeline.analytics.movements import MovementCounter
 from pipeline.analytics.parking import ParkingMonitor
 from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.views import AnalyticsView, MovementsView, movements_snapshot, snapshot
 from pipeline.analytics.zones import ZoneCounter
 from pipeline.config import Config, LineConfig, MovementsConfig, ParkingConfig, SpeedConfig, ZoneConfig
+from pipeline.config.columns import PARKING_COLUMNS, crosswalk_columns, line_columns, movement_name, zone_column
 
 __all__ = [
     "Analytics",
@@ -205,38 +206,43 @@ class Analytics:
         """The analytics columns of ``counts.csv``: ``<line>_in, <line>_out`` per line, ``<zone>_count``
         per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included),
         ``ped_<crosswalk>_in, ped_<crosswalk>_out`` per crosswalk line and ``ped_<crosswalk>`` per
-        crosswalk polygon, then ``slots_occupied, slots_free`` with parking."""
-        columns = [f"{line.name}_{direction}" for line in self.lines for direction in ("in", "out")]
-        columns += [f"{zone.name}_count" for zone in self.zones]
+        crosswalk polygon, then ``slots_occupied, slots_free`` with parking (names from
+        :mod:`pipeline.config.columns`)."""
+        columns = [column for line in self.lines for column in line_columns(line.name)]
+        columns += [zone_column(zone.name) for zone in self.zones]
         if self.movements is not None:
             columns += [movement_name(*pair) for pair in self.movements.pairs]
         columns += list(self._crosswalk_columns())
         if self.parking is not None:
-            columns += ["slots_occupied", "slots_free"]
+            columns += PARKING_COLUMNS
         return columns
+
+    @property
+    def level_columns(self) -> list[str]:
+        """The columns of :attr:`columns` that are levels (objects per zone, parking bays), not cumulative counts."""
+        return [zone_column(zone.name) for zone in self.zones] + (list(PARKING_COLUMNS) if self.parking else [])
 
     def row(self) -> dict[str, int]:
         """The current values of :attr:`columns` (line counts are cumulative, all classes)."""
         row = {}
         for line in self.lines:
-            row[f"{line.name}_in"], row[f"{line.name}_out"] = line.in_total, line.out_total
-        row.update({f"{zone.name}_count": zone.count for zone in self.zones})
+            row.update(zip(line_columns(line.name), (line.in_total, line.out_total), strict=True))
+        row.update({zone_column(zone.name): zone.count for zone in self.zones})
         if self.movements is not None:
             row.update({movement_name(*pair): self.movements.total(*pair) for pair in self.movements.pairs})
         row.update(self._crosswalk_columns())
         if self.parking is not None:
-            row["slots_occupied"], row["slots_free"] = self.parking.occupied_count, self.parking.free_count
+            row.update(zip(PARKING_COLUMNS, (self.parking.occupied_count, self.parking.free_count), strict=True))
         return row
 
     def _crosswalk_columns(self) -> dict[str, int]:
         """Pedestrians counted so far per crosswalk polygon, and per direction across a crosswalk line."""
         columns = {}
         for crosswalk in self.crosswalks:
-            if crosswalk.polygon is None:
-                for direction in ("in", "out"):
-                    columns[f"ped_{crosswalk.name}_{direction}"] = crosswalk.counts[direction]
-            else:
-                columns[f"ped_{crosswalk.name}"] = crosswalk.counts[None]
+            is_line = crosswalk.polygon is None
+            directions = ("in", "out") if is_line else (None,)
+            names = crosswalk_columns(crosswalk.name, is_line)
+            columns.update({name: crosswalk.counts[d] for name, d in zip(names, directions, strict=True)})
         return columns
 
     def zone_counts(self) -> dict[str, int]:

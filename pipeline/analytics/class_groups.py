@@ -20,10 +20,8 @@ import numpy as np
 import supervision as sv
 
 from pipeline.analytics.events import Event, TrackEvent
+from pipeline.config.columns import OTHER
 from pipeline.config.sections import ClassGroupConfig, GroupKind, default_class_groups
-
-OTHER = "other"
-"""The group of a class that no configured group lists."""
 
 
 class ClassGroups:

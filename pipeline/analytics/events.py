@@ -5,6 +5,7 @@ Every record starts with ``"event"`` (its type), then ``frame_index`` and ``time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
@@ -135,6 +136,9 @@ class Movement(TrackEvent):
             was heading when lost.
         turn: ``left``, ``through``, ``right`` or ``u_turn``, from the approaches' geometry
             (:func:`~pipeline.analytics.turns.turn_of`); None without a destination.
+        entered_s: When it entered the intersection from its origin (crossed the origin's gate inbound,
+            interpolated, or was first seen out of its polygon): the time a TMC counts it at
+            (:func:`happened_s`). None in the records of older runs.
     """
 
     event_type: ClassVar[str] = "movement"
@@ -147,6 +151,7 @@ class Movement(TrackEvent):
     travel_s: float
     inferred: bool = False
     turn: str | None = None
+    entered_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,28 @@ def event_from_record(record: Mapping[str, Any]) -> Event | None:
         return None
     names = {field.name for field in fields(event_class)}
     return event_class(**{key: value for key, value in record.items() if key in names})
+
+
+HAPPENED_FIELDS = ("crossed_s", "entered_s")
+"""The fields that say when an event happened, where it has one: a line crossing's ``crossed_s``, a
+movement's ``entered_s``. The event's own ``timestamp_s`` is when it was confirmed, later."""
+
+
+def happened_s(event: Event | Mapping[str, Any]) -> float | None:
+    """When ``event`` (or its record) happened, the time it is binned at (intervals, the store, the TMC):
+    its :data:`HAPPENED_FIELDS` value, else its ``timestamp_s`` (None for a record without one).
+
+    Example:
+        >>> crossing = LineCrossing(30, 900.1, "main", "in", crossed_s=899.95, track_id=3, class_name="car")
+        >>> happened_s(crossing), happened_s(crossing.to_record()), happened_s({"timestamp_s": 2.0})
+        (899.95, 899.95, 2.0)
+    """
+    record = event if isinstance(event, Mapping) else vars(event)
+    for key in (*HAPPENED_FIELDS, "timestamp_s"):
+        value = record.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
 
 
 def events_of(records: Iterable[Mapping[str, Any]]) -> Iterator[Event]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.analytics.events import CrosswalkCrossing, Event, LineCrossing, Movement, TrackEvent
+from pipeline.analytics.events import CrosswalkCrossing, Event, LineCrossing, Movement, TrackEvent, happened_s
 
 Key = tuple[str, str, str]
 """(kind, name, direction): ``("line", "main", "in")``, ``("movement", "West->East", "")`` or
@@ -248,7 +248,8 @@ class IntervalCounter:
             if key is None:
                 continue
             self.keys.setdefault(key, None)
-            index = max(self._bin_of(event.timestamp_s), self._next_bin)  # never into a bin already written
+            when_s = happened_s(event)  # crossed, or entered the intersection: not the (later) confirmation
+            index = max(self._bin_of(event.timestamp_s if when_s is None else when_s), self._next_bin)
             counts = self._bins.setdefault(index, _Bin()).counts
             counts.setdefault(key, Counter())[event.class_name] += 1
         self._bins.setdefault(current, _Bin())  # a bin with a frame gets rows, even if nothing of it is covered

@@ -23,7 +23,8 @@ class Sighting:
     anchor: Point
     size: tuple[float, float]
     approach: str | None
-    crossings: list[tuple[str, Direction]]
+    crossings: list[tuple[str, Direction, float]]
+    """(gate, direction, when the anchor crossed it) of the gates crossed on this frame."""
     now_s: float
 
 
@@ -38,6 +39,12 @@ class TrackState:
     class_name: str
     left_origin_s: float | None = None
     """When the anchor was last seen leaving every approach (None while inside one)."""
+    entered_s: float | None = None
+    """When it entered the intersection from its origin: crossed its gate inbound, or was first seen out
+    of its polygon (the latest time it left, after jittering back); for an origin inferred from its path,
+    its first sighting (or the lost track's entry it continues)."""
+    gate_s: float | None = None
+    """When it crossed its origin's gate inbound, until it leaves the origin."""
     outside_s: float = 0.0
     """Longest time spent outside every approach since the origin."""
     went_far: bool = False

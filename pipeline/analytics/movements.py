@@ -65,25 +65,13 @@ from pipeline.analytics.events import Direction, Movement
 from pipeline.analytics.lines import LineCounter, tracked_anchors
 from pipeline.analytics.movement_tracks import Sighting, TrackState, continue_vanished
 from pipeline.analytics.turns import turn_table
+from pipeline.config.columns import movement_name
 from pipeline.geometry import Point
-
-UNKNOWN = "?"
-"""The destination's name in a movement that reached no exit (``West->?``)."""
 
 U_TURN_REACH = 0.5
 """Share of the way from its origin to the intersection's centre that a track's anchor must get before
 coming back is a U-turn: a queued vehicle's anchor jitters by a fraction of its box, a vehicle that
 turns round drives out into the intersection."""
-
-
-def movement_name(origin: str | None, destination: str | None) -> str:
-    """``origin->destination`` with ``?`` for no destination.
-
-    Example:
-        >>> movement_name("West", None)
-        'West->?'
-    """
-    return f"{origin or UNKNOWN}->{destination or UNKNOWN}"
 
 
 class MovementCounter:
@@ -162,10 +150,11 @@ class MovementCounter:
         """Advance by one frame of tracked detections; returns the movements completed on it."""
         tracked = tracked_anchors(detections)
         inside = {name: zone.trigger(detections) for name, zone in self._intersection.zones.items()} if tracked else {}
-        crossings: dict[int, list[tuple[str, Direction]]] = defaultdict(list)
+        crossings: dict[int, list[tuple[str, Direction, float]]] = defaultdict(list)
         for name, gate in self._gates.items():
             for crossing in gate.update(detections, frame_index, timestamp_s):
-                crossings[crossing.track_id].append((name, crossing.direction))
+                crossed_s = crossing.crossed_s if crossing.crossed_s is not None else timestamp_s
+                crossings[crossing.track_id].append((name, crossing.direction, crossed_s))
         continue_vanished(self._tracks, tracked, frame_index, timestamp_s, self.forget_after_s)
         sizes = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
         events: list[Movement] = []
@@ -202,13 +191,16 @@ class MovementCounter:
             origin = self._intersection.path_meets(track.birth.first, heading(track.birth, backwards=True))
             if origin is not None:
                 track.origin, track.inferred, track.birth = origin, True, None
+                track.entered_s = track.origin_s  # already in the box when first seen
                 track.origin_guessed = not self._join_lost(track_id, track)
                 return
             if now_s - track.origin_s > track.birth.window_s:
                 track.birth = None  # no heading back to an approach: the old rule below
-        entered = seen.approach or next((name for name, direction in seen.crossings if direction == "in"), None)
+        gate = next(((name, crossed_s) for name, direction, crossed_s in seen.crossings if direction == "in"), None)
+        entered = seen.approach or (gate[0] if gate else None)
         if entered is not None:
             track.origin, track.origin_s = entered, now_s
+            track.gate_s = gate[1] if gate is not None and gate[0] == entered else None
             track.origin_frame, track.birth = track.last_seen_frame, None
             seen.crossings.clear()  # the crossing that made the origin is not also a way out
 
@@ -230,6 +222,7 @@ class MovementCounter:
         if lost:
             other = self._tracks[max(lost)[1]]
             track.origin_frame, track.origin_s, other.done = other.origin_frame, other.origin_s, True
+            track.entered_s = other.entered_s
         return bool(lost)
 
     def _advance(self, track: TrackState, seen: Sighting) -> str | None:
@@ -237,7 +230,7 @@ class MovementCounter:
         if track.origin is None:
             return None
         reached = [seen.approach] if seen.approach is not None else []
-        reached += [name for name, direction in seen.crossings if direction == "out"]
+        reached += [name for name, direction, _ in seen.crossings if direction == "out"]
         for destination in reached:
             if destination != track.origin:
                 return destination
@@ -247,6 +240,9 @@ class MovementCounter:
             return None
         if track.left_origin_s is None:
             track.left_origin_s = seen.now_s
+            if not track.inferred:  # into the box: by the gate it crossed in, else now, out of the polygon
+                track.entered_s = track.gate_s if track.gate_s is not None else seen.now_s
+            track.gate_s = None
         track.outside_s = max(track.outside_s, seen.now_s - track.left_origin_s)
         reach = max(*seen.size, self._u_turn_reach[track.origin])
         track.went_far = track.went_far or self.approaches[track.origin].distance_beyond(seen.anchor) >= reach
@@ -274,6 +270,7 @@ class MovementCounter:
             now_s - track.origin_s,
             inferred,
             self.turns.get((track.origin, destination)) if track.origin and destination else None,
+            track.entered_s,
             track_id=track_id,
             class_name=track.class_name,
         )

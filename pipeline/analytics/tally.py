@@ -24,7 +24,8 @@ from typing import Any
 from pipeline.analytics import Analytics, Counts, crosswalk_summary
 from pipeline.analytics.class_groups import ClassGroups
 from pipeline.analytics.events import CrosswalkCrossing, Event, LineCrossing, Movement, ZoneEnter, ZoneExit
-from pipeline.analytics.movements import movement_count, movement_name
+from pipeline.analytics.movements import movement_count
+from pipeline.config.columns import line_columns, movement_name
 
 
 class _LineTally:
@@ -150,8 +151,8 @@ class SliceTally:
         """Cumulative ``<line>_in`` / ``<line>_out`` since the slice's first counted frame."""
         columns = {}
         for name, line in self._lines.items():
-            columns[f"{name}_in"] = sum(line.counts["in"].values())
-            columns[f"{name}_out"] = sum(line.counts["out"].values())
+            totals = (sum(line.counts[direction].values()) for direction in ("in", "out"))
+            columns.update(zip(line_columns(name), totals, strict=True))
         return columns
 
     def summary(self, inside_at_end: Mapping[str, Mapping[str, float]] | None = None) -> Counts:

@@ -34,9 +34,6 @@ THROUGH_DEG = 45.0
 U_TURN_DEG = 135.0
 """Smallest angle between entry and exit headings that turns the vehicle round."""
 
-TURNS = ("left", "through", "right", "u_turn")
-"""The turns, in the order a TMC lists them."""
-
 
 def turn_angle_deg(entry: Point, exit_: Point) -> float:
     """The angle from heading ``entry`` to heading ``exit_``, clockwise on the image (y down), in degrees.

@@ -11,6 +11,7 @@ from dataclasses import MISSING, Field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from pipeline.config.columns import check_column_names
 from pipeline.config.fields import MAX_NUMBER, choices, key_label
 from pipeline.config.geometry import MAX_SLOTS, SlotConfig
 from pipeline.config.run import Config
@@ -64,6 +65,7 @@ def load_config(
             )
     _check_unique_names(config)
     _check_class_groups(config)
+    check_column_names(config)
     return config
 
 

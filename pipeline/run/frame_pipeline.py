@@ -35,6 +35,7 @@ from pipeline.analytics import Analytics, AnalyticsView, Counts, Event
 from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.tally import SliceTally
 from pipeline.config import Config
+from pipeline.config.columns import FRAME_COLUMNS
 from pipeline.io.sources.files import Frame
 from pipeline.run.motion_gate import MotionGate
 from pipeline.tracking import ByteTrackTracker
@@ -178,7 +179,7 @@ class FramePipeline:
     @property
     def columns(self) -> list[str]:
         """The columns of ``counts.csv``, in order."""
-        return ["frame_index", "timestamp_s", "tracks_active", *self.analytics.columns]
+        return [*FRAME_COLUMNS, *self.analytics.columns]
 
     def detection_need(self, frame: Frame) -> Need:
         """Whether ``frame`` goes through the model: every ``model.detect_every``-th frame (when the

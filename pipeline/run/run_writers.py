@@ -36,7 +36,8 @@ def write_plots_of(core: FramePipeline, first_frame: np.ndarray | None, out_dir:
     with a warm-up: the movement counters ran over it too."""
     movements = core.analytics.movements_view() if core.tally is None else None
     try:
-        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements)
+        levels = core.analytics.level_columns
+        write_plots(out_dir / "counts.csv", core.heatmap, first_frame, out_dir, movements, levels)
     except OSError as exc:
         return output_error(out_dir, exc)
     return None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.analytics.intervals import OUTAGE_MIN_S
 from pipeline.errors import OutputError
 from pipeline.store.database import Database, connect
 from pipeline.store.schema import SCHEMA_VERSION, check_version, schema_version
@@ -82,6 +83,33 @@ def watched_bins(db: Database, span: Span, start: int, end: int) -> dict[str, se
         first, last = max(started_ms, start), min(last_ms, end - 1)
         bins[camera].update(range(first // span.interval_ms, last // span.interval_ms + 1))
     return bins
+
+
+def full_bins(db: Database, span: Span, start: int, end: int) -> dict[str, set[int]]:
+    """Per camera, the bins of ``[start, end)`` that its runs watched whole: all of the bin but at most
+    :data:`~pipeline.analytics.intervals.OUTAGE_MIN_S` (the gap the outage rule always covers: a
+    run's last frame falls a frame short of the bin's end, a split video's slices a frame apart).
+    A run that starts or ends inside a bin leaves it partial."""
+    where, params = span.camera_filter()
+    runs = db.execute(
+        f"SELECT camera, started_ms, last_ms FROM runs WHERE last_ms >= ? AND started_ms < ?{where} "
+        "ORDER BY camera, started_ms",
+        [start, end, *params],
+    )
+    watched: dict[str, Counter[int]] = defaultdict(Counter)
+    reached: dict[str, int] = {}  # per camera, how far the runs so far reach: overlapping runs count once
+    for camera, started_ms, last_ms in runs:
+        first, last = max(started_ms, start, reached.get(camera, start)), min(last_ms, end)
+        reached[camera] = max(reached.get(camera, start), last)
+        while first < last:
+            index = first // span.interval_ms
+            edge = min(last, (index + 1) * span.interval_ms)
+            watched[camera][index] += edge - first
+            first = edge
+    slack_ms = round(OUTAGE_MIN_S * 1000)
+    return {
+        camera: {i for i, ms in bins.items() if ms >= span.interval_ms - slack_ms} for camera, bins in watched.items()
+    }
 
 
 def counts(db: Database, span: Span) -> list[dict[str, Any]]:

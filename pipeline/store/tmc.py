@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.analytics.class_groups import OTHER, ClassGroups
-from pipeline.analytics.intervals import PeakHours
-from pipeline.analytics.turns import TURNS
+from pipeline.config.columns import (
+    TOTAL_VEHICLES,
+    TURNS,
+    UNASSIGNED,
+    crosswalk_columns,
+    tmc_columns,
+    tmc_movement_column,
+)
 from pipeline.store.database import Database
-from pipeline.store.queries import Span, bin_times, watched_bins
-
-UNASSIGNED = "unassigned"
-"""The column of an approach's movements that reached no exit (``A->?``): no turn to put them under."""
+from pipeline.store.queries import Span, bin_times, full_bins, watched_bins
 
 PEAK_COLUMNS = [
     "camera",
@@ -74,9 +77,7 @@ class TmcLayout:
     @property
     def columns(self) -> list[str]:
         """Every column of the TMC table after ``camera, interval_start, interval_end``."""
-        columns = [f"{a}_{turn}_{group}" for a in self.approaches for turn in TURNS for group in self.groups]
-        columns += [f"{a}_{UNASSIGNED}" for a in self.approaches]
-        return [*columns, *(f"ped_{name}" for name in self.crosswalks), "total_vehicles"]
+        return tmc_columns(self.approaches, self.groups, self.crosswalks)
 
 
 @dataclass
@@ -93,6 +94,9 @@ class Tmc:
     layout: TmcLayout
     interval_ms: int
     bins: dict[str, dict[int, _Bin]]
+    full: dict[str, set[int]] = field(default_factory=dict)
+    """Per camera, the bins its runs watched whole (:func:`~pipeline.store.queries.full_bins`): the only
+    ones a peak hour is made of."""
 
     def rows(self) -> list[dict[str, Any]]:
         """The TMC table: a row per camera and bin."""
@@ -102,29 +106,39 @@ class Tmc:
                 row: dict[str, Any] = {"camera": camera, **bin_times(index, self.interval_ms)}
                 row.update(dict.fromkeys(self.layout.columns, 0))
                 for (origin, turn, group), count in content.movements.items():
-                    column = f"{origin}_{turn}" if turn == UNASSIGNED else f"{origin}_{turn}_{group}"
-                    row[column] += count
+                    row[tmc_movement_column(origin, turn, group)] += count
                     if turn != UNASSIGNED and self.layout.is_vehicle(group):
-                        row["total_vehicles"] += count
+                        row[TOTAL_VEHICLES] += count
                 for name, count in content.pedestrians.items():
-                    row[f"ped_{name}"] += count
+                    row[crosswalk_columns(name, is_line=False)[0]] += count
                 rows.append(row)
         return rows
 
     def peak_hours(self) -> dict[str, tuple[int, int, float | None]]:
-        """Per camera its peak hour of vehicles: (first bin, bins in it, peak-hour factor or None when the
-        span is shorter than an hour). Bins not watched count as zero. Empty where bins do not divide an hour."""
+        """Per camera its peak hour of vehicles: (first bin, bins in it, peak-hour factor), the hour of
+        consecutive whole bins (:attr:`full`) with the most vehicles, the first of equal ones: a bin a
+        run watched only part of (a run starting mid-bin) would make a low V15 and a wrong factor.
+        Without a whole hour of whole bins, the run's whole bins (all its bins if none is whole) with
+        the factor None. None at all without vehicles; empty where bins do not divide an hour."""
+        hour = 3_600_000 / self.interval_ms
+        if hour < 1 or hour != int(hour):
+            return {}
         peaks = {}
         for camera, bins in self.bins.items():
-            finder = PeakHours(self.interval_ms / 1000)
-            for index in range(min(bins), max(bins) + 1):
-                finder.add(("tmc", camera, ""), str(index), self._vehicles(bins.get(index, _Bin())))
-            found = finder.summary()["peak_hour"].get(f"tmc:{camera}")
-            if found is None:
-                continue
-            first = int(found["start"])
-            length = min(round(3_600_000 / self.interval_ms), max(bins) + 1 - first)
-            peaks[camera] = (first, length, found["phf"])
+            volumes = {index: self._vehicles(content) for index, content in bins.items()}
+            full = sorted(self.full.get(camera, set()) & set(bins)) or sorted(bins)
+            best: tuple[int, int] | None = None  # (volume, first bin)
+            for first in full:
+                window = range(first, first + int(hour))
+                if all(index in self.full.get(camera, ()) for index in window):
+                    volume = sum(volumes.get(index, 0) for index in window)
+                    best = best if best is not None and best[0] >= volume else (volume, first)
+            if best is not None and best[0]:
+                first, length = best[1], int(hour)
+                largest = max(volumes.get(index, 0) for index in range(first, first + length))
+                peaks[camera] = (first, length, round(best[0] / (length * largest), 3))
+            elif sum(volumes.get(index, 0) for index in full):
+                peaks[camera] = (full[0], min(int(hour), full[-1] + 1 - full[0]), None)
         return peaks
 
     def _vehicles(self, content: _Bin, origin: str | None = None) -> int:
@@ -218,7 +232,7 @@ def tmc(
                 _add_new(seen_approaches, name)
         _add_new(seen_groups, group)
     layout = TmcLayout(seen_approaches, class_groups, seen_walks, seen_groups)
-    return Tmc(layout, span.interval_ms, dict(bins))
+    return Tmc(layout, span.interval_ms, dict(bins), full_bins(db, span, start, end))
 
 
 def _add_new(names: list[str], name: str) -> None:

@@ -10,13 +10,13 @@ record's time is its run's start plus its ``timestamp_s`` (see :func:`record_tim
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.analytics.events import happened_s
 from pipeline.config.fields import parse_time
 from pipeline.store.database import Database, connect
 from pipeline.store.schema import migrate
@@ -173,8 +173,9 @@ class StoreWriter:
 
 def record_time_ms(record: Mapping[str, Any], origin_ms: int) -> int:
     """When ``record`` happened, in Unix milliseconds: ``origin_ms`` (the run's time 0) plus its
-    ``timestamp_s``, the source's own clock; for a record without one (a connection event), its
-    ``time_utc`` (when it was written), else now.
+    :func:`~pipeline.analytics.events.happened_s` (a line crossing's ``crossed_s``, a movement's
+    ``entered_s``, else its ``timestamp_s``: the source's own clock); for a record without one (a
+    connection event), its ``time_utc`` (when it was written), else now.
 
     Example:
         >>> record_time_ms({"timestamp_s": 1.5, "time_utc": "1970-01-01T00:00:09Z"}, 1_000_000)
@@ -182,8 +183,8 @@ def record_time_ms(record: Mapping[str, Any], origin_ms: int) -> int:
         >>> record_time_ms({"event": "stream_reconnected", "time_utc": "1970-01-01T00:00:02Z"}, 0)
         2000
     """
-    timestamp_s = record.get("timestamp_s")
-    if isinstance(timestamp_s, int | float) and math.isfinite(timestamp_s):
+    timestamp_s = happened_s(record)
+    if timestamp_s is not None:
         return origin_ms + round(timestamp_s * 1000)
     stated = record.get("time_utc")
     if isinstance(stated, str) and (epoch_s := parse_time(stated.replace("Z", "+00:00"))) is not None:

@@ -217,6 +217,9 @@ function renderPanel() {
   $("selection-kind").textContent = kind;
   if (document.activeElement !== $("name")) $("name").value = item.name;
   $("flip").hidden = !(item.start || item.gate || item.line);
+  // An approach keeps at least one of the two: with both, either can go; with one, Delete removes the approach.
+  const both = selection.kind === "approaches" && Boolean(item.gate && item.polygon);
+  $("remove-gate").hidden = $("remove-polygon").hidden = !both;
   const points = item.start ? [item.start, item.end] : POINT_LISTS.flatMap((key) => item[key] || []);
   const [sx, sy] = doc.coordinates === "normalized" ? [doc.width, doc.height] : [1, 1];
   const digits = doc.coordinates === "normalized" ? 4 : 0;
@@ -303,6 +306,14 @@ function removeSelected() {
   if (selection.lane === null) items.splice(selection.index, 1);
   else items[selection.index].lanes.splice(selection.lane, 1);
   selection = null;
+  changed();
+}
+
+// The selected approach's gate or polygon taken out, the approach and its other part kept.
+function removePart(key) {
+  const item = selected();
+  if (item === null || selection.kind !== "approaches" || !item.gate || !item.polygon) return;
+  item[key] = null;
   changed();
 }
 
@@ -399,6 +410,8 @@ $("finish").onclick = finish;
 $("cancel").onclick = () => cancel();
 $("delete").onclick = removeSelected;
 $("flip").onclick = flipSelected;
+$("remove-gate").onclick = () => removePart("gate");
+$("remove-polygon").onclick = () => removePart("polygon");
 $("save").onclick = save;
 $("reload-frame").onclick = showFrame;
 $("preview").onclick = preview;

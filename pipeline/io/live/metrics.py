@@ -63,12 +63,11 @@ class RunMetrics:
         elif kind in ("stream_disconnected", "stream_reconnected"):
             self._stream.labels(camera, kind.removeprefix("stream_")).inc()
 
-    def frame(self, camera: str, row: Mapping[str, Any] | None = None) -> None:
-        """Count one processed frame; ``row`` (its ``counts.csv`` row) sets the zone gauges."""
+    def frame(self, camera: str, zones: Mapping[str, int] | None = None) -> None:
+        """Count one processed frame; ``zones`` (the objects in each zone on it) sets the zone gauges."""
         self._frames.labels(camera).inc()
-        for key, value in (row or {}).items():
-            if key.endswith("_count"):
-                self._zone_objects.labels(camera, key.removesuffix("_count")).set(value)
+        for zone, objects in (zones or {}).items():
+            self._zone_objects.labels(camera, zone).set(objects)
 
     def dropped(self, camera: str, frames: int) -> None:
         """Frames ``camera`` has dropped so far (the latest-frame policy keeps a live feed real time)."""

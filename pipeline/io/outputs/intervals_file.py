@@ -17,14 +17,18 @@ import av
 from pipeline.analytics import Analytics
 from pipeline.analytics.events import events_of
 from pipeline.analytics.intervals import COLUMNS, IntervalCounter, Key
-from pipeline.analytics.movements import movement_name
 from pipeline.config import Config, parse_time
+from pipeline.config.columns import movement_name
 from pipeline.durations import parse_duration
 from pipeline.io.outputs.sinks import CountsCsvSink
 from pipeline.io.sources.files import FrameSource, VideoFileSource
 from pipeline.run.frame_pipeline import FrameResult
 
 Frames = tuple[float, list[dict[str, Any]]]
+
+MOVEMENT_TRAVEL_S = 60.0
+"""How long a bin stays open, beyond the usual, for the movements that entered the intersection in it:
+a movement is known once the vehicle reaches its exit (a later one goes to the first bin still open)."""
 """A frame an earlier process wrote: its time and its events' records."""
 
 REPLAY_MARGIN_S = 60.0
@@ -109,7 +113,9 @@ class IntervalsFile:
         ``start_epoch_s``: a live feed's clock at the first frame of the run this one continues."""
         interval_s = float(parse_duration(config.output.interval))
         start = start_epoch_s if source.live else file_start_epoch_s(source, config.source.start_time)
-        lag_s = config.tracker.track_buffer_s + 2.0  # movements to no exit come this late (forget_after_s)
+        # movements to no exit come this late (forget_after_s), and a movement, binned by when it entered
+        # the intersection, up to its time in the box later
+        lag_s = config.tracker.track_buffer_s + 2.0 + (MOVEMENT_TRAVEL_S if analytics.movements is not None else 0.0)
         keys = interval_keys(analytics)
         return cls(out_dir / "intervals.csv", interval_s, start, keys, source.live, lag_s, run_id=run_id)
 

@@ -6,6 +6,7 @@ Matplotlib's object API (no pyplot), so nothing global changes and no display is
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from pipeline.analytics.heatmap import Heatmap
 from pipeline.analytics.views import MovementsView
 from pipeline.annotators.movements import MovementAnnotator
+from pipeline.config.columns import FRAME_COLUMNS
 
 MAX_SERIES = 20
 """Most curves a panel draws (those with the largest values), each in a colour of its own
@@ -34,19 +36,18 @@ def _largest(rows: list[dict[str, str]], columns: list[str]) -> tuple[list[str],
     return [column for column in counted if column in kept], len(counted)
 
 
-def counts_figure(rows: list[dict[str, str]]) -> Figure | None:
-    """Cumulative line counts per direction, movements and pedestrians per crosswalk, and zone/parking
-    occupancy, against time: only the series that counted something, each in its own colour, the
+def counts_figure(rows: list[dict[str, str]], levels: Collection[str] = ()) -> Figure | None:
+    """Cumulative line counts per direction, movements and pedestrians per crosswalk, and the
+    ``levels`` (objects per zone, parking bays: the run's
+    :attr:`~pipeline.analytics.Analytics.level_columns`, not told from the names, which are the user's)
+    against time: only the series that counted something, each in its own colour, the
     legend beside the axes (in columns when long). A panel with more than ``MAX_SERIES`` such series
     draws the largest and says how many there are; with nothing counted at all, an empty panel that
     says so. None without rows or columns."""
     if not rows:
         return None
-    columns = [c for c in rows[0] if c not in ("frame_index", "timestamp_s", "tracks_active")]
-    # objects per zone and parking are levels; every other column (lines, movements, crosswalks) cumulative
-    level_columns = [
-        c for c in columns if c in ("slots_occupied", "slots_free") or (c.endswith("_count") and "->" not in c)
-    ]
+    columns = [c for c in rows[0] if c not in FRAME_COLUMNS]
+    level_columns = [c for c in columns if c in levels]
     line_columns = [c for c in columns if c not in level_columns]
     panels = [
         (title, *_largest(rows, cols))
@@ -77,14 +78,14 @@ def counts_figure(rows: list[dict[str, str]]) -> Figure | None:
     return figure
 
 
-def write_counts_plot(counts_csv: str | Path, path: str | Path) -> bool:
-    """Write :func:`counts_figure` of ``counts_csv`` to ``path``.
+def write_counts_plot(counts_csv: str | Path, path: str | Path, levels: Collection[str] = ()) -> bool:
+    """Write :func:`counts_figure` of ``counts_csv`` (its ``levels`` columns) to ``path``.
 
     Returns:
         False (and writes nothing) when the CSV has no rows or no count columns.
     """
     with Path(counts_csv).open(newline="", encoding="utf-8") as file:
-        figure = counts_figure(list(csv.DictReader(file)))
+        figure = counts_figure(list(csv.DictReader(file)), levels)
     if figure is None:
         return False
     figure.savefig(str(path), dpi=100)
@@ -117,10 +118,11 @@ def write_plots(
     background: np.ndarray | None,
     out_dir: Path,
     movements: MovementsView | None = None,
+    levels: Collection[str] = (),
 ) -> None:
-    """The plots of a run folder: ``counts.png``, and on ``background`` (its first frame)
-    ``heatmap.png`` and, with movements, ``movements.png``."""
-    write_counts_plot(counts_csv, out_dir / "counts.png")
+    """The plots of a run folder: ``counts.png`` (``levels``: its columns that are levels), and on
+    ``background`` (its first frame) ``heatmap.png`` and, with movements, ``movements.png``."""
+    write_counts_plot(counts_csv, out_dir / "counts.png", levels)
     if background is not None:
         write_heatmap(heatmap, background, out_dir / "heatmap.png")
         if movements is not None:

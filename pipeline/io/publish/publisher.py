@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.config.columns import zone_column
 from pipeline.io.live.metrics import RunMetrics
 from pipeline.io.outputs.records import RecordStamp, new_run_id
 from pipeline.io.publish.mqtt import MqttSink, read_credentials
@@ -40,6 +41,7 @@ class Publisher:
         self.stamp = stamp or RecordStamp(new_run_id())
         self._counts_due_s = 0.0
         self._parking_state: tuple[int, int] | None = None  # (free, occupied) last retained
+        self._zone_columns = {zone.name: zone_column(zone.name) for zone in config.zones}  # the metrics' gauges
         if publish.mqtt.host:
             self.sinks.append(MqttSink(publish.mqtt, self.camera, read_credentials(publish.mqtt, config.origin)))
         if publish.webhook.url:
@@ -67,7 +69,8 @@ class Publisher:
         """Called once per frame: sends the current counts (a ``counts.csv`` row) every ``counts_every_s``
         of video, and a lot's free bays (its ``slots_free``) as retained MQTT state when they change."""
         if self.metrics is not None:
-            self.metrics.frame(self.camera, row)
+            zones = {zone: row[column] for zone, column in self._zone_columns.items() if column in row}
+            self.metrics.frame(self.camera, zones)
         if not self.sinks:
             return
         if "slots_free" in row:
