@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the cores (default 1: one process; auto: one per two cores); outputs and counts are the same",
     )
     run.add_argument(
+        "--shared-inference",
+        choices=["auto", "true", "false"],
+        help="with --workers: true runs the model once for every worker, batched, in a process of its own "
+        "(detect models only); false: a model per worker; auto (default): shared on a CUDA GPU only",
+    )
+    run.add_argument(
         "--max-frames",
         type=positive_int,
         metavar="N",
@@ -194,6 +200,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "max_reconnects": args.max_reconnects,
         "sample_every_s": args.sample_every,
         "workers": args.workers,
+        "shared_inference": {"true": True, "false": False}.get(args.shared_inference, args.shared_inference),
     }
     overrides["source"].update({key: value for key, value in source_flags.items() if value is not None})
     if args.rotate is not None:

@@ -24,6 +24,7 @@ FLAG_NAMES = {
     "source.sample_every_s": "--sample-every",
     "source.max_reconnects": "--max-reconnects",
     "source.workers": "--workers",
+    "source.shared_inference": "--shared-inference",
     "model.weights": "--model",
     "model.task": "--task",
     "model.device": "--device",

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Cameras per GPU machine, in one short run (about 6 minutes on a 16-core H100/H200 machine):
+# Cameras per GPU machine, in one short run (about 7 minutes on a 16-core H100/H200 machine):
 #   1. the GPU and the CPU;
 #   2. the model alone, several cameras' 1080p frames per call, fp16 (scripts/batch_rate.py): the
 #      forward pass alone and the whole batched call (bytes up, letterbox, NMS, boxes back);
 #   3. scripts/fleet_bench.py on cuda: N copies of highway.mp4 at 1080p in one vpipe run, without the
-#      video and with it, --detect-every auto, each camera's crossings against the clip run alone.
+#      video and with it, --detect-every auto, each camera's crossings against the clip run alone;
+#   4. the largest N over 8 worker processes: one shared inference stage against a model per worker.
 # Every table is printed and written to $RESULTS (default runs/gpu_fleet). Assumes the project's
 # .venv (or a python3 with it installed, PYTHON=...) with CUDA torch; nothing is downloaded.
 #
@@ -35,11 +36,16 @@ timeout 120 "$PYTHON" scripts/batch_rate.py --device cuda --clip "$RESULTS/work/
 
 step "fleet on cuda, no video, --detect-every auto"
 # shellcheck disable=SC2086  # CAMERAS is a list of numbers
-timeout 180 "$PYTHON" scripts/fleet_bench.py --cameras $CAMERAS --no-video --detect-every auto --work "$RESULTS/work" \
+timeout 150 "$PYTHON" scripts/fleet_bench.py --cameras $CAMERAS --no-video --detect-every auto --work "$RESULTS/work" \
     --vpipe-args "--device cuda" 2>&1 | tail -8 | tee -a "$RESULTS/gpu_fleet.txt"
 
 step "fleet on cuda, with the video, --detect-every auto"
 # shellcheck disable=SC2086
 timeout 120 "$PYTHON" scripts/fleet_bench.py --cameras ${CAMERAS% *} --detect-every auto --work "$RESULTS/work" \
     --vpipe-args "--device cuda" 2>&1 | tail -8 | tee -a "$RESULTS/gpu_fleet.txt"
+step "fleet on cuda, 8 workers: one shared inference stage against a model per worker, no video"
+timeout 110 "$PYTHON" scripts/fleet_bench.py --cameras "${CAMERAS##* }" --no-video --detect-every auto \
+    --work "$RESULTS/work" --vpipe-args "--device cuda" \
+    --variants "--workers 8 --shared-inference true" "--workers 8 --shared-inference false" \
+    2>&1 | tail -6 | tee -a "$RESULTS/gpu_fleet.txt"
 step "done"

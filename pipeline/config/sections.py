@@ -47,6 +47,10 @@ class SourceConfig:
     """Worker processes the sources of a ``.streams`` list are spread over (round-robin), each with a
     model of its own and its share of the cores, so throughput grows with cores; 1: every source in
     this process; auto: one per two cores, at most one per source. Outputs and counts are the same."""
+    shared_inference: bool | Literal["auto"] = "auto"
+    """With several workers: true runs the model once, in a process of its own that batches every
+    worker's frames (sent through shared memory), instead of a model per worker; detect models
+    only. auto: shared where the model runs on a CUDA GPU, a model per worker on a CPU (faster there)."""
 
 
 @dataclass

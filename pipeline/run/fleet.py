@@ -5,9 +5,11 @@ came of it (:class:`GroupResult`), and the overview of how each source went (``s
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,10 +278,18 @@ class Fleet:
         run.finish(status, error, frames_dropped=reader.dropped)
 
     def finish(self, status: str) -> None:
-        """Finish every run (those already finished keep their status) and release the sources; once."""
+        """Finish every run (those already finished keep their status) and release the sources; once.
+
+        Ending on an error (``failed``), a stop signal meanwhile is ignored rather than cut the
+        outputs short: a worker's parent stops every worker when one fails, and with a shared
+        inference stage that has died they all fail at once."""
         if self._finished:
             return
         self._finished = True
+        with _signals_ignored(status == "failed"):
+            self._finish(status)
+
+    def _finish(self, status: str) -> None:
         ended = self.stop()
         for index in range(len(self.runs)):
             self.end(index, status, "stopped by an error" if status == "failed" else None)
@@ -319,3 +329,17 @@ def write_overview(base: Path, specs: Sequence[str], result: GroupResult, run_id
     base.mkdir(parents=True, exist_ok=True)
     overview = {"sources": sources, "sources_failed": failed, "run_id": run_id, "time_utc": utc_text(time.time())}
     write_json_atomic(base / "summary.json", overview)
+
+
+@contextmanager
+def _signals_ignored(ignore: bool) -> Iterator[None]:
+    """SIGINT and SIGTERM ignored inside (where ``ignore`` and on the main thread, which handles them)."""
+    if not ignore or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from tqdm import tqdm
@@ -35,6 +36,7 @@ from pipeline.io.outputs.run_outputs import FrameViewer
 from pipeline.io.publish.publisher import Publisher
 from pipeline.io.sources.files import Frame, FrameSource
 from pipeline.models import Detector
+from pipeline.models.remote import SharedDetector, connect
 from pipeline.run.detection_stage import Detected, DetectionStage, Ended, Failed
 from pipeline.run.fleet import (
     Fleet,
@@ -96,6 +98,7 @@ def run_group(
     run_id: str,
     progress: bool | SharedTally = True,
     viewers: Sequence[FrameViewer] = (),
+    inference: Connection | None = None,
 ) -> GroupResult:
     """Process a group of sources of a list (all of them, or a worker process's share) with one model.
 
@@ -105,6 +108,8 @@ def run_group(
         run_id: The run's id, in every record of every source.
         progress: Show a progress bar on stderr, or count the frames into a worker's tally.
         viewers: Live views to publish annotated frames to.
+        inference: A worker's pipe to the shared inference stage, whose model it runs with
+            (:mod:`pipeline.run.inference_stage`); None: a model of its own.
 
     Returns:
         How each source went; nothing of the list's overview is written.
@@ -141,11 +146,9 @@ def run_group(
         out_dirs = [fleet.place(i, source, c) for (i, source, _), c in zip(opened, source_configs, strict=True)]
         largest = max((source for _, source, _ in opened), key=lambda s: s.width * s.height)
         frame_size = (largest.width, largest.height)
-        model = model_for_parking(config.model, config.parking, frame_size)
-        if group.cpus and not model.inference_threads:  # a worker's share of the cores
-            model = replace(model, inference_threads=group.cpus)
-        origin = config.flags.get("model.classes", config.origin)
-        detector = Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
+        detector = _detector(config, group, frame_size, inference)
+        if isinstance(detector, SharedDetector):
+            stack.callback(detector.close)  # its shared memory, on every way out
         set_torch_threads(detector.backend, cpus=group.cpus)
         for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
             fleet.add(index, reader, source, source_config, out_dir)
@@ -168,6 +171,19 @@ def run_group(
         else:
             fleet.finish("completed")
         return fleet.result(opener.pending)
+
+
+def _detector(
+    config: Config, group: SourceGroup, frame_size: tuple[int, int], inference: Connection | None
+) -> Detector:
+    """The group's model, for its largest frame: the shared stage's, or its own."""
+    if inference is not None:
+        return connect(inference, config.model, frame_size)
+    model = model_for_parking(config.model, config.parking, frame_size)
+    if group.cpus and not model.inference_threads:  # a worker's share of the cores
+        model = replace(model, inference_threads=group.cpus)
+    origin = config.flags.get("model.classes", config.origin)
+    return Detector(model, frame_size=frame_size, origin=origin, pipelined=True)
 
 
 def _loop(fleet: Fleet, opener: SourceOpener, detector: Detector, bar: tqdm | SharedTally) -> None:

@@ -45,6 +45,9 @@ class ModelInfo:
     stages: dict[str, str] | None = None
     """Where each step of a frame ran (:meth:`~pipeline.models.Detector.stages`); None in a summary
     written before summaries had it."""
+    shared_inference: dict[str, Any] | None = None
+    """Where the model ran when a ``--workers`` run shared it (:mod:`pipeline.run.inference_stage`):
+    the process and how many workers it served; None: in this run's own process."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -61,6 +64,7 @@ class ModelInfo:
             data.get("inference_precision"),
             data.get("inference_threads_trial_fps"),
             data.get("stages"),
+            data.get("shared_inference"),
         )
 
     def head_json(self) -> dict[str, Any]:
@@ -79,6 +83,8 @@ class ModelInfo:
             head["inference_precision"] = self.inference_precision
         if self.stages is not None:
             head["stages"] = self.stages
+        if self.shared_inference is not None:
+            head["shared_inference"] = self.shared_inference
         return head
 
 

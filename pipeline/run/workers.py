@@ -2,7 +2,9 @@
 cores past what one process (and its GIL) carries.
 
 Each worker runs :func:`~pipeline.run.runner.run_group` on its share of the list, with a model of its
-own, and sends back what came of it (:class:`~pipeline.run.fleet.GroupResult`). The parent decides
+own or, with ``source.shared_inference``, the model of the shared inference stage, a process of its
+own that batches every worker's frames (:mod:`pipeline.run.inference_stage`), and sends back what
+came of it (:class:`~pipeline.run.fleet.GroupResult`). The parent decides
 every source's name before any worker starts (so no two pick one folder), shows the one progress bar,
 passes Ctrl-C and SIGTERM on, and writes the list's overview from the workers' results.
 
@@ -31,6 +33,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.io.urls import mask_credentials
 from pipeline.run.fleet import GroupResult, NothingOpened, SourceGroup
+from pipeline.run.inference_stage import PROCESS_NAME, serve, shares_inference
 from pipeline.runtime import configure_output
 
 WorkerSetting = int | Literal["auto"]
@@ -39,6 +42,9 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 POLL_S = 0.2
 """How often the parent updates the bar while it waits for the workers."""
+
+STAGE_END_S = 30.0
+"""How long the shared inference stage may take to end once every worker has (it ends when they do)."""
 
 
 def worker_count(setting: WorkerSetting, sources: int, cpus: int | None = None) -> int:
@@ -111,32 +117,63 @@ def run_in_workers(
     cpus = max(1, len(os.sched_getaffinity(0)) // len(groups))
     stop = context.RawValue("b", 0)
     workers: list[tuple[BaseProcess, Connection]] = []
+    stage: BaseProcess | None = None
+    inference: list[Connection | None] = [None] * len(groups)
     try:
-        for group in groups:
+        if shares_inference(config, len(groups)):
+            stage, inference = _start_stage(context, config, len(groups), progress)  # type: ignore[assignment]
+        for group, end in zip(groups, inference, strict=True):
             receiver, sender = context.Pipe(duplex=False)
             tally = tallies[len(workers)]
-            args = (run_group, config, replace(group, cpus=cpus), run_id, not progress, tally, stop, sender)
+            args = (run_group, config, replace(group, cpus=cpus), run_id, not progress, tally, stop, sender, end)
             process = context.Process(target=_work, args=args, name=f"vpipe-worker-{len(workers) + 1}")
             _start_ignoring_stops(process)
             sender.close()  # the worker holds the other end: its end of file says it ended
+            if end is not None:
+                end.close()  # and of this one: its end of file tells the stage
             workers.append((process, receiver))
     except BaseException:  # Ctrl-C while starting them: none has started a run yet
         for process, _ in workers:
             process.kill()
+        if stage is not None:
+            stage.kill()
         raise
     replies: dict[int, tuple] = {}
-    with tqdm(unit="frame", disable=not progress, dynamic_ncols=True) as bar:
-        try:
-            _collect(workers, replies, tallies, stop, bar)
-        except KeyboardInterrupt:
-            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}  # let them finish
+    try:
+        with tqdm(unit="frame", disable=not progress, dynamic_ncols=True) as bar:
             try:
-                _stop(workers, stop)  # they got a Ctrl-C from a terminal too, but not a SIGTERM sent to this process
                 _collect(workers, replies, tallies, stop, bar)
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            except KeyboardInterrupt:
+                previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}  # let them finish
+                try:
+                    _stop(workers, stop)  # they got a Ctrl-C from a terminal too, not a SIGTERM sent to this process
+                    _collect(workers, replies, tallies, stop, bar)
+                finally:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
+    finally:
+        if stage is not None:
+            _end_stage(stage)
     return _merge(replies, groups)
+
+
+def _start_stage(context: Any, config: Config, workers: int, progress: bool) -> tuple[BaseProcess, list[Connection]]:
+    """Start the shared inference stage; its process and the workers' ends of their pipes to it."""
+    pipes = [context.Pipe() for _ in range(workers)]
+    stage_ends = [stage_end for _, stage_end in pipes]
+    stage = context.Process(target=serve, args=(config, stage_ends, not progress), name=PROCESS_NAME)
+    _start_ignoring_stops(stage)  # and it keeps ignoring them: it serves the workers to their end
+    for stage_end in stage_ends:
+        stage_end.close()
+    return stage, [worker_end for worker_end, _ in pipes]
+
+
+def _end_stage(stage: BaseProcess) -> None:
+    """Wait for the shared inference stage, which ends once every worker has; kill it if it hangs."""
+    stage.join(STAGE_END_S)
+    if stage.is_alive():
+        stage.kill()
+        stage.join()
 
 
 def _start_ignoring_stops(process: BaseProcess) -> None:
@@ -233,8 +270,10 @@ def _work(
     tally: tuple[Any, Any],
     stop: Any,
     reply: Connection,
+    inference: Connection | None = None,
 ) -> None:
-    """A worker process: run ``group`` and send back what came of it."""
+    """A worker process: run ``group`` (with the shared inference stage's model through ``inference``,
+    if given) and send back what came of it."""
     configure_output(quiet=quiet)
     message: tuple
     try:
@@ -242,7 +281,7 @@ def _work(
             signal.signal(sig, _stop_once)
         if stop.value:  # stopped while it started, ignoring signals
             raise KeyboardInterrupt
-        message = ("result", run_group(config, group, run_id, SharedTally(*tally)))
+        message = ("result", run_group(config, group, run_id, SharedTally(*tally), inference=inference))
     except NothingOpened as exc:
         message = ("unopened", exc.failed)
     except PipelineError as exc:
@@ -254,5 +293,7 @@ def _work(
         message = ("crashed", f"{multiprocessing.current_process().name} failed (see the traceback above)")
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if inference is not None:
+        inference.close()  # the stage need not wait for this process's exit to know it has gone
     reply.send(message)
     reply.close()

@@ -50,6 +50,7 @@ RUN_CONTROL_KEYS = (
     "source.path",
     "source.max_frames",
     "source.workers",
+    "source.shared_inference",
     "output.dir",
     "output.overwrite",
     "output.keep_video",
