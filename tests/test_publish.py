@@ -213,6 +213,33 @@ def test_a_missing_credentials_variable_is_one_line_before_anything_runs(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("publish", "key"),
+    [
+        ({"camera": "gate"}, "publish.camera"),
+        ({"mqtt": {"host": "127.0.0.1", "client_id": "counter"}}, "publish.mqtt.client_id"),
+    ],
+)
+def test_a_setting_naming_one_camera_is_refused_for_a_list_of_sources(
+    tmp_path: Path, street: Path, publish: dict[str, Any], key: str
+):
+    # Two cameras under one name would mix their events and their rows in the store; two MQTT
+    # clients with one id would keep disconnecting each other.
+    config = street_config(tmp_path, publish)
+    streams = tmp_path / "cams.streams"
+    streams.write_text(f"{street}\n{street}\n")
+    result = run_vpipe("run", streams, "--config", config, "--output", tmp_path / "out", "--no-video")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"vpipe: error: {config}: {key}: ") and "2 sources" in lines[0]
+    assert not (tmp_path / "out").exists()
+    # One source may set either.
+    single = run_vpipe(
+        "run", street, "--config", config, "--output", tmp_path / "one", "--no-video", "--max-frames", "5"
+    )
+    assert single.returncode == 0, single.stderr
+
+
 def test_a_run_that_ends_while_the_broker_is_away_warns_and_does_not_fail(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):

@@ -287,3 +287,38 @@ def test_a_vehicle_seen_weakly_up_to_a_line_and_confidently_past_it_counts_when_
 def test_a_weak_box_of_another_size_is_not_where_a_new_track_came_from():
     # The same weak boxes, three times as high: another object; the track starts past the line.
     assert crossing_of_weakly_seen_vehicle(weak_height_px=90) == []
+
+
+def crossings_of_box_then_far_box(far_size_px: tuple[float, float]) -> list[tuple[str, int]]:
+    """At 10 fps a confident 100 x 90 px box seen once below a line at y=190 (its anchor at y=258),
+    then nothing, then on the two frames after a confident box of ``far_size_px`` (width, height)
+    above the line (anchor at y=125, same x), within a new track's reach of the first. (direction,
+    track) of each crossing."""
+    tracker = ByteTrackTracker(TrackerConfig(), fps=10)
+    counter = LineCounter("main", start=(0, 190), end=(640, 190), min_crossing_distance=6)
+    tracker.update(sv.Detections.empty())  # ByteTrack confirms tracks born on its first frame at once
+    width, height = far_size_px
+    frames = [(100.0, 90.0, 258.0), None, (width, height, 125.0), (width, height, 125.0)]
+    events = []
+    for index, box in enumerate(frames, start=1):
+        detections = sv.Detections.empty()
+        if box is not None:
+            w, h, bottom = box
+            detections = sv.Detections(
+                xyxy=np.array([[320 - w / 2, bottom - h, 320 + w / 2, bottom]]),
+                confidence=np.array([0.9]),
+                class_id=np.array([2]),
+            )
+        events += counter.update(tracker.update(detections), index, index / 10)
+    return [(event.direction, event.track_id) for event in events]
+
+
+def test_a_box_of_a_like_size_within_reach_is_the_same_vehicle_crossing():
+    # 80 x 70 px: a vehicle moving away, its box a little smaller; the crossing counts once.
+    assert crossings_of_box_then_far_box((80.0, 70.0)) == [("out", 1)]
+
+
+def test_a_far_small_box_within_reach_of_a_new_track_is_another_vehicle():
+    # 30 x 23 px, a third of the first box's size: a far car, not the near one 0.2 s later; joining
+    # them would count a crossing in the wrong direction that no vehicle made.
+    assert crossings_of_box_then_far_box((30.0, 23.0)) == []

@@ -84,6 +84,7 @@ def run_sources(
     whole = SourceGroup.whole(specs)
     run_id = new_run_id()  # this run's: in every record of every source
     groups = whole.split(check_workers(config, len(specs), live_view=bool(viewers)))
+    Publisher.check_sources(config, len(specs))
     if len(groups) > 1:
         result = run_in_workers(config, groups, run_id, progress, run_group)
     else:

@@ -130,11 +130,7 @@ class ByteTrack:
         with low scores up to a line and confidently just past it would cross it unseen."""
         if not born or not weak or not isinstance(self.cost, ReachCost):
             return
-        cost = self.cost.distance_cost(born, weak)
-        born_wh, weak_wh = _sizes([t.observed_xyah for t in born]), _sizes([d.observed_xyah for d in weak])
-        ratio = born_wh[:, None, :] / weak_wh[None, :, :]
-        cost[((ratio < 0.5) | (ratio > 2)).any(axis=2)] = TENTATIVE_THRESH + 1  # another object
-        matches, _, _ = linear_assignment(cost, TENTATIVE_THRESH)
+        matches, _, _ = linear_assignment(self.cost.distance_cost(born, weak), TENTATIVE_THRESH)
         for t, d in matches:
             born[t].adopt_origin(weak[d])
 
@@ -177,12 +173,6 @@ def _split(
         [Detection(xywh[i], confidence[i], int(i), step) for i in np.flatnonzero(high)],
         [Detection(xywh[i], confidence[i], int(i), step) for i in np.flatnonzero(low)],
     )
-
-
-def _sizes(xyah: list[np.ndarray]) -> np.ndarray:
-    """Width and height of boxes given as centre x, y, aspect ratio, height."""
-    boxes = np.array(xyah, dtype=float).reshape(-1, 4)
-    return np.column_stack((boxes[:, 2] * boxes[:, 3], boxes[:, 3]))
 
 
 def _merged(

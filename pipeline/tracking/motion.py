@@ -34,6 +34,11 @@ from pipeline.tracking.track import Detection, Track
 TENTATIVE_THRESH = 0.7
 """ByteTrack's cost limit for matching a track seen once (its second sighting)."""
 
+MAX_SIZE_RATIO = 2.0
+"""Largest ratio of widths or of heights at which two boxes can be one object matched by distance:
+between two sightings a fraction of a second apart a vehicle's box does not double in size, but a
+far car's box can lie within reach of a near one's."""
+
 
 class ReachCost:
     """A cost that also matches a track seen only once by the distance it could have travelled.
@@ -41,7 +46,8 @@ class ReachCost:
     For such a track the cost is the lower of ``base`` and the centre distance in box sizes (per
     axis, the mean of the two boxes' sizes) over the reach, scaled so that a detection at the full
     reach costs :data:`TENTATIVE_THRESH`. The reach is ``max_speed_sizes_per_s`` times the time
-    between the track's sighting and the detection's (either way round).
+    between the track's sighting and the detection's (either way round). Boxes whose widths or
+    heights differ by more than :data:`MAX_SIZE_RATIO` are out of reach.
 
     Args:
         base: The cost of every pair (ByteTrack's :class:`~pipeline.tracking.matching.IouCost`).
@@ -60,7 +66,19 @@ class ReachCost:
         return cost
 
     def distance_cost(self, tracks: Sequence[Track], detections: Sequence[Detection]) -> np.ndarray:
-        """:data:`TENTATIVE_THRESH` times the centre distance in box sizes over the reach (float64)."""
+        """:data:`TENTATIVE_THRESH` times the centre distance in box sizes over the reach (float64);
+        above :data:`TENTATIVE_THRESH` for boxes of unlike sizes.
+
+        Example:
+            >>> from pipeline.tracking.kalman import KalmanFilter
+            >>> from pipeline.tracking.track import TrackState
+            >>> seen = Track(1, Detection(np.array([100, 100, 40, 30]), 0.9, 0, 0), KalmanFilter(), 1, TrackState.NEW)
+            >>> near = Detection(np.array([120, 100, 40, 30]), 0.9, 0, 1)  # half a width away
+            >>> small = Detection(np.array([120, 100, 15, 12]), 0.9, 1, 1)  # as near, a third the size
+            >>> cost = ReachCost(lambda t, d: np.ones((len(t), len(d))), 10.0, 0.1).distance_cost([seen], [near, small])
+            >>> cost.round(2).tolist()
+            [[0.35, 1.7]]
+        """
         seen = np.array([t.observed_xyah for t in tracks])
         new = np.array([d.observed_xyah for d in detections])
         seen_steps = np.array([t.seen_step for t in tracks])
@@ -70,7 +88,10 @@ class ReachCost:
         size = (seen_wh[:, None, :] + new_wh[None, :, :]) / 2
         offset = (new[None, :, :2] - seen[:, None, :2]) / size
         reach = self.max_speed_sizes_per_s * self.frame_s * steps
-        return TENTATIVE_THRESH * np.hypot(offset[..., 0], offset[..., 1]) / reach
+        cost = TENTATIVE_THRESH * np.hypot(offset[..., 0], offset[..., 1]) / reach
+        ratio = seen_wh[:, None, :] / new_wh[None, :, :]
+        cost[((ratio * MAX_SIZE_RATIO < 1) | (ratio > MAX_SIZE_RATIO)).any(axis=2)] = TENTATIVE_THRESH + 1
+        return cost
 
 
 def kalman_motion(track: Track, detection: Detection) -> None:

@@ -56,6 +56,27 @@ class Publisher:
         if config.publish.webhook.url:
             check_webhook_url(config.publish.webhook.url, config.origin)
 
+    @staticmethod
+    def check_sources(config: Config, sources: int) -> None:
+        """Raise a :class:`ConfigError` for a setting that names one camera in a run of ``sources``
+        sources: every camera would publish, and be stored, under that one name (``publish.camera``),
+        or connect as that one MQTT client, which the broker disconnects whenever another connects
+        with its id (``publish.mqtt.client_id``)."""
+        if sources < 2:
+            return
+        if config.publish.camera:
+            raise config.error(
+                "publish.camera",
+                f"names one camera, and this run has {sources} sources: leave it out, so each "
+                "publishes and is stored under its own source name",
+            )
+        if config.publish.mqtt.host and config.publish.mqtt.client_id:
+            raise config.error(
+                "publish.mqtt.client_id",
+                f"is one MQTT connection, and this run has {sources} sources (the broker "
+                "drops a client when another connects with its id): leave it out, so each uses vpipe-<camera>",
+            )
+
     def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Send records (events as in ``events.jsonl``: stamped and numbered)."""
         for record in records:
