@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.analytics.approaches import Approach
-from pipeline.analytics.events import LineCrossing, Movement
+from pipeline.analytics.events import CrosswalkCrossing, LineCrossing, Movement
 from pipeline.analytics.intervals import IntervalCounter
 from pipeline.analytics.movements import MovementCounter
 from pipeline.config import load_config
@@ -181,3 +181,22 @@ def test_a_movement_is_binned_by_when_it_entered_the_intersection(west: str):
     counter = IntervalCounter(900.0, start_epoch_s=None, keys=[("movement", "W->E", "")], lag_s=0.0)
     assert _bins_of(counter, [movement], 901.0) == {("W->E", "0.0"): 1}
     assert record_time_ms(movement.to_record(), 0) == round(movement.entered_s * 1000)
+
+
+def test_a_crosswalk_crossing_is_binned_by_when_it_crossed_in_a_run_and_in_the_next_one(tmp_path: Path):
+    """A pedestrian's walk across a polygon counted at 899.95 s, confirmed as it left at 900.6 s: the first
+    bin, here, in the store, and when a restarted run counts a killed one's frames again from events.jsonl."""
+    late = CrosswalkCrossing(9006, 900.6, "zebra", None, 899.95, track_id=1, class_name="person")
+    keys = [("crosswalk", "zebra", "")]
+    counter = IntervalCounter(900.0, start_epoch_s=None, keys=keys, lag_s=0.0)
+    assert _bins_of(counter, [late], 900.6) == {("zebra", "0.0"): 1}
+    assert record_time_ms(late.to_record(), 1_000_000) == 1_000_000 + 899_950
+
+    intervals = IntervalsFile(tmp_path / "intervals.csv", 900.0, None, keys, live=False, lag_s=0.0)
+    frames = [(899.0, []), (900.6, [late.to_record()]), (1000.0, [])]
+    written = intervals.continue_from([], [("killed", lambda from_s: frames)])
+    assert [(r["interval_start"], r["class_name"], r["count"], r["run_id"]) for r in written] == [
+        ("0.0", "all", 1, "killed"),
+        ("0.0", "person", 1, "killed"),
+        ("900.0", "all", 0, "killed"),
+    ]
