@@ -13,12 +13,16 @@ Example:
     (('ped_N_in', 'ped_N_out'), ('ped_N_in',))
     >>> tmc_columns(["N"], ["cars"], ["zebra"])[:2], tmc_columns(["N"], ["cars"], ["zebra"])[-3:]
     (['N_left_cars', 'N_through_cars'], ['N_unassigned', 'ped_zebra', 'total_vehicles'])
+
+What each column counts is known here too, never told from its name (a crosswalk ``x_count`` is no
+zone): :func:`counts_columns` gives each analytics column of ``counts.csv`` its :class:`Column`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pipeline.config.run import Config
@@ -56,6 +60,61 @@ def movement_name(origin: str | None, destination: str | None) -> str:
 def crosswalk_columns(name: str, is_line: bool) -> tuple[str, ...]:
     """A crosswalk's pedestrian columns: ``in`` and ``out`` across a line, one for a polygon."""
     return (f"ped_{name}_in", f"ped_{name}_out") if is_line else (f"ped_{name}",)
+
+
+ColumnKind = Literal["line", "zone", "movement", "crosswalk", "parking"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """What one analytics column of ``counts.csv`` counts.
+
+    Attributes:
+        kind: The kind of item.
+        name: The item's name (the line's, zone's, movement's, crosswalk's; ``slots`` for parking).
+        part: Which of the item's columns: ``in``/``out`` of a line or crosswalk line, ``occupied``/``free``
+            for parking, ``""`` for an item's only column.
+    """
+
+    kind: ColumnKind
+    name: str
+    part: str = ""
+
+
+def counts_columns(
+    lines: Sequence[str],
+    zones: Sequence[str],
+    movements: Sequence[str],
+    crosswalks: Sequence[tuple[str, bool]],
+    parking: bool,
+) -> dict[str, Column]:
+    """The analytics columns of ``counts.csv``, in order, and what each counts: per line its ``in`` and
+    ``out``, per zone, per movement (``origin->destination``), per crosswalk (name, whether a line) its
+    one or two columns, then the parking bays.
+
+    Example:
+        >>> counts_columns(["x_count"], ["yard"], [], [("x_count", False)], False)  # doctest: +NORMALIZE_WHITESPACE
+        {'x_count_in': Column(kind='line', name='x_count', part='in'),
+         'x_count_out': Column(kind='line', name='x_count', part='out'),
+         'yard_count': Column(kind='zone', name='yard', part=''),
+         'ped_x_count': Column(kind='crosswalk', name='x_count', part='')}
+    """
+    columns = {
+        column: Column("line", name, part)
+        for name in lines
+        for column, part in zip(line_columns(name), ("in", "out"), strict=True)
+    }
+    columns.update({zone_column(name): Column("zone", name) for name in zones})
+    columns.update({name: Column("movement", name) for name in movements})
+    for name, is_line in crosswalks:
+        parts = ("in", "out") if is_line else ("",)
+        for column, part in zip(crosswalk_columns(name, is_line), parts, strict=True):
+            columns[column] = Column("crosswalk", name, part)
+    if parking:
+        columns.update(
+            {column: Column("parking", "slots", column.removeprefix("slots_")) for column in PARKING_COLUMNS}
+        )
+    return columns
 
 
 def tmc_movement_column(approach: str, turn: str, group: str) -> str:
