@@ -37,6 +37,9 @@ TURNS = ("left", "through", "right", "u_turn")
 """The turns, in the order a TMC lists them."""
 UNASSIGNED = "unassigned"
 """The TMC column of an approach's movements that reached no exit (``A->?``): no turn to put them under."""
+TMC_HEAD = ("camera", "interval_start", "interval_end", "watched_s", "partial")
+"""The first columns of the TMC table: the camera, the bin, how long the runs watched it (s) and whether
+that was only part of it (the bin is then no part of the peak hour)."""
 TOTAL_VEHICLES = "total_vehicles"
 OTHER = "other"
 """The class group of a class that no configured group lists (a vehicle)."""
@@ -124,7 +127,7 @@ def tmc_movement_column(approach: str, turn: str, group: str) -> str:
 
 
 def tmc_columns(approaches: Sequence[str], groups: Sequence[str], crosswalks: Sequence[str]) -> list[str]:
-    """Every column of the TMC table after ``camera, interval_start, interval_end``."""
+    """Every column of the TMC table after :data:`TMC_HEAD`."""
     columns = [tmc_movement_column(a, turn, group) for a in approaches for turn in TURNS for group in groups]
     columns += [tmc_movement_column(a, UNASSIGNED, "") for a in approaches]
     return [*columns, *(crosswalk_columns(name, is_line=False)[0] for name in crosswalks), TOTAL_VEHICLES]
@@ -175,7 +178,7 @@ def _counts_owners(config: Config) -> _Owned:
 
 def _tmc_owners(config: Config) -> _Owned:
     groups = tmc_groups(config)
-    yield TOTAL_VEHICLES, ("", "")
+    yield from ((column, ("", "")) for column in (*TMC_HEAD, TOTAL_VEHICLES))
     for index, approach in enumerate(config.movements.approaches):
         owner = (f"movements.approaches[{index}].name", approach.name)
         yield from ((column, owner) for column in tmc_columns([approach.name], groups, [])[:-1])
