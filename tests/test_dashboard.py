@@ -27,6 +27,7 @@ from pipeline.store.writes import Batch, RunInfo, StoreWriter
 from tests.conftest import CONFIGS, wait_until
 from tests.servers.mjpeg import MjpegServer
 from tests.test_faults_live import Vpipe
+from tests.test_live_view import shown_tables
 
 START_MS = 1_715_061_600_000  # 2024-05-07T06:00:00Z
 SPAN = "from=2024-05-07T06:00Z&to=2024-05-07T06:03Z&interval=1m"
@@ -244,6 +245,8 @@ def test_the_page_charts_the_crossings_of_a_live_camera(tmp_path: Path, highway:
         wait_until(lambda: browser.execute_script("return arguments[0].naturalWidth", snapshot) == 960, timeout=20)
         stream = browser.find_element("id", "stream")
         wait_until(lambda: browser.execute_script("return arguments[0].naturalWidth", stream) == 960, timeout=20)
+        # the run tells the page what its columns count: line main's in and out in the table of lines
+        assert wait_until(lambda: shown_tables(browser) or None, timeout=10)[0] == ["line", ["in", "out"], ["main"]]
         camera.stop()  # no more frames: the counts hold still while vpipe waits to reconnect
         wait_until(lambda: any("stream_disconnected" in line for line in (out / "events.jsonl").open()), timeout=60)
 

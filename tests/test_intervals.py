@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.analytics.approaches import Approach
-from pipeline.analytics.events import LineCrossing, Movement
-from pipeline.analytics.intervals import IntervalCounter
+from pipeline.analytics.events import CrosswalkCrossing, LineCrossing, Movement
+from pipeline.analytics.intervals import IntervalCounter, merge_rows
 from pipeline.analytics.movements import MovementCounter
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
@@ -131,11 +131,63 @@ def test_bins_are_written_only_lag_s_after_their_end():
 )
 def test_peak_hour_and_peak_hour_factor(per_bin: list[int], start: str, volume: int, phf: float):
     counter = IntervalCounter(900.0, None, KEYS, lag_s=0.0)
-    for index, count in enumerate(per_bin):
-        t = index * 900.0 + 1.0
-        counter.update([crossing(t) for _ in range(count)], t)
-    counter.finish()
+    events_at = {
+        index * 900.0 + 1.0: [crossing(index * 900.0 + 1.0) for _ in range(n)] for index, n in enumerate(per_bin)
+    }
+    run(counter, [float(t) for t in range(900 * len(per_bin))], events_at)  # a frame a second: every bin whole
     assert counter.summary()["peak_hour"] == {"line:main:in": {"start": start, "volume": volume, "phf": phf}}
+
+
+def _per_bin(per_bin: dict[int, int], first_s: float, last_s: float) -> IntervalCounter:
+    """A run with a frame a second from ``first_s`` to ``last_s``; ``per_bin[k]`` crossings in 900 s bin k,
+    at its first second watched."""
+    counter = IntervalCounter(900.0, None, KEYS, lag_s=0.0)
+    events_at = {max(k * 900.0, first_s): [crossing(max(k * 900.0, first_s))] * n for k, n in per_bin.items()}
+    run(counter, [float(t) for t in range(int(first_s), int(last_s) + 1)], events_at)
+    return counter
+
+
+def test_the_runs_peak_hour_is_made_of_bins_it_watched_whole():
+    # From 600 s (a run starting 10 minutes into a bin) to 5399 s: bin 0 watched 300 s (8 crossings), bins
+    # 1 .. 5 whole: 10, 10, 10, 5, 10. With the partial bin, 0-3600 would be the peak hour (38, PHF
+    # 38 / (4 x 10) = 0.95); of whole bins, 900-4500 and 1800-5400 have 35 each: the first, PHF 0.875.
+    counter = _per_bin({0: 8, 1: 10, 2: 10, 3: 10, 4: 5, 5: 10}, 600.0, 5399.0)
+    assert counter.summary()["peak_hour"] == {"line:main:in": {"start": "900.0", "volume": 35, "phf": 0.875}}
+    # Ending 5 minutes into bin 4 (30 crossings there): 900-4500 would have 50; 0-3600 is the whole hour.
+    counter = _per_bin({0: 5, 1: 5, 2: 5, 3: 5, 4: 30}, 0.0, 3900.0)
+    assert counter.summary()["peak_hour"] == {"line:main:in": {"start": "0.0", "volume": 20, "phf": 1.0}}
+
+
+def test_without_an_hour_of_whole_bins_the_peak_is_the_whole_bins_without_a_factor():
+    # 600 s to 3299 s: bins 0 (300 s, 20 crossings) and 3 (600 s, 20) partial, 1 and 2 whole (3 and 4).
+    counter = _per_bin({0: 20, 1: 3, 2: 4, 3: 20}, 600.0, 3299.0)
+    reason = "the run watched no hour of whole bins (2 of 4 bins)"  # it spans 4 bins, 2 of them partial
+    assert counter.summary()["peak_hour"] == {
+        "line:main:in": {"start": "900.0", "volume": 7, "phf": None, "phf_reason": reason}
+    }
+
+
+def test_bins_split_between_two_pieces_are_whole_when_their_parts_add_up():
+    """A batch's two slices meet 400 s into bin 900: its 60 + 60 crossings count in a whole bin; the last
+    bin (300 s, 100 crossings) is partial. The peak hour 0-3600 has 1 + 120 + 1 + 1, PHF 123 / (4 x 120)."""
+    row = dict(kind="line", name="main", direction="in", class_name="all")
+
+    def piece(*bins: tuple[float, float, int]) -> list[dict[str, str]]:
+        return [
+            {
+                **row,
+                "interval_start": str(start),
+                "interval_end": str(start + 900),
+                "covered_s": str(s),
+                "count": str(n),
+            }
+            for start, s, n in bins
+        ]
+
+    first = piece((0.0, 900.0, 1), (900.0, 400.0, 60))
+    second = piece((900.0, 500.0, 60), (1800.0, 900.0, 1), (2700.0, 900.0, 1), (3600.0, 300.0, 100))
+    _, summary = merge_rows([first, second], 900.0)
+    assert summary["peak_hour"] == {"line:main:in": {"start": "0.0", "volume": 123, "phf": 0.256}}
 
 
 def test_interval_and_start_time_are_validated():
@@ -181,3 +233,37 @@ def test_a_movement_is_binned_by_when_it_entered_the_intersection(west: str):
     counter = IntervalCounter(900.0, start_epoch_s=None, keys=[("movement", "W->E", "")], lag_s=0.0)
     assert _bins_of(counter, [movement], 901.0) == {("W->E", "0.0"): 1}
     assert record_time_ms(movement.to_record(), 0) == round(movement.entered_s * 1000)
+
+
+def test_a_crosswalk_crossing_is_binned_by_when_it_crossed_in_a_run_and_in_the_next_one(tmp_path: Path):
+    """A pedestrian's walk across a polygon counted at 899.95 s, confirmed as it left at 900.6 s: the first
+    bin, here, in the store, and when a restarted run counts a killed one's frames again from events.jsonl."""
+    late = CrosswalkCrossing(9006, 900.6, "zebra", None, 899.95, track_id=1, class_name="person")
+    keys = [("crosswalk", "zebra", "")]
+    counter = IntervalCounter(900.0, start_epoch_s=None, keys=keys, lag_s=0.0)
+    assert _bins_of(counter, [late], 900.6) == {("zebra", "0.0"): 1}
+    assert record_time_ms(late.to_record(), 1_000_000) == 1_000_000 + 899_950
+
+    intervals = IntervalsFile(tmp_path / "intervals.csv", 900.0, None, keys, live=False, lag_s=0.0)
+    frames = [(899.0, []), (900.6, [late.to_record()]), (1000.0, [])]
+    written = intervals.continue_from([], [("killed", lambda from_s: frames)])
+    assert [(r["interval_start"], r["class_name"], r["count"], r["run_id"]) for r in written] == [
+        ("0.0", "all", 1, "killed"),
+        ("0.0", "person", 1, "killed"),
+        ("900.0", "all", 0, "killed"),
+    ]
+
+
+def test_a_bin_split_by_a_restart_is_whole_when_both_runs_watched_it():
+    """The first process watched bin 900 until 1300 s (60 crossings), the next from 1300 s (60 more) to
+    3899 s: bin 900 is whole, bin 3600 (299 s, 100 crossings) is not. Peak 0-3600: 123, PHF 123 / (4 x 120)."""
+    row = dict(kind="line", name="main", direction="in", class_name="all", interval_end="")
+    earlier = [
+        {**row, "interval_start": "0.0", "covered_s": "900.0", "count": "1"},
+        {**row, "interval_start": "900.0", "covered_s": "400.0", "count": "60"},
+    ]
+    counter = IntervalCounter(900.0, None, KEYS, lag_s=0.0)
+    counter.carry(earlier)
+    events_at = {1300.0: [crossing(1300.0)] * 60, 1800.0: [crossing(1800.0)], 2700.0: [crossing(2700.0)]}
+    run(counter, [float(t) for t in range(1300, 3900)], {**events_at, 3600.0: [crossing(3600.0)] * 100})
+    assert counter.summary()["peak_hour"] == {"line:main:in": {"start": "0.0", "volume": 123, "phf": 0.256}}

@@ -23,6 +23,9 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.analytics import Analytics
+from pipeline.config import load_config
+from pipeline.config.columns import Column
 from pipeline.errors import PipelineError
 from pipeline.io.live.view import LiveView
 from pipeline.io.live.windows import WindowView
@@ -43,12 +46,18 @@ def synthetic_counts(index: int) -> dict[str, float | int]:
     return {"tracks_active": index % 5, "gate_in": index // 3, "gate_out": index // 7, "yard_count": index % 4}
 
 
+SYNTHETIC_COLUMNS = {"gate_in": Column("line", "gate", "in"), "gate_out": Column("line", "gate", "out")}
+SYNTHETIC_COLUMNS["yard_count"] = Column("zone", "yard")
+"""What the synthetic counts count, as a run tells its view (``tracks_active``: undescribed)."""
+
+
 class Publisher:
     """Publishes synthetic frames and counts from a thread, like the pipeline does."""
 
     def __init__(self, view: LiveView | WindowView, source: str = "cam", fps: float = 25.0) -> None:
         self.view, self.source, self.fps = view, source, fps
         self.published = 0
+        view.describe_columns(source, SYNTHETIC_COLUMNS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -129,8 +138,13 @@ def test_counts_json_changes_over_time(view, publisher):
     status, first = get_json(view.url + "counts")
     assert status == 200
     cam = first["sources"]["cam"]
-    assert set(cam) == {"frame_index", "timestamp_s", "counts"}
+    assert set(cam) == {"frame_index", "timestamp_s", "counts", "columns"}
     assert set(cam["counts"]) == {"tracks_active", "gate_in", "gate_out", "yard_count"}
+    assert cam["columns"] == {
+        "gate_in": {"kind": "line", "name": "gate", "part": "in"},
+        "gate_out": {"kind": "line", "name": "gate", "part": "out"},
+        "yard_count": {"kind": "zone", "name": "yard", "part": ""},
+    }
 
     def later() -> dict[str, Any] | None:
         document = get_json(view.url + "counts")[1]["sources"]["cam"]
@@ -153,6 +167,7 @@ def test_counts_are_plain_json_whatever_numbers_are_published(view):
                 "frame_index": 7,
                 "timestamp_s": 0.25,
                 "counts": {"a_in": 3, "b_count": 1.5, "speed": None, "ok": True},
+                "columns": {},  # none described
             }
         }
     }
@@ -361,6 +376,51 @@ def test_page_shows_the_live_stream_and_counts(view, publisher, browser):
     wait_until(lambda: np.abs(screenshot(image).astype(int) - first_image).max() > 100, timeout=5, interval=0.2)
     wait_until(lambda: (shown_gate_counts(counts.text) or (0, 0))[0] > first_counts[0], timeout=5, interval=0.2)
     assert "cam" in counts.text
+
+
+def shown_tables(browser: Any) -> list[tuple[str, list[str], list[str]]]:
+    """The page's count tables: (header's first cell, the other header cells, each row's first cell)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#counts table')].map(t => {"
+        "  const rows = [...t.rows].map(r => [...r.cells].map(c => c.textContent));"
+        "  return [rows[0][0], rows[0].slice(1), rows.slice(1).map(r => r[0])];"
+        "});"
+    )
+
+
+def test_the_page_sorts_counts_by_what_the_server_says_they_count_not_by_their_names(view, browser):
+    """Items named like another kind's columns: a crosswalk polygon ``x_count`` (column ``ped_x_count``),
+    an approach ``B_count`` (movement ``A->B_count``), a crosswalk line ``N`` (``ped_N_in``): each in
+    the table of its kind, as the run's config says."""
+    config = load_config(
+        None,
+        {
+            "lines": [{"name": "y_count", "start": [0, 50], "end": [100, 50]}],
+            "zones": [{"name": "yard", "polygon": [[0, 0], [50, 0], [50, 40], [0, 40]]}],
+            "movements": {
+                "approaches": [
+                    {"name": "A", "polygon": [[0, 0], [40, 0], [40, 40], [0, 40]]},
+                    {"name": "B_count", "polygon": [[100, 0], [140, 0], [140, 40], [100, 40]]},
+                ],
+                "crosswalks": [
+                    {"name": "x_count", "polygon": [[0, 80], [100, 80], [100, 100], [0, 100]]},
+                    {"name": "N", "line": [[60, 60], [60, 110]]},
+                ],
+            },
+        },
+    )
+    analytics = Analytics.for_run(config)
+    view.describe_columns("cam", analytics.column_kinds)
+    view.publish("cam", synthetic_frame(0), 0, 0.0, {**analytics.row(), "tracks_active": 2})
+    browser.get(view.url)
+    tables = wait_until(lambda: shown_tables(browser) or None, timeout=10)
+    assert tables == [
+        ["line", ["in", "out"], ["y_count"]],
+        ["zone", ["count"], ["yard"]],
+        ["movement", ["count"], ["A->A", "A->B_count", "B_count->A", "B_count->B_count"]],
+        ["crosswalk", ["count", "in", "out"], ["x_count", "N"]],
+        ["", [""], ["tracks_active"]],  # what the server did not describe
+    ]
 
 
 # -- --show ------------------------------------------------------------------------------------

@@ -67,9 +67,10 @@ def counted(event: dict[str, Any]) -> tuple[str, str, str] | None:
 
 
 def happened(event: dict[str, Any]) -> float:
-    """When the event counts: a crossing when its anchor crossed the line, a movement when the vehicle
-    entered the intersection; both are known some frames before the event (its ``timestamp_s``)."""
-    own = {"line_crossing": "crossed_s", "movement": "entered_s"}.get(event["event"])
+    """When the event counts: a crossing when its anchor crossed the line (or a pedestrian walked half a
+    crosswalk), a movement when the vehicle entered the intersection; each is known some frames before
+    the event (its ``timestamp_s``)."""
+    own = {"line_crossing": "crossed_s", "crosswalk_crossing": "crossed_s", "movement": "entered_s"}.get(event["event"])
     return event[own] if own is not None else event["timestamp_s"]
 
 

@@ -1,8 +1,10 @@
 """The TMC report's peak hour and peak-hour factor on exact synthetic movements in a store: only bins a
-run watched whole make a peak hour; a run that starts mid-bin leaves its first bin out."""
+run watched whole make a peak hour; a run that starts mid-bin leaves its first bin out. The table says
+which bins the runs watched only in part."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from pipeline.analytics.class_groups import ClassGroups
 from pipeline.store.database import connect
 from pipeline.store.queries import Span
 from pipeline.store.tmc import tmc
+from pipeline.store.tmc_files import write_tmc
 from pipeline.store.writes import Batch, RunInfo, StoreWriter
 
 SEVEN_MS = 1_715_065_200_000  # 2024-05-07T07:00:00Z
@@ -69,3 +72,40 @@ def test_a_run_ending_a_frame_short_of_the_hour_still_watched_its_last_bin_whole
     offset, phf, row = _peak(target)
     assert (offset, phf) == ("0", round(40 / (4 * 15), 3))
     assert row["total"] == 40
+
+
+def test_the_table_says_how_long_each_bin_was_watched_and_which_only_in_part(tmp_path: Path):
+    # Two runs: 07:10 to 07:20 and 07:25 to 08:14:59.967 (the last frame at 30 fps, a frame short of 08:15).
+    # 07:00 watched 5 min, 07:15 5 + 5 min (the gap between the runs), 07:30 and 07:45 whole, 08:00 all
+    # but 33 ms: whole by the 2 s rule.
+    target = str(tmp_path / "store.sqlite")
+    writer = StoreWriter(target)
+    for name, start_ms, last_ms, cars in [
+        ("a", SEVEN_MS + 10 * 60_000, SEVEN_MS + 20 * 60_000, 1),
+        ("b", SEVEN_MS + 25 * 60_000, SEVEN_MS + 5 * BIN_MS - 33, 2),
+    ]:
+        run = RunInfo("x", f"run-{name}", f"{name}.mp4", str(tmp_path / name), start_ms)
+        writer.begin(run, start_ms)
+        events = [_through(seq + 1, 60.0 * (seq + 1)) for seq in range(cars)]  # a minute, two minutes in
+        writer.write(run, Batch(start_ms, last_ms, events=events))
+    writer.close()
+    db = connect(target, create=False)
+    try:
+        report = tmc(db, Span(None, None, BIN_MS), ClassGroups.of_config(), ["N", "S"])
+    finally:
+        db.close()
+    expected = [  # a's car at 07:11, b's at 07:26 and 07:27
+        ("2024-05-07T07:00:00Z", 300.0, True, 1),
+        ("2024-05-07T07:15:00Z", 600.0, True, 2),
+        ("2024-05-07T07:30:00Z", 900.0, False, 0),
+        ("2024-05-07T07:45:00Z", 900.0, False, 0),
+        ("2024-05-07T08:00:00Z", 899.967, False, 0),
+    ]
+    rows = report.rows()
+    assert [(r["interval_start"], r["watched_s"], r["partial"], r["N_through_cars"]) for r in rows] == expected
+
+    written = write_tmc(report, tmp_path / "tmc.csv", "csv", {})
+    assert written[0] == tmp_path / "tmc.csv"
+    table = list(csv.DictReader((tmp_path / "tmc.csv").open()))
+    assert list(table[0])[:5] == ["camera", "interval_start", "interval_end", "watched_s", "partial"]
+    assert [(r["watched_s"], r["partial"]) for r in table] == [(str(w), str(p)) for _, w, p, _ in expected]

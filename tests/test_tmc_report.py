@@ -55,7 +55,7 @@ def expected_tmc(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 
 
 def table_counts(rows: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    skip = {"camera", "interval_start", "interval_end"}
+    skip = {"camera", "interval_start", "interval_end", "watched_s", "partial"}
     return Counter(
         {(row["interval_start"], k): int(v) for row in rows for k, v in row.items() if k not in skip and int(v)}
     )
@@ -90,9 +90,13 @@ def test_the_tmc_of_a_run_equals_its_movement_events(street_run: Path, street_co
     assert table_counts(rows) == expected
     columns = [f"{a}_{t}_{g}" for a in ("West", "East") for t in TURNS for g in GROUPS]
     columns += ["West_unassigned", "East_unassigned", "total_vehicles"]
-    assert list(rows[0]) == ["camera", "interval_start", "interval_end", *columns]
-    # The clip straddles 08:00: two bins, and the peak hour (shorter than an hour) spans both, no factor.
+    assert list(rows[0]) == ["camera", "interval_start", "interval_end", "watched_s", "partial", *columns]
+    # The clip straddles 08:00: two bins, each watched in part (10 s from 07:59:50, then the rest of the clip),
+    # and the peak hour (shorter than an hour) spans both, no factor.
     assert [row["interval_start"] for row in rows] == ["2024-05-07T07:45:00Z", "2024-05-07T08:00:00Z"]
+    duration_s = json.loads((street_run / "summary.json").read_text())["duration_s"]
+    assert [row["partial"] for row in rows] == ["True", "True"] and float(rows[0]["watched_s"]) == 10.0
+    assert float(rows[1]["watched_s"]) == pytest.approx(duration_s - 10.0, abs=0.1)  # to its last frame
     peak = list(csv.DictReader((tmp_path / "tmc_peak_hour.csv").open()))
     assert [row["approach"] for row in peak] == ["West", "East", "all"]
     vehicles = {a: sum(n for (_, c), n in expected.items() if c.startswith(f"{a}_through")) for a in ("West", "East")}

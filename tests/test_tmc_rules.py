@@ -170,6 +170,20 @@ def test_a_crosswalk_line_counts_each_direction():
     assert sorted((e.track_id, e.direction) for e in events) == [(1, "out"), (2, "in")]
 
 
+def test_a_crosswalk_crossing_carries_when_it_happened_not_when_it_was_confirmed():
+    """At 10 fps, 20 px a frame along y=120. The polygon (x 150..250, 100 px long): in at x=160 (0.1 s),
+    50 px walked at x=210, half way from 200 (0.3 s) to 220 (0.4 s): 0.35 s; confirmed when it leaves,
+    at x=260 (0.6 s). The line at x=200: crossed 3/4 of the way from 185 (0.2 s) to 205 (0.3 s), 0.275 s;
+    confirmed 6 px beyond it, at x=225 (0.4 s)."""
+    polygon = CrosswalkCounter("N", polygon=ZEBRA, forget_after_s=1.0)
+    (walked,) = _walk(polygon, [(140 + 20 * i, 120) for i in range(8)])
+    assert (walked.timestamp_s, walked.crossed_s) == (pytest.approx(0.6), pytest.approx(0.35))
+    line = CrosswalkCounter("N", line=[(200, 100), (200, 140)], min_crossing_distance=6.0, forget_after_s=1.0)
+    (crossed,) = _walk(line, [(145 + 20 * i, 120) for i in range(8)])
+    assert (crossed.timestamp_s, crossed.crossed_s) == (pytest.approx(0.4), pytest.approx(0.275))
+    assert crossed.to_record()["crossed_s"] == pytest.approx(0.275)
+
+
 def test_pedestrians_count_on_crosswalks_and_never_as_movements_bicycles_apart_from_vehicles():
     config = load_config(
         None,

@@ -35,7 +35,15 @@ from pipeline.analytics.speed import SpeedEstimator
 from pipeline.analytics.views import AnalyticsView, MovementsView, movements_snapshot, snapshot
 from pipeline.analytics.zones import ZoneCounter
 from pipeline.config import Config, LineConfig, MovementsConfig, ParkingConfig, SpeedConfig, ZoneConfig
-from pipeline.config.columns import PARKING_COLUMNS, crosswalk_columns, line_columns, movement_name, zone_column
+from pipeline.config.columns import (
+    PARKING_COLUMNS,
+    Column,
+    counts_columns,
+    crosswalk_columns,
+    line_columns,
+    movement_name,
+    zone_column,
+)
 
 __all__ = [
     "Analytics",
@@ -202,25 +210,23 @@ class Analytics:
         return movements_snapshot(self.movements, self.crosswalks)
 
     @property
+    def column_kinds(self) -> dict[str, Column]:
+        """The analytics columns of ``counts.csv`` and what each counts, per line, zone, movement (every pair of
+        approaches), crosswalk and the parking bays (:func:`~pipeline.config.columns.counts_columns`)."""
+        movements = [movement_name(*pair) for pair in self.movements.pairs] if self.movements is not None else []
+        crosswalks = [(crosswalk.name, crosswalk.polygon is None) for crosswalk in self.crosswalks]
+        lines, zones = [line.name for line in self.lines], [zone.name for zone in self.zones]
+        return counts_columns(lines, zones, movements, crosswalks, parking=self.parking is not None)
+
+    @property
     def columns(self) -> list[str]:
-        """The analytics columns of ``counts.csv``: ``<line>_in, <line>_out`` per line, ``<zone>_count``
-        per zone, ``<origin>-><destination>`` per pair of approaches (U-turns included),
-        ``ped_<crosswalk>_in, ped_<crosswalk>_out`` per crosswalk line and ``ped_<crosswalk>`` per
-        crosswalk polygon, then ``slots_occupied, slots_free`` with parking (names from
-        :mod:`pipeline.config.columns`)."""
-        columns = [column for line in self.lines for column in line_columns(line.name)]
-        columns += [zone_column(zone.name) for zone in self.zones]
-        if self.movements is not None:
-            columns += [movement_name(*pair) for pair in self.movements.pairs]
-        columns += list(self._crosswalk_columns())
-        if self.parking is not None:
-            columns += PARKING_COLUMNS
-        return columns
+        """The analytics columns of ``counts.csv``, in order (see :attr:`column_kinds`)."""
+        return list(self.column_kinds)
 
     @property
     def level_columns(self) -> list[str]:
         """The columns of :attr:`columns` that are levels (objects per zone, parking bays), not cumulative counts."""
-        return [zone_column(zone.name) for zone in self.zones] + (list(PARKING_COLUMNS) if self.parking else [])
+        return [column for column, kind in self.column_kinds.items() if kind.kind in ("zone", "parking")]
 
     def row(self) -> dict[str, int]:
         """The current values of :attr:`columns` (line counts are cumulative, all classes)."""
@@ -230,20 +236,13 @@ class Analytics:
         row.update({zone_column(zone.name): zone.count for zone in self.zones})
         if self.movements is not None:
             row.update({movement_name(*pair): self.movements.total(*pair) for pair in self.movements.pairs})
-        row.update(self._crosswalk_columns())
+        for crosswalk in self.crosswalks:  # pedestrians per polygon, per direction across a line
+            is_line = crosswalk.polygon is None
+            counts = [crosswalk.counts[d] for d in (("in", "out") if is_line else (None,))]
+            row.update(zip(crosswalk_columns(crosswalk.name, is_line), counts, strict=True))
         if self.parking is not None:
             row.update(zip(PARKING_COLUMNS, (self.parking.occupied_count, self.parking.free_count), strict=True))
         return row
-
-    def _crosswalk_columns(self) -> dict[str, int]:
-        """Pedestrians counted so far per crosswalk polygon, and per direction across a crosswalk line."""
-        columns = {}
-        for crosswalk in self.crosswalks:
-            is_line = crosswalk.polygon is None
-            directions = ("in", "out") if is_line else (None,)
-            names = crosswalk_columns(crosswalk.name, is_line)
-            columns.update({name: crosswalk.counts[d] for name, d in zip(names, directions, strict=True)})
-        return columns
 
     def zone_counts(self) -> dict[str, int]:
         """Objects inside each zone on the last frame."""

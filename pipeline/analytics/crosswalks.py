@@ -8,6 +8,11 @@ longer side of its smallest enclosing rectangle, from where it entered: someone 
 inside the polygon does not count). Each track counts once per crosswalk. Only pedestrians are fed
 to it (the class groups of kind ``pedestrian``); vehicles never count here.
 
+A crossing is confirmed after it happened (across a line, ``min_crossing_distance`` beyond it; in a
+polygon, when the pedestrian leaves it or is forgotten), so each event carries ``crossed_s``, when it
+happened: when the anchor was on the line, or when its walk inside the polygon reached
+:data:`WALK_SHARE` of its length, each interpolated between the sightings either side.
+
 Example:
     >>> import numpy as np
     >>> walk = CrosswalkCounter("N", polygon=[(0, 0), (100, 0), (100, 20), (0, 20)])
@@ -16,12 +21,13 @@ Example:
     ...     person = sv.Detections(xyxy=np.array([[x - 4.0, 0.0, x + 4.0, 10.0]]), class_id=np.array([0]),
     ...         tracker_id=np.array([3]), data={"class_name": np.array(["person"])})
     ...     events += walk.update(person, frame_index, frame_index / 10)
-    >>> [(e.crosswalk, e.direction, e.track_id, e.frame_index) for e in events], walk.counts
-    ([('N', None, 3, 5)], Counter({None: 1}))
+    >>> [(e.crosswalk, e.direction, e.track_id, e.frame_index, e.crossed_s) for e in events], walk.counts
+    ([('N', None, 3, 5, 0.2667)], Counter({None: 1}))
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +50,10 @@ class _Visit:
     last_seen_s: float
     last_frame: int
     class_name: str
-    walked: bool = False
+    last: Point
+    """The anchor at ``last_seen_s``."""
+    walked_s: float | None = None
+    """When the walk inside reached the share that counts (None: not yet)."""
     inside: bool = True
     counted: bool = False
 
@@ -101,6 +110,7 @@ class CrosswalkCounter:
             self._walk_px = WALK_SHARE * max(cv2.minAreaRect(self.polygon)[1])
             for visit in self._visits.values():
                 visit.entered = (visit.entered[0] * sx, visit.entered[1] * sy)
+                visit.last = (visit.last[0] * sx, visit.last[1] * sy)
 
     def update(self, pedestrians: sv.Detections, frame_index: int, timestamp_s: float) -> list[CrosswalkCrossing]:
         """Advance by one frame of tracked pedestrians; returns the crossings counted on it."""
@@ -108,7 +118,13 @@ class CrosswalkCounter:
             crossings = self._line.update(pedestrians, frame_index, timestamp_s)
             events = [
                 CrosswalkCrossing(
-                    c.frame_index, c.timestamp_s, self.name, c.direction, track_id=c.track_id, class_name=c.class_name
+                    c.frame_index,
+                    c.timestamp_s,
+                    self.name,
+                    c.direction,
+                    c.crossed_s,
+                    track_id=c.track_id,
+                    class_name=c.class_name,
                 )
                 for c in crossings
             ]
@@ -131,33 +147,55 @@ class CrosswalkCounter:
             visit = self._visits.get(track_id)
             if visit is None:
                 if inside:
-                    self._visits[track_id] = _Visit(anchor, timestamp_s, frame_index, class_name)
+                    self._visits[track_id] = _Visit(anchor, timestamp_s, frame_index, class_name, anchor)
                 continue
-            visit.last_seen_s, visit.class_name = timestamp_s, class_name
-            if self._moved(visit, anchor, inside, frame_index):
+            counts = self._moved(visit, anchor, inside, frame_index, timestamp_s)
+            visit.last, visit.last_seen_s, visit.class_name = anchor, timestamp_s, class_name
+            if counts:
                 events.append(self._crossing(track_id, visit, frame_index, timestamp_s))
         for track_id, visit in list(self._visits.items()):
             if timestamp_s - visit.last_seen_s > self.forget_after_s:
                 del self._visits[track_id]
-                if visit.inside and visit.walked and not visit.counted:
+                if visit.inside and visit.walked_s is not None and not visit.counted:
                     events.append(self._crossing(track_id, visit, visit.last_frame, visit.last_seen_s))
         return events
 
-    def _moved(self, visit: _Visit, anchor: Point, inside: bool, frame_index: int) -> bool:
-        """Follow a visit to the anchor's new place; whether it now counts (it left, having walked far)."""
+    def _moved(self, visit: _Visit, anchor: Point, inside: bool, frame_index: int, timestamp_s: float) -> bool:
+        """Follow a visit to the anchor's new place (seen at ``timestamp_s``); whether it now counts (it
+        left, having walked far)."""
         if inside:
             if not visit.inside:  # back in: the walk starts again where it re-entered
                 visit.inside, visit.entered = True, anchor
             visit.last_frame = frame_index
-            walked = float(np.hypot(anchor[0] - visit.entered[0], anchor[1] - visit.entered[1]))
-            visit.walked = visit.walked or walked >= self._walk_px
+            if visit.walked_s is None and _distance(anchor, visit.entered) >= self._walk_px:
+                share = _reach(visit.last, anchor, visit.entered, self._walk_px)
+                visit.walked_s = round(visit.last_seen_s + share * (timestamp_s - visit.last_seen_s), 4)
             return False
-        counts = visit.inside and visit.walked and not visit.counted
+        counts = visit.inside and visit.walked_s is not None and not visit.counted
         visit.inside = False
         visit.counted = visit.counted or counts  # once per track: the visit stays held until forgotten
         return counts
 
     def _crossing(self, track_id: int, visit: _Visit, frame_index: int, timestamp_s: float) -> CrosswalkCrossing:
         return CrosswalkCrossing(
-            frame_index, timestamp_s, self.name, None, track_id=track_id, class_name=visit.class_name
+            frame_index, timestamp_s, self.name, None, visit.walked_s, track_id=track_id, class_name=visit.class_name
         )
+
+
+def _distance(a: Point, b: Point) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def _reach(p0: Point, p1: Point, centre: Point, radius: float) -> float:
+    """How far along the straight move from ``p0`` (closer to ``centre`` than ``radius``) to ``p1`` (not)
+    it gets ``radius`` from ``centre``, from 0 to 1.
+
+    Example:
+        >>> _reach((0.0, 0.0), (10.0, 0.0), (-2.0, 0.0), 5.0)
+        0.3
+    """
+    dx, dy, fx, fy = p1[0] - p0[0], p1[1] - p0[1], p0[0] - centre[0], p0[1] - centre[1]
+    a, b, c = dx * dx + dy * dy, 2 * (fx * dx + fy * dy), fx * fx + fy * fy - radius * radius
+    if a == 0 or c >= 0:  # no move, or already that far: the sighting itself
+        return 1.0 if a == 0 else 0.0
+    return min(1.0, (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a))

@@ -158,15 +158,24 @@ class Movement(TrackEvent):
 class CrosswalkCrossing(TrackEvent):
     """A pedestrian crossed a crosswalk.
 
+    The event's frame and timestamp are when the crossing was confirmed: across a line, the anchor
+    ``min_crossing_distance`` beyond it; in a polygon, when the pedestrian left it or, lost inside,
+    was forgotten (then its last sighting's), seconds later.
+
     Attributes:
         crosswalk: The crosswalk's name.
         direction: ``in``/``out`` across a crosswalk's line (as on a counting line); None for a polygon.
+        crossed_s: When it crossed: when the anchor was on the line, or when its walk inside the polygon
+            reached the share that counts (:data:`~pipeline.analytics.crosswalks.WALK_SHARE` of its
+            length), each interpolated between the sightings either side; the time it is binned at
+            (:func:`happened_s`). None in the records of older runs.
     """
 
     event_type: ClassVar[str] = "crosswalk_crossing"
     subject: ClassVar[tuple[str, ...]] = ("crosswalk", "direction")
     crosswalk: str
     direction: Direction | None = None
+    crossed_s: float | None = None
 
 
 TRACK_EVENTS: dict[str, type[TrackEvent]] = {
@@ -197,8 +206,8 @@ def event_from_record(record: Mapping[str, Any]) -> Event | None:
 
 
 HAPPENED_FIELDS = ("crossed_s", "entered_s")
-"""The fields that say when an event happened, where it has one: a line crossing's ``crossed_s``, a
-movement's ``entered_s``. The event's own ``timestamp_s`` is when it was confirmed, later."""
+"""The fields that say when an event happened, where it has one: a line or crosswalk crossing's
+``crossed_s``, a movement's ``entered_s``. The event's own ``timestamp_s`` is when it was confirmed, later."""
 
 
 def happened_s(event: Event | Mapping[str, Any]) -> float | None:

@@ -57,6 +57,19 @@ OUTAGE_FIRST_GAP_S = 60.0
 every minute); beyond it, an outage right after the first frame."""
 
 
+def whole_bin(covered_s: float, interval_s: float) -> bool:
+    """Whether a bin of ``interval_s`` was watched whole: all of it but at most :data:`OUTAGE_MIN_S` (the gap
+    the outage rule always covers: a run's last frame falls a frame short of the bin's end, a split video's
+    slices a frame apart). A run that starts or ends inside a bin leaves it partial. Only whole bins make a
+    peak hour (the run's summary, the TMC report): a partial one's short count would make a wrong V15.
+
+    Example:
+        >>> whole_bin(898.0, 900.0), whole_bin(600.0, 900.0)
+        (True, False)
+    """
+    return covered_s >= interval_s - OUTAGE_MIN_S
+
+
 class Coverage:
     """The outage rule: which gaps between consecutive frames count as observed time.
 
@@ -102,21 +115,30 @@ class _PeakHour:
     """Sliding sums over the last ``bins_per_hour`` bins of one key: constant memory."""
 
     bins_per_hour: int
-    window: deque[tuple[str, int]] = field(default_factory=deque)
-    best: tuple[bool, int, str, int] | None = None
-    """(whether the window is a full hour, volume, label of its first bin, largest bin in it): a full
-    hour beats any shorter window (the run's first bins), the first of equal volumes wins."""
+    interval_s: float
+    window: deque[tuple[str, int, float]] = field(default_factory=deque)
+    """(label, count, covered_s) of the latest bins."""
+    best: tuple[bool, bool, int, str, int, int] | None = None
+    """(whether it is a full hour of whole bins, whether its bins are whole, volume, label of its first
+    bin, largest bin in it, bins in it): a full hour beats any shorter span, whole bins beat partial ones
+    (a run with none), the first of equal volumes wins."""
 
-    def add(self, start: str, count: int) -> None:
+    def add(self, start: str, count: int, covered_s: float) -> None:
         if self.window and self.window[-1][0] == start:  # the bin again, counted by the next run of a restart
-            self.window[-1] = (start, self.window[-1][1] + count)
+            _, before, seen_s = self.window[-1]
+            self.window[-1] = (start, before + count, seen_s + covered_s)
         else:
-            self.window.append((start, count))
+            self.window.append((start, count, covered_s))
         if len(self.window) > self.bins_per_hour:
             self.window.popleft()
-        full, volume = len(self.window) == self.bins_per_hour, sum(c for _, c in self.window)
-        if self.best is None or (full, volume) > self.best[:2]:
-            self.best = (full, volume, self.window[0][0], max(c for _, c in self.window))
+        whole = 0  # the latest bins watched whole, in a row
+        while whole < len(self.window) and whole_bin(self.window[-1 - whole][2], self.interval_s):
+            whole += 1
+        span = list(self.window)[-whole:] if whole else list(self.window)  # no whole bin: every bin held
+        counts = [c for _, c, _ in span]
+        candidate = (whole == self.bins_per_hour, whole > 0, sum(counts))
+        if self.best is None or candidate > self.best[:3]:
+            self.best = (*candidate, span[0][0], max(counts), len(span))
 
 
 class PeakHours:
@@ -131,31 +153,38 @@ class PeakHours:
         hour = 3600.0 / interval_s
         self._bins = round(hour) if interval_s <= 3600 and abs(hour - round(hour)) < 1e-9 else 0
         self._peaks: dict[Key, _PeakHour] = {}
+        self._last = ""  # the latest bin's label, and how many bins there were
+        self._bins_seen = 0
 
-    def add(self, key: Key, start: str, total: int) -> None:
-        """One bin's total for ``key``; ``start`` labels the bin (its ``interval_start``). The same bin
-        given again (the next run after a restart inside it counts it too) adds to its total."""
+    def add(self, key: Key, start: str, total: int, covered_s: float) -> None:
+        """One bin's total for ``key`` and the time the run watched of it; ``start`` labels the bin (its
+        ``interval_start``). The same bin given again (the next run after a restart inside it counts it
+        too) adds to its total and its time."""
         if self._bins:
-            self._peaks.setdefault(key, _PeakHour(self._bins)).add(start, total)
+            self._peaks.setdefault(key, _PeakHour(self._bins, self.interval_s)).add(start, total, covered_s)
+            self._bins_seen += start != self._last
+            self._last = start
 
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json``: the bin length and, per key, the peak hour
-        (the 60 minutes of whole bins with the most events) and its peak-hour factor
-        (volume / (bins per hour x the largest bin in it)). A run shorter than an hour gives its
-        whole length as the peak hour, with ``phf`` None and ``phf_reason`` saying why: the factor
-        is defined over a full hour, and one over fewer bins is not comparable with it."""
+        (the 60 minutes of consecutive whole bins, :func:`whole_bin`, with the most events) and its
+        peak-hour factor (volume / (bins per hour x the largest bin in it)). Without a whole hour of
+        whole bins, the peak is the run's bins watched whole in a row with the most events (every bin
+        of the run up to an hour if none is whole), with ``phf`` None and ``phf_reason`` saying why:
+        the factor is defined over a full hour, and one over fewer bins is not comparable with it."""
         peaks = {}
         for (kind, name, direction), peak in self._peaks.items():
-            if peak.best is None or peak.best[1] == 0:
+            if peak.best is None or peak.best[2] == 0:
                 continue
-            full, volume, start, largest = peak.best
+            full, _, volume, start, largest, bins = peak.best
             label = f"{kind}:{name}" + (f":{direction}" if direction else "")
             peaks[label] = {"start": start, "volume": volume, "phf": None}
             if full:
                 peaks[label]["phf"] = round(volume / (self._bins * largest), 3)
-            else:  # never a full hour: the window holds every bin of the run
-                bins = len(peak.window)
+            elif self._bins_seen < self._bins:
                 peaks[label]["phf_reason"] = f"the run is shorter than an hour ({bins} of {self._bins} bins)"
+            else:
+                peaks[label]["phf_reason"] = f"the run watched no hour of whole bins ({bins} of {self._bins} bins)"
         return {"interval_s": self.interval_s, "peak_hour": peaks}
 
 
@@ -190,7 +219,7 @@ def merge_rows(parts: Iterable[Iterable[Mapping[str, str]]], interval_s: float) 
         for (kind, name, direction, class_name), merged in content.items():
             rows.append({**{column: merged[column] for column in COLUMNS}, "covered_s": round(covered[start], 3)})
             if class_name == "all":
-                peaks.add((kind, name, direction), start, merged["count"])
+                peaks.add((kind, name, direction), start, merged["count"], covered[start])
     return rows, peaks.summary()
 
 
@@ -277,7 +306,7 @@ class IntervalCounter:
         for key in self.keys:
             classes = content.counts.get(key, Counter())
             total = sum(classes.values())
-            self._peaks.add(key, start, total)
+            self._peaks.add(key, start, total, covered_s)
             base = {"interval_start": start, "interval_end": end, "covered_s": covered_s}
             kind, name, direction = key
             base.update(kind=kind, name=name, direction=direction)
@@ -290,7 +319,8 @@ class IntervalCounter:
         ``all``) enter the peak hours, as if this counter had closed them."""
         for row in rows:
             if row["class_name"] == "all":
-                self._peaks.add((row["kind"], row["name"], row["direction"]), row["interval_start"], int(row["count"]))
+                key = (row["kind"], row["name"], row["direction"])
+                self._peaks.add(key, row["interval_start"], int(row["count"]), float(row["covered_s"]))
 
     def summary(self) -> dict[str, Any]:
         """The ``intervals`` section of ``summary.json`` (see :meth:`PeakHours.summary`)."""

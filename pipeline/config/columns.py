@@ -13,12 +13,16 @@ Example:
     (('ped_N_in', 'ped_N_out'), ('ped_N_in',))
     >>> tmc_columns(["N"], ["cars"], ["zebra"])[:2], tmc_columns(["N"], ["cars"], ["zebra"])[-3:]
     (['N_left_cars', 'N_through_cars'], ['N_unassigned', 'ped_zebra', 'total_vehicles'])
+
+What each column counts is known here too, never told from its name (a crosswalk ``x_count`` is no
+zone): :func:`counts_columns` gives each analytics column of ``counts.csv`` its :class:`Column`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pipeline.config.run import Config
@@ -33,6 +37,9 @@ TURNS = ("left", "through", "right", "u_turn")
 """The turns, in the order a TMC lists them."""
 UNASSIGNED = "unassigned"
 """The TMC column of an approach's movements that reached no exit (``A->?``): no turn to put them under."""
+TMC_HEAD = ("camera", "interval_start", "interval_end", "watched_s", "partial")
+"""The first columns of the TMC table: the camera, the bin, how long the runs watched it (s) and whether
+that was only part of it (the bin is then no part of the peak hour)."""
 TOTAL_VEHICLES = "total_vehicles"
 OTHER = "other"
 """The class group of a class that no configured group lists (a vehicle)."""
@@ -58,6 +65,61 @@ def crosswalk_columns(name: str, is_line: bool) -> tuple[str, ...]:
     return (f"ped_{name}_in", f"ped_{name}_out") if is_line else (f"ped_{name}",)
 
 
+ColumnKind = Literal["line", "zone", "movement", "crosswalk", "parking"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """What one analytics column of ``counts.csv`` counts.
+
+    Attributes:
+        kind: The kind of item.
+        name: The item's name (the line's, zone's, movement's, crosswalk's; ``slots`` for parking).
+        part: Which of the item's columns: ``in``/``out`` of a line or crosswalk line, ``occupied``/``free``
+            for parking, ``""`` for an item's only column.
+    """
+
+    kind: ColumnKind
+    name: str
+    part: str = ""
+
+
+def counts_columns(
+    lines: Sequence[str],
+    zones: Sequence[str],
+    movements: Sequence[str],
+    crosswalks: Sequence[tuple[str, bool]],
+    parking: bool,
+) -> dict[str, Column]:
+    """The analytics columns of ``counts.csv``, in order, and what each counts: per line its ``in`` and
+    ``out``, per zone, per movement (``origin->destination``), per crosswalk (name, whether a line) its
+    one or two columns, then the parking bays.
+
+    Example:
+        >>> counts_columns(["x_count"], ["yard"], [], [("x_count", False)], False)  # doctest: +NORMALIZE_WHITESPACE
+        {'x_count_in': Column(kind='line', name='x_count', part='in'),
+         'x_count_out': Column(kind='line', name='x_count', part='out'),
+         'yard_count': Column(kind='zone', name='yard', part=''),
+         'ped_x_count': Column(kind='crosswalk', name='x_count', part='')}
+    """
+    columns = {
+        column: Column("line", name, part)
+        for name in lines
+        for column, part in zip(line_columns(name), ("in", "out"), strict=True)
+    }
+    columns.update({zone_column(name): Column("zone", name) for name in zones})
+    columns.update({name: Column("movement", name) for name in movements})
+    for name, is_line in crosswalks:
+        parts = ("in", "out") if is_line else ("",)
+        for column, part in zip(crosswalk_columns(name, is_line), parts, strict=True):
+            columns[column] = Column("crosswalk", name, part)
+    if parking:
+        columns.update(
+            {column: Column("parking", "slots", column.removeprefix("slots_")) for column in PARKING_COLUMNS}
+        )
+    return columns
+
+
 def tmc_movement_column(approach: str, turn: str, group: str) -> str:
     """The TMC column of an approach's movements of one turn and class group (``North_left_cars``);
     turn :data:`UNASSIGNED` gives the approach's column of movements that reached no exit."""
@@ -65,7 +127,7 @@ def tmc_movement_column(approach: str, turn: str, group: str) -> str:
 
 
 def tmc_columns(approaches: Sequence[str], groups: Sequence[str], crosswalks: Sequence[str]) -> list[str]:
-    """Every column of the TMC table after ``camera, interval_start, interval_end``."""
+    """Every column of the TMC table after :data:`TMC_HEAD`."""
     columns = [tmc_movement_column(a, turn, group) for a in approaches for turn in TURNS for group in groups]
     columns += [tmc_movement_column(a, UNASSIGNED, "") for a in approaches]
     return [*columns, *(crosswalk_columns(name, is_line=False)[0] for name in crosswalks), TOTAL_VEHICLES]
@@ -116,7 +178,7 @@ def _counts_owners(config: Config) -> _Owned:
 
 def _tmc_owners(config: Config) -> _Owned:
     groups = tmc_groups(config)
-    yield TOTAL_VEHICLES, ("", "")
+    yield from ((column, ("", "")) for column in (*TMC_HEAD, TOTAL_VEHICLES))
     for index, approach in enumerate(config.movements.approaches):
         owner = (f"movements.approaches[{index}].name", approach.name)
         yield from ((column, owner) for column in tmc_columns([approach.name], groups, [])[:-1])

@@ -66,6 +66,7 @@ def outputs_for(
         FrameAnnotator(config.draw, show_masks=detector.task == "segment"),
         viewers,
         name=source.name,
+        column_kinds=core.analytics.column_kinds,
         parking=core.analytics.parking is not None,
         publisher=Publisher(config, source.name, out_dir, next(metrics_of(viewers), None), stamp) if publish else None,
         stamp=stamp,

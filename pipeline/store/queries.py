@@ -10,11 +10,11 @@ for, whatever ``output.interval`` the runs had.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.analytics.intervals import OUTAGE_MIN_S
+from pipeline.analytics.intervals import whole_bin
 from pipeline.errors import OutputError
 from pipeline.store.database import Database, connect
 from pipeline.store.schema import SCHEMA_VERSION, check_version, schema_version
@@ -85,11 +85,9 @@ def watched_bins(db: Database, span: Span, start: int, end: int) -> dict[str, se
     return bins
 
 
-def full_bins(db: Database, span: Span, start: int, end: int) -> dict[str, set[int]]:
-    """Per camera, the bins of ``[start, end)`` that its runs watched whole: all of the bin but at most
-    :data:`~pipeline.analytics.intervals.OUTAGE_MIN_S` (the gap the outage rule always covers: a
-    run's last frame falls a frame short of the bin's end, a split video's slices a frame apart).
-    A run that starts or ends inside a bin leaves it partial."""
+def watched_ms(db: Database, span: Span, start: int, end: int) -> dict[str, Counter[int]]:
+    """Per camera, how long its runs watched each bin of ``[start, end)`` (from their first to their last
+    frame; runs that overlap count once), in milliseconds."""
     where, params = span.camera_filter()
     runs = db.execute(
         f"SELECT camera, started_ms, last_ms FROM runs WHERE last_ms >= ? AND started_ms < ?{where} "
@@ -106,9 +104,22 @@ def full_bins(db: Database, span: Span, start: int, end: int) -> dict[str, set[i
             edge = min(last, (index + 1) * span.interval_ms)
             watched[camera][index] += edge - first
             first = edge
-    slack_ms = round(OUTAGE_MIN_S * 1000)
+    return dict(watched)
+
+
+def full_bins(watched: Mapping[str, Mapping[int, int]], interval_ms: int) -> dict[str, set[int]]:
+    """Per camera, the bins of ``watched`` (:func:`watched_ms`) its runs watched whole
+    (:func:`~pipeline.analytics.intervals.whole_bin`: all of the bin but at most 2 s). A run that starts
+    or ends inside a bin leaves it partial.
+
+    Example:
+        >>> full_bins({"gate": {0: 900_000, 1: 898_000, 2: 300_000}}, 900_000)
+        {'gate': {0, 1}}
+    """
+    interval_s = interval_ms / 1000
     return {
-        camera: {i for i, ms in bins.items() if ms >= span.interval_ms - slack_ms} for camera, bins in watched.items()
+        camera: {index for index, ms in bins.items() if whole_bin(ms / 1000, interval_s)}
+        for camera, bins in watched.items()
     }
 
 

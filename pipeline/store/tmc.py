@@ -26,7 +26,7 @@ from pipeline.config.columns import (
     tmc_movement_column,
 )
 from pipeline.store.database import Database
-from pipeline.store.queries import Span, bin_times, full_bins, watched_bins
+from pipeline.store.queries import Span, bin_times, full_bins, watched_bins, watched_ms
 
 PEAK_COLUMNS = [
     "camera",
@@ -76,7 +76,7 @@ class TmcLayout:
 
     @property
     def columns(self) -> list[str]:
-        """Every column of the TMC table after ``camera, interval_start, interval_end``."""
+        """Every column of the TMC table after :data:`~pipeline.config.columns.TMC_HEAD`."""
         return tmc_columns(self.approaches, self.groups, self.crosswalks)
 
 
@@ -94,16 +94,24 @@ class Tmc:
     layout: TmcLayout
     interval_ms: int
     bins: dict[str, dict[int, _Bin]]
-    full: dict[str, set[int]] = field(default_factory=dict)
-    """Per camera, the bins its runs watched whole (:func:`~pipeline.store.queries.full_bins`): the only
-    ones a peak hour is made of."""
+    watched: dict[str, Counter[int]] = field(default_factory=dict)
+    """Per camera, how long its runs watched each bin, in ms (:func:`~pipeline.store.queries.watched_ms`)."""
+
+    @property
+    def full(self) -> dict[str, set[int]]:
+        """Per camera, the bins its runs watched whole (:func:`~pipeline.store.queries.full_bins`): the only
+        ones a peak hour is made of."""
+        return full_bins(self.watched, self.interval_ms)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The TMC table: a row per camera and bin."""
-        rows = []
+        """The TMC table: a row per camera and bin (:data:`~pipeline.config.columns.TMC_HEAD`, then the
+        layout's columns), each saying how long the runs watched it and whether that was only part of it."""
+        rows, full = [], self.full
         for camera, bins in sorted(self.bins.items()):
             for index, content in sorted(bins.items()):
                 row: dict[str, Any] = {"camera": camera, **bin_times(index, self.interval_ms)}
+                row["watched_s"] = round(self.watched.get(camera, Counter())[index] / 1000, 3)
+                row["partial"] = index not in full.get(camera, ())
                 row.update(dict.fromkeys(self.layout.columns, 0))
                 for (origin, turn, group), count in content.movements.items():
                     row[tmc_movement_column(origin, turn, group)] += count
@@ -123,14 +131,14 @@ class Tmc:
         hour = 3_600_000 / self.interval_ms
         if hour < 1 or hour != int(hour):
             return {}
-        peaks = {}
+        peaks, whole = {}, self.full
         for camera, bins in self.bins.items():
             volumes = {index: self._vehicles(content) for index, content in bins.items()}
-            full = sorted(self.full.get(camera, set()) & set(bins)) or sorted(bins)
+            full = sorted(whole.get(camera, set()) & set(bins)) or sorted(bins)
             best: tuple[int, int] | None = None  # (volume, first bin)
             for first in full:
                 window = range(first, first + int(hour))
-                if all(index in self.full.get(camera, ()) for index in window):
+                if all(index in whole.get(camera, ()) for index in window):
                     volume = sum(volumes.get(index, 0) for index in window)
                     best = best if best is not None and best[0] >= volume else (volume, first)
             if best is not None and best[0]:
@@ -232,7 +240,7 @@ def tmc(
                 _add_new(seen_approaches, name)
         _add_new(seen_groups, group)
     layout = TmcLayout(seen_approaches, class_groups, seen_walks, seen_groups)
-    return Tmc(layout, span.interval_ms, dict(bins), full_bins(db, span, start, end))
+    return Tmc(layout, span.interval_ms, dict(bins), watched_ms(db, span, start, end))
 
 
 def _add_new(names: list[str], name: str) -> None:

@@ -3,7 +3,7 @@ of one workbook, and the intersection diagram (PNG) with each approach's peak-ho
 on its arrows.
 
 Workbook sheets (``.xlsx``): ``tmc`` (the table, :attr:`~pipeline.store.tmc.TmcLayout.columns` after
-``camera, interval_start, interval_end``) and ``peak_hour`` (:data:`~pipeline.store.tmc.PEAK_COLUMNS`).
+:data:`~pipeline.config.columns.TMC_HEAD`) and ``peak_hour`` (:data:`~pipeline.store.tmc.PEAK_COLUMNS`).
 CSV: ``NAME.csv`` and ``NAME_peak_hour.csv``. The diagram is ``NAME.png`` beside them (one per camera,
 ``NAME_<camera>.png``, when the store holds several).
 """
@@ -22,6 +22,7 @@ from matplotlib.patches import FancyArrowPatch
 from pipeline.analytics.approaches import Approach, Intersection
 from pipeline.analytics.turns import inbound_heading
 from pipeline.config import Config
+from pipeline.config.columns import TMC_HEAD
 from pipeline.errors import OutputError
 from pipeline.geometry import Point
 from pipeline.store.tmc import PEAK_COLUMNS, Tmc
@@ -109,7 +110,7 @@ def write_diagram(
 
 def write_tmc(result: Tmc, output: Path, kind: str, directions: Mapping[str, Point]) -> list[Path]:
     """Write the TMC as ``kind`` (``csv`` or ``xlsx``) at ``output`` with its diagram(s); the paths written."""
-    columns = ["camera", "interval_start", "interval_end", *result.layout.columns]
+    columns = [*TMC_HEAD, *result.layout.columns]
     tables = {"tmc": (columns, result.rows()), "peak_hour": (PEAK_COLUMNS, result.peak_rows())}
     written = []
     if kind == "xlsx":

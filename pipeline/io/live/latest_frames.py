@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
+
+from pipeline.config.columns import Column
 
 
 @dataclass(eq=False)
@@ -58,6 +61,7 @@ class LatestFrames:
     Attributes:
         lock: Guards :attr:`sources`; notified on every publish (stream clients wait on it).
         sources: Source name -> its latest frame, in the order sources first published.
+        columns: Source name -> what each of its count columns counts (see :meth:`describe_columns`).
         jpeg_encodes: JPEG encodes so far.
     """
 
@@ -66,7 +70,15 @@ class LatestFrames:
         self.jpeg_quality = jpeg_quality
         self.lock = threading.Condition()
         self.sources: dict[str, _Latest] = {}
+        self.columns: dict[str, dict[str, dict[str, str]]] = {}
         self.jpeg_encodes = 0
+
+    def describe_columns(self, source: str, columns: Mapping[str, Column]) -> None:
+        """What each count column ``source`` publishes counts (its kind, item and part): the page sorts
+        them into its tables by it, not by their names, which are the user's."""
+        described = {str(name): asdict(column) for name, column in columns.items()}
+        with self.lock:
+            self.columns[source] = described
 
     def publish(
         self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, float | int]
@@ -100,6 +112,7 @@ class LatestFrames:
                         "frame_index": latest.frame_index,
                         "timestamp_s": _jsonable(latest.timestamp_s),
                         "counts": {str(key): _jsonable(value) for key, value in latest.counts.items()},
+                        "columns": self.columns.get(name, {}),
                     }
                     for name, latest in self.sources.items()
                 }

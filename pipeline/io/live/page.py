@@ -62,22 +62,32 @@ function table(headers, rows) {
   return t;
 }
 
+// A table per kind of count (line, zone, movement, crosswalk, parking) in the order the server lists
+// them, a row per item and a column per part (in, out; "count" for an item's only column). The kinds
+// come from the server (source.columns), never from the names, which are the user's: a crosswalk
+// named "x_count" is no zone. A column the server did not describe goes to the last table.
 function sourceBlock(name, source) {
-  const lines = new Map(), zones = [], other = [];
+  const tables = new Map(), other = [];
+  const columns = source.columns || {};
   for (const [key, value] of Object.entries(source.counts)) {
-    let m;
-    if ((m = key.match(/^(.+)_(in|out)$/))) {
-      if (!lines.has(m[1])) lines.set(m[1], {in: "", out: ""});
-      lines.get(m[1])[m[2]] = value;
-    } else if ((m = key.match(/^(.+)_count$/))) zones.push([m[1], value]);
-    else other.push([key, value]);
+    const column = Object.hasOwn(columns, key) ? columns[key] : null;
+    if (column === null) { other.push([key, value]); continue; }
+    if (!tables.has(column.kind)) tables.set(column.kind, {parts: [], rows: new Map()});
+    const kind = tables.get(column.kind), part = column.part || "count";
+    if (!kind.parts.includes(part)) kind.parts.push(part);
+    if (!kind.rows.has(column.name)) kind.rows.set(column.name, new Map());
+    kind.rows.get(column.name).set(part, value);
   }
   const block = document.createElement("section");
   const title = document.createElement("h2");
   title.textContent = name + "  \\u00b7  frame " + source.frame_index + " at " + source.timestamp_s.toFixed(2) + " s";
   block.appendChild(title);
-  if (lines.size) block.appendChild(table(["line", "in", "out"], [...lines].map(([n, v]) => [n, v.in, v.out])));
-  if (zones.length) block.appendChild(table(["zone", "count"], zones));
+  for (const [kind, {parts, rows}] of tables) {
+    const cells = [...rows].map(([item, values]) => [item, ...parts.map(p => values.has(p) ? values.get(p) : "")]);
+    const t = table([kind, ...parts], cells);
+    t.dataset.kind = kind;
+    block.appendChild(t);
+  }
   if (other.length) block.appendChild(table(["", ""], other));
   return block;
 }

@@ -9,7 +9,8 @@ under a lock: a slow browser or window never slows the pipeline, it just sees fe
 - ``/``: an HTML page with the annotated stream and the counts, updated live (no external assets);
 - ``/stream.mjpg?source=NAME``: ``multipart/x-mixed-replace`` JPEG stream of the latest frame, at
   most ``max_fps`` frames per second (default: the first source);
-- ``/counts``: ``{"sources": {NAME: {"frame_index", "timestamp_s", "counts": {...}}}}``;
+- ``/counts``: ``{"sources": {NAME: {"frame_index", "timestamp_s", "counts": {...}, "columns": {...}}}}``,
+  ``columns`` saying what each count column counts (:meth:`LiveView.describe_columns`);
 - ``/health``: ``{"status": "ok", "sources": {NAME: {"last_frame_age_s", "frames"}}}``, or HTTP 503
   with ``"status": "stale"`` once a source has not published for ``stale_after_s``; a source that
   has ended (a file played to its end, see :meth:`LiveView.end`) shows ``"ended": STATUS`` and is
@@ -44,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from pipeline.config.columns import Column
 from pipeline.io.live.dashboard import Dashboard
 from pipeline.io.live.latest_frames import LatestFrames
 from pipeline.io.live.local_http import LocalServer, QuietHandler
@@ -156,6 +158,11 @@ class LiveView(LocalServer):
         """
         if not self._closed.is_set():
             self.frames.publish(source, image_bgr, frame_index, timestamp_s, counts)
+
+    def describe_columns(self, source: str, columns: Mapping[str, Column]) -> None:
+        """What each count column of ``source`` counts (:attr:`~pipeline.analytics.Analytics.column_kinds`):
+        the page's tables of lines, zones, movements, crosswalks and parking follow it, not the names."""
+        self.frames.describe_columns(source, columns)
 
     def end(self, source: str, status: str) -> None:
         """``source`` has ended with ``status`` (e.g. ``completed``): its last frame stays, and it no

@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
 
 from pipeline.closing import Closing
+from pipeline.config.columns import Column
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,9 @@ class WindowView(Closing):
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def describe_columns(self, source: str, columns: Mapping[str, Column]) -> None:
+        """Nothing to do: the counts are drawn on the frame."""
 
     def end(self, source: str, status: str) -> None:
         """``source`` has ended: its window keeps showing its last frame."""

@@ -25,11 +25,11 @@ from pipeline.io.sources.files import FrameSource, VideoFileSource
 from pipeline.run.frame_pipeline import FrameResult
 
 Frames = tuple[float, list[dict[str, Any]]]
+"""A frame an earlier process wrote: its time and its events' records."""
 
 MOVEMENT_TRAVEL_S = 60.0
 """How long a bin stays open, beyond the usual, for the movements that entered the intersection in it:
 a movement is known once the vehicle reaches its exit (a later one goes to the first bin still open)."""
-"""A frame an earlier process wrote: its time and its events' records."""
 
 REPLAY_MARGIN_S = 60.0
 """A killed process's frames are counted again from this long before the end of its last bin written:

@@ -24,6 +24,7 @@ from pipeline.annotators.frame import FrameAnnotator
 from pipeline.annotators.scaled import draw_at_size
 from pipeline.concurrency import BackgroundWorker
 from pipeline.config import OutputConfig, parse_rotation
+from pipeline.config.columns import Column
 from pipeline.errors import OutputError
 from pipeline.io.outputs.folders import output_error, prune_videos, segment_path
 from pipeline.io.outputs.records import RecordStamp, new_run_id, utc_text
@@ -40,6 +41,9 @@ class FrameViewer(Protocol):
     def publish(
         self, source: str, image_bgr: np.ndarray, frame_index: int, timestamp_s: float, counts: dict[str, Any]
     ) -> None: ...
+
+    def describe_columns(self, source: str, columns: Mapping[str, Column]) -> None:
+        """What each count column ``source`` publishes counts."""
 
     def end(self, source: str, status: str) -> None:
         """``source`` has ended with ``status``: it will publish no more frames."""
@@ -163,6 +167,7 @@ class RunOutputs:
         annotator: Draws the frames (None: nothing to draw, e.g. ``--no-video`` without viewers).
         viewers: Live views to publish each annotated frame to, under ``name``.
         name: The source's name for the viewers.
+        column_kinds: What each analytics column counts, told to the viewers (the page's tables follow it).
         parking: Whether to write ``parking.jsonl``.
         publisher: Live event streams fed the same events (and periodic counts); None: none.
         store: The store, fed the same events and the closed interval bins; None: none.
@@ -180,6 +185,7 @@ class RunOutputs:
         annotator: FrameAnnotator,
         viewers: Sequence[FrameViewer] = (),
         name: str = "",
+        column_kinds: Mapping[str, Column] | None = None,
         parking: bool = False,
         publisher: Publisher | None = None,
         store: StoreSink | None = None,
@@ -194,6 +200,8 @@ class RunOutputs:
         self.annotator = annotator
         self.viewers = list(viewers)
         self.name = name
+        for viewer in self.viewers:
+            viewer.describe_columns(name, column_kinds or {})
         self.with_parking = parking
         self.publisher = publisher
         self.store = store
