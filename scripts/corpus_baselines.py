@@ -97,13 +97,14 @@ class LineZoneCounter:
         return crossings
 
 
-def supervision_crossings(clip: Path, lines: Lines, precision: str) -> list[CountedCrossing]:
+def supervision_crossings(clip: Path, lines: Lines, precision: str, step: int = 1) -> list[CountedCrossing]:
     """Every crossing ``sv.LineZone`` counts on ``clip``, over vpipe's detections tracked by ByteTrack.
 
     Args:
         clip: The video.
         lines: The truth file's lines.
         precision: The detector's precision (``auto``, ``fp32`` or ``int8``), as ``vpipe run --precision``.
+        step: ``clip`` holds every ``step``-th frame of the truth's clip: counts are in the truth's frames.
     """
     from trackers import ByteTrackTracker
 
@@ -120,14 +121,15 @@ def supervision_crossings(clip: Path, lines: Lines, precision: str) -> list[Coun
         for frame in source:
             tracked = tracker.update(detector(frame.image))
             for counter in counters:
-                crossings += counter.update(tracked, frame.frame_index)
+                crossings += counter.update(tracked, frame.frame_index * step)
     finally:
         source.close()
     return crossings
 
 
-def object_counter_crossings(clip: Path, lines: Lines) -> list[CountedCrossing]:
-    """Every crossing Ultralytics' ObjectCounter counts on ``clip``, one counter per line.
+def object_counter_crossings(clip: Path, lines: Lines, step: int = 1) -> list[CountedCrossing]:
+    """Every crossing Ultralytics' ObjectCounter counts on ``clip``, one counter per line (``step``:
+    as for :func:`supervision_crossings`).
 
     ObjectCounter counts when the box centre crosses; each count is timed instead when the counted
     track's box bottom centre crosses the line (:func:`anchor_crossing_frame`), the point the truth
@@ -147,8 +149,8 @@ def object_counter_crossings(clip: Path, lines: Lines) -> list[CountedCrossing]:
                 counter(frame.image.copy())  # it draws on the image it is given, which the next counter would see
                 boxes = np.asarray(counter.boxes, float).reshape(-1, 4)
                 for (x1, _, x2, y2), track_id in zip(boxes, counter.track_ids, strict=True):
-                    bottoms[name][track_id].append((frame.frame_index, ((x1 + x2) / 2, y2)))
-                counted += [(name, track_id, side, frame.frame_index) for track_id, side in counter.counts]
+                    bottoms[name][track_id].append((frame.frame_index * step, ((x1 + x2) / 2, y2)))
+                counted += [(name, track_id, side, frame.frame_index * step) for track_id, side in counter.counts]
                 counter.counts.clear()
     finally:
         source.close()

@@ -16,6 +16,12 @@ Usage::
     python scripts/eval_corpus.py                          # vpipe on every clip in corpus/clips/
     python scripts/eval_corpus.py --baselines --precision fp32 int8 --write-docs
     python scripts/eval_corpus.py --only motorway_osd_25fps --config my.yaml --output runs/corpus
+    python scripts/eval_corpus.py --frame-steps 1 2 3 5   # also at 1/2, 1/3 and 1/5 of each clip's rate
+
+``--frame-steps`` evaluates every clip at 1/N of its frame rate for each N, as a camera streaming at
+that rate delivers it (every Nth frame, re-encoded into ``<output>/clips/``); counts are matched in
+the truth's frames with the window widened by the frame gap (:meth:`Tolerance.for_run`). The tables
+per clip are for the first N; the totals are for each.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -47,6 +53,7 @@ from pipeline.evaluation import (  # noqa: E402
     load_counted,
     load_truth,
     match_crossings,
+    subsample_clip,
 )
 from pipeline.io.sources.files import open_source  # noqa: E402
 from pipeline.models.resolve import resolve_model  # noqa: E402
@@ -60,13 +67,20 @@ DOCS = REPO / "docs" / "accuracy.md"
 
 @dataclass(frozen=True)
 class Clip:
-    """A corpus clip with its truth."""
+    """A corpus clip with its truth: ``path`` holds every ``step``-th frame of the clip the truth
+    was made on, whose rate was ``fps``."""
 
     name: str
     path: Path
     truth_file: Path
     document: dict
     fps: float
+    step: int = 1
+
+    @property
+    def label(self) -> str:
+        """The clip's name, with the step when it is a subsampled copy."""
+        return self.name if self.step == 1 else f"{self.name}_every_{self.step}"
 
     @property
     def truth(self) -> list[TruthCrossing]:
@@ -96,7 +110,7 @@ def vpipe_method(precision: str, output: Path, config: Path | None) -> Method:
     """``vpipe run`` with the truth's lines at ``precision``, default settings or ``config``."""
 
     def count(clip: Clip) -> list[CountedCrossing]:
-        out = output / precision / clip.name
+        out = output / precision / clip.label
         command = [sys.executable, "-m", "pipeline", "run", str(clip.path), *line_flags(clip)]
         command += ["--precision", precision, "--no-video", "--quiet", "--overwrite", "--output", str(out)]
         if config is not None:
@@ -104,7 +118,7 @@ def vpipe_method(precision: str, output: Path, config: Path | None) -> Method:
         result = subprocess.run(command, cwd=REPO, env={**os.environ, "YOLO_OFFLINE": "1"}, check=False)
         if result.returncode not in (0, 3):
             raise SystemExit(f"vpipe failed on {clip.path} (exit {result.returncode})")
-        return load_counted(out / "events.jsonl", truth_fps=clip.fps)
+        return load_counted(out / "events.jsonl", frame_step=clip.step, truth_fps=clip.fps)
 
     return count
 
@@ -116,9 +130,9 @@ def methods(args: argparse.Namespace) -> dict[str, Method]:
     if args.baselines:
         for label, precision in precisions.items():
             found[f"supervision {label}"] = lambda clip, p=precision: supervision_crossings(
-                clip.path, truth_lines(clip.document), p
+                clip.path, truth_lines(clip.document), p, clip.step
             )
-        found["ObjectCounter"] = lambda clip: object_counter_crossings(clip.path, truth_lines(clip.document))
+        found["ObjectCounter"] = lambda clip: object_counter_crossings(clip.path, truth_lines(clip.document), clip.step)
     return found
 
 
@@ -185,9 +199,28 @@ def _share(part: int, whole: int) -> str:
     return f"{part} of {whole} ({part / whole:.1%})"
 
 
-def write_docs(path: Path, clips: list[Clip], tables: tuple[str, str], command: str, baselines: bool) -> None:
-    """``docs/accuracy.md``: the corpus, how matching works, the two tables and how to reproduce them."""
+def write_docs(
+    path: Path,
+    clips: list[Clip],
+    tables: tuple[str, str],
+    command: str,
+    baselines: bool,
+    rates: dict[int, tuple[str, str]],
+) -> None:
+    """``docs/accuracy.md``: the corpus, how matching works, the two tables, the totals at each lower
+    rate (``rates``: step to (frame rates, table)) and how to reproduce them."""
     truth = sum(not crossing.ambiguous for clip in clips for crossing in clip.truth)
+    lower = "".join(
+        f"\nEvery {step}th frame of each clip ({fps}):\n\n{table}\n" for step, (fps, table) in rates.items()
+    )
+    if lower:
+        lower = f"""
+## At lower frame rates
+
+Each clip as a camera streaming at 1/N of its rate delivers it (every Nth frame, re-encoded), the
+same truth, the window widened by the frame gap (from 0.2 s before the truth frame to 0.2 s plus
+two frame gaps after it):
+{lower}"""
     methods_text = "- **vpipe**: `vpipe run` with the truth file's lines and the default settings.\n"
     if baselines:
         methods_text += f"""\
@@ -236,14 +269,15 @@ matched / missed / extra:
 Truth crossings matched per class group, and counts that match none:
 
 {tables[1]}
-
+{lower}
 Reproduce with `{command}` (the clips: `python corpus/fetch.py`). Measured on {cpu_name()} ({os.cpu_count()} CPUs).
 """
     )
 
 
-def load_clips(args: argparse.Namespace) -> list[Clip]:
-    """The corpus clips to evaluate (those with a truth file, asked for and built)."""
+def load_clips(args: argparse.Namespace, step: int) -> list[Clip]:
+    """The corpus clips to evaluate (those with a truth file, asked for and built), every ``step``-th
+    frame of each (copies made once into ``<output>/clips/``)."""
     clips = []
     for truth_file in sorted(args.truth.glob("*.yaml")):
         document = read_yaml(truth_file, "truth file")
@@ -255,7 +289,15 @@ def load_clips(args: argparse.Namespace) -> list[Clip]:
             continue
         source = open_source(str(path))
         source.close()
-        clips.append(Clip(truth_file.stem, path, truth_file, document, float(source.fps)))
+        clip = Clip(truth_file.stem, path, truth_file, document, float(source.fps))
+        if step > 1:
+            clip = replace(clip, step=step)
+            copy = args.output / "clips" / f"{clip.label}.mp4"
+            if not copy.exists():
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                subsample_clip(path, copy, step)
+            clip = replace(clip, path=copy)
+        clips.append(clip)
     return clips
 
 
@@ -268,28 +310,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="clip names to evaluate (default: all)")
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "fp32", "int8"])
     parser.add_argument("--baselines", action="store_true", help="also supervision's LineZone and ObjectCounter")
+    parser.add_argument(
+        "--frame-steps", type=int, nargs="+", default=[1], metavar="N", help="every Nth frame of a clip (1/N its rate)"
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.relative_to(REPO)}")
     args = parser.parse_args(argv)
-    clips = load_clips(args)
-    if not clips:
-        print("error: no clip to evaluate", file=sys.stderr)
-        return 2
+    if any(step < 1 for step in args.frame_steps):
+        parser.error("--frame-steps: each N must be 1 or more")
     counters = methods(args)
-    results: dict[str, dict[str, MatchResult]] = {}
-    for clip in clips:
-        print(f"\n{clip.name} ({clip.fps:g} fps)")
-        results[clip.name] = {}
-        for label, count in counters.items():
-            result = match_crossings(clip.truth, count(clip), Tolerance.for_run(clip.fps))
-            results[clip.name][label] = result
-            print(f"{label}:\n{format_table(result)}")
-    tables = clip_table(clips, results), totals_table(clips, results)
+    results: dict[int, tuple[list[Clip], dict[str, dict[str, MatchResult]]]] = {}
+    for step in args.frame_steps:
+        clips = load_clips(args, step)
+        if not clips:
+            print("error: no clip to evaluate", file=sys.stderr)
+            return 2
+        results[step] = clips, evaluate(clips, counters)
+    first, *others = args.frame_steps
+    clips, by_clip = results[first]
+    tables = clip_table(clips, by_clip), totals_table(clips, by_clip)
     print(f"\nmatched / missed / extra per clip and line:\n{tables[0]}\n\n{len(clips)} clips, in total:\n{tables[1]}")
+    rates = {step: (rates_of(results[step][0]), totals_table(*results[step])) for step in others}
+    for step, (fps, table) in rates.items():
+        print(f"\nevery {step} frames ({fps}), in total:\n{table}")
     if args.write_docs:
         command = shlex.join(["python", "scripts/eval_corpus.py", *(sys.argv[1:] if argv is None else argv)])
-        write_docs(DOCS, clips, tables, command, args.baselines)
+        write_docs(DOCS, clips, tables, command, args.baselines, rates)
         print(f"written {DOCS}")
     return 0
+
+
+def evaluate(clips: list[Clip], counters: dict[str, Method]) -> dict[str, dict[str, MatchResult]]:
+    """Each method's crossings on each clip, matched with the truth; prints each clip's tables."""
+    results: dict[str, dict[str, MatchResult]] = {}
+    for clip in clips:
+        print(f"\n{clip.label} ({clip.fps / clip.step:g} fps)")
+        results[clip.name] = {}
+        for label, count in counters.items():
+            result = match_crossings(clip.truth, count(clip), Tolerance.for_run(clip.fps, clip.step))
+            results[clip.name][label] = result
+            print(f"{label}:\n{format_table(result)}")
+    return results
+
+
+def rates_of(clips: list[Clip]) -> str:
+    """The range of frame rates the clips run at, e.g. ``5-12 fps``."""
+    rates = sorted(clip.fps / clip.step for clip in clips)
+    return f"{rates[0]:.3g}-{rates[-1]:.3g} fps" if rates[0] != rates[-1] else f"{rates[0]:.3g} fps"
 
 
 if __name__ == "__main__":

@@ -120,3 +120,28 @@ def test_a_count_whose_bottom_centre_never_crossed_keeps_its_frame():
     beside = [(0, (250.0, 90.0)), (1, (250.0, 110.0)), (2, (250.0, 120.0))]
     assert anchor_crossing_frame(DirectedSegment(*RIGHTWARD), below, counted_at=3) == 3
     assert anchor_crossing_frame(DirectedSegment(*RIGHTWARD), beside, counted_at=2) == 2
+
+
+def test_a_clip_at_a_lower_rate_is_every_nth_frame_with_the_same_truth(tmp_path: Path):
+    import argparse
+
+    from eval_corpus import load_clips
+
+    from pipeline.io.sources.files import open_source
+
+    samples = Path(__file__).resolve().parent.parent / "sample_videos"
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "road.yaml").write_text("clip: highway.mp4\nlines: {}\n")
+    args = argparse.Namespace(truth=truth, clips=samples, only=None, output=tmp_path / "out")
+    [full] = load_clips(args, 1)
+    [third] = load_clips(args, 3)
+    assert (full.path, full.step, full.label) == (samples / "highway.mp4", 1, "road")
+    assert (third.step, third.label, third.fps) == (3, "road_every_3", full.fps)  # fps: the truth's clip's
+    assert third.path == tmp_path / "out" / "clips" / "road_every_3.mp4"
+    copy = open_source(str(third.path))
+    try:
+        assert copy.fps == pytest.approx(full.fps / 3)
+        assert sum(1 for _ in copy) == 112  # frames 0, 3, ..., 333 of 335
+    finally:
+        copy.close()

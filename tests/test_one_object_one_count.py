@@ -145,3 +145,25 @@ def test_the_frame_pipeline_marks_boxes_cut_off_by_the_left_right_or_bottom_edge
         (300, 0, 360, 100): False,  # the top edge does not move a bottom-centre anchor
         (300, 50, 360, 100): False,
     }
+
+
+def test_a_vehicle_after_a_change_of_resolution_does_not_take_over_the_state_of_one_before_it():
+    # Car A drives down across the line at 640x240 and stays below it; the source then halves its
+    # resolution (the line is now at y=100) and car B drives up, above the line, all the time. Were
+    # B's track to reuse A's ID, B would start from A's last place, below the line, and cross 'out'.
+    config = Config(lines=[LineConfig("h", (0, 200), (640, 200), min_crossing_distance=6)])
+    core = FramePipeline(config, fps=10.0, class_names={2: "car"}, frame_size=(640, 240))
+
+    def car(x: float, bottom: float, size: float) -> sv.Detections:
+        box = [[x, bottom - size, x + size * 1.5, bottom]]
+        return sv.Detections(xyxy=np.array(box, dtype=float), confidence=np.array([0.9]), class_id=np.array([2]))
+
+    events, index = [], 0
+    for bottom in [150, 170, 190, 210, 230, 230]:  # A, 60 x 40 px
+        events += core.step(Frame(np.zeros((240, 640, 3), np.uint8), index, index / 10), car(300, bottom, 40)).events
+        index += 1
+    core.resize(320, 120)
+    for bottom in [90, 85, 80, 75, 70]:  # B, 30 x 20 px
+        events += core.step(Frame(np.zeros((120, 320, 3), np.uint8), index, index / 10), car(150, bottom, 20)).events
+        index += 1
+    assert [(e.direction, e.frame_index) for e in events] == [("in", 3)]

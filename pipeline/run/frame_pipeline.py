@@ -161,7 +161,9 @@ class FramePipeline:
         self.fps = fps
         self.class_names = dict(class_names)
         self.frame_size = frame_size
-        self.tracker = self._new_tracker()
+        self.tracker = ByteTrackTracker(
+            config.tracker, fps=fps, class_names=self.class_names, detect_every=self.detect_every
+        )
         self.analytics = Analytics.for_run(config)
         self.tally = SliceTally.for_analytics(self.analytics) if warmup else None
         self.heatmap = Heatmap(*frame_size)
@@ -170,11 +172,6 @@ class FramePipeline:
         """Touched by :meth:`detection_need` only, on the detection thread."""
         self._last_detections: sv.Detections | None = None
         """The last detected frame's detections, which a held frame repeats (touched by :meth:`step` only)."""
-
-    def _new_tracker(self) -> ByteTrackTracker:
-        return ByteTrackTracker(
-            self.config.tracker, fps=self.fps, class_names=self.class_names, detect_every=self.detect_every
-        )
 
     @property
     def columns(self) -> list[str]:
@@ -237,10 +234,10 @@ class FramePipeline:
         return self.tally.summary(self.analytics.inside_at_end(end_s))
 
     def resize(self, width: int, height: int) -> None:
-        """Follow the source to a new resolution: geometry rescaled, counts kept, tracks restarted
-        (boxes at another scale cannot match the old tracks)."""
+        """Follow the source to a new resolution: geometry rescaled, counts kept, tracks ended (boxes
+        at another scale cannot match the old tracks) and new ones numbered on from the last."""
         old_width, old_height = self.frame_size
         self.analytics.rescale(width / old_width, height / old_height)
-        self.tracker = self._new_tracker()
+        self.tracker.end_tracks()
         self._last_detections = None  # at the old scale; the gate detects a frame of another size
         self.frame_size = (width, height)

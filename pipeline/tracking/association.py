@@ -64,6 +64,14 @@ class ByteTrack:
         """The tracks to report: tracked, not new."""
         return [t for t in self.tracked if t.state == TrackState.TRACKED]
 
+    def end_tracks(self) -> None:
+        """End every track (new, tracked and lost) at once; the IDs of tracks to come go on from the
+        last, so that no later track takes over what was kept about an ended one."""
+        for track in self.tracked + self.lost:
+            track.state = TrackState.REMOVED
+            self.removed_ids.append(track.track_id)
+        self.tracked, self.lost, self._weak_left = [], [], []
+
     def predict(self) -> None:
         """Advance the confirmed and lost tracks one frame without detections."""
         self.step += 1

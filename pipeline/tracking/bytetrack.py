@@ -84,6 +84,13 @@ class ByteTrackTracker:
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
 
+    def end_tracks(self) -> None:
+        """End every track, as when the picture changes scale: boxes of the new frames cannot match
+        the old tracks. IDs go on from the last (unlike :meth:`reset`), so the counters, which key
+        what they keep by ID, never mistake a new track for an ended one."""
+        self.bytetrack.end_tracks()
+        self._last_seen = {}
+
     def describe(self) -> dict[str, float | int]:
         """The effective values at this source's frame rate, for ``summary.json``."""
         return {
