@@ -128,8 +128,11 @@ def test_predict_without_tracks_is_empty():
     assert len(ByteTrackTracker(TrackerConfig(), fps=30).predict()) == 0
 
 
-def test_lost_buffer_is_counted_in_detector_frames_when_striding():
-    assert ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=3).lost_buffer_updates == 10
+def test_lost_buffer_is_counted_in_frames_when_striding():
+    # 1 s at 30 fps, detections every 4th frame: kept 8 updates without a match (32 frames), as
+    # ByteTrack given every 4th frame would keep it ceil(30 / 4) of its frames.
+    tracker = ByteTrackTracker(TrackerConfig(track_buffer_s=1.0), fps=30, detect_every=4)
+    assert tracker.lost_buffer_steps == 32
 
 
 def line_crossings(positions_px: list[float | None], length_px: float, fps: float) -> list[tuple[str, int]]:

@@ -35,15 +35,15 @@ class ByteTrack:
     Args:
         config: Thresholds and ``new_track_window_s``.
         frame_s: Duration of one step (a source frame) in seconds.
-        lost_buffer_updates: Updates (frames with detections) a lost track is kept for.
+        lost_buffer_steps: Steps (source frames) a lost track is kept for after it was last seen.
         cost: The cost of the high-score stage and of new tracks' second sighting.
         motion: How a matched track moves on after its Kalman correction.
     """
 
     def __init__(
-        self, config: TrackerConfig, frame_s: float, lost_buffer_updates: int, cost: Cost, motion: Motion
+        self, config: TrackerConfig, frame_s: float, lost_buffer_steps: int, cost: Cost, motion: Motion
     ) -> None:
-        self.config, self.frame_s, self.lost_buffer_updates = config, frame_s, lost_buffer_updates
+        self.config, self.frame_s, self.lost_buffer_steps = config, frame_s, lost_buffer_steps
         self.cost, self.motion = cost, motion
         self.kalman = KalmanFilter()
         self.tracked: list[Track] = []
@@ -105,7 +105,7 @@ class ByteTrack:
         self._adopt_origins([t for t in activated[born:] if t.observations == 1], self._weak_left)
         self._weak_left = weak_left
         for track in self.lost:
-            if self.updates - track.last_frame > self.lost_buffer_updates:
+            if self.step - track.seen_step > self.lost_buffer_steps:
                 track.state = TrackState.REMOVED
                 removed.append(track)
         self.tracked, self.lost = _merged(self.tracked, self.lost, activated, refound, lost, self.removed_ids)

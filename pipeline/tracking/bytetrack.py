@@ -42,8 +42,8 @@ class ByteTrackTracker:
         config: Thresholds, the lost-track buffer and the low-frame-rate settings, in seconds.
         fps: The source's frame rate, to turn durations into frames.
         class_names: Class id to name, to relabel ``data["class_name"]`` with the voted class.
-        detect_every: Detections arrive every Nth frame; :meth:`predict` covers the frames between,
-            and the lost-track buffer (counted in updates) is scaled to match.
+        detect_every: Detections arrive every Nth frame; :meth:`predict` covers the frames between
+            (the lost-track buffer is counted in frames, see :func:`lost_buffer_steps`).
         cost: The association cost of the high-score stage and of new tracks (default: ByteTrack's
             IoU cost, fused with scores per ``config.fuse_score``, in a :class:`ReachCost`).
         motion: How a matched track moves on (default :func:`observed_motion`; ByteTrack's is
@@ -62,8 +62,8 @@ class ByteTrackTracker:
         self.config = config
         self.frame_s = 1.0 / fps
         self.buffer_frames = max(1, round(config.track_buffer_s * fps))
-        self.lost_buffer_updates = max(1, math.ceil(self.buffer_frames / detect_every))
-        """Updates (frames with detections) a lost track is kept for."""
+        self.lost_buffer_steps = lost_buffer_steps(self.buffer_frames, detect_every)
+        """Frames a lost track is kept for after it was last seen."""
         self.detect_every = detect_every
         self.class_names = class_names
         self.cost = cost or ReachCost(IouCost(config.fuse_score), config.max_speed_sizes_per_s, self.frame_s)
@@ -71,15 +71,15 @@ class ByteTrackTracker:
         self.reset()
 
     def set_detect_every(self, detect_every: int) -> None:
-        """Detections arrive every ``detect_every`` frames from now on (``--detect-every auto``): the
-        lost-track buffer is rescaled (a track lost before the change is kept by the new count)."""
+        """Detections arrive every ``detect_every`` frames from now on (``--detect-every auto``); a lost
+        track, before the change or after, is kept as many frames since it was last seen."""
         self.detect_every = detect_every
-        self.lost_buffer_updates = max(1, math.ceil(self.buffer_frames / detect_every))
-        self.bytetrack.lost_buffer_updates = self.lost_buffer_updates
+        self.lost_buffer_steps = lost_buffer_steps(self.buffer_frames, detect_every)
+        self.bytetrack.lost_buffer_steps = self.lost_buffer_steps
 
     def reset(self) -> None:
         """Forget every track; IDs start again at 1."""
-        self.bytetrack = ByteTrack(self.config, self.frame_s, self.lost_buffer_updates, self.cost, self.motion)
+        self.bytetrack = ByteTrack(self.config, self.frame_s, self.lost_buffer_steps, self.cost, self.motion)
         self._votes = TrackClassVote(forget_after_frames=self.buffer_frames + 1)
         self._last_seen: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         """Box and mask of each track matched on the last update, for :meth:`predict`."""
@@ -153,6 +153,18 @@ class ByteTrackTracker:
             tracker_id=track_ids,
             data=data,
         )
+
+
+def lost_buffer_steps(buffer_frames: int, detect_every: int) -> int:
+    """Frames a lost track is kept for: ``buffer_frames`` rounded up to whole detection intervals, so
+    that at a steady interval a lost track is dropped after ``ceil(buffer_frames / detect_every)``
+    updates without a match, as ByteTrack counts its buffer in the frames it is given.
+
+    Example:
+        >>> lost_buffer_steps(30, 1), lost_buffer_steps(30, 3), lost_buffer_steps(30, 4)
+        (30, 30, 32)
+    """
+    return max(1, math.ceil(buffer_frames / detect_every)) * detect_every
 
 
 def _or_nan(box: np.ndarray | None) -> np.ndarray:
