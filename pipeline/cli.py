@@ -21,6 +21,7 @@ from pipeline.cli_main import OneLineErrorParser, run_command
 from pipeline.config.sections import ReadPolicy
 from pipeline.editor.cli import add_parser as add_edit_parser
 from pipeline.editor.cli import command_edit, start_editors
+from pipeline.stopping import exit_at_once_on_stop, stop_gracefully_from_now
 from pipeline.store.cli import add_parsers as add_store_parsers
 from pipeline.store.cli import command_import, command_report
 
@@ -267,6 +268,14 @@ def format_summary(summary: RunSummary) -> str:
 
 
 def _command_run(args: argparse.Namespace) -> int:
+    exit_at_once_on_stop()  # until the run writes (pipeline.run.runner ends it): nothing to finalize
+    try:
+        return _run(args)
+    finally:
+        stop_gracefully_from_now()  # where the run ended before writing, called in-process
+
+
+def _run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.io.sources.files import read_stream_list
     from pipeline.run.fleet import SourcesFailed

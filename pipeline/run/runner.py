@@ -52,6 +52,7 @@ from pipeline.run.source_run import SourceRun
 from pipeline.run.summary import RunSummary
 from pipeline.run.workers import SharedTally, check_workers, run_in_workers
 from pipeline.runtime import set_torch_threads
+from pipeline.stopping import stop_gracefully_from_now
 from pipeline.store import check_store, store_target
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def run_sources(
     groups = whole.split(check_workers(config, len(specs), live_view=bool(viewers)))
     Publisher.check_sources(config, len(specs))
     if len(groups) > 1:
+        stop_gracefully_from_now()  # the workers' own start-up ignores stops (see pipeline.run.workers)
         result = run_in_workers(config, groups, run_id, progress, run_group)
     else:
         result = run_group(config, whole, run_id, progress, viewers)
@@ -151,6 +153,7 @@ def run_group(
         if isinstance(detector, SharedDetector):
             stack.callback(detector.close)  # its shared memory, on every way out
         set_torch_threads(detector.backend, cpus=group.cpus)
+        stop_gracefully_from_now()  # the outputs are opened next: a stop finalizes them from here on
         for (index, source, reader), source_config, out_dir in zip(opened, source_configs, out_dirs, strict=True):
             fleet.add(index, reader, source, source_config, out_dir)
         stack.callback(fleet.finish, "failed")  # an unexpected error: outputs still finalized
