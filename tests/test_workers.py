@@ -307,12 +307,16 @@ def test_stopping_a_run_on_two_workers_leaves_every_output_valid_and_interrupted
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, stderr
     overview = summary_of(out)
-    assert [s["status"] for s in overview["sources"]] == ["interrupted"] * 4
-    for name in names:
+    # A worker that started late on a loaded machine leaves the other's cameras time to end first:
+    # those are completed, whole; every camera still running is interrupted, and at least the one
+    # that had written only 5 rows was.
+    statuses = [s["status"] for s in overview["sources"]]
+    assert set(statuses) <= {"completed", "interrupted"} and "interrupted" in statuses, statuses
+    for name, status in zip(names, statuses, strict=True):
         folder_summary = summary_of(out / name)
-        assert folder_summary["status"] == "interrupted"
+        assert folder_summary["status"] == status
         frames = folder_summary["frames"]
-        assert 5 <= frames < 335
+        assert 5 <= frames < 335 if status == "interrupted" else frames == 335
         assert rows_written(out / name / "counts.csv") == frames  # every frame counted was written, whole
         assert all(json.loads(line) for line in (out / name / "events.jsonl").read_text().splitlines())
         with av_open(out / name / "annotated.mp4") as video:
