@@ -422,3 +422,32 @@ def test_an_event_on_a_runs_last_frame_is_inside_the_runs_span(tmp_path: Path):
         ("main", "in", "all", 1),
         ("main", "in", "car", 1),
     ]
+
+
+class LockedFor:
+    """A connection whose file another process holds for the first ``busy`` statements: SQLite
+    answers those at once with "database is locked" (the busy timeout does not cover the switch to
+    WAL); it records every statement."""
+
+    def __init__(self, busy: int, error: str = "database is locked") -> None:
+        self.busy, self.error, self.statements = busy, error, []
+
+    def execute(self, sql: str) -> None:
+        self.statements.append(sql)
+        if len(self.statements) <= self.busy:
+            raise sqlite3.OperationalError(self.error)
+
+
+def test_the_switch_to_wal_waits_for_another_process_opening_the_same_new_store():
+    # Two worker processes opening a new store together: one's switch is refused while the other's runs.
+    from pipeline.store.sqlite import _switch_to_wal
+
+    connection = LockedFor(busy=3)
+    _switch_to_wal(connection, timeout_s=5.0)  # type: ignore[arg-type]
+    assert connection.statements == ["PRAGMA journal_mode=WAL"] * 4
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # held for longer than the timeout
+        _switch_to_wal(LockedFor(busy=10**6), timeout_s=0.2)  # type: ignore[arg-type]
+    other = LockedFor(busy=1, error="disk I/O error")  # any other error is not waited out
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _switch_to_wal(other, timeout_s=5.0)  # type: ignore[arg-type]
+    assert len(other.statements) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,26 @@ from pipeline.errors import OutputError
 
 BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for another (several cameras, ``vpipe import``) to finish its transaction."""
+
+
+WAL_RETRY_S = 0.05
+"""How often the switch to WAL is tried again while another process holds the file."""
+
+
+def _switch_to_wal(connection: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode. The switch needs the file to itself, and SQLite answers "database is
+    locked" at once, without waiting out the busy timeout, while another connection holds it (as
+    when several worker processes open a new store together): so it is tried again until
+    ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 class SqliteDatabase:
@@ -39,7 +60,7 @@ class SqliteDatabase:
             self._connection = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._connection.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(self._connection, BUSY_TIMEOUT_S)
             # NORMAL: a commit survives the process being killed; only a power cut can lose the last ones.
             self._connection.execute("PRAGMA synchronous=NORMAL")
 
