@@ -211,7 +211,7 @@ def write_docs(
     rate (``rates``: step to (frame rates, table)) and how to reproduce them."""
     truth = sum(not crossing.ambiguous for clip in clips for crossing in clip.truth)
     lower = "".join(
-        f"\nEvery {step}th frame of each clip ({fps}):\n\n{table}\n" for step, (fps, table) in rates.items()
+        f"\nOne frame in {step} of each clip ({fps}):\n\n{table}\n" for step, (fps, table) in rates.items()
     )
     if lower:
         lower = f"""
