@@ -210,9 +210,7 @@ def write_docs(
     """``docs/accuracy.md``: the corpus, how matching works, the two tables, the totals at each lower
     rate (``rates``: step to (frame rates, table)) and how to reproduce them."""
     truth = sum(not crossing.ambiguous for clip in clips for crossing in clip.truth)
-    lower = "".join(
-        f"\nOne frame in {step} of each clip ({fps}):\n\n{table}\n" for step, (fps, table) in rates.items()
-    )
+    lower = "".join(f"\nOne frame in {step} of each clip ({fps}):\n\n{table}\n" for step, (fps, table) in rates.items())
     if lower:
         lower = f"""
 ## At lower frame rates
