@@ -167,7 +167,7 @@ class CrosswalkCounter:
             if not visit.inside:  # back in: the walk starts again where it re-entered
                 visit.inside, visit.entered = True, anchor
             visit.last_frame = frame_index
-            if visit.walked_s is None and _distance(anchor, visit.entered) >= self._walk_px:
+            if visit.walked_s is None and math.dist(anchor, visit.entered) >= self._walk_px:
                 share = _reach(visit.last, anchor, visit.entered, self._walk_px)
                 visit.walked_s = round(visit.last_seen_s + share * (timestamp_s - visit.last_seen_s), 4)
             return False
@@ -180,10 +180,6 @@ class CrosswalkCounter:
         return CrosswalkCrossing(
             frame_index, timestamp_s, self.name, None, visit.walked_s, track_id=track_id, class_name=visit.class_name
         )
-
-
-def _distance(a: Point, b: Point) -> float:
-    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
 
 
 def _reach(p0: Point, p1: Point, centre: Point, radius: float) -> float:
